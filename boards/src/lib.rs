@@ -1,0 +1,1 @@
+//! Board profiles and I/O point configuration.

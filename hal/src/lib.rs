@@ -1,0 +1,1 @@
+//! Hardware abstraction layer. Knows nothing about HTTP, redb or Python.

@@ -1,0 +1,1 @@
+//! Supervisor/worker protocol.

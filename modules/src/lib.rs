@@ -1,0 +1,1 @@
+//! The VWED object and the worker loop.
