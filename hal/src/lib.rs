@@ -23,6 +23,7 @@ mod poller;
 mod serial_line;
 mod serial_port;
 mod sim;
+mod stale_input;
 mod status;
 
 pub use error::{ErrorKind, Exception, HalError};

@@ -323,7 +323,7 @@ impl<Req, Resp> BusClient<Req, Resp> {
 
     /// Queues a request and waits for its answer. Dropping the future
     /// withdraws the request if the master has not started it yet.
-    pub async fn request(&self, request: Req) -> Result<Resp, HalError> {
+    pub async fn submit(&self, request: Req) -> Result<Resp, HalError> {
         let (tx, rx) = oneshot::channel();
         {
             let mut q = self.shared.lock();

@@ -245,7 +245,7 @@ impl RegisterBus for ModbusClient {
     ) -> impl Future<Output = ModbusResult<Response>> + Send {
         async move {
             request.validate()?;
-            self.request(ModbusRequest { unit, request }).await
+            self.submit(ModbusRequest { unit, request }).await
         }
     }
 }

@@ -8,6 +8,7 @@ use tokio_modbus::client::Context;
 use crate::master::Connector;
 use crate::modbus::{ModbusLink, ModbusResult, RegisterBus, Request, Response, UnitId};
 use crate::serial_port::SerialSettings;
+use crate::stale_input::{NewRequest, StaleInputGuard};
 use crate::{HalError, modbus_wire};
 
 #[derive(Debug, Clone)]
@@ -31,6 +32,7 @@ impl RtuConnector {
 pub struct RtuLink {
     ctx: Context,
     request_timeout: Duration,
+    new_request: NewRequest,
 }
 
 impl std::fmt::Debug for RtuLink {
@@ -42,10 +44,21 @@ impl std::fmt::Debug for RtuLink {
 impl RtuLink {
     pub fn open(serial: &SerialSettings, request_timeout: Duration) -> Result<Self, HalError> {
         let stream = serial.open()?;
+        let new_request = NewRequest::default();
+        let guarded = StaleInputGuard::new(stream, new_request.clone());
         Ok(Self {
-            ctx: tokio_modbus::client::rtu::attach(stream),
+            ctx: tokio_modbus::client::rtu::attach(guarded),
             request_timeout,
+            new_request,
         })
+    }
+}
+
+impl RtuLink {
+    /// Bytes thrown away because they arrived before a request was sent
+    /// (late answers to timed-out requests, line noise).
+    pub fn discarded_bytes(&self) -> u64 {
+        self.new_request.discarded_bytes()
     }
 }
 
@@ -55,6 +68,7 @@ impl RegisterBus for RtuLink {
         unit: UnitId,
         request: Request,
     ) -> impl Future<Output = ModbusResult<Response>> + Send {
+        self.new_request.mark();
         modbus_wire::call(&mut self.ctx, self.request_timeout, unit, request)
     }
 }

@@ -529,7 +529,7 @@ impl TagWriter {
         };
         request.validate().map_err(bus_error)?;
         match client
-            .request(ModbusRequest {
+            .submit(ModbusRequest {
                 unit: spec.unit,
                 request,
             })

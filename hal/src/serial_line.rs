@@ -67,6 +67,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> LineLink<S> {
         }
         // Anything received before our request is not its answer.
         self.buffer.clear();
+        self.drain_waiting_input().await;
         let mut frame = Vec::with_capacity(line.len() + self.terminator.len());
         frame.extend_from_slice(line.as_bytes());
         frame.extend_from_slice(&self.terminator);
@@ -78,6 +79,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> LineLink<S> {
             .await
             .map_err(|_| HalError::Timeout(self.timeout))?
             .map_err(|e| HalError::io(&e))
+    }
+
+    async fn drain_waiting_input(&mut self) {
+        let mut scratch = [0u8; 256];
+        // A zero timeout still polls the read once, so this takes only
+        // what is already buffered and never waits.
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::ZERO, self.stream.read(&mut scratch)).await
+        {
+            if n == 0 {
+                break;
+            }
+        }
     }
 
     async fn read_line(&mut self) -> Result<String, HalError> {
@@ -173,7 +187,7 @@ pub type LineClient = BusClient<LineRequest, Option<String>>;
 
 impl LineDevice for LineClient {
     async fn request(&mut self, line: &str) -> Result<String, HalError> {
-        let reply = BusClient::request(
+        let reply = BusClient::submit(
             self,
             LineRequest {
                 line: line.to_owned(),
@@ -185,7 +199,7 @@ impl LineDevice for LineClient {
     }
 
     async fn send(&mut self, line: &str) -> Result<(), HalError> {
-        BusClient::request(
+        BusClient::submit(
             self,
             LineRequest {
                 line: line.to_owned(),

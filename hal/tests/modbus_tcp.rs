@@ -58,17 +58,26 @@ async fn reads_and_writes_every_table() {
         assert_eq!(words, Ok(Ok(vec![1234, 0x3FC0, 0x0000, 0xFFFE])));
         assert_eq!(c.read_holding_registers(2, 0, 1).await, Ok(Ok(vec![2234])));
         assert_eq!(c.read_coils(1, 0, 3).await, Ok(Ok(vec![true, false, true])));
-        assert_eq!(c.read_discrete_inputs(1, 0, 2).await, Ok(Ok(vec![false, true])));
+        assert_eq!(
+            c.read_discrete_inputs(1, 0, 2).await,
+            Ok(Ok(vec![false, true]))
+        );
         assert_eq!(c.read_input_registers(1, 1, 1).await, Ok(Ok(vec![42])));
 
         assert_eq!(c.write_single_register(1, 10, 777).await, Ok(Ok(())));
-        assert_eq!(c.write_multiple_registers(1, 11, vec![1, 2, 3]).await, Ok(Ok(())));
+        assert_eq!(
+            c.write_multiple_registers(1, 11, vec![1, 2, 3]).await,
+            Ok(Ok(()))
+        );
         assert_eq!(
             c.read_holding_registers(1, 10, 4).await,
             Ok(Ok(vec![777, 1, 2, 3]))
         );
         assert_eq!(c.write_single_coil(1, 1, true).await, Ok(Ok(())));
-        assert_eq!(c.write_multiple_coils(1, 5, vec![true, true]).await, Ok(Ok(())));
+        assert_eq!(
+            c.write_multiple_coils(1, 5, vec![true, true]).await,
+            Ok(Ok(()))
+        );
         assert_eq!(
             c.read_coils(1, 0, 7).await,
             Ok(Ok(vec![true, true, true, false, false, true, true]))
@@ -137,7 +146,9 @@ async fn polling_resumes_by_itself_after_device_restart() {
 
         peer.kill().await;
         assert!(
-            eventually(Duration::from_secs(5), || !good("counter") && !good("answer")).await,
+            eventually(Duration::from_secs(5), || !good("counter")
+                && !good("answer"))
+            .await,
             "points did not go bad after the device died"
         );
         status
@@ -153,7 +164,10 @@ async fn polling_resumes_by_itself_after_device_restart() {
         );
         let took = back.elapsed();
         assert!(took < Duration::from_secs(2), "resumed only after {took:?}");
-        assert_eq!(io.modbus_bus("plc").expect("bus").status_now().state, ConnectionState::Connected);
+        assert_eq!(
+            io.modbus_bus("plc").expect("bus").status_now().state,
+            ConnectionState::Connected
+        );
 
         let mut changes = Vec::new();
         drain(&mut rx, &mut changes);
@@ -204,7 +218,10 @@ async fn exception_makes_a_point_bad_without_touching_the_connection() {
         assert!(
             eventually(Duration::from_secs(5), || {
                 poller.point("ok").map(|p| p.quality) == Some(Quality::Good)
-                    && poller.point("missing").and_then(|p| p.error).is_some_and(|e| e.contains("illegal data address"))
+                    && poller
+                        .point("missing")
+                        .and_then(|p| p.error)
+                        .is_some_and(|e| e.contains("illegal data address"))
             })
             .await
         );
@@ -251,7 +268,10 @@ async fn slow_device_does_not_block_other_bus() {
         drain(&mut rx, &mut changes);
         let counter_updates = changes.iter().filter(|c| &*c.tag == "counter").count();
         // The counter ticks every 100 ms and is polled every 100 ms.
-        assert!(counter_updates >= 6, "only {counter_updates} counter updates");
+        assert!(
+            counter_updates >= 6,
+            "only {counter_updates} counter updates"
+        );
         let frozen = io.poller().point("frozen").expect("point");
         assert_eq!(frozen.quality, Quality::Bad);
         hold.abort();
@@ -281,9 +301,18 @@ async fn write_by_tag_goes_to_the_device_and_respects_read_only() {
         };
         let (io, _rx) = Io::start(spec).expect("start io");
         let writer = io.poller().writer("script-a");
-        writer.write("speed", Value::Float(3.0)).await.expect("write speed");
-        writer.write("lamp", Value::Bool(true)).await.expect("write lamp");
-        writer.write("total", Value::Int(-70000)).await.expect("write total");
+        writer
+            .write("speed", Value::Float(3.0))
+            .await
+            .expect("write speed");
+        writer
+            .write("lamp", Value::Bool(true))
+            .await
+            .expect("write lamp");
+        writer
+            .write("total", Value::Int(-70000))
+            .await
+            .expect("write total");
         assert_eq!(writer.read("speed").await, Ok(Value::Float(3.0)));
         assert_eq!(writer.read("lamp").await, Ok(Value::Bool(true)));
         assert_eq!(writer.read("total").await, Ok(Value::Int(-70000)));
@@ -306,10 +335,12 @@ async fn write_by_tag_goes_to_the_device_and_respects_read_only() {
             writer.write("nope", Value::UInt(1)).await,
             Err(WriteError::UnknownTag("nope".into()))
         );
-        assert!(eventually(Duration::from_secs(3), || {
-            io.poller().point("speed").and_then(|p| p.value) == Some(Value::Float(3.0))
-        })
-        .await);
+        assert!(
+            eventually(Duration::from_secs(3), || {
+                io.poller().point("speed").and_then(|p| p.value) == Some(Value::Float(3.0))
+            })
+            .await
+        );
     })
     .await;
 }
