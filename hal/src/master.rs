@@ -372,8 +372,10 @@ impl<Req, Resp> Drop for BusClient<Req, Resp> {
     }
 }
 
+type SharedFor<L> = Shared<<L as Exchange>::Request, <L as Exchange>::Response>;
+
 async fn run<C: Connector>(
-    shared: Arc<Shared<<C::Link as Exchange>::Request, <C::Link as Exchange>::Response>>,
+    shared: Arc<SharedFor<C::Link>>,
     mut connector: C,
     config: MasterConfig,
 ) {

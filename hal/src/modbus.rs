@@ -238,15 +238,9 @@ pub type ModbusBus = Bus<ModbusRequest, Result<Response, Exception>>;
 pub type ModbusClient = BusClient<ModbusRequest, Result<Response, Exception>>;
 
 impl RegisterBus for ModbusClient {
-    fn call(
-        &mut self,
-        unit: UnitId,
-        request: Request,
-    ) -> impl Future<Output = ModbusResult<Response>> + Send {
-        async move {
-            request.validate()?;
-            self.submit(ModbusRequest { unit, request }).await
-        }
+    async fn call(&mut self, unit: UnitId, request: Request) -> ModbusResult<Response> {
+        request.validate()?;
+        self.submit(ModbusRequest { unit, request }).await
     }
 }
 

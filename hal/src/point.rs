@@ -137,7 +137,7 @@ impl Encoding {
                 got: words.len(),
             });
         }
-        let bytes = self.to_be_bytes(words);
+        let bytes = self.canonical_bytes(words);
         let raw = match self.data_type {
             DataType::Bool => Value::Bool(words[0] != 0),
             DataType::U16 => Value::UInt(u64::from(u16::from_be_bytes([bytes[0], bytes[1]]))),
@@ -157,7 +157,7 @@ impl Encoding {
     }
 
     /// Registers (in wire order) in a canonical big-endian byte string.
-    fn to_be_bytes(&self, words: &[u16]) -> Vec<u8> {
+    fn canonical_bytes(&self, words: &[u16]) -> Vec<u8> {
         let mut ordered: Vec<u16> = words.to_vec();
         if self.word_order == WordOrder::LowFirst {
             ordered.reverse();
@@ -171,7 +171,7 @@ impl Encoding {
             .collect()
     }
 
-    fn from_be_bytes(&self, bytes: &[u8]) -> Vec<u16> {
+    fn wire_words(&self, bytes: &[u8]) -> Vec<u16> {
         let mut words: Vec<u16> = bytes
             .chunks_exact(2)
             .map(|pair| match self.byte_order {
@@ -259,7 +259,7 @@ impl Encoding {
                     .to_vec(),
             }
         };
-        Ok(self.from_be_bytes(&bytes))
+        Ok(self.wire_words(&bytes))
     }
 
     /// The integer to store, exact for unscaled integers (an f64 would
@@ -342,7 +342,7 @@ impl PointSpec {
         if !self.encoding.offset.is_finite() {
             return Err(format!("{}: offset must be finite", self.tag));
         }
-        if !(self.deadband >= 0.0) {
+        if self.deadband.is_nan() || self.deadband < 0.0 {
             return Err(format!("{}: deadband must be >= 0", self.tag));
         }
         Ok(())
