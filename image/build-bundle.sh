@@ -22,11 +22,10 @@ repo=$(cd "$here/.." && pwd)
 arch=${1:-aarch64}
 log() { printf '[bundle %s] %s\n' "$arch" "$*" >&2; }
 
-# shellcheck source=image/arch.sh
-. "$here/arch.sh" "$arch"
-"$here/toolchain.sh" "$ARCH"
+envfile=$("$here/toolchain.sh" "$arch" | tail -n1)
 # shellcheck disable=SC1090
-. "${VWED_CROSS_CACHE:-/var/cache/vwed-cross}/$ARCH/env.sh"
+. "$envfile"
+arch=$VWED_ARCH
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target-arm}
 dist=${DIST_DIR:-$repo/dist}

@@ -3,17 +3,44 @@
 # Debian's rustc/cargo plus the target std (rustup targets are unreachable here),
 # a cross gcc, qemu-user, and a static CPython with the modules scripts rely on.
 #
-#   image/toolchain.sh aarch64|armv7        (as root: apt-get is used)
+#   image/toolchain.sh aarch64|armv7 [--python-only]     (as root: apt-get is used)
 #
 # Idempotent: a second run with the same inputs only checks a stamp. Everything
 # downloaded or built lands in $VWED_CROSS_CACHE (default /var/cache/vwed-cross),
 # so CI machines that keep that folder skip the slow parts.
-# Writes $VWED_CROSS_CACHE/<arch>/env.sh, which build-bundle.sh sources.
+# Writes $VWED_CROSS_CACHE/<arch>/env.sh and prints its path as the last line.
+#
+# --python-only prepares only the cross gcc and the static CPython (no Debian
+# rustc, no qemu). `cross` runs this file as its pre-build step, with the Rust
+# target triple as argument, inside a Debian bookworm image: see Cross.toml.
+# That is why this script depends on no other file of the repository.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=image/arch.sh
-. "$here/arch.sh" "${1:-aarch64}"
+self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
+python_only=0
+arch_arg=""
+for a in "$@"; do
+    case $a in
+        --python-only) python_only=1 ;;
+        *) arch_arg=$a ;;
+    esac
+done
+case "${arch_arg:-aarch64}" in
+    aarch64|arm64|aarch64-unknown-linux-gnu)
+        ARCH=aarch64 DEB_ARCH=arm64 GNU_TRIPLE=aarch64-linux-gnu RUST_TARGET=aarch64-unknown-linux-gnu
+        QEMU=qemu-aarch64-static POINTER_WIDTH=64
+        # libmpdec's portable 64-bit configuration, as Debian's build picks for arm64
+        MPDEC_CFLAGS="-DCONFIG_64=1 -DANSI=1 -DHAVE_UINT128_T=1" ;;
+    armv7|armhf|armv7-unknown-linux-gnueabihf)
+        ARCH=armv7 DEB_ARCH=armhf GNU_TRIPLE=arm-linux-gnueabihf RUST_TARGET=armv7-unknown-linux-gnueabihf
+        QEMU=qemu-arm-static POINTER_WIDTH=32
+        MPDEC_CFLAGS="-DCONFIG_32=1 -DANSI=1" ;;
+    *) echo "toolchain.sh: unknown architecture '$arch_arg' (aarch64 or armv7)" >&2; exit 2 ;;
+esac
+# `cross` hands over the Rust triple: it builds with its own rustc.
+case "$arch_arg" in *-unknown-*) python_only=1 ;; esac
+RUST_TARGET_ENV=$(echo "$RUST_TARGET" | tr 'a-z-' 'A-Z_')
+CC_CROSS=$GNU_TRIPLE-gcc AR_CROSS=$GNU_TRIPLE-ar STRIP_CROSS=$GNU_TRIPLE-strip
 
 log() { printf '[toolchain %s] %s\n' "$ARCH" "$*" >&2; }
 
@@ -26,6 +53,7 @@ cache=${VWED_CROSS_CACHE:-/var/cache/vwed-cross}
 as_root mkdir -p "$cache"
 [ -w "$cache" ] || as_root chown "$(id -u):$(id -g)" "$cache"
 out=$cache/$ARCH
+SYSROOT=$out/sysroot
 debs=$cache/debs-$DEB_ARCH
 src=$cache/src
 mkdir -p "$out" "$debs" "$src"
@@ -80,13 +108,15 @@ STATIC_LIBS="ssl crypto sqlite3 lzma bz2 uuid ffi expat z"
 
 stamp_inputs() {
     dpkg-query -W -f='${Version}\n' rustc-web 2>/dev/null || true
-    echo "optional=$PY_OPTIONAL"
-    cat "$here/toolchain.sh" "$here/arch.sh"
+    echo "optional=$PY_OPTIONAL python_only=$python_only"
+    cat "$self"
 }
 
 if [ -f "$out/stamp" ] && [ -f "$out/env.sh" ] && [ "$(stamp_inputs | sha256sum)" = "$(cat "$out/stamp")" ] \
-    && [ -d "/usr/lib/rustlib/$RUST_TARGET/lib" ] && command -v "$QEMU" >/dev/null && command -v "$CC_CROSS" >/dev/null; then
+    && command -v "$CC_CROSS" >/dev/null \
+    && { [ "$python_only" = 1 ] || { [ -d "/usr/lib/rustlib/$RUST_TARGET/lib" ] && command -v "$QEMU" >/dev/null; }; }; then
     log "up to date ($out)"
+    echo "$out/env.sh"
     exit 0
 fi
 
@@ -124,23 +154,29 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
     need_update=1
 fi
-if [ -n "${need_update:-}" ] || [ -z "$(apt-cache policy "libstd-rust-web-dev:$DEB_ARCH" 2>/dev/null | sed -n 's/ *Candidate: //p' | grep -v '(none)')" ]; then
+if [ -n "${need_update:-}" ] || [ -z "$(apt-cache policy "libpython3.11-dev:$DEB_ARCH" 2>/dev/null | sed -n 's/ *Candidate: //p' | grep -v '(none)')" ]; then
     apt_update
+    need_update=""
 fi
 
-host_pkgs="rustc-web cargo-web $CC_PKG qemu-user-static zip file"
+if [ "$python_only" = 1 ]; then
+    host_pkgs="gcc-$GNU_TRIPLE"
+else
+    host_pkgs="rustc-web cargo-web gcc-$GNU_TRIPLE qemu-user-static"
+fi
 missing=""
 for p in $host_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
     log "installing$missing"
-    [ -n "${need_update:-}" ] || apt_update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    # shellcheck disable=SC2086
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null \
+        || { apt_update; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null; }
 fi
 
 # --- Rust std for the target, matching Debian's rustc exactly ---------------
-V=$(dpkg-query -W -f='${Version}' rustc-web)
+V=$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null || echo none)
 short=${V%%.0+*}
-if ! cmp -s "$out/std.version" <(echo "$V") || [ ! -d "/usr/lib/rustlib/$RUST_TARGET/lib" ]; then
+if [ "$python_only" = 0 ] && ! cmp -s "$out/std.version" <(echo "$V") || [ ! -d "/usr/lib/rustlib/$RUST_TARGET/lib" ]; then
     log "unpacking libstd-rust-web-dev:$DEB_ARCH $V"
     # The target std has target-only dependencies that apt will not co-install: unpack it.
     (cd "$debs" && apt-get download -qq "libstd-rust-web-dev:$DEB_ARCH=$V" "libstd-rust-web-$short:$DEB_ARCH=$V" 2>&1 \
@@ -254,6 +290,7 @@ link_args="$link_args -C link-arg=-Wl,-Bdynamic -C link-arg=-lm -C link-arg=-ldl
 cat >"$out/env.sh" <<EOF
 # generated by image/toolchain.sh; sourced by image/build-bundle.sh
 export VWED_ARCH=$ARCH
+export VWED_DEB_ARCH=$DEB_ARCH
 export VWED_RUST_TARGET=$RUST_TARGET
 export VWED_SYSROOT=$SYSROOT
 export VWED_QEMU=$QEMU
@@ -262,13 +299,12 @@ export VWED_STRIP=$STRIP_CROSS
 export VWED_PYVER=$pyver
 export VWED_PY_OPTIONAL="$PY_OPTIONAL"
 export VWED_PY_BUILTIN_EXTRA="$(selected_modules | cut -d'|' -f1 | tr '\n' ' ')"
-export RUSTC=/usr/bin/rustc
-export RUSTDOC=/usr/bin/rustdoc
-export CARGO_BIN=/usr/bin/cargo
-export $CARGO_LINKER_VAR=$CC_CROSS
+$([ "$python_only" = 1 ] || printf 'export RUSTC=/usr/bin/rustc\nexport RUSTDOC=/usr/bin/rustdoc\nexport CARGO_BIN=/usr/bin/cargo')
+export CARGO_TARGET_${RUST_TARGET_ENV}_LINKER=$CC_CROSS
 export PYO3_CONFIG_FILE=$out/pyo3.cfg
 export PYO3_CROSS_LIB_DIR=$st
 export CARGO_TARGET_${RUST_TARGET_ENV}_RUSTFLAGS="$link_args"
 EOF
 stamp_inputs | sha256sum >"$out/stamp"
 log "ready: $out/env.sh"
+echo "$out/env.sh"
