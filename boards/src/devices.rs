@@ -15,6 +15,7 @@ use vwed_hal::{
 
 use crate::board::{BoardProfile, check_baud, check_data_bits, check_stop_bits, is_identifier};
 use crate::error::{ConfigError, ConfigErrors, LoadError, Source};
+use crate::robot::RobotProfile;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum BusConfig {
@@ -50,18 +51,6 @@ pub struct DeviceDef {
     pub name: String,
     pub bus: String,
     pub unit: UnitId,
-}
-
-/// A robot: status points to report and named command points to write.
-/// Backs `VWED.robot.get_status/get_all/dispatch`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RobotProfile {
-    pub name: String,
-    pub description: String,
-    /// Status point tags, in the order they are reported.
-    pub status: Vec<String>,
-    /// Command name to writable point tag.
-    pub commands: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,12 +9,14 @@
 mod board;
 mod devices;
 mod error;
+mod robot;
 
 use std::path::Path;
 
 pub use board::{BoardDefaults, BoardProfile, PortKind, SerialPortDef};
-pub use devices::{BusConfig, DeviceConfig, DeviceDef, NamedBus, RobotProfile};
+pub use devices::{BusConfig, DeviceConfig, DeviceDef, NamedBus};
 pub use error::{ConfigError, ConfigErrors, LoadError};
+pub use robot::{DispatchError, RobotProfile};
 
 /// A board and the device config validated against it.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use vwed_boards::{BoardProfile, BusConfig, DeviceConfig, load};
+use vwed_boards::{BoardProfile, BusConfig, DeviceConfig, DispatchError, load};
 use vwed_hal::{Io, Parity, Quality, Table, Value};
 
 fn board(name: &str) -> BoardProfile {
@@ -189,12 +189,31 @@ async fn demo_config_runs_on_the_simulator() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let agv = setup.devices.robot("agv1").expect("robot");
     let writer = io.poller().writer("robot-dispatch");
-    writer
-        .write("agv1.target_station", Value::UInt(7))
+    agv.dispatch(&writer, "goto_station", Value::UInt(7))
         .await
         .expect("dispatch");
     assert_eq!(sim.words(2, Table::Holding, 20, 1), Some(vec![7]));
+    assert!(matches!(
+        agv.dispatch(&writer, "fly", Value::UInt(1)).await,
+        Err(DispatchError::UnknownCommand { .. })
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = agv.status(io.poller());
+        assert_eq!(status.len(), 3);
+        if status[2].value == Some(Value::UInt(7))
+            && status.iter().all(|p| p.quality == Quality::Good)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "robot status never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(changes.recv().await.is_some());
     io.shutdown();
 }

@@ -94,7 +94,7 @@ async fn full_client_queue_is_an_immediate_error_not_a_stall() {
 async fn a_busy_client_cannot_starve_another() {
     bounded(Duration::from_secs(10), async {
         let sim = sim_with_unit();
-        sim.set_latency(Duration::from_millis(10));
+        sim.set_latency(Duration::from_millis(20));
         let bus = sim_bus(&sim);
         let busy = Arc::new(bus.client("poller", 64));
         let served = Arc::new(Mutex::new(Vec::new()));
@@ -108,7 +108,7 @@ async fn a_busy_client_cannot_starve_another() {
                 r
             }));
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let mut script = bus.client("script", 4);
         let started = Instant::now();
         assert!(matches!(
@@ -117,8 +117,8 @@ async fn a_busy_client_cannot_starve_another() {
         ));
         let waited = started.elapsed();
         // Served after at most the request in flight plus one of the busy
-        // client's, not after all 30.
-        assert!(waited < Duration::from_millis(100), "waited {waited:?}");
+        // client's (about 40 ms), not after the ~28 still queued (~560 ms).
+        assert!(waited < Duration::from_millis(250), "waited {waited:?}");
         for task in tasks {
             assert!(matches!(task.await.expect("join"), Ok(Ok(_))));
         }
@@ -292,7 +292,7 @@ async fn slow_sim_bus_does_not_delay_fast_sim_bus() {
             fast.set_words(1, Table::Holding, 0, &[v]);
             let want = Some(Value::UInt(u64::from(v)));
             assert!(
-                eventually(Duration::from_millis(300), || {
+                eventually(Duration::from_millis(600), || {
                     io.poller().point("quick").and_then(|p| p.value) == want
                 })
                 .await,
