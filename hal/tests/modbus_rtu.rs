@@ -98,6 +98,33 @@ async fn two_clients_writing_concurrently_through_one_line_are_both_served() {
     .await;
 }
 
+/// RTU frames carry no transaction id: a reply that arrives after its
+/// request timed out has the same unit and function code as the next read
+/// of that unit and would be returned as its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_rtu_reply_is_not_taken_as_the_next_answer() {
+    bounded(Duration::from_secs(30), async {
+        let pty = PtyPair::new().await;
+        let _peer = rtu_peer(&pty).await;
+        let mut connector = RtuConnector::new(SerialSettings::new(pty.ours.clone(), 19200));
+        connector.request_timeout = Duration::from_millis(300);
+        let bus = Bus::spawn("rs485", connector, MasterConfig::default());
+        let mut c = bus.client("test", 4);
+        assert_eq!(c.write_single_coil(1, 98, true).await, Ok(Ok(())));
+        assert_eq!(
+            c.read_holding_registers(1, 50, 2).await,
+            Err(vwed_hal::HalError::Timeout(Duration::from_millis(300)))
+        );
+        // The late [5050, 5051] lands in our input buffer meanwhile.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            c.read_holding_registers(1, 0, 2).await,
+            Ok(Ok(vec![1234, 0x3FC0]))
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtu_polling_recovers_after_peer_restart() {
     bounded(Duration::from_secs(60), async {

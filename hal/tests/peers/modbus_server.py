@@ -3,7 +3,9 @@
 Serves units 1 and 2 over TCP or RTU (serial) with pymodbus. Each table
 holds 100 entries (addresses 0..99); anything beyond answers "illegal data
 address". Input register 0 of unit 1 counts up every 100 ms so pollers see
-changes. Prints READY on stdout once it accepts requests.
+changes. Holding registers 50..51 hold 5050, 5051; writing coil 98 of a
+unit makes its next read of holding register 50 answer 600 ms late, to
+exercise late replies. Prints READY on stdout once it accepts requests.
 
     modbus_server.py tcp 127.0.0.1 5020
     modbus_server.py rtu /dev/pts/7
@@ -11,6 +13,7 @@ changes. Prints READY on stdout once it accepts requests.
 
 import asyncio
 import sys
+import time
 
 from pymodbus.datastore import (
     ModbusDeviceContext,
@@ -30,12 +33,31 @@ def block(values):
     return ModbusSequentialDataBlock(1, padded[:SIZE])
 
 
+class LateOnce(ModbusDeviceContext):
+    """A device context that can be armed to answer one read late."""
+
+    armed = False
+
+    def setValues(self, func_code, address, values):
+        if func_code in (5, 15) and address == 98 and values and values[0]:
+            self.armed = True
+        return super().setValues(func_code, address, values)
+
+    def getValues(self, func_code, address, count=1):
+        if self.armed and func_code == 3 and address == 50:
+            self.armed = False
+            # Blocking on purpose: a slow device holds the whole line.
+            time.sleep(0.6)
+        return super().getValues(func_code, address, count)
+
+
 def unit(seed):
-    return ModbusDeviceContext(
+    hr = [1234 + seed, 0x3FC0, 0x0000, 0xFFFE] + [0] * 46 + [5050, 5051]
+    return LateOnce(
         co=block([True, False, True]),
         di=block([False, True]),
         # hr 0 = 1234, hr 1..2 = f32 1.5 (big endian, high word first), hr 3 = -2 as i16
-        hr=block([1234 + seed, 0x3FC0, 0x0000, 0xFFFE]),
+        hr=block(hr),
         ir=block([0, 42]),
     )
 
