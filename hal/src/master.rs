@@ -186,7 +186,7 @@ impl<Req, Resp> Shared<Req, Resp> {
             let _ = job.reply.send(Err(HalError::Closed(self.name.clone())));
         }
         self.status
-            .send_modify(|s| s.set_state(ConnectionState::Closed));
+            .send_if_modified(|s| s.set_state(ConnectionState::Closed));
         self.wake.notify_one();
     }
 }
@@ -380,17 +380,21 @@ async fn run<C: Connector>(
     config: MasterConfig,
 ) {
     let mut backoff = config.backoff_initial;
+    // Set while reopening a link that was fine a moment ago; the state
+    // stays Connected unless the reopen fails, so one silent unit on a
+    // shared RTU line does not make the whole bus flap in the status.
+    let mut quiet = false;
     loop {
-        shared.status.send_modify(|s| {
-            s.set_state(ConnectionState::Connecting);
+        shared.status.send_if_modified(|s| {
             s.counters.connect_attempts += 1;
+            !quiet && s.set_state(ConnectionState::Connecting)
         });
         let failure = match connector.connect().await {
             Ok(link) => {
                 shared.come_up();
                 shared
                     .status
-                    .send_modify(|s| s.set_state(ConnectionState::Connected));
+                    .send_if_modified(|s| s.set_state(ConnectionState::Connected));
                 match serve(&shared, link).await {
                     None => return,
                     // The link worked before it broke, or one device on it
@@ -401,6 +405,7 @@ async fn run<C: Connector>(
                         if served {
                             backoff = config.backoff_initial;
                         }
+                        quiet = true;
                         continue;
                     }
                     Some((err, _)) => err,
@@ -414,10 +419,11 @@ async fn run<C: Connector>(
                 err
             }
         };
+        quiet = false;
         shared.go_down(&failure);
         shared
             .status
-            .send_modify(|s| s.set_state(ConnectionState::Disconnected));
+            .send_if_modified(|s| s.set_state(ConnectionState::Disconnected));
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(config.backoff_max);
     }

@@ -57,11 +57,14 @@ impl BusStatus {
         }
     }
 
-    pub(crate) fn set_state(&mut self, state: ConnectionState) {
-        if self.state != state {
-            self.state = state;
-            self.since = SystemTime::now();
+    /// Returns whether the state changed, so watchers are only woken then.
+    pub(crate) fn set_state(&mut self, state: ConnectionState) -> bool {
+        if self.state == state {
+            return false;
         }
+        self.state = state;
+        self.since = SystemTime::now();
+        true
     }
 
     pub(crate) fn record_error(&mut self, err: &HalError) {

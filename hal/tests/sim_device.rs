@@ -330,3 +330,39 @@ async fn writes_through_tag_writer_reach_the_sim() {
     })
     .await;
 }
+
+/// One unit that never answers on a shared line must not take its
+/// neighbours down or make the bus status flap.
+#[tokio::test]
+async fn silent_unit_on_a_shared_bus_leaves_the_other_units_good() {
+    bounded(Duration::from_secs(10), async {
+        let sim = sim_with_unit();
+        let mut ghost = point("ghost", "sim", 0, DataType::U16);
+        ghost.unit = 9;
+        let spec = IoSpec {
+            buses: vec![sim_spec("sim", &sim, Duration::from_millis(100))],
+            points: vec![point("alive", "sim", 0, DataType::U16), ghost],
+            ..IoSpec::default()
+        };
+        let (io, _rx) = Io::start(spec).expect("start");
+        let bus = io.modbus_bus("sim").expect("bus");
+        let mut status = bus.status();
+        let poller = io.poller();
+        for v in 1..=5u16 {
+            sim.set_words(1, Table::Holding, 0, &[v]);
+            let want = Some(Value::UInt(u64::from(v)));
+            assert!(
+                eventually(Duration::from_millis(600), || {
+                    poller.point("alive").and_then(|p| p.value) == want
+                })
+                .await
+            );
+        }
+        assert_eq!(poller.point("ghost").map(|p| p.quality), Some(Quality::Bad));
+        let now = status.borrow_and_update().clone();
+        assert_eq!(now.state, ConnectionState::Connected);
+        assert!(now.counters.timeouts >= 3);
+        assert_eq!(now.counters.connect_failures, 0);
+    })
+    .await;
+}
