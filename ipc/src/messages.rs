@@ -1,0 +1,255 @@
+use serde::{Deserialize, Serialize};
+
+/// JSON text. Kept as a string so that postcard never has to describe a dynamic value.
+pub type Json = String;
+
+/// Supervisor → worker.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum ToWorker {
+    /// First message to a script worker: load the source and run `boot()`.
+    Boot(Boot),
+    /// An HTTP request for a route the script registered.
+    Route(RouteRequest),
+    /// Call a registered function. `args` is the caller's JSON value.
+    Call { req: u64, handler: u32, args: Json },
+    /// Deliver one event to listeners of this worker, in the given order.
+    Event {
+        req: u64,
+        handlers: Vec<u32>,
+        name: String,
+        data: Json,
+    },
+    /// A timer fired.
+    Timer { req: u64, handler: u32 },
+    /// The caller gave up on `req` (timeout); drop or cancel the work if possible.
+    Cancel { req: u64 },
+    /// Answer to a worker's [`FromWorker::Request`] or [`FromWorker::Register`].
+    Reply {
+        req: u64,
+        result: Result<Json, String>,
+    },
+    /// Analyzer mode: check a source text.
+    Analyze { req: u64, source: String },
+    /// Finish: the worker should exit now. The supervisor kills it after a grace period.
+    Stop,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Boot {
+    pub script_id: String,
+    pub script_path: String,
+    pub file_name: String,
+    pub source: String,
+    pub start_params: Json,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RouteRequest {
+    pub req: u64,
+    pub handler: u32,
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub path_params: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub client: String,
+}
+
+/// Worker → supervisor.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum FromWorker {
+    /// `boot()` finished (or could not run).
+    Booted(BootOutcome),
+    /// A `VWED.*` registration. Answered with [`ToWorker::Reply`] so that a refused
+    /// registration raises in the script.
+    Register {
+        req: u64,
+        reg: Registration,
+    },
+    /// A registration was withdrawn by the script (e.g. `VWED.timer.cancel`).
+    Unregister {
+        kind: RegKind,
+        handler: u32,
+    },
+    /// A `VWED.*` call that needs the supervisor. Answered with [`ToWorker::Reply`].
+    Request {
+        req: u64,
+        service: String,
+        args: Json,
+    },
+    /// Like `Request`, but nobody waits for an answer.
+    Notify {
+        service: String,
+        args: Json,
+    },
+    /// Text the script wrote to stdout/stderr, one or more whole lines.
+    Output {
+        stream: Stream,
+        text: String,
+    },
+    /// A `VWED.log.*` line.
+    Log {
+        level: Level,
+        message: String,
+        fields: Json,
+    },
+    RouteReply(RouteReply),
+    CallReply {
+        req: u64,
+        result: Result<Json, String>,
+    },
+    /// An event or timer delivery finished.
+    Done {
+        req: u64,
+        result: Result<(), String>,
+    },
+    /// Analyzer answer.
+    Analysis {
+        req: u64,
+        analysis: Analysis,
+    },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RouteReply {
+    pub req: u64,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum BootOutcome {
+    Ok,
+    /// The module has no callable `boot`.
+    NoBoot,
+    /// The source does not compile.
+    Syntax(SyntaxError),
+    /// Loading the module or running `boot()` raised.
+    Failed {
+        message: String,
+        traceback: String,
+    },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SyntaxError {
+    /// Python's own text, e.g. `invalid syntax (<script>, line 5)`.
+    pub message: String,
+    pub msg: String,
+    pub line: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub syntax_error: Option<SyntaxError>,
+    pub has_boot_function: bool,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegKind {
+    Route,
+    Function,
+    Listener,
+    Timer,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum Registration {
+    Route {
+        handler: u32,
+        method: String,
+        path: String,
+        description: String,
+    },
+    Function {
+        handler: u32,
+        name: String,
+        description: String,
+        /// JSON array: the seed's `parameters` list or the plain `params` names.
+        parameters: Json,
+        /// JSON value or `null`.
+        return_schema: Json,
+        tags: Vec<String>,
+        is_async: bool,
+    },
+    Listener {
+        handler: u32,
+        event: String,
+        priority: i64,
+    },
+    Timer {
+        handler: u32,
+        name: String,
+        schedule: TimerSchedule,
+    },
+}
+
+impl Registration {
+    pub fn kind(&self) -> RegKind {
+        match self {
+            Registration::Route { .. } => RegKind::Route,
+            Registration::Function { .. } => RegKind::Function,
+            Registration::Listener { .. } => RegKind::Listener,
+            Registration::Timer { .. } => RegKind::Timer,
+        }
+    }
+
+    pub fn handler(&self) -> u32 {
+        match self {
+            Registration::Route { handler, .. }
+            | Registration::Function { handler, .. }
+            | Registration::Listener { handler, .. }
+            | Registration::Timer { handler, .. } => *handler,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum TimerSchedule {
+    /// First run after `delay_ms`, then every `interval_ms` if `repeat`.
+    Interval {
+        interval_ms: u64,
+        delay_ms: u64,
+        repeat: bool,
+    },
+    /// A five- or six-field cron expression.
+    Cron { expr: String },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Level> {
+        match s.to_ascii_uppercase().as_str() {
+            "DEBUG" => Some(Level::Debug),
+            "INFO" => Some(Level::Info),
+            "WARNING" | "WARN" => Some(Level::Warning),
+            "ERROR" => Some(Level::Error),
+            _ => None,
+        }
+    }
+}

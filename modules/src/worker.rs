@@ -1,0 +1,86 @@
+//! Worker process entry.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+
+/// What the worker process is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Runs one script.
+    Script,
+    /// Answers syntax checks for the supervisor, which never hosts Python itself.
+    Analyzer,
+}
+
+/// Environment variable through which the supervisor names itself, so that a worker
+/// whose parent is already gone exits instead of running orphaned.
+pub const SUPERVISOR_PID_ENV: &str = "VWED_SUPERVISOR_PID";
+
+/// Runs the worker on the already-connected socket `fd`; returns the exit code.
+pub fn run(fd: RawFd, mode: Mode) -> i32 {
+    die_with_parent();
+    crate::channel::install(fd);
+    locate_python_home();
+    use crate::native::_vwed;
+    pyo3::append_to_inittab!(_vwed);
+    Python::initialize();
+    Python::attach(|py| match start(py, mode) {
+        Ok(()) => 0,
+        Err(e) => {
+            e.print(py);
+            70
+        }
+    })
+}
+
+fn start(py: Python<'_>, mode: Mode) -> PyResult<()> {
+    let code = CString::new(crate::RUNTIME_PY)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    let m = PyModule::from_code(py, &code, c"vwed_runtime.py", c"vwed_runtime")?;
+    let entry = match mode {
+        Mode::Script => "main",
+        Mode::Analyzer => "analyzer_main",
+    };
+    m.getattr(entry)?.call0()?;
+    Ok(())
+}
+
+/// A worker must never outlive its supervisor, even after `kill -9` of the supervisor:
+/// the kernel delivers SIGKILL when the parent thread dies. The check after arming
+/// closes the race where the parent died before `prctl`.
+fn die_with_parent() {
+    // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    if let Some(expected) = std::env::var(SUPERVISOR_PID_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    {
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() } != expected {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// A bundle ships the stdlib as `<prefix>/lib/python311.zip` next to `<prefix>/bin`;
+/// point Python at it unless the operator chose a home explicitly.
+fn locate_python_home() {
+    if std::env::var_os("PYTHONHOME").is_some() {
+        return;
+    }
+    let Some(prefix) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().and_then(|bin| bin.parent()).map(PathBuf::from))
+    else {
+        return;
+    };
+    if prefix.join("lib").join("python311.zip").is_file() {
+        // SAFETY: still single-threaded: nothing else reads the environment yet.
+        unsafe { std::env::set_var("PYTHONHOME", &prefix) };
+    }
+}

@@ -1,0 +1,197 @@
+//! Runtime configuration: defaults, then a TOML file, then `VWED_*` environment
+//! variables, then command-line flags (each overrides the one before).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP/WebSocket API.
+    pub listen: SocketAddr,
+    /// Where the database, the project sources and the lock file live.
+    pub data_dir: PathBuf,
+    /// Default timeout of a route handler or function call.
+    pub call_timeout_ms: u64,
+    /// Upper bound for a caller-supplied `timeout_ms`.
+    pub max_call_timeout_ms: u64,
+    /// How long `boot()` may take before the start fails.
+    pub boot_timeout_ms: u64,
+    /// How long a stopping worker gets before SIGKILL.
+    pub stop_grace_ms: u64,
+    /// Largest request body accepted by any endpoint.
+    pub max_body_bytes: u64,
+    /// Largest script source accepted.
+    pub max_script_bytes: u64,
+    /// Lines of stdout/stderr/log kept in memory per script.
+    pub output_lines: usize,
+    /// Scripts that may run at once.
+    pub max_running_scripts: usize,
+    /// Start again, after a restart of the runtime, every script that was running.
+    pub restore_on_start: bool,
+    /// Create the sample project when the data dir is new.
+    pub sample_project: bool,
+    /// redb page cache, in bytes.
+    pub db_cache_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: PathBuf::from("./vwed-data"),
+            call_timeout_ms: 30_000,
+            max_call_timeout_ms: 600_000,
+            boot_timeout_ms: 30_000,
+            stop_grace_ms: 3_000,
+            max_body_bytes: 8 * 1024 * 1024,
+            max_script_bytes: 2 * 1024 * 1024,
+            output_lines: 2_000,
+            max_running_scripts: 64,
+            restore_on_start: true,
+            sample_project: true,
+            db_cache_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the configured value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut table = toml::Table::try_from(Config::default()).context("default config")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let from_file: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+            merge(&mut table, from_file);
+        }
+        apply_env(&mut table, "VWED_", std::env::vars())?;
+        let mut cfg: Config = table.try_into().map_err(|e: toml::de::Error| {
+            anyhow::anyhow!(
+                "invalid configuration{}: {}",
+                file.map(|p| format!(" (file {})", p.display()))
+                    .unwrap_or_default(),
+                e.message()
+            )
+        })?;
+        if let Some(l) = overrides.listen {
+            cfg.listen = l;
+        }
+        if let Some(d) = &overrides.data_dir {
+            cfg.data_dir.clone_from(d);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.call_timeout_ms == 0 || self.boot_timeout_ms == 0 {
+            bail!("call_timeout_ms and boot_timeout_ms must be more than 0");
+        }
+        if self.max_running_scripts == 0 {
+            bail!("max_running_scripts must be at least 1");
+        }
+        if self.output_lines == 0 {
+            bail!("output_lines must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// `VWED_CALL_TIMEOUT_MS=5000` sets `call_timeout_ms`; `VWED_SECTION__KEY` reaches
+/// into a table. Values are read as TOML (numbers, booleans, arrays) and otherwise
+/// taken as plain strings. Variables that name no setting are ignored, so that
+/// `VWED_CONFIG` and the like can share the prefix.
+fn apply_env(
+    table: &mut toml::Table,
+    prefix: &str,
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    for (name, raw) in vars {
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut v| v.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        set_known(table, &path, value);
+    }
+    Ok(())
+}
+
+/// Sets `path` in `table` only if that key already exists (every known setting
+/// has a default, so unknown names are simply not there).
+fn set_known(table: &mut toml::Table, path: &[String], value: toml::Value) -> bool {
+    match path {
+        [] => false,
+        [last] => match table.get_mut(last) {
+            Some(slot) => {
+                *slot = value;
+                true
+            }
+            None => false,
+        },
+        [first, rest @ ..] => match table.get_mut(first) {
+            Some(toml::Value::Table(inner)) => set_known(inner, rest, value),
+            _ => false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_and_defaults() {
+        let mut table = toml::Table::try_from(Config::default()).expect("defaults");
+        merge(
+            &mut table,
+            toml::from_str("call_timeout_ms = 1000\nlisten = \"127.0.0.1:9000\"").expect("toml"),
+        );
+        let vars = vec![
+            ("VWED_CALL_TIMEOUT_MS".to_string(), "2500".to_string()),
+            ("VWED_DATA_DIR".to_string(), "/tmp/x y".to_string()),
+            ("VWED_CONFIG".to_string(), "ignored.toml".to_string()),
+            ("OTHER".to_string(), "1".to_string()),
+        ];
+        apply_env(&mut table, "VWED_", vars.into_iter()).expect("env");
+        let cfg: Config = table.try_into().expect("config");
+        assert_eq!(cfg.call_timeout_ms, 2500);
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x y"));
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("vwed-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "call_timeout = 5\n").expect("write");
+        let err = Config::load(Some(&f), &Overrides::default()).expect_err("must fail");
+        assert!(format!("{err:#}").contains("call_timeout"), "{err:#}");
+    }
+}

@@ -1,0 +1,196 @@
+//! One started script: its worker, its state and its recent output.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::{Value, json};
+use tokio::sync::{oneshot, watch};
+use vwed_ipc::{BootOutcome, Level};
+
+use crate::output::OutputRing;
+use crate::registry::{Counts, Prepared, RegError};
+use crate::worker::{WorkerConn, rss_bytes};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl std::fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (_, Some(s)) => write!(f, "signal {s}"),
+            (Some(c), None) => write!(f, "exit code {c}"),
+            (None, None) => write!(f, "unknown exit"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Starting,
+    Running,
+    Stopping,
+    Crashed(ExitInfo),
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Stopping => "stopping",
+            State::Crashed(_) => "crashed",
+        }
+    }
+
+    /// Holds its script path: another start of the same script must wait.
+    pub fn occupies_path(self) -> bool {
+        !matches!(self, State::Crashed(_))
+    }
+}
+
+/// Registrations made during `boot()`, committed only if boot succeeds.
+pub struct BootPhase {
+    pub staged: Vec<Prepared>,
+    pub conflict: Option<RegError>,
+    pub done: Option<oneshot::Sender<BootOutcome>>,
+}
+
+pub struct Instance {
+    pub script_id: Arc<str>,
+    pub script_path: String,
+    pub file_id: u64,
+    pub file_name: String,
+    pub start_params: Value,
+    pub started_at: String,
+    pid: AtomicU32,
+    conn: OnceLock<Arc<WorkerConn>>,
+    state: Mutex<State>,
+    pub output: Mutex<OutputRing>,
+    pub boot: Mutex<Option<BootPhase>>,
+    pub exited: watch::Sender<Option<ExitInfo>>,
+    pub kill: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Instance {
+    pub fn new(
+        script_id: String,
+        script_path: String,
+        file_id: u64,
+        file_name: String,
+        start_params: Value,
+        output_lines: usize,
+    ) -> Instance {
+        Instance {
+            script_id: Arc::from(script_id),
+            script_path,
+            file_id,
+            file_name,
+            start_params,
+            started_at: crate::clock::local_now(),
+            pid: AtomicU32::new(0),
+            conn: OnceLock::new(),
+            state: Mutex::new(State::Starting),
+            output: Mutex::new(OutputRing::new(output_lines)),
+            boot: Mutex::new(None),
+            exited: watch::channel(None).0,
+            kill: Mutex::new(None),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_state(&self, s: State) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    /// Moves to `to` only from `from`; tells whether it did.
+    pub fn transition(&self, from: State, to: State) -> bool {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if *g == from {
+            *g = to;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::Relaxed)
+    }
+
+    pub fn set_pid(&self, pid: u32) {
+        self.pid.store(pid, Ordering::Relaxed);
+    }
+
+    pub fn conn(&self) -> Option<&Arc<WorkerConn>> {
+        self.conn.get()
+    }
+
+    pub fn set_conn(&self, c: Arc<WorkerConn>) {
+        let _ = self.conn.set(c);
+    }
+
+    pub fn exit_info(&self) -> Option<ExitInfo> {
+        *self.exited.borrow()
+    }
+
+    /// Asks the process-watching task to SIGKILL the worker.
+    pub fn kill(&self) {
+        if let Some(tx) = self.kill.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn wait_exit(&self, timeout: std::time::Duration) -> Option<ExitInfo> {
+        let mut rx = self.exited.subscribe();
+        let r = tokio::time::timeout(timeout, rx.wait_for(|e| e.is_some())).await;
+        match r {
+            Ok(Ok(v)) => *v,
+            _ => None,
+        }
+    }
+
+    pub fn note(&self, level: Level, message: impl Into<String>) {
+        self.output.lock().unwrap_or_else(|p| p.into_inner()).push(
+            level,
+            "system",
+            message.into(),
+            None,
+        );
+    }
+
+    pub fn output_text(&self, limit: usize) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .text(limit)
+    }
+
+    pub fn to_json(&self, counts: Counts) -> Value {
+        let state = self.state();
+        let pid = self.pid();
+        let alive = !matches!(state, State::Crashed(_));
+        let mut v = json!({
+            "script_id": &*self.script_id,
+            "script_path": self.script_path,
+            "file_id": self.file_id,
+            "started_at": self.started_at,
+            "status": state.as_str(),
+            "registrations": counts.to_json(),
+            "pid": pid,
+            "rss_bytes": if alive { rss_bytes(pid) } else { None },
+            "start_params": self.start_params,
+            "heartbeat": self.conn().map(|c| c.last_seen_secs()),
+        });
+        if let State::Crashed(e) = state {
+            v["exit_code"] = json!(e.code);
+            v["signal"] = json!(e.signal);
+        }
+        v
+    }
+}

@@ -1,0 +1,259 @@
+//! Script lifecycle: one worker process per running script.
+//!
+//! The engine owns the table of script instances. Start spawns a worker, feeds it
+//! the source, stages the registrations `boot()` makes and commits them only when
+//! boot succeeded. Stop withdraws the registrations first (so nothing new reaches
+//! the script), asks the worker to exit, and kills it after the grace period. A
+//! worker that dies on its own leaves a `crashed` instance behind.
+
+mod instance;
+mod services;
+mod sink;
+mod start;
+mod stop;
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vwed_ipc::ToWorker;
+
+pub use instance::{Instance, State};
+pub use start::{StartError, StartOk, StartRequest};
+
+use crate::analyzer::Analyzer;
+use crate::config::Config;
+use crate::registry::{Counts, Registry};
+use crate::store::{RunningSet, ScriptData, ScriptStore};
+use crate::worker::{Answer, CallError};
+
+/// Ended instances whose output stays queryable.
+const ENDED_KEEP: usize = 64;
+
+pub struct Engine {
+    pub cfg: Arc<Config>,
+    pub store: ScriptStore,
+    pub running_set: RunningSet,
+    pub data: ScriptData,
+    pub registry: Registry,
+    pub analyzer: Analyzer,
+    exe: PathBuf,
+    lock: Option<OwnedFd>,
+    scripts: Mutex<HashMap<String, Arc<Instance>>>,
+    ended: Mutex<VecDeque<Arc<Instance>>>,
+    shutting_down: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FnCallError {
+    #[error("脚本 {0} 未运行，无法执行函数")]
+    ScriptNotRunning(String),
+    #[error("函数 {0} 未注册")]
+    NotRegistered(String),
+    #[error("函数 {name} 执行超时 ({ms} ms)")]
+    Timeout { name: String, ms: u64 },
+    #[error("函数 {name} 执行失败: {message}")]
+    Failed { name: String, message: String },
+    #[error("函数 {0} 所在的脚本进程已退出")]
+    Gone(String),
+}
+
+impl Engine {
+    pub fn new(
+        cfg: Arc<Config>,
+        store: ScriptStore,
+        exe: PathBuf,
+        lock: Option<OwnedFd>,
+    ) -> Arc<Engine> {
+        let db = store.db().clone();
+        Arc::new(Engine {
+            running_set: RunningSet::new(db.clone()),
+            data: ScriptData::new(db),
+            registry: Registry::default(),
+            analyzer: Analyzer::new(exe.clone()),
+            cfg,
+            store,
+            exe,
+            lock,
+            scripts: Mutex::new(HashMap::new()),
+            ended: Mutex::new(VecDeque::new()),
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    fn scripts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Instance>>> {
+        self.scripts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn instance(&self, script_id: &str) -> Option<Arc<Instance>> {
+        self.scripts().get(script_id).cloned()
+    }
+
+    /// A live or recently ended instance, for its output.
+    pub fn any_instance(&self, script_id: &str) -> Option<Arc<Instance>> {
+        self.instance(script_id).or_else(|| {
+            self.ended
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .find(|i| &*i.script_id == script_id)
+                .cloned()
+        })
+    }
+
+    pub fn instances(&self) -> Vec<Arc<Instance>> {
+        let mut v: Vec<_> = self.scripts().values().cloned().collect();
+        v.sort_by(|a, b| {
+            a.started_at
+                .cmp(&b.started_at)
+                .then(a.script_id.cmp(&b.script_id))
+        });
+        v
+    }
+
+    fn retire(&self, inst: &Arc<Instance>) {
+        self.scripts().remove(&*inst.script_id);
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        ended.retain(|i| i.script_id != inst.script_id);
+        ended.push_back(inst.clone());
+        while ended.len() > ENDED_KEEP {
+            ended.pop_front();
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub fn running_json(&self) -> Vec<Value> {
+        self.instances()
+            .iter()
+            .map(|i| i.to_json(self.registry.counts(&i.script_id)))
+            .collect()
+    }
+
+    /// Calls a registered function; `script_id` restricts the call to one script.
+    pub async fn call_function(
+        &self,
+        script_id: Option<&str>,
+        name: &str,
+        args: &Value,
+        timeout_ms: Option<u64>,
+    ) -> Result<Value, FnCallError> {
+        if let Some(sid) = script_id {
+            match self.instance(sid) {
+                Some(i) if i.state() == State::Running => {}
+                _ => return Err(FnCallError::ScriptNotRunning(sid.to_string())),
+            }
+        }
+        let entry = self
+            .registry
+            .function(name)
+            .filter(|f| script_id.is_none_or(|s| *f.target.script_id == *s))
+            .ok_or_else(|| FnCallError::NotRegistered(name.to_string()))?;
+        let timeout = Duration::from_millis(
+            timeout_ms
+                .unwrap_or(self.cfg.call_timeout_ms)
+                .clamp(1, self.cfg.max_call_timeout_ms),
+        );
+        let conn = &entry.target.conn;
+        let req = conn.next_req();
+        let msg = ToWorker::Call {
+            req,
+            handler: entry.target.handler,
+            args: args.to_string(),
+        };
+        let t0 = Instant::now();
+        let res = conn.request(req, &msg, timeout).await;
+        let us = t0.elapsed().as_micros() as u64;
+        let out = match res {
+            Ok(Answer::Call(Ok(json))) => {
+                Ok(serde_json::from_str(&json).unwrap_or(Value::String(json)))
+            }
+            Ok(Answer::Call(Err(message))) => Err(FnCallError::Failed {
+                name: name.to_string(),
+                message,
+            }),
+            Ok(_) => Err(FnCallError::Failed {
+                name: name.to_string(),
+                message: CallError::Protocol.to_string(),
+            }),
+            Err(CallError::Timeout(ms)) => Err(FnCallError::Timeout {
+                name: name.to_string(),
+                ms,
+            }),
+            Err(_) => Err(FnCallError::Gone(name.to_string())),
+        };
+        entry.stats.record(out.is_ok(), us);
+        out
+    }
+
+    pub fn functions_json(&self) -> Vec<Value> {
+        self.registry
+            .functions()
+            .iter()
+            .map(|f| {
+                let running = self
+                    .instance(&f.target.script_id)
+                    .is_some_and(|i| i.state() == State::Running);
+                json!({
+                    "function_name": f.name,
+                    "script_id": &*f.target.script_id,
+                    "description": f.description,
+                    "parameters": f.parameters,
+                    "return_schema": f.return_schema,
+                    "is_async": f.is_async,
+                    "tags": f.tags,
+                    "is_running": running,
+                    "registered_at": f.registered_at,
+                    "stats": f.stats.to_json(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn counts(&self, script_id: &str) -> Counts {
+        self.registry.counts(script_id)
+    }
+
+    /// Starts again every script that was running before the runtime stopped.
+    pub async fn restore(self: &Arc<Self>) {
+        let records = match self.running_set.all() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("cannot read the set of running scripts: {e}");
+                return;
+            }
+        };
+        for (path, rec) in records {
+            let params = serde_json::from_str(&rec.start_params).unwrap_or(Value::Null);
+            let req = StartRequest {
+                script_path: Some(path.clone()),
+                file_id: None,
+                start_params: params,
+            };
+            match self.start(req).await {
+                Ok(ok) => tracing::info!("restored {path} as {}", ok.script_id),
+                Err(e) => {
+                    // A script that cannot start now would fail at every boot; the
+                    // reason is logged and the operator starts it again when fixed.
+                    tracing::error!("could not restore {path}: {e}");
+                    let _ = self.running_set.remove(&path);
+                }
+            }
+        }
+    }
+
+    /// Stops every worker but keeps the running set, so the next start of the
+    /// runtime brings the same scripts back.
+    pub async fn shutdown(self: &Arc<Self>) {
+        self.shutting_down.store(true, Ordering::Release);
+        let ids: Vec<String> = self.scripts().keys().cloned().collect();
+        let stops = ids.iter().map(|id| self.stop(id));
+        futures::future::join_all(stops).await;
+    }
+}

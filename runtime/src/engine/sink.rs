@@ -1,0 +1,142 @@
+//! What a script's worker says besides answers: registrations, output, logs and
+//! `VWED.*` service calls.
+
+use std::sync::{Arc, Weak};
+
+use vwed_ipc::{FromWorker, Level, Stream, ToWorker};
+
+use super::Engine;
+use super::instance::{Instance, State};
+use crate::registry::Target;
+use crate::worker::{FrameSink, WorkerConn};
+
+pub struct ScriptSink {
+    engine: Weak<Engine>,
+    inst: Arc<Instance>,
+}
+
+impl ScriptSink {
+    pub fn new(engine: Weak<Engine>, inst: Arc<Instance>) -> Self {
+        ScriptSink { engine, inst }
+    }
+
+    fn register(
+        &self,
+        engine: &Engine,
+        conn: &Arc<WorkerConn>,
+        reg: vwed_ipc::Registration,
+    ) -> Result<(), String> {
+        let target = Target {
+            script_id: self.inst.script_id.clone(),
+            conn: conn.clone(),
+            handler: reg.handler(),
+        };
+        let prepared = engine
+            .registry
+            .prepare(reg, target)
+            .map_err(|e| e.to_string())?;
+        let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(phase) = boot.as_mut() {
+            // During boot: stage, so that a failed start leaves nothing behind.
+            if let Err(e) = engine.registry.conflict(&prepared, &phase.staged) {
+                let msg = e.to_string();
+                phase.conflict.get_or_insert(e);
+                return Err(msg);
+            }
+            phase.staged.push(prepared);
+            return Ok(());
+        }
+        drop(boot);
+        if self.inst.state() != State::Running {
+            return Err("脚本已停止, 不再接受注册".into());
+        }
+        engine
+            .registry
+            .conflict(&prepared, &[])
+            .and_then(|()| engine.registry.commit(vec![prepared]))
+            .map_err(|e| e.to_string())
+    }
+
+    fn output(
+        &self,
+        level: Level,
+        stream: &'static str,
+        text: String,
+        fields: Option<serde_json::Value>,
+    ) {
+        let mut ring = self.inst.output.lock().unwrap_or_else(|p| p.into_inner());
+        if stream == "log" {
+            ring.push(level, stream, text, fields);
+        } else {
+            for line in text.split('\n') {
+                ring.push(level, stream, line.to_string(), None);
+            }
+        }
+    }
+}
+
+impl FrameSink for ScriptSink {
+    fn on_frame(&self, conn: &Arc<WorkerConn>, msg: FromWorker) {
+        let Some(engine) = self.engine.upgrade() else {
+            return;
+        };
+        match msg {
+            FromWorker::Booted(outcome) => {
+                let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(done) = boot.as_mut().and_then(|p| p.done.take()) {
+                    let _ = done.send(outcome);
+                }
+            }
+            FromWorker::Register { req, reg } => {
+                let result = self
+                    .register(&engine, conn, reg)
+                    .map(|()| "null".to_string());
+                let _ = conn.send(&ToWorker::Reply { req, result });
+            }
+            FromWorker::Unregister { kind, handler } => {
+                engine
+                    .registry
+                    .withdraw(&self.inst.script_id, kind, handler);
+            }
+            FromWorker::Request { req, service, args } => {
+                let inst = self.inst.clone();
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    let result = engine.service(&inst, &service, &args).await;
+                    let _ = conn.send(&ToWorker::Reply { req, result });
+                });
+            }
+            FromWorker::Notify { service, args } => {
+                let inst = self.inst.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = engine.service(&inst, &service, &args).await {
+                        inst.note(Level::Warning, format!("{service} 失败: {e}"));
+                    }
+                });
+            }
+            FromWorker::Output { stream, text } => {
+                let (level, name) = match stream {
+                    Stream::Stdout => (Level::Info, "stdout"),
+                    Stream::Stderr => (Level::Error, "stderr"),
+                };
+                self.output(level, name, text, None);
+            }
+            FromWorker::Log {
+                level,
+                message,
+                fields,
+            } => {
+                let fields = serde_json::from_str::<serde_json::Value>(&fields)
+                    .ok()
+                    .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
+                self.output(level, "log", message, fields);
+            }
+            FromWorker::RouteReply(_)
+            | FromWorker::CallReply { .. }
+            | FromWorker::Done { .. }
+            | FromWorker::Analysis { .. } => {}
+        }
+    }
+
+    fn on_closed(&self, _conn: &Arc<WorkerConn>) {}
+}

@@ -1,0 +1,291 @@
+use std::path::PathBuf;
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::{FileRec, ProjectRec, ScriptStore, StoreError, VersionRec};
+use crate::clock::local_now;
+use crate::db::{self, FILE_VERSIONS, FILES, PROJECTS};
+use crate::fsio;
+use crate::paths::{check_file_name, check_file_path, join_checked};
+
+/// What a new file is made of; `has_boot_function` comes from Python's parser,
+/// which the caller ran.
+pub struct NewFile<'a> {
+    pub project_id: u64,
+    pub file_name: &'a str,
+    pub file_path: &'a str,
+    pub content: &'a str,
+    pub file_type: &'a str,
+    pub created_by: &'a str,
+    pub has_boot_function: bool,
+}
+
+/// Search filters of `GET /files/search`.
+#[derive(Default)]
+pub struct FileQuery<'a> {
+    pub keyword: &'a str,
+    pub project_id: Option<u64>,
+    pub file_type: Option<&'a str>,
+    pub has_boot: Option<bool>,
+}
+
+/// Where a file's path goes when `file_path` names a folder (empty or ending in
+/// `/`); otherwise `file_path` must end with `file_name`.
+pub fn resolve_file_path(file_name: &str, file_path: &str) -> Result<String, StoreError> {
+    check_file_name(file_name)?;
+    let path = if file_path.is_empty() {
+        file_name.to_string()
+    } else if file_path.ends_with('/') {
+        format!("{file_path}{file_name}")
+    } else {
+        file_path.to_string()
+    };
+    check_file_path(&path)?;
+    let last = path.rsplit('/').next().unwrap_or(&path);
+    if last != file_name {
+        return Err(StoreError::Invalid(format!(
+            "file_name ({file_name}) 与 file_path ({file_path}) 的文件名不一致"
+        )));
+    }
+    Ok(path)
+}
+
+impl ScriptStore {
+    pub fn file_disk_path(
+        &self,
+        project: &ProjectRec,
+        file_path: &str,
+    ) -> Result<PathBuf, StoreError> {
+        let dir = self.project_dir(&project.project_name);
+        let path = join_checked(&dir, file_path)?;
+        std::fs::create_dir_all(&dir)?;
+        if !fsio::stays_inside(&dir, &path)? {
+            return Err(StoreError::OutsideProject(file_path.to_string()));
+        }
+        Ok(path)
+    }
+
+    pub fn create_file(&self, new: &NewFile<'_>) -> Result<(ProjectRec, FileRec), StoreError> {
+        let project = self.get_project(new.project_id)?;
+        let file_path = resolve_file_path(new.file_name, new.file_path)?;
+        let disk = self.file_disk_path(&project, &file_path)?;
+        let tx = self.db.begin_write()?;
+        let rec = {
+            let mut t = tx.open_table(FILES)?;
+            for row in t.iter()? {
+                let (_, v) = row?;
+                let f: FileRec = db::decode(v.value())?;
+                if f.project_id == new.project_id && f.file_path == file_path {
+                    return Err(StoreError::FileExists(format!(
+                        "{}/{}",
+                        project.project_name, file_path
+                    )));
+                }
+            }
+            if disk.exists() {
+                return Err(StoreError::FileExists(format!(
+                    "{}/{}",
+                    project.project_name, file_path
+                )));
+            }
+            let now = local_now();
+            let rec = FileRec {
+                id: db::next_id(&tx, "file_id")?,
+                project_id: new.project_id,
+                file_name: new.file_name.to_string(),
+                file_path: file_path.clone(),
+                file_type: new.file_type.to_string(),
+                size: new.content.len() as u64,
+                has_boot_function: new.has_boot_function,
+                status: "active".into(),
+                created_by: new.created_by.to_string(),
+                created_at: now.clone(),
+                updated_at: now,
+                versions: 0,
+            };
+            t.insert(rec.id, db::encode(&rec)?.as_slice())?;
+            rec
+        };
+        fsio::write_atomic(&disk, new.content.as_bytes())?;
+        tx.commit()?;
+        Ok((project, rec))
+    }
+
+    pub fn get_file(&self, id: u64) -> Result<FileRec, StoreError> {
+        let rx = self.db.begin_read()?;
+        let t = rx.open_table(FILES)?;
+        let v = t
+            .get(id)?
+            .ok_or_else(|| StoreError::FileNotFound(id.to_string()))?;
+        Ok(db::decode(v.value())?)
+    }
+
+    /// The file's record and its current content, read from disk.
+    pub fn read_file(&self, id: u64) -> Result<(ProjectRec, FileRec, String), StoreError> {
+        let mut rec = self.get_file(id)?;
+        let project = self.get_project(rec.project_id)?;
+        let disk = self.file_disk_path(&project, &rec.file_path)?;
+        let bytes = std::fs::read(&disk).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::FileNotFound(format!(
+                "{}/{} (磁盘上不存在)",
+                project.project_name, rec.file_path
+            )),
+            _ => StoreError::Io(e),
+        })?;
+        let content = String::from_utf8(bytes)
+            .map_err(|_| StoreError::Invalid(format!("文件 {} 不是 UTF-8 文本", rec.file_path)))?;
+        // The file may have been changed outside the API (git pull, an editor).
+        rec.size = content.len() as u64;
+        Ok((project, rec, content))
+    }
+
+    /// Replaces the content, keeping the previous one as a version. Returns the
+    /// updated record and the number of the version that holds the old content.
+    pub fn update_file(
+        &self,
+        id: u64,
+        content: &str,
+        updated_by: &str,
+        has_boot_function: bool,
+    ) -> Result<(FileRec, u64), StoreError> {
+        let (project, mut rec, old) = self.read_file(id)?;
+        let disk = self.file_disk_path(&project, &rec.file_path)?;
+        let tx = self.db.begin_write()?;
+        let version = rec.versions + 1;
+        {
+            let mut v = tx.open_table(FILE_VERSIONS)?;
+            let saved = VersionRec {
+                content: old,
+                saved_at: local_now(),
+                saved_by: updated_by.to_string(),
+            };
+            v.insert((id, version), db::encode(&saved)?.as_slice())?;
+            rec.versions = version;
+            rec.size = content.len() as u64;
+            rec.has_boot_function = has_boot_function;
+            rec.updated_at = local_now();
+            let mut t = tx.open_table(FILES)?;
+            t.insert(id, db::encode(&rec)?.as_slice())?;
+        }
+        // The old content is durable before the file is replaced.
+        tx.commit()?;
+        fsio::write_atomic(&disk, content.as_bytes())?;
+        Ok((rec, version))
+    }
+
+    pub fn delete_file(&self, id: u64) -> Result<FileRec, StoreError> {
+        let rec = self.get_file(id)?;
+        let project = self.get_project(rec.project_id)?;
+        let disk = self.file_disk_path(&project, &rec.file_path)?;
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(FILES)?;
+            t.remove(id)?;
+            let mut v = tx.open_table(FILE_VERSIONS)?;
+            v.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+        }
+        tx.commit()?;
+        match fsio::remove_durable(&disk) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(rec)
+    }
+
+    pub fn list_versions(&self, id: u64) -> Result<Vec<(u64, VersionRec)>, StoreError> {
+        self.get_file(id)?;
+        let rx = self.db.begin_read()?;
+        let t = rx.open_table(FILE_VERSIONS)?;
+        let mut out = Vec::new();
+        for row in t.range((id, 0)..=(id, u64::MAX))? {
+            let (k, v) = row?;
+            out.push((k.value().1, db::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn all_files(&self) -> Result<Vec<FileRec>, StoreError> {
+        let rx = self.db.begin_read()?;
+        let t = rx.open_table(FILES)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            out.push(db::decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn project_files(&self, project_id: u64) -> Result<(ProjectRec, Vec<FileRec>), StoreError> {
+        let project = self.get_project(project_id)?;
+        let files = self
+            .all_files()?
+            .into_iter()
+            .filter(|f| f.project_id == project_id)
+            .collect();
+        Ok((project, files))
+    }
+
+    pub fn search(&self, q: &FileQuery<'_>) -> Result<Vec<(FileRec, String)>, StoreError> {
+        let rx = self.db.begin_read()?;
+        let pt = rx.open_table(PROJECTS)?;
+        let kw = q.keyword.to_lowercase();
+        let mut out = Vec::new();
+        for f in self.all_files()? {
+            if q.project_id.is_some_and(|p| p != f.project_id)
+                || q.file_type.is_some_and(|t| t != f.file_type)
+                || q.has_boot.is_some_and(|b| b != f.has_boot_function)
+            {
+                continue;
+            }
+            let project_name = match pt.get(f.project_id)? {
+                Some(v) => db::decode::<ProjectRec>(v.value())?.project_name,
+                None => continue,
+            };
+            if kw.is_empty()
+                || f.file_name.to_lowercase().contains(&kw)
+                || f.file_path.to_lowercase().contains(&kw)
+            {
+                out.push((f, project_name));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `<project_name>/<file_path>` → the file.
+    pub fn resolve_script_path(
+        &self,
+        script_path: &str,
+    ) -> Result<(ProjectRec, FileRec), StoreError> {
+        let not_found = || StoreError::FileNotFound(script_path.to_string());
+        let (project_name, file_path) = script_path.split_once('/').ok_or_else(not_found)?;
+        check_file_path(file_path)?;
+        let project = self
+            .project_by_name(project_name)
+            .map_err(|_| not_found())?;
+        let file = self
+            .all_files()?
+            .into_iter()
+            .find(|f| f.project_id == project.id && f.file_path == file_path)
+            .ok_or_else(not_found)?;
+        Ok((project, file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_path_rules() {
+        assert_eq!(resolve_file_path("a.py", "").expect("ok"), "a.py");
+        assert_eq!(resolve_file_path("a.py", "dir/").expect("ok"), "dir/a.py");
+        assert_eq!(
+            resolve_file_path("a.py", "dir/a.py").expect("ok"),
+            "dir/a.py"
+        );
+        assert!(resolve_file_path("a.py", "b.py").is_err());
+        assert!(resolve_file_path("a.py", "../a.py").is_err());
+        assert!(resolve_file_path("../a.py", "").is_err());
+    }
+}

@@ -1,0 +1,84 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectRec {
+    pub id: u64,
+    pub project_name: String,
+    pub description: String,
+    pub status: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl ProjectRec {
+    pub fn project_path(&self) -> String {
+        format!("projects/{}", self.project_name)
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "project_name": self.project_name,
+            "project_path": self.project_path(),
+            "description": self.description,
+            "status": self.status,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRec {
+    pub id: u64,
+    pub project_id: u64,
+    pub file_name: String,
+    pub file_path: String,
+    pub file_type: String,
+    pub size: u64,
+    pub has_boot_function: bool,
+    pub status: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Number of earlier versions kept.
+    pub versions: u64,
+}
+
+impl FileRec {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "project_id": self.project_id,
+            "file_name": self.file_name,
+            "file_path": self.file_path,
+            "file_type": self.file_type,
+            "size": self.size,
+            "has_boot_function": self.has_boot_function,
+            "status": self.status,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionRec {
+    pub content: String,
+    pub saved_at: String,
+    pub saved_by: String,
+}
+
+/// A script that should be running: what a restart of the runtime starts again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunningRec {
+    pub script_id: String,
+    pub file_id: u64,
+    /// JSON text of the start parameters.
+    pub start_params: String,
+    pub started_at: String,
+}

@@ -1,0 +1,7 @@
+//! Worker processes: spawning them and talking to them.
+
+mod conn;
+mod spawn;
+
+pub use conn::{Answer, CallError, FrameSink, WorkerConn};
+pub use spawn::{SpawnedWorker, WorkerMode, rss_bytes, spawn_worker};
