@@ -126,16 +126,16 @@ apt_update() {
     # and carry on with what we have, the version checks below catch a stale index.
     local i
     for i in 1 2 3 4 5; do
-        if as_root apt-get update -qq >"$cache/apt-update.log" 2>&1; then return 0; fi
+        if as_root apt-get "${apt_arch[@]}" update -qq >"$cache/apt-update.log" 2>&1; then return 0; fi
         log "apt-get update failed (attempt $i), retrying"; sleep $((i * 5))
     done
     log "apt-get update kept failing; continuing with the indexes we have"
 }
 
-if ! dpkg --print-foreign-architectures | grep -qx "$DEB_ARCH"; then
-    as_root dpkg --add-architecture "$DEB_ARCH"
-    need_update=1
-fi
+# The target architecture is named on apt's command line instead of being added to
+# dpkg: apt then fetches and resolves target packages for us, while the machine's own
+# `apt-get update` stays untouched by a mirror that serves a broken foreign index.
+apt_arch=(-o "APT::Architectures::=$(dpkg --print-architecture)" -o "APT::Architectures::=$DEB_ARCH")
 # The orig tarball of Debian's python3.11 gives the module sources; it needs a deb-src line.
 srclist=/etc/apt/sources.list.d/vwed-cross-src.sources
 if [ ! -f "$srclist" ]; then
@@ -154,15 +154,15 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
     need_update=1
 fi
-if [ -n "${need_update:-}" ] || [ -z "$(apt-cache policy "libpython3.11-dev:$DEB_ARCH" 2>/dev/null | sed -n 's/ *Candidate: //p' | grep -v '(none)')" ]; then
+if [ -n "${need_update:-}" ] || [ -z "$(apt-cache "${apt_arch[@]}" policy "libpython3.11-dev:$DEB_ARCH" 2>/dev/null | sed -n 's/ *Candidate: //p' | grep -v '(none)')" ]; then
     apt_update
     need_update=""
 fi
 
 if [ "$python_only" = 1 ]; then
-    host_pkgs="gcc-$GNU_TRIPLE"
+    host_pkgs="gcc-$GNU_TRIPLE libc6-dev-$DEB_ARCH-cross"
 else
-    host_pkgs="rustc-web cargo-web gcc-$GNU_TRIPLE qemu-user-static"
+    host_pkgs="rustc-web cargo-web gcc-$GNU_TRIPLE libc6-dev-$DEB_ARCH-cross qemu-user-static"
 fi
 missing=""
 for p in $host_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -179,10 +179,21 @@ short=${V%%.0+*}
 if [ "$python_only" = 0 ] && ! cmp -s "$out/std.version" <(echo "$V") || [ ! -d "/usr/lib/rustlib/$RUST_TARGET/lib" ]; then
     log "unpacking libstd-rust-web-dev:$DEB_ARCH $V"
     # The target std has target-only dependencies that apt will not co-install: unpack it.
-    (cd "$debs" && apt-get download -qq "libstd-rust-web-dev:$DEB_ARCH=$V" "libstd-rust-web-$short:$DEB_ARCH=$V" 2>&1 \
+    (cd "$debs" && apt-get "${apt_arch[@]}" download -qq "libstd-rust-web-dev:$DEB_ARCH=$V" "libstd-rust-web-$short:$DEB_ARCH=$V" 2>&1 \
         | grep -v 'unsandboxed' || true)
+    if [ ! -f "$debs/libstd-rust-web-dev_${V//:/%3a}_$DEB_ARCH.deb" ] && [ "${VWED_UNVERIFIED_POOL:-0}" = 1 ]; then
+        # A mirror mid-sync can serve a foreign index that fails verification while the
+        # packages themselves are in the pool. Opt-in only: these files are not checked
+        # against a signed index.
+        log "WARNING: fetching libstd-rust-web for $DEB_ARCH straight from the security pool (unverified)"
+        for n in "libstd-rust-web-dev" "libstd-rust-web-$short"; do
+            curl -fsS -o "$debs/${n}_${V}_$DEB_ARCH.deb" \
+                "http://deb.debian.org/debian-security/pool/updates/main/r/rustc-web/${n}_${V}_$DEB_ARCH.deb"
+        done
+    fi
     ls "$debs"/libstd-rust-web-dev_"${V//:/%3a}"_"$DEB_ARCH".deb >/dev/null 2>&1 || {
         log "libstd-rust-web-dev:$DEB_ARCH=$V not available; is bookworm-security in the apt sources and indexed for $DEB_ARCH?"
+        log "(if the mirror serves a broken $DEB_ARCH index, VWED_UNVERIFIED_POOL=1 fetches from the pool)"
         exit 1; }
     for f in "$debs"/libstd-rust-web-*"${V//:/%3a}"_"$DEB_ARCH".deb; do as_root dpkg -x "$f" /; done
     echo "$V" >"$out/std.version"
@@ -195,7 +206,7 @@ sys_pkgs="libpython3.11-dev libpython3.11 libpython3.11-stdlib libpython3.11-min
           libbluetooth-dev"
 log "fetching target packages into $SYSROOT"
 (cd "$debs" && for p in $sys_pkgs; do ls "${p}"_*_"$DEB_ARCH".deb >/dev/null 2>&1 || echo "$p:$DEB_ARCH"; done \
-    | xargs -r apt-get download -qq 2>&1 | grep -v 'unsandboxed' || true)
+    | xargs -r apt-get "${apt_arch[@]}" download -qq 2>&1 | grep -v 'unsandboxed' || true)
 rm -rf "$SYSROOT"; mkdir -p "$SYSROOT"
 for p in $sys_pkgs; do
     # Several versions may sit in the cache after an upgrade; take the newest.
