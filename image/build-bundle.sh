@@ -3,7 +3,7 @@
 #
 #   image/build-bundle.sh aarch64        # or armv7
 #
-# Result: dist/vwed-edge-<version>-<arch>.tar.gz (path printed on the last line), holding
+# Result: target-arm/dist/vwed-edge-<version>-<arch>.tar.gz (path printed on the last line), holding
 #   bin/vwed-edge                 stripped, CPython linked in statically, needs only glibc
 #   lib/python311.zip             the stdlib (the interpreter finds it via PYTHONHOME)
 #   etc/config.toml               default configuration, installed if none exists
@@ -13,7 +13,7 @@
 #   BUILDINFO                     versions, target, built-in Python modules
 #
 # Environment: CARGO_TARGET_DIR (default <repo>/target-arm, kept apart from host builds),
-# DIST_DIR (default <repo>/dist), VWED_CROSS_CACHE (toolchain cache, see toolchain.sh),
+# DIST_DIR (default $CARGO_TARGET_DIR/dist), VWED_CROSS_CACHE (toolchain cache, see toolchain.sh),
 # VWED_PY_OPTIONAL (extra Python module groups: "ssl sqlite cjk").
 set -euo pipefail
 
@@ -28,7 +28,7 @@ envfile=$("$here/toolchain.sh" "$arch" | tail -n1)
 arch=$VWED_ARCH
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target-arm}
-dist=${DIST_DIR:-$repo/dist}
+dist=${DIST_DIR:-$CARGO_TARGET_DIR/dist}
 mkdir -p "$dist"
 
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$repo/Cargo.toml")

@@ -5,12 +5,12 @@
 #
 # (a) installs the cross toolchain (idempotent; cached in $VWED_CROSS_CACHE,
 #     default /var/cache/vwed-cross, and the cargo target dir, default target-arm/),
-# (b) builds the bundle (dist/vwed-edge-<version>-<arch>.tar.gz),
+# (b) builds the bundle (target-arm/dist/vwed-edge-<version>-<arch>.tar.gz),
 # (c) installs it into a scratch root with the bundle's own install.sh and runs
 #     image/smoke.py against it under qemu-user, with a library root holding only
 #     glibc, on a free loopback port and a temporary data dir,
 # (d) prints the figures (sizes, RSS, start time, stage wall time), also written
-#     to $CI_ARM_FIGURES (default dist/ci-arm-<arch>.json).
+#     to $CI_ARM_FIGURES (default target-arm/dist/ci-arm-<arch>.json).
 # Needs root (apt-get, binfmt_misc) on the first run.
 set -euo pipefail
 
@@ -67,7 +67,7 @@ if find "$VWED_QEMU_ROOT" -name 'libpython*' -o -name 'python3*' | grep -q .; th
     exit 1
 fi
 
-figures_file=${CI_ARM_FIGURES:-$repo/dist/ci-arm-$VWED_ARCH.json}
+figures_file=${CI_ARM_FIGURES:-${CARGO_TARGET_DIR:-$repo/target-arm}/dist/ci-arm-$VWED_ARCH.json}
 t0=$(date +%s)
 smoke_out=$(python3 "$here/smoke.py" --prefix "$prefix" --config "$scratch/root/etc/vwed-edge/config.toml" \
     --qemu "$VWED_QEMU" --qemu-root "$VWED_QEMU_ROOT") || { echo "$smoke_out" | tail -n1 >&2; log "smoke test FAILED"; exit 1; }
