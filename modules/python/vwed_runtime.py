@@ -797,6 +797,17 @@ class _Log:
     def sync_debug(self, *args, **fields):
         self._write("DEBUG", args, fields)
 
+    def flush(self, timeout=DEFAULT_CALL_TIMEOUT):
+        """Returns once every line logged or printed so far is on disk."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return _vwed.request("log.flush", None, timeout)
+
+    async def flush_async(self):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return await _request_async("log.flush", None)
+
 
 # ------------------------------------------------------------------- VWED.data
 

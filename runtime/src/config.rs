@@ -36,6 +36,20 @@ pub struct Config {
     pub sample_project: bool,
     /// redb page cache, in bytes.
     pub db_cache_bytes: usize,
+    /// Persisted script logs (logs.redb) are pruned, oldest first, above this size.
+    pub log_max_bytes: u64,
+    /// Persisted script log lines older than this are pruned.
+    pub log_max_age_days: u64,
+    /// Lines per second one script may log (VWED.log and print); 0 = no limit.
+    pub log_rate_per_sec: u32,
+    /// Lines a script may log at once before `log_rate_per_sec` applies.
+    pub log_rate_burst: u32,
+    /// Lines waiting for the log writer; beyond this, lines are dropped and counted.
+    pub log_queue_lines: usize,
+    /// How often the log pruning pass runs, in seconds.
+    pub log_prune_interval_s: u64,
+    /// Messages queued per WebSocket client; a slower client skips lines and is told.
+    pub ws_client_queue: usize,
 }
 
 impl Default for Config {
@@ -54,6 +68,13 @@ impl Default for Config {
             restore_on_start: true,
             sample_project: true,
             db_cache_bytes: 4 * 1024 * 1024,
+            log_max_bytes: 64 * 1024 * 1024,
+            log_max_age_days: 14,
+            log_rate_per_sec: 5_000,
+            log_rate_burst: 20_000,
+            log_queue_lines: 65_536,
+            log_prune_interval_s: 10,
+            ws_client_queue: 1_024,
         }
     }
 }

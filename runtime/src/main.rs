@@ -13,6 +13,7 @@ mod db;
 mod engine;
 mod fsio;
 mod lock;
+mod logs;
 mod output;
 mod paths;
 mod registry;
@@ -142,8 +143,10 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         sample::ensure(&store).context("cannot create the sample project")?;
     }
     let exe = std::env::current_exe().context("cannot find own executable")?;
+    let logs = logs::Logs::open(&cfg).context("cannot open the log store")?;
+    logs.start_ticker();
     let cfg = Arc::new(cfg);
-    let engine = engine::Engine::new(cfg.clone(), store, exe, Some(lock));
+    let engine = engine::Engine::new(cfg.clone(), store, exe, Some(lock), logs.clone());
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -192,6 +195,8 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: stopping scripts (they start again with the runtime)");
     engine.shutdown().await;
+    // Commit the lines the stopping scripts just wrote.
+    let _ = tokio::task::spawn_blocking(move || logs.close()).await;
     let _ = stop_tx.send(());
     let _ = server.await;
     Ok(())

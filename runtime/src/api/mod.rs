@@ -3,10 +3,12 @@
 
 mod body;
 mod files;
+mod logs;
 mod projects;
 mod reply;
 mod script_api;
 mod scripts;
+mod ws;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -267,6 +269,10 @@ pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
         .or(integration)
         .unify()
         .or(stubs)
+        .unify()
+        .or(logs::routes(engine.clone()))
+        .unify()
+        .or(ws::routes(engine.clone()))
         .unify()
         .recover(recover)
         .unify()

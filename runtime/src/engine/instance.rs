@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 use vwed_ipc::{BootOutcome, Level};
 
+use crate::logs::{Logs, ScriptLogger};
 use crate::output::OutputRing;
 use crate::registry::{Counts, Prepared, RegError};
 use crate::worker::{WorkerConn, rss_bytes};
@@ -69,6 +70,8 @@ pub struct Instance {
     conn: OnceLock<Arc<WorkerConn>>,
     state: Mutex<State>,
     pub output: Mutex<OutputRing>,
+    /// Persists and broadcasts every line of this run.
+    pub log: Arc<ScriptLogger>,
     pub boot: Mutex<Option<BootPhase>>,
     pub exited: watch::Sender<Option<ExitInfo>>,
     pub kill: Mutex<Option<oneshot::Sender<()>>>,
@@ -82,7 +85,9 @@ impl Instance {
         file_name: String,
         start_params: Value,
         output_lines: usize,
+        logs: &Arc<Logs>,
     ) -> Instance {
+        let log = logs.script(&script_id, &script_path);
         Instance {
             script_id: Arc::from(script_id),
             script_path,
@@ -94,6 +99,7 @@ impl Instance {
             conn: OnceLock::new(),
             state: Mutex::new(State::Starting),
             output: Mutex::new(OutputRing::new(output_lines)),
+            log,
             boot: Mutex::new(None),
             exited: watch::channel(None).0,
             kill: Mutex::new(None),
@@ -156,12 +162,12 @@ impl Instance {
     }
 
     pub fn note(&self, level: Level, message: impl Into<String>) {
-        self.output.lock().unwrap_or_else(|p| p.into_inner()).push(
-            level,
-            "system",
-            message.into(),
-            None,
-        );
+        let message = message.into();
+        self.log.system(level, message.clone());
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(level, "system", message, None);
     }
 
     pub fn output_text(&self, limit: usize) -> String {

@@ -41,6 +41,7 @@ pub struct Engine {
     pub data: ScriptData,
     pub registry: Registry,
     pub analyzer: Analyzer,
+    pub logs: Arc<crate::logs::Logs>,
     exe: PathBuf,
     lock: Option<OwnedFd>,
     scripts: Mutex<HashMap<String, Arc<Instance>>>,
@@ -79,6 +80,7 @@ impl Engine {
             store,
             exe,
             lock,
+            logs,
             scripts: Mutex::new(HashMap::new()),
             ended: Mutex::new(VecDeque::new()),
             shutting_down: AtomicBool::new(false),
@@ -189,6 +191,12 @@ impl Engine {
             Err(_) => Err(FnCallError::Gone(name.to_string())),
         };
         entry.stats.record(out.is_ok(), us);
+        self.logs.function_execution(
+            &entry.target.script_id,
+            name,
+            out.as_ref().map_err(|e| e.to_string()),
+            us as f64 / 1000.0,
+        );
         out
     }
 

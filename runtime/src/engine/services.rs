@@ -44,6 +44,15 @@ impl Engine {
                     .map_err(|e| e.to_string())
             }
             "function.list" => Ok(Value::Array(self.functions_json()).to_string()),
+            // Frames are handled in order, so every line this worker sent before
+            // the request is already queued: the answer means they are on disk.
+            "log.flush" => self
+                .logs
+                .store
+                .flush()
+                .await
+                .map(|n| json!({"committed": n}).to_string())
+                .map_err(|e| e.to_string()),
             s if s.starts_with("data.") => self.data_service(inst, s, args).await,
             other => Err(format!("未知的服务调用: {other}")),
         }

@@ -64,11 +64,14 @@ impl ScriptSink {
         text: String,
         fields: Option<serde_json::Value>,
     ) {
+        let log = &self.inst.log;
         let mut ring = self.inst.output.lock().unwrap_or_else(|p| p.into_inner());
         if stream == "log" {
+            log.script_line(level, stream, text.clone(), fields.as_ref());
             ring.push(level, stream, text, fields);
         } else {
             for line in text.split('\n') {
+                log.script_line(level, stream, line.to_string(), None);
                 ring.push(level, stream, line.to_string(), None);
             }
         }

@@ -156,6 +156,7 @@ impl Engine {
                 file.file_name.clone(),
                 params.clone(),
                 self.cfg.output_lines,
+                &self.logs,
             ));
             scripts.insert(inst.script_id.to_string(), inst.clone());
             inst
@@ -177,6 +178,7 @@ impl Engine {
                     tracing::error!("cannot record {script_path} as running: {e}");
                 }
                 inst.note(Level::Info, "脚本启动成功");
+                self.logs.status(&inst.script_id, "started", "脚本启动成功");
                 Ok(StartOk {
                     script_id: inst.script_id.to_string(),
                     script_path,
@@ -363,6 +365,7 @@ async fn pipe_lines(
 ) {
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        inst.log.script_line(level, stream, line.clone(), None);
         inst.output
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -70,6 +70,15 @@ impl Engine {
                 "脚本已停止"
             },
         );
+        self.logs.status(
+            &inst.script_id,
+            "stopped",
+            if killed {
+                "脚本已停止 (宽限期后强制结束)"
+            } else {
+                "脚本已停止"
+            },
+        );
         self.retire(&inst);
         Ok(Stopped {
             script_path: inst.script_path.clone(),

@@ -1,0 +1,259 @@
+//! `/api/script/ws/*`: the live log WebSocket, its connection status, a test
+//! broadcast and a self-contained test page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vwed_ipc::Level;
+use warp::filters::BoxedFilter;
+use warp::filters::ws::{Message, WebSocket, Ws};
+use warp::{Filter, Reply};
+
+use super::body::parse_json;
+use super::reply::{ApiError, Resp, finish, ok_data, ok_message};
+use super::{query, with_engine};
+use crate::engine::Engine;
+use crate::logs::{ALL, Conn, MAX_LIMIT};
+
+const TEST_PAGE: &str = include_str!("ws_test_page.html");
+
+pub fn routes(engine: Arc<Engine>) -> BoxedFilter<(Resp,)> {
+    let limit = engine.cfg.max_body_bytes;
+    let e = with_engine(engine);
+    let base = || {
+        warp::path("api")
+            .and(warp::path("script"))
+            .and(warp::path("ws"))
+    };
+    let socket = base()
+        .and(warp::path!("script-logs"))
+        .and(warp::ws())
+        .and(query())
+        .and(e.clone())
+        .map(|ws: Ws, q: HashMap<String, String>, e: Arc<Engine>| {
+            ws.on_upgrade(move |s| session(s, q, e)).into_response()
+        });
+    let status = base()
+        .and(warp::path!("connections" / "status"))
+        .and(warp::get())
+        .and(e.clone())
+        .map(|e: Arc<Engine>| ok_data(e.logs.hub.status_json()));
+    let broadcast = base()
+        .and(warp::path!("broadcast" / "test"))
+        .and(warp::post())
+        .and(e)
+        .and(super::body::limited(limit))
+        .then(broadcast_test);
+    let page = base()
+        .and(warp::path!("test-page"))
+        .and(warp::get())
+        .map(|| warp::reply::html(TEST_PAGE).into_response());
+    socket
+        .or(status)
+        .unify()
+        .or(broadcast)
+        .unify()
+        .or(page)
+        .unify()
+        .boxed()
+}
+
+#[derive(Deserialize)]
+struct BroadcastBody {
+    script_id: String,
+    #[serde(default)]
+    message: Value,
+    #[serde(default)]
+    level: Option<String>,
+}
+
+async fn broadcast_test(engine: Arc<Engine>, body: Bytes) -> Resp {
+    finish((|| {
+        let b: BroadcastBody = parse_json(&body)?;
+        if b.script_id.is_empty() {
+            return Err(ApiError::bad_request("缺少 script_id 参数"));
+        }
+        let level = match b.level.as_deref() {
+            None | Some("") => Level::Info,
+            Some(l) => Level::parse(l).ok_or_else(|| {
+                ApiError::bad_request(format!("level 必须是 debug/info/warning/error, 得到 {l}"))
+            })?,
+        };
+        let message = match b.message {
+            Value::String(s) => s,
+            Value::Null => "测试消息".to_string(),
+            other => other.to_string(),
+        };
+        let delivered = engine.logs.hub.publish(&b.script_id, || {
+            json!({
+                "type": "script_log",
+                "script_id": b.script_id,
+                "timestamp": crate::clock::utc_now(),
+                "level": level.as_str(),
+                "message": message,
+                "stream": "test",
+                "test": true,
+            })
+        });
+        Ok(ok_message(
+            format!("测试消息已广播到脚本 {} 的订阅者", b.script_id),
+            Some(json!({"script_id": b.script_id, "delivered": delivered})),
+        ))
+    })())
+}
+
+#[derive(Deserialize)]
+struct ClientMsg {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    script_id: Option<String>,
+    /// On subscribe: also send the newest `last` stored lines.
+    #[serde(default)]
+    last: Option<usize>,
+}
+
+async fn session(socket: WebSocket, q: HashMap<String, String>, engine: Arc<Engine>) {
+    let (mut tx, mut rx) = socket.split();
+    let Some(client_id) = q.get("client_id").filter(|s| !s.trim().is_empty()) else {
+        let err = json!({"type": "error", "message": "缺少必填参数 client_id", "timestamp": crate::clock::utc_now()});
+        let _ = tx.send(Message::text(err.to_string())).await;
+        let _ = tx
+            .send(Message::close_with(1008u16, "client_id is required"))
+            .await;
+        return;
+    };
+    let client_type = q
+        .get("client_type")
+        .map(String::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or("web");
+    let hub = engine.logs.hub.clone();
+    let conn = hub.connect(client_id, client_type);
+    conn.reply(json!({
+        "type": "welcome",
+        "connection_id": conn.connection_id,
+        "server_time": crate::clock::utc_now(),
+        "message": "连接建立成功",
+    }));
+    // The writer owns the socket's send half; the reader below only queues.
+    let out = conn.clone();
+    let writer = tokio::spawn(async move {
+        while let Some(batch) = out.next_batch().await {
+            for m in batch {
+                if tx.feed(Message::text(&*m)).await.is_err() {
+                    return;
+                }
+            }
+            if tx.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.close().await;
+    });
+    while let Some(Ok(msg)) = rx.next().await {
+        if msg.is_close() {
+            break;
+        }
+        if let Ok(text) = msg.to_str() {
+            on_message(&engine, &conn, text).await;
+        }
+    }
+    hub.disconnect(&conn);
+    // A writer stuck on a client that stopped reading would wait forever.
+    writer.abort();
+}
+
+async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
+    let now = crate::clock::utc_now();
+    let m: ClientMsg = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            conn.reply(
+                json!({"type": "error", "message": format!("消息格式错误: {e}"), "timestamp": now}),
+            );
+            return;
+        }
+    };
+    let sid = m
+        .script_id
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| ALL.to_string());
+    match m.kind.as_str() {
+        "subscribe" => {
+            conn.subscribe(&sid);
+            conn.reply(json!({
+                "type": "subscribed",
+                "script_id": sid,
+                "timestamp": now,
+                "message": format!("已订阅脚本 {sid} 的日志"),
+            }));
+            if let Some(n) = m.last.filter(|n| *n > 0) {
+                send_history(engine, conn, &sid, n.min(MAX_LIMIT)).await;
+            }
+        }
+        "unsubscribe" => {
+            let was = conn.unsubscribe(&sid);
+            conn.reply(json!({
+                "type": "unsubscribed",
+                "script_id": sid,
+                "was_subscribed": was,
+                "timestamp": now,
+                "message": format!("已取消订阅脚本 {sid} 的日志"),
+            }));
+        }
+        "ping" => conn.reply(json!({"type": "pong", "timestamp": now})),
+        "get_status" => conn.reply(json!({
+            "type": "status",
+            "timestamp": now,
+            "connection_id": conn.connection_id,
+            "client_id": conn.client_id,
+            "client_type": conn.client_type,
+            "connected_at": conn.connected_at,
+            "subscribed_scripts": conn.subscriptions(),
+            "skipped": conn.skipped_total.load(std::sync::atomic::Ordering::Relaxed),
+        })),
+        other => conn.reply(json!({
+            "type": "error",
+            "message": format!("未知的消息类型: {other}"),
+            "timestamp": now,
+        })),
+    }
+}
+
+/// Stored lines, oldest first, marked `history` (live lines may overlap them;
+/// `seq` tells them apart).
+async fn send_history(engine: &Arc<Engine>, conn: &Arc<Conn>, sid: &str, n: usize) {
+    let store = engine.logs.store.clone();
+    let filter = (sid != ALL).then(|| sid.to_string());
+    let lines = tokio::task::spawn_blocking(move || store.last_lines(filter.as_deref(), n)).await;
+    match lines {
+        Ok(Ok(lines)) => {
+            for e in lines {
+                let mut v = json!({
+                    "type": "script_log",
+                    "script_id": e.script_id,
+                    "timestamp": crate::logs::iso_utc(e.ts_ms),
+                    "level": e.level.as_str(),
+                    "message": e.message,
+                    "seq": e.seq,
+                    "stream": e.stream,
+                    "script_path": e.script_path,
+                    "history": true,
+                });
+                if let Some(f) = e.fields_json() {
+                    v["fields"] = f;
+                }
+                conn.reply(v);
+            }
+        }
+        Ok(Err(e)) => {
+            conn.reply(json!({"type": "error", "message": format!("读取历史日志失败: {e}")}))
+        }
+        Err(e) => conn.reply(json!({"type": "error", "message": e.to_string()})),
+    }
+}

@@ -1,0 +1,356 @@
+//! Live fan-out to WebSocket clients. Publishing never waits: every connection
+//! has a bounded queue, and a connection that falls behind skips lines and is
+//! told how many, so a slow client can never slow a script.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// Subscribes to every script.
+pub const ALL: &str = "*";
+
+#[derive(Default)]
+struct Subs {
+    all: bool,
+    scripts: HashSet<String>,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Arc<str>>,
+    /// Lines skipped since the client was last told.
+    skipped: u64,
+    closed: bool,
+}
+
+pub struct Conn {
+    pub id: u64,
+    pub connection_id: String,
+    pub client_id: String,
+    pub client_type: String,
+    pub connected_at: String,
+    subs: Mutex<Subs>,
+    queue: Mutex<Queue>,
+    cap: usize,
+    wake: Notify,
+    pub skipped_total: AtomicU64,
+    pub sent_total: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn skipped_notice(n: u64) -> Arc<str> {
+    Arc::from(
+        json!({
+            "type": "notice",
+            "event": "lines_skipped",
+            "skipped": n,
+            "level": "WARNING",
+            "timestamp": crate::clock::utc_now(),
+            "message": format!("客户端接收过慢, 跳过了 {n} 条消息 ({n} lines skipped)"),
+        })
+        .to_string(),
+    )
+}
+
+impl Conn {
+    fn wants(&self, script_id: &str) -> bool {
+        let s = lock(&self.subs);
+        s.all || s.scripts.contains(script_id)
+    }
+
+    /// Queues a broadcast message; drops and counts it when the queue is full.
+    fn offer(&self, msg: &Arc<str>) -> bool {
+        let mut q = lock(&self.queue);
+        if q.closed {
+            return false;
+        }
+        if q.items.len() >= self.cap {
+            q.skipped += 1;
+            self.skipped_total.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if q.skipped > 0 {
+            // Said where the gap is, in order.
+            let n = std::mem::take(&mut q.skipped);
+            q.items.push_back(skipped_notice(n));
+        }
+        q.items.push_back(msg.clone());
+        drop(q);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Queues an answer to the client's own request; never dropped.
+    pub fn reply(&self, msg: Value) {
+        let mut q = lock(&self.queue);
+        if q.closed {
+            return;
+        }
+        q.items.push_back(Arc::from(msg.to_string()));
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    /// Waits for queued messages and takes them all; `None` once closed.
+    pub async fn next_batch(&self) -> Option<Vec<Arc<str>>> {
+        loop {
+            {
+                let mut q = lock(&self.queue);
+                if q.closed {
+                    return None;
+                }
+                if q.items.is_empty() && q.skipped > 0 {
+                    let n = std::mem::take(&mut q.skipped);
+                    q.items.push_back(skipped_notice(n));
+                }
+                if !q.items.is_empty() {
+                    let v: Vec<_> = q.items.drain(..).collect();
+                    self.sent_total.fetch_add(v.len() as u64, Ordering::Relaxed);
+                    return Some(v);
+                }
+            }
+            self.wake.notified().await;
+        }
+    }
+
+    pub fn close(&self) {
+        lock(&self.queue).closed = true;
+        self.wake.notify_one();
+    }
+
+    pub fn queued(&self) -> usize {
+        lock(&self.queue).items.len()
+    }
+
+    /// Subscribes; `*` means every script.
+    pub fn subscribe(&self, script_id: &str) {
+        let mut s = lock(&self.subs);
+        if script_id == ALL {
+            s.all = true;
+        } else {
+            s.scripts.insert(script_id.to_string());
+        }
+    }
+
+    /// Unsubscribes; `*` ends the all-scripts subscription. Tells whether it had one.
+    pub fn unsubscribe(&self, script_id: &str) -> bool {
+        let mut s = lock(&self.subs);
+        if script_id == ALL {
+            std::mem::take(&mut s.all)
+        } else {
+            s.scripts.remove(script_id)
+        }
+    }
+
+    pub fn subscriptions(&self) -> Vec<String> {
+        let s = lock(&self.subs);
+        let mut v: Vec<String> = s.scripts.iter().cloned().collect();
+        v.sort();
+        if s.all {
+            v.insert(0, ALL.to_string());
+        }
+        v
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "connection_id": self.connection_id,
+            "client_id": self.client_id,
+            "client_type": self.client_type,
+            "connected_at": self.connected_at,
+            "subscribed_scripts": self.subscriptions(),
+            "queued": self.queued(),
+            "queue_capacity": self.cap,
+            "skipped": self.skipped_total.load(Ordering::Relaxed),
+            "sent": self.sent_total.load(Ordering::Relaxed),
+        })
+    }
+}
+
+pub struct Hub {
+    conns: RwLock<HashMap<u64, Arc<Conn>>>,
+    count: AtomicUsize,
+    next_id: AtomicU64,
+    queue_cap: usize,
+}
+
+impl Hub {
+    pub fn new(queue_cap: usize) -> Hub {
+        Hub {
+            conns: RwLock::new(HashMap::new()),
+            count: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            queue_cap: queue_cap.max(1),
+        }
+    }
+
+    pub fn connect(&self, client_id: &str, client_type: &str) -> Arc<Conn> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            id,
+            connection_id: format!("{client_type}_{client_id}_{}", crate::clock::unix_ms()),
+            client_id: client_id.to_string(),
+            client_type: client_type.to_string(),
+            connected_at: crate::clock::utc_now(),
+            subs: Mutex::new(Subs::default()),
+            queue: Mutex::new(Queue::default()),
+            cap: self.queue_cap,
+            wake: Notify::new(),
+            skipped_total: AtomicU64::new(0),
+            sent_total: AtomicU64::new(0),
+        });
+        self.conns
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, conn.clone());
+        self.count.fetch_add(1, Ordering::Release);
+        conn
+    }
+
+    pub fn disconnect(&self, conn: &Conn) {
+        conn.close();
+        if self
+            .conns
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&conn.id)
+            .is_some()
+        {
+            self.count.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    /// Whether anyone listens at all: lets the log path skip building messages.
+    pub fn has_clients(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
+    /// Sends to the subscribers of `script_id` and of `*`; the message is built
+    /// only if someone wants it. Returns how many connections took it.
+    pub fn publish(&self, script_id: &str, build: impl FnOnce() -> Value) -> usize {
+        if !self.has_clients() {
+            return 0;
+        }
+        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let mut msg: Option<Arc<str>> = None;
+        let mut build = Some(build);
+        let mut n = 0;
+        for c in conns.values() {
+            if !c.wants(script_id) {
+                continue;
+            }
+            if msg.is_none() {
+                msg = build.take().map(|b| Arc::from(b().to_string()));
+            }
+            if let Some(m) = &msg
+                && c.offer(m)
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    pub fn connections(&self) -> Vec<Arc<Conn>> {
+        let mut v: Vec<_> = self
+            .conns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// The seed's `/ws/connections/status` data.
+    pub fn status_json(&self) -> Value {
+        let conns = self.connections();
+        let mut per_script: BTreeMap<String, u64> = BTreeMap::new();
+        for c in &conns {
+            for s in c.subscriptions() {
+                *per_script.entry(s).or_default() += 1;
+            }
+        }
+        json!({
+            "total_connections": conns.len(),
+            "total_script_subscriptions": per_script.len(),
+            "connections": conns.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
+            "script_subscriptions": per_script,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(v: &[Arc<str>]) -> Vec<Value> {
+        v.iter()
+            .map(|s| serde_json::from_str(s).expect("json"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn subscribe_filters_and_star_gets_all() {
+        let hub = Hub::new(16);
+        let a = hub.connect("a", "web");
+        let b = hub.connect("b", "web");
+        assert!(a.connection_id.starts_with("web_a_"));
+        a.subscribe("s1");
+        b.subscribe(ALL);
+        assert_eq!(hub.publish("s1", || json!({"n": 1})), 2);
+        assert_eq!(hub.publish("s2", || json!({"n": 2})), 1);
+        let got_a = text(&a.next_batch().await.expect("a"));
+        assert_eq!(got_a, vec![json!({"n": 1})]);
+        let got_b = text(&b.next_batch().await.expect("b"));
+        assert_eq!(got_b.len(), 2);
+        assert!(a.unsubscribe("s1"));
+        assert!(!a.unsubscribe("s1"));
+        assert_eq!(hub.publish("s1", || json!({"n": 3})), 1);
+        let st = hub.status_json();
+        assert_eq!(st["total_connections"], 2);
+        assert_eq!(st["script_subscriptions"]["*"], 1);
+        hub.disconnect(&b);
+        assert_eq!(hub.publish("s1", || panic!("nobody listens")), 0);
+        assert!(b.next_batch().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn slow_client_is_bounded_and_told() {
+        let hub = Hub::new(4);
+        let c = hub.connect("slow", "test");
+        c.subscribe("s");
+        for i in 0..100 {
+            hub.publish("s", || json!({"i": i}));
+        }
+        assert_eq!(c.queued(), 4, "queue stays bounded");
+        assert_eq!(c.skipped_total.load(Ordering::Relaxed), 96);
+        let first = text(&c.next_batch().await.expect("batch"));
+        assert_eq!(first.len(), 4);
+        // With the queue drained, the client hears about the gap.
+        let notice = text(&c.next_batch().await.expect("notice"));
+        assert_eq!(notice[0]["type"], "notice");
+        assert_eq!(notice[0]["skipped"], 96);
+        // A gap followed by more lines is reported in place.
+        for i in 0..10 {
+            hub.publish("s", || json!({"i": i}));
+        }
+        let _ = c.next_batch().await;
+        hub.publish("s", || json!({"i": "after"}));
+        let v = text(&c.next_batch().await.expect("after"));
+        assert_eq!(v[0]["skipped"], 6);
+        assert_eq!(v[1]["i"], "after");
+        // Replies bypass the bound.
+        for _ in 0..10 {
+            c.reply(json!({"type": "pong"}));
+        }
+        assert_eq!(c.queued(), 10);
+    }
+}

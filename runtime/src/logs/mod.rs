@@ -1,0 +1,179 @@
+//! Script logs: every line a script or the runtime writes about it is persisted
+//! (redb, group commit, bounded retention) and pushed live to WebSocket clients.
+//!
+//! Path of a line: worker frame → `ScriptLogger` (seq, time, rate limit) → the
+//! hub (per-connection bounded queues) and the store's bounded queue → the writer
+//! thread, which commits everything queued as one transaction.
+
+mod hub;
+mod limiter;
+mod query;
+mod record;
+mod script;
+mod store;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub use hub::{ALL, Conn, Hub};
+pub use query::{LogQuery, MAX_LIMIT, Order, decode_cursor, encode_cursor};
+pub use record::iso_utc;
+pub use script::ScriptLogger;
+pub use store::{LogStore, LogStoreError, StoreLimits};
+
+use crate::config::Config;
+
+pub struct Logs {
+    pub store: Arc<LogStore>,
+    pub hub: Arc<Hub>,
+    rate: u32,
+    burst: u32,
+    loggers: Mutex<Vec<Weak<ScriptLogger>>>,
+}
+
+impl Logs {
+    /// Opens `<data_dir>/logs.redb` with the configured limits.
+    pub fn open(cfg: &Config) -> Result<Arc<Logs>, LogStoreError> {
+        let limits = StoreLimits {
+            max_bytes: cfg.log_max_bytes,
+            max_age_ms: cfg.log_max_age_days.saturating_mul(86_400_000),
+            queue_lines: cfg.log_queue_lines,
+            prune_interval: Duration::from_secs(cfg.log_prune_interval_s.max(1)),
+            prune_batch: 10_000,
+        };
+        let store = LogStore::open(&cfg.data_dir.join("logs.redb"), cfg.db_cache_bytes, limits)?;
+        Ok(Self::new(
+            store,
+            Hub::new(cfg.ws_client_queue),
+            cfg.log_rate_per_sec,
+            cfg.log_rate_burst,
+        ))
+    }
+
+    pub fn new(store: Arc<LogStore>, hub: Hub, rate: u32, burst: u32) -> Arc<Logs> {
+        Arc::new(Logs {
+            store,
+            hub: Arc::new(hub),
+            rate,
+            burst,
+            loggers: Mutex::new(Vec::new()),
+        })
+    }
+
+    #[cfg(test)]
+    pub fn open_at(
+        path: &Path,
+        limits: StoreLimits,
+        rate: u32,
+        burst: u32,
+    ) -> Result<Arc<Logs>, LogStoreError> {
+        let store = LogStore::open(path, 1024 * 1024, limits)?;
+        Ok(Self::new(store, Hub::new(1024), rate, burst))
+    }
+
+    /// The logger of one started script.
+    pub fn script(self: &Arc<Self>, script_id: &str, script_path: &str) -> Arc<ScriptLogger> {
+        let l = Arc::new(ScriptLogger::new(
+            self.clone(),
+            script_id,
+            script_path,
+            self.rate,
+            self.burst,
+        ));
+        let mut v = self.loggers.lock().unwrap_or_else(|p| p.into_inner());
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Arc::downgrade(&l));
+        l
+    }
+
+    fn live_loggers(&self) -> Vec<Arc<ScriptLogger>> {
+        self.loggers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Once a second: report rate-limit drops of scripts that went quiet.
+    pub fn start_ticker(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let Some(logs) = me.upgrade() else { return };
+                for l in logs.live_loggers() {
+                    l.tick();
+                }
+            }
+        });
+    }
+
+    /// `script_status`: started, stopped, crashed.
+    pub fn status(&self, script_id: &str, status: &str, message: &str) {
+        self.hub.publish(script_id, || {
+            json!({
+                "type": "script_status",
+                "script_id": script_id,
+                "timestamp": crate::clock::utc_now(),
+                "status": status,
+                "message": message,
+            })
+        });
+    }
+
+    /// `function_execution` after a call of a registered function.
+    pub fn function_execution(
+        &self,
+        script_id: &str,
+        function_name: &str,
+        result: Result<&Value, String>,
+        ms: f64,
+    ) {
+        self.hub.publish(script_id, || {
+            let (kind, res) = match result {
+                Ok(v) => (
+                    "success",
+                    json!({"success": true, "data": v, "execution_time_ms": ms}),
+                ),
+                Err(e) => (
+                    "error",
+                    json!({"success": false, "error": e, "execution_time_ms": ms}),
+                ),
+            };
+            json!({
+                "type": "function_execution",
+                "script_id": script_id,
+                "timestamp": crate::clock::utc_now(),
+                "function_name": function_name,
+                "execution_type": kind,
+                "result": res,
+            })
+        });
+    }
+
+    pub fn stats_json(&self) -> Value {
+        let mut scripts: Vec<Value> = self.live_loggers().iter().map(|l| l.stats_json()).collect();
+        scripts.sort_by(|a, b| a["script_id"].as_str().cmp(&b["script_id"].as_str()));
+        json!({
+            "store": self.store.stats_json(),
+            "rate_limit": {"lines_per_sec": self.rate, "burst": self.burst},
+            "scripts": scripts,
+            "websocket": {
+                "connections": self.hub.connections().len(),
+            },
+        })
+    }
+
+    /// Commits what is queued and stops the writer thread.
+    pub fn close(&self) {
+        self.store.close();
+    }
+}

@@ -1,0 +1,175 @@
+//! One log line: how it travels from a script to the writer, and how it is stored.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use vwed_ipc::Level;
+
+use crate::db::DbError;
+
+/// A line on its way to the database and the WebSocket clients.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub seq: u64,
+    pub ts_ms: u64,
+    pub script_id: Arc<str>,
+    pub script_path: Arc<str>,
+    pub level: Level,
+    /// stdout, stderr, log or system.
+    pub stream: &'static str,
+    pub message: String,
+    /// JSON object text, or empty when the line has no fields.
+    pub fields: String,
+}
+
+/// The stored form; borrowed so that writing a line does not copy it again.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    ts_ms: u64,
+    script_id: &'a str,
+    script_path: &'a str,
+    level: u8,
+    stream: &'a str,
+    message: &'a str,
+    fields: &'a str,
+}
+
+pub fn level_code(l: Level) -> u8 {
+    match l {
+        Level::Debug => 0,
+        Level::Info => 1,
+        Level::Warning => 2,
+        Level::Error => 3,
+    }
+}
+
+fn level_from_code(c: u8) -> Level {
+    match c {
+        0 => Level::Debug,
+        1 => Level::Info,
+        2 => Level::Warning,
+        _ => Level::Error,
+    }
+}
+
+impl LogLine {
+    pub fn encode(&self) -> Result<Vec<u8>, DbError> {
+        crate::db::encode(&Stored {
+            ts_ms: self.ts_ms,
+            script_id: &self.script_id,
+            script_path: &self.script_path,
+            level: level_code(self.level),
+            stream: self.stream,
+            message: &self.message,
+            fields: &self.fields,
+        })
+    }
+
+    /// Bytes a stored line is charged against `log_max_bytes`: its record, its
+    /// key and its entry in the per-script index.
+    pub fn charge(encoded_len: usize, script_id_len: usize) -> u64 {
+        (encoded_len + 8 + script_id_len + 8 + 32) as u64
+    }
+}
+
+/// A line read back from the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub ts_ms: u64,
+    pub script_id: String,
+    pub script_path: String,
+    pub level: Level,
+    pub stream: String,
+    pub message: String,
+    pub fields: String,
+}
+
+impl LogEntry {
+    pub fn decode(seq: u64, bytes: &[u8]) -> Result<LogEntry, DbError> {
+        let s: Stored<'_> = postcard::from_bytes(bytes)?;
+        Ok(LogEntry {
+            seq,
+            ts_ms: s.ts_ms,
+            script_id: s.script_id.to_string(),
+            script_path: s.script_path.to_string(),
+            level: level_from_code(s.level),
+            stream: s.stream.to_string(),
+            message: s.message.to_string(),
+            fields: s.fields.to_string(),
+        })
+    }
+
+    pub fn fields_json(&self) -> Option<Value> {
+        if self.fields.is_empty() {
+            return None;
+        }
+        serde_json::from_str(&self.fields).ok()
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "seq": self.seq,
+            "timestamp": iso_utc(self.ts_ms),
+            "ts_ms": self.ts_ms,
+            "script_id": self.script_id,
+            "script_path": self.script_path,
+            "level": self.level.as_str(),
+            "stream": self.stream,
+            "message": self.message,
+        });
+        if let Some(f) = self.fields_json() {
+            v["fields"] = f;
+        }
+        v
+    }
+
+    /// One line of the text export.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{} {:<7} [{}] {}: {}",
+            iso_utc(self.ts_ms),
+            self.level.as_str(),
+            self.script_id,
+            self.stream,
+            self.message
+        );
+        if !self.fields.is_empty() {
+            s.push(' ');
+            s.push_str(&self.fields);
+        }
+        s
+    }
+}
+
+/// `2025-09-11T12:00:00.000Z`, the WebSocket messages' format.
+pub fn iso_utc(ts_ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts_ms as i64)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let line = LogLine {
+            seq: 7,
+            ts_ms: 1_726_059_000_123,
+            script_id: Arc::from("a.py_1_x"),
+            script_path: Arc::from("p/a.py"),
+            level: Level::Warning,
+            stream: "log",
+            message: "温度过高".into(),
+            fields: r#"{"t":90}"#.into(),
+        };
+        let e = LogEntry::decode(7, &line.encode().expect("encode")).expect("decode");
+        assert_eq!(e.message, "温度过高");
+        assert_eq!(e.level, Level::Warning);
+        assert_eq!(e.to_json()["fields"]["t"], 90);
+        assert_eq!(e.to_json()["timestamp"], "2024-09-11T12:50:00.123Z");
+    }
+}

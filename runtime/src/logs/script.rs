@@ -1,0 +1,164 @@
+//! The per-script end of the log path: stamps each line with a sequence number and
+//! time, rate-limits what the script itself writes, and hands the line to the
+//! WebSocket hub and the store.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use vwed_ipc::Level;
+
+use super::Logs;
+use super::limiter::TokenBucket;
+use super::record::{LogLine, iso_utc};
+
+struct Limit {
+    bucket: TokenBucket,
+    /// Dropped since the last report.
+    pending: u64,
+}
+
+pub struct ScriptLogger {
+    logs: Arc<Logs>,
+    pub script_id: Arc<str>,
+    pub script_path: Arc<str>,
+    limit: Mutex<Limit>,
+    pub accepted: AtomicU64,
+    pub rate_dropped: AtomicU64,
+}
+
+impl ScriptLogger {
+    pub(super) fn new(
+        logs: Arc<Logs>,
+        script_id: &str,
+        script_path: &str,
+        rate: u32,
+        burst: u32,
+    ) -> Self {
+        ScriptLogger {
+            logs,
+            script_id: Arc::from(script_id),
+            script_path: Arc::from(script_path),
+            limit: Mutex::new(Limit {
+                bucket: TokenBucket::new(rate, burst, Instant::now()),
+                pending: 0,
+            }),
+            accepted: AtomicU64::new(0),
+            rate_dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn limit(&self) -> std::sync::MutexGuard<'_, Limit> {
+        self.limit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A line the script wrote (VWED.log, print, a traceback). Returns false when
+    /// the rate limit dropped it.
+    pub fn script_line(
+        &self,
+        level: Level,
+        stream: &'static str,
+        message: String,
+        fields: Option<&Value>,
+    ) -> bool {
+        let pending = {
+            let mut l = self.limit();
+            if !l.bucket.take(Instant::now()) {
+                l.pending += 1;
+                drop(l);
+                self.rate_dropped.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            std::mem::take(&mut l.pending)
+        };
+        if pending > 0 {
+            self.report_dropped(pending);
+        }
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.emit(
+            level,
+            stream,
+            message,
+            fields.map(|f| f.to_string()).unwrap_or_default(),
+        );
+        true
+    }
+
+    /// A line of the runtime's own (start, stop, crash): never rate-limited.
+    pub fn system(&self, level: Level, message: String) {
+        let pending = std::mem::take(&mut self.limit().pending);
+        if pending > 0 {
+            self.report_dropped(pending);
+        }
+        self.emit(level, "system", message, String::new());
+    }
+
+    /// Reports lines dropped by the rate limit once the limit has lifted, even if
+    /// the script wrote nothing since.
+    pub fn tick(&self) {
+        let pending = {
+            let mut l = self.limit();
+            if l.pending == 0 || !l.bucket.would_pass(Instant::now()) {
+                return;
+            }
+            std::mem::take(&mut l.pending)
+        };
+        self.report_dropped(pending);
+    }
+
+    fn report_dropped(&self, n: u64) {
+        self.emit(
+            Level::Warning,
+            "system",
+            format!("{n} lines dropped by rate limit (日志速率超限, 丢弃了 {n} 行)"),
+            json!({"dropped": n, "reason": "rate_limit"}).to_string(),
+        );
+    }
+
+    fn emit(&self, level: Level, stream: &'static str, message: String, fields: String) {
+        let store = &self.logs.store;
+        let line = LogLine {
+            seq: store.next_seq(),
+            ts_ms: crate::clock::unix_ms(),
+            script_id: self.script_id.clone(),
+            script_path: self.script_path.clone(),
+            level,
+            stream,
+            message,
+            fields,
+        };
+        self.logs
+            .hub
+            .publish(&self.script_id, || script_log_json(&line));
+        store.enqueue(line);
+    }
+
+    pub fn stats_json(&self) -> Value {
+        json!({
+            "script_id": &*self.script_id,
+            "script_path": &*self.script_path,
+            "accepted": self.accepted.load(Ordering::Relaxed),
+            "rate_dropped": self.rate_dropped.load(Ordering::Relaxed),
+        })
+    }
+}
+
+pub fn script_log_json(l: &LogLine) -> Value {
+    let mut v = json!({
+        "type": "script_log",
+        "script_id": &*l.script_id,
+        "timestamp": iso_utc(l.ts_ms),
+        "level": l.level.as_str(),
+        "message": l.message,
+        "seq": l.seq,
+        "stream": l.stream,
+        "script_path": &*l.script_path,
+    });
+    if !l.fields.is_empty()
+        && let Ok(f) = serde_json::from_str::<Value>(&l.fields)
+    {
+        v["fields"] = f;
+    }
+    v
+}

@@ -1,0 +1,438 @@
+//! The persisted log: a redb file of its own (so that bursts of log commits never
+//! queue behind script data writes), fed by one writer thread that commits
+//! whatever has arrived as one transaction (group commit).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::record::{LogEntry, LogLine};
+use crate::db::DbError;
+
+/// seq → stored line.
+pub(super) const LINES: TableDefinition<u64, &[u8]> = TableDefinition::new("log_lines");
+/// (script_id, seq) → (): the lines of one script without scanning the others.
+pub(super) const BY_SCRIPT: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("log_by_script");
+/// Counters kept in step with the lines: "bytes".
+const META: TableDefinition<&str, u64> = TableDefinition::new("log_meta");
+
+/// Most lines in one transaction: bounds the time one commit holds new lines back.
+const MAX_BATCH: usize = 16_384;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogStoreError {
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("日志写入线程已停止")]
+    WriterGone,
+    #[error("日志写入失败: {0}")]
+    Commit(String),
+    #[error("cannot start the log writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+impl From<redb::Error> for LogStoreError {
+    fn from(e: redb::Error) -> Self {
+        LogStoreError::Db(DbError::Redb(e))
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for LogStoreError {
+            fn from(e: $t) -> Self {
+                LogStoreError::Db(DbError::Redb(e.into()))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Retention and queue settings.
+#[derive(Debug, Clone)]
+pub struct StoreLimits {
+    pub max_bytes: u64,
+    pub max_age_ms: u64,
+    pub queue_lines: usize,
+    pub prune_interval: Duration,
+    /// Most lines one pruning transaction deletes.
+    pub prune_batch: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_bytes: 64 * 1024 * 1024,
+            max_age_ms: 14 * 86_400_000,
+            queue_lines: 65_536,
+            prune_interval: Duration::from_secs(10),
+            prune_batch: 10_000,
+        }
+    }
+}
+
+enum Msg {
+    Line(LogLine),
+    /// Answered once every message before it is committed.
+    Flush(oneshot::Sender<Result<u64, String>>),
+    #[cfg_attr(not(test), allow(dead_code))]
+    Prune(oneshot::Sender<u64>),
+    Close,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub written: AtomicU64,
+    pub batches: AtomicU64,
+    pub queue_dropped: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub pruned: AtomicU64,
+    pub bytes: AtomicU64,
+    pub last_commit_us: AtomicU64,
+    pub max_batch: AtomicU64,
+}
+
+pub struct LogStore {
+    db: Arc<Database>,
+    tx: SyncSender<Msg>,
+    next_seq: AtomicU64,
+    pub stats: Arc<Stats>,
+    limits: StoreLimits,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl LogStore {
+    pub fn open(
+        path: &Path,
+        cache_bytes: usize,
+        limits: StoreLimits,
+    ) -> Result<Arc<LogStore>, LogStoreError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
+        let w = db.begin_write()?;
+        w.open_table(LINES)?;
+        w.open_table(BY_SCRIPT)?;
+        let bytes = w
+            .open_table(META)?
+            .get("bytes")?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        w.commit()?;
+        let db = Arc::new(db);
+        let last = {
+            let r = db.begin_read()?;
+            let t = r.open_table(LINES)?;
+            t.last()?.map(|(k, _)| k.value()).unwrap_or(0)
+        };
+        let stats = Arc::new(Stats::default());
+        stats.bytes.store(bytes, Ordering::Relaxed);
+        let (tx, rx) = sync_channel(limits.queue_lines.max(16));
+        let writer = Writer {
+            db: db.clone(),
+            stats: stats.clone(),
+            limits: limits.clone(),
+            last_prune: Instant::now(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("vwed-logs".into())
+            .spawn(move || writer.run(rx))
+            .map_err(LogStoreError::Thread)?;
+        Ok(Arc::new(LogStore {
+            db,
+            tx,
+            next_seq: AtomicU64::new(last + 1),
+            stats,
+            limits,
+            writer: Mutex::new(Some(handle)),
+        }))
+    }
+
+    pub fn db(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// A fresh sequence number; lines carry it to WebSocket clients and the store.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Queues a line without ever waiting: a full queue drops and counts it.
+    pub fn enqueue(&self, line: LogLine) -> bool {
+        match self.tx.try_send(Msg::Line(line)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Returns once every line queued before the call is committed (or failed).
+    /// Waits for queue space, so call it from a blocking context.
+    pub fn flush_blocking(&self) -> Result<u64, LogStoreError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush(done))
+            .map_err(|_| LogStoreError::WriterGone)?;
+        match rx.blocking_recv() {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(LogStoreError::Commit(e)),
+            Err(_) => Err(LogStoreError::WriterGone),
+        }
+    }
+
+    pub async fn flush(self: &Arc<Self>) -> Result<u64, LogStoreError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.flush_blocking())
+            .await
+            .map_err(|_| LogStoreError::WriterGone)?
+    }
+
+    /// Runs one pruning pass now; returns the lines deleted.
+    #[cfg(test)]
+    pub fn prune_now_blocking(&self) -> Result<u64, LogStoreError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Prune(done))
+            .map_err(|_| LogStoreError::WriterGone)?;
+        rx.blocking_recv().map_err(|_| LogStoreError::WriterGone)
+    }
+
+    /// Commits what is queued and stops the writer.
+    pub fn close(&self) {
+        let _ = self.tx.send(Msg::Close);
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    pub fn stats_json(&self) -> Value {
+        let s = &self.stats;
+        let (lines, oldest, newest) = self.extent().unwrap_or((0, None, None));
+        json!({
+            "lines": lines,
+            "oldest_seq": oldest,
+            "newest_seq": newest,
+            "bytes": s.bytes.load(Ordering::Relaxed),
+            "max_bytes": self.limits.max_bytes,
+            "max_age_days": self.limits.max_age_ms as f64 / 86_400_000.0,
+            "written": s.written.load(Ordering::Relaxed),
+            "batches": s.batches.load(Ordering::Relaxed),
+            "max_batch": s.max_batch.load(Ordering::Relaxed),
+            "last_commit_us": s.last_commit_us.load(Ordering::Relaxed),
+            "queue_dropped": s.queue_dropped.load(Ordering::Relaxed),
+            "write_errors": s.write_errors.load(Ordering::Relaxed),
+            "pruned": s.pruned.load(Ordering::Relaxed),
+            "queue_capacity": self.limits.queue_lines,
+        })
+    }
+
+    fn extent(&self) -> Result<(u64, Option<u64>, Option<u64>), LogStoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(LINES)?;
+        let n = t.len()?;
+        let first = t.first()?.map(|(k, _)| k.value());
+        let last = t.last()?.map(|(k, _)| k.value());
+        Ok((n, first, last))
+    }
+
+    #[cfg(test)]
+    pub fn get(&self, seq: u64) -> Result<Option<LogEntry>, LogStoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(LINES)?;
+        Ok(match t.get(seq)? {
+            Some(v) => Some(LogEntry::decode(seq, v.value())?),
+            None => None,
+        })
+    }
+}
+
+struct Writer {
+    db: Arc<Database>,
+    stats: Arc<Stats>,
+    limits: StoreLimits,
+    last_prune: Instant,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) {
+        let mut lines: Vec<LogLine> = Vec::with_capacity(1024);
+        let mut flushes = Vec::new();
+        let mut prunes = Vec::new();
+        loop {
+            let first = match rx.recv_timeout(self.limits.prune_interval) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut closing = false;
+            let mut next = first;
+            while let Some(m) = next {
+                match m {
+                    Msg::Line(l) => lines.push(l),
+                    Msg::Flush(done) => flushes.push(done),
+                    Msg::Prune(done) => prunes.push(done),
+                    Msg::Close => closing = true,
+                }
+                if lines.len() >= MAX_BATCH || closing {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            let result = if lines.is_empty() {
+                Ok(())
+            } else {
+                self.commit(&lines)
+            };
+            let n = lines.len() as u64;
+            lines.clear();
+            match &result {
+                Ok(()) => {
+                    self.stats.written.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.stats.write_errors.fetch_add(n, Ordering::Relaxed);
+                    tracing::error!("cannot persist {n} log lines: {e}");
+                }
+            }
+            let written = self.stats.written.load(Ordering::Relaxed);
+            for f in flushes.drain(..) {
+                let _ = f.send(result.as_ref().map(|()| written).map_err(|e| e.to_string()));
+            }
+            let over = self.stats.bytes.load(Ordering::Relaxed) > self.limits.max_bytes;
+            if over || !prunes.is_empty() || self.last_prune.elapsed() >= self.limits.prune_interval
+            {
+                self.last_prune = Instant::now();
+                let deleted =
+                    match prune(&self.db, &self.stats, &self.limits, crate::clock::unix_ms()) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            tracing::error!("log pruning failed: {e}");
+                            0
+                        }
+                    };
+                for p in prunes.drain(..) {
+                    let _ = p.send(deleted);
+                }
+            }
+            if closing {
+                return;
+            }
+        }
+    }
+
+    fn commit(&self, lines: &[LogLine]) -> Result<(), LogStoreError> {
+        let t0 = Instant::now();
+        let mut w = self.db.begin_write()?;
+        w.set_durability(Durability::Immediate)
+            .map_err(|e| LogStoreError::Commit(e.to_string()))?;
+        let mut added = 0u64;
+        {
+            let mut t = w.open_table(LINES)?;
+            let mut idx = w.open_table(BY_SCRIPT)?;
+            for l in lines {
+                let bytes = l.encode()?;
+                t.insert(l.seq, bytes.as_slice())?;
+                idx.insert((&*l.script_id, l.seq), ())?;
+                added += LogLine::charge(bytes.len(), l.script_id.len());
+            }
+            let mut m = w.open_table(META)?;
+            let total = m.get("bytes")?.map(|v| v.value()).unwrap_or(0) + added;
+            m.insert("bytes", total)?;
+            self.stats.bytes.store(total, Ordering::Relaxed);
+        }
+        w.commit()?;
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .max_batch
+            .fetch_max(lines.len() as u64, Ordering::Relaxed);
+        self.stats
+            .last_commit_us
+            .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// One bounded pruning pass: deletes the oldest lines while the store is over its
+/// size (down to 90 % of it, so that pruning does not run for every batch) or
+/// while they are older than the age limit. At most `prune_batch` lines.
+pub(super) fn prune(
+    db: &Database,
+    stats: &Stats,
+    limits: &StoreLimits,
+    now_ms: u64,
+) -> Result<u64, LogStoreError> {
+    let cutoff = now_ms.saturating_sub(limits.max_age_ms);
+    let w = db.begin_write()?;
+    let mut deleted = 0u64;
+    {
+        let mut m = w.open_table(META)?;
+        let mut bytes = m.get("bytes")?.map(|v| v.value()).unwrap_or(0);
+        let target = if bytes > limits.max_bytes {
+            limits.max_bytes / 10 * 9
+        } else {
+            u64::MAX
+        };
+        let mut t = w.open_table(LINES)?;
+        let mut idx = w.open_table(BY_SCRIPT)?;
+        while (deleted as usize) < limits.prune_batch {
+            let Some((seq, entry)) = ({
+                match t.first()? {
+                    Some((k, v)) => {
+                        let seq = k.value();
+                        Some((
+                            seq,
+                            LogEntry::decode(seq, v.value()).map(|e| (e, v.value().len())),
+                        ))
+                    }
+                    None => None,
+                }
+            }) else {
+                break;
+            };
+            let (entry, len) = match entry {
+                Ok(x) => x,
+                Err(_) => {
+                    // A record we cannot read only takes space.
+                    t.remove(seq)?;
+                    deleted += 1;
+                    continue;
+                }
+            };
+            if bytes <= target && entry.ts_ms >= cutoff {
+                break;
+            }
+            t.remove(seq)?;
+            idx.remove((entry.script_id.as_str(), seq))?;
+            bytes = bytes.saturating_sub(LogLine::charge(len, entry.script_id.len()));
+            deleted += 1;
+        }
+        m.insert("bytes", bytes)?;
+        stats.bytes.store(bytes, Ordering::Relaxed);
+    }
+    if deleted > 0 {
+        w.commit()?;
+        stats.pruned.fetch_add(deleted, Ordering::Relaxed);
+    } else {
+        w.abort()?;
+    }
+    Ok(deleted)
+}
