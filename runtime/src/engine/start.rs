@@ -250,12 +250,17 @@ impl Engine {
                 });
             }
         };
-        let phase = inst.boot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut phase = inst.boot.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(outcome) = outcome else {
             // Give the exit watcher a moment so the error can name the exit status.
             inst.wait_exit(Duration::from_millis(500)).await;
             return Err(self.died(inst));
         };
+        // A registration that clashed with another script's is why the start failed,
+        // even when the clash reached boot() as an exception it did not catch.
+        if let Some(c) = phase.as_mut().and_then(|p| p.conflict.take()) {
+            return Err(StartError::Conflict(c));
+        }
         match outcome {
             BootOutcome::Ok => {}
             BootOutcome::NoBoot => return Err(StartError::NoBoot),

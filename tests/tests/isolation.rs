@@ -1,0 +1,276 @@
+//! Isolation: scripts run in their own processes. A busy loop or an endless sleep
+//! in one is stopped within the grace period while the others keep answering, and
+//! a crash of one leaves the others alone.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use vwed_e2e::{Opts, Runtime, TempDir, json, process_alive, py, wait_until};
+
+const GRACE_MS: u64 = 300;
+
+const BUSY: &str = r#"
+def boot():
+    @VWED.api.get("/busy/spin")
+    def spin(req):
+        open(req["query_params"]["marker"], "w").close()
+        while True:
+            pass
+
+    @VWED.api.get("/busy/sleep")
+    def sleep(req):
+        open(req["query_params"]["marker"], "w").close()
+        time.sleep(10**9)
+
+    @VWED.function.register("busy_fn")
+    def busy_fn(args):
+        while True:
+            pass
+
+    @VWED.api.get("/busy/exit")
+    def exit3(req):
+        import os
+        os._exit(3)
+
+    @VWED.api.get("/busy/kill9")
+    def kill9(req):
+        import os
+        os.kill(os.getpid(), 9)
+
+    @VWED.api.get("/busy/ping")
+    def ping(req):
+        return {"pong": "busy"}
+"#;
+
+const FAST: &str = r#"
+def boot():
+    @VWED.api.get("/fast/ping")
+    def ping(req):
+        return {"pong": "fast"}
+
+    @VWED.function.register("fast_fn")
+    def fast_fn(args):
+        return "fast"
+"#;
+
+fn setup() -> (Runtime, String, String, TempDir) {
+    let rt = Runtime::with(Opts::default().env("VWED_STOP_GRACE_MS", GRACE_MS));
+    let busy = rt.deploy("p", "busy.py", BUSY);
+    let fast = rt.deploy("p", "fast.py", FAST);
+    (rt, busy, fast, TempDir::new("markers"))
+}
+
+/// Fires a request that never finishes by itself, in a thread.
+fn fire(rt: &Runtime, path: String) -> std::thread::JoinHandle<u16> {
+    let url = rt.url(&path);
+    std::thread::spawn(move || {
+        let c = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        c.get(url).send().map(|r| r.status().as_u16()).unwrap_or(0)
+    })
+}
+
+/// While `busy` hangs, the other script answers quickly; then stop `busy` in time.
+fn stop_hung_script(handler: &str) {
+    let (rt, busy, fast, markers) = setup();
+    let worker = rt.running_entry(&busy).expect("busy listed")["pid"]
+        .as_u64()
+        .expect("pid") as u32;
+    let marker = markers.path().join("entered");
+    let pending = fire(
+        &rt,
+        format!("/script-api/busy/{handler}?marker={}", marker.display()),
+    );
+    wait_until(Duration::from_secs(5), "the handler started", || {
+        marker.exists()
+    });
+
+    // The other script keeps answering, the busy one's other routes time out.
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        let r = rt.call_route("GET", "/fast/ping", None);
+        assert_eq!(r.json, json!({"pong": "fast"}));
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "slow answer: {:?}",
+            t0.elapsed()
+        );
+    }
+    assert_eq!(rt.execute_ok(None, "fast_fn", json!({})), json!("fast"));
+    let r = rt.send(
+        "GET",
+        "/script-api/busy/ping",
+        None,
+        &[("x-vwed-timeout-ms", "200")],
+    );
+    r.fails(504, "超时");
+
+    // Stop while the handler still runs: done within grace + margin.
+    let t0 = Instant::now();
+    let r = rt.stop(&busy);
+    let took = t0.elapsed();
+    r.ok();
+    assert!(
+        took < Duration::from_millis(GRACE_MS + 1500),
+        "stop took {took:?} with a grace of {GRACE_MS} ms"
+    );
+    assert!(
+        took >= Duration::from_millis(GRACE_MS),
+        "the worker got its grace: {took:?}"
+    );
+    assert_eq!(r.data()["killed"], json!(true), "{}", r.text);
+    assert_eq!(r.get("registrations")["apis"], json!(5));
+    wait_until(Duration::from_secs(2), "busy worker gone", || {
+        !process_alive(worker)
+    });
+    let status = pending.join().expect("request thread");
+    assert!(
+        status >= 500,
+        "the pending request ends with an error, got {status}"
+    );
+    rt.call_route("GET", "/busy/ping", None).expect_status(404);
+    assert!(rt.running_entry(&busy).is_none());
+    rt.call_route("GET", "/fast/ping", None).expect_status(200);
+    assert_eq!(
+        rt.running_entry(&fast).expect("fast listed")["status"],
+        "running"
+    );
+}
+
+#[test]
+fn stop_during_a_busy_loop_in_a_handler() {
+    stop_hung_script("spin");
+}
+
+#[test]
+fn stop_during_an_endless_sleep_in_a_handler() {
+    stop_hung_script("sleep");
+}
+
+#[test]
+fn stop_during_a_busy_function_call() {
+    let (rt, busy, fast, _m) = setup();
+    let done = Arc::new(AtomicBool::new(false));
+    let url = rt.url("/api/script/scripts/execute-function");
+    let flag = done.clone();
+    let t = std::thread::spawn(move || {
+        let c = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        let r = c
+            .post(url)
+            .json(&json!({"function_name": "busy_fn"}))
+            .send();
+        flag.store(true, Ordering::SeqCst);
+        r.map(|r| r.status().as_u16()).unwrap_or(0)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!done.load(Ordering::SeqCst), "busy_fn is still running");
+    assert_eq!(
+        rt.execute_ok(Some(&fast), "fast_fn", json!({})),
+        json!("fast")
+    );
+    let t0 = Instant::now();
+    rt.stop(&busy).ok();
+    assert!(
+        t0.elapsed() < Duration::from_millis(GRACE_MS + 1500),
+        "{:?}",
+        t0.elapsed()
+    );
+    let status = t.join().expect("thread");
+    assert!(
+        status >= 500,
+        "the pending call ends with an error, got {status}"
+    );
+}
+
+fn crash(route: &str, exit_code: Option<i64>, signal: Option<i64>) {
+    let (rt, busy, fast, _m) = setup();
+    let worker = rt.running_entry(&busy).expect("listed")["pid"]
+        .as_u64()
+        .expect("pid") as u32;
+    let r = rt.call_route("GET", route, None);
+    assert!(r.status >= 500, "{}", r.text);
+    assert_eq!(r.get("success"), &json!(false), "{}", r.text);
+    wait_until(Duration::from_secs(5), "status crashed", || {
+        rt.running_entry(&busy)
+            .is_some_and(|e| e["status"] == "crashed")
+    });
+    let e = rt.running_entry(&busy).expect("listed");
+    assert_eq!(e["exit_code"], json!(exit_code), "{e}");
+    assert_eq!(e["signal"], json!(signal), "{e}");
+    assert_eq!(
+        e["registrations"],
+        json!({"apis": 0, "functions": 0, "events": 0, "timers": 0}),
+        "{e}"
+    );
+    assert!(!process_alive(worker));
+    rt.call_route("GET", "/busy/ping", None)
+        .fails(404, "未注册");
+    rt.execute(None, "busy_fn", json!({})).fails(404, "未注册");
+    let reg = rt.registry();
+    assert!(reg["api_routes"].get("GET:/busy/ping").is_none(), "{reg}");
+    assert_eq!(reg["active_scripts"][&busy]["status"], "crashed");
+    let out = rt.output(&busy);
+    assert!(out.contains("异常退出"), "{out}");
+
+    // The other script did not notice.
+    assert_eq!(
+        rt.call_route("GET", "/fast/ping", None).json,
+        json!({"pong": "fast"})
+    );
+    assert_eq!(rt.running_entry(&fast).expect("fast")["status"], "running");
+
+    // The crashed script can be started again; the crashed entry goes away.
+    let again = rt.start_ok("p/busy.py", None);
+    assert!(rt.running_entry(&busy).is_none());
+    assert_eq!(
+        rt.call_route("GET", "/busy/ping", None).json,
+        json!({"pong": "busy"})
+    );
+    // Stopping a crashed entry is allowed and just forgets it.
+    rt.call_route("GET", route, None);
+    wait_until(Duration::from_secs(5), "crashed again", || {
+        rt.running_entry(&again)
+            .is_some_and(|e| e["status"] == "crashed")
+    });
+    let r = rt.stop(&again);
+    r.ok();
+    assert!(rt.running_entry(&again).is_none());
+}
+
+#[test]
+fn crash_by_os_exit_in_a_handler() {
+    crash("/busy/exit", Some(3), None);
+}
+
+#[test]
+fn crash_by_sigkill_in_a_handler() {
+    crash("/busy/kill9", None, Some(9));
+}
+
+#[test]
+fn a_crash_during_boot_is_a_failed_start() {
+    let rt = Runtime::start();
+    let pid = rt.create_project("p");
+    rt.create_file(
+        pid,
+        "dies.py",
+        &py(r#"
+        import os
+        def boot():
+            VWED.api.register_route("/dies", "GET", lambda r: {})
+            os._exit(7)
+    "#),
+    );
+    let r = rt.start_script("p/dies.py", None);
+    r.fails(500, "exit code 7");
+    assert!(rt.running().is_empty());
+    rt.call_route("GET", "/dies", None).expect_status(404);
+}

@@ -1,0 +1,171 @@
+//! Restore after `kill -9` of the runtime: the workers die with it, and the next
+//! runtime on the same data dir starts again exactly the scripts that were running,
+//! with their start_params.
+
+use std::time::Duration;
+
+use vwed_e2e::{Runtime, json, process_alive, py, wait_until};
+
+/// Pids of the direct children of `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+const PARAMS_ROUTE: &str = r#"
+def boot(params):
+    @VWED.api.get("/NAME")
+    def show(req):
+        return {"params": params, "script_id": VWED.get_script_id()}
+"#;
+
+#[test]
+fn scripts_come_back_after_kill_9_of_the_runtime() {
+    let rt = Runtime::start();
+    let pid = rt.create_project("p");
+    for name in ["a", "b", "c", "d", "e"] {
+        rt.create_file(
+            pid,
+            &format!("{name}.py"),
+            &PARAMS_ROUTE.replace("NAME", name),
+        );
+    }
+    let crash = py(r#"
+        import os
+        def boot():
+            VWED.api.register_route("/crash", "GET", lambda r: os._exit(1))
+    "#);
+    rt.create_file(pid, "crash.py", &crash);
+
+    let a = rt.start_ok("p/a.py", None);
+    let params = json!({"robot": "AGV-01", "speed": 1.5, "zones": ["A", "B"]});
+    let b = rt.start_ok("p/b.py", Some(params.clone()));
+    let c = rt.start_ok("p/c.py", None);
+    rt.stop(&c).ok();
+    let e = rt.start_ok("p/e.py", None);
+    let crashed = rt.start_ok("p/crash.py", None);
+    rt.call_route("GET", "/crash", None);
+    wait_until(Duration::from_secs(5), "crash.py crashed", || {
+        rt.running_entry(&crashed)
+            .is_some_and(|x| x["status"] == "crashed")
+    });
+    // Make sure the analyzer worker exists too, so its fate is checked as well.
+    rt.post("/api/script/validate-syntax", &json!({"content": "x = 1"}))
+        .ok();
+
+    let workers: Vec<u32> = [&a, &b, &e]
+        .iter()
+        .map(|id| {
+            rt.running_entry(id).expect("listed")["pid"]
+                .as_u64()
+                .expect("pid") as u32
+        })
+        .collect();
+    let kids = children(rt.pid());
+    for w in &workers {
+        assert!(
+            kids.contains(w),
+            "worker {w} is a child of the runtime: {kids:?}"
+        );
+    }
+    assert!(
+        kids.len() > workers.len(),
+        "the analyzer is running too: {kids:?}"
+    );
+
+    let data = rt.kill9_keep_data();
+    wait_until(
+        Duration::from_secs(1),
+        "every worker gone within 1 s of kill -9",
+        || kids.iter().all(|p| !process_alive(*p)),
+    );
+
+    // e.py is broken while the runtime is down: it cannot come back, and that must
+    // not keep the others from coming back.
+    std::fs::write(data.path().join("projects/p/e.py"), "def boot(:\n").expect("break e.py");
+
+    let rt = Runtime::start_in(data, vwed_e2e::Opts::default());
+    let running = rt.running();
+    let mut paths: Vec<&str> = running
+        .iter()
+        .filter_map(|s| s["script_path"].as_str())
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(paths, vec!["p/a.py", "p/b.py"], "{running:?}");
+    for s in &running {
+        assert_eq!(s["status"], "running");
+        let id = s["script_id"].as_str().expect("id");
+        assert!(id != a && id != b, "a new run has a new id");
+        let w = s["pid"].as_u64().expect("pid") as u32;
+        assert!(process_alive(w) && !workers.contains(&w));
+    }
+    let rb = running
+        .iter()
+        .find(|s| s["script_path"] == "p/b.py")
+        .expect("b");
+    assert_eq!(rb["start_params"], params);
+    let ra = running
+        .iter()
+        .find(|s| s["script_path"] == "p/a.py")
+        .expect("a");
+    assert_eq!(ra["start_params"], json!({}));
+
+    // Their routes answer, with the parameters of the original start.
+    let r = rt.call_route("GET", "/b", None);
+    assert_eq!(r.get("params"), &params);
+    assert_eq!(r.get("script_id"), &rb["script_id"]);
+    assert_eq!(rt.call_route("GET", "/a", None).get("params"), &json!({}));
+    for gone in ["/c", "/e", "/crash"] {
+        rt.call_route("GET", gone, None).expect_status(404);
+    }
+
+    // And they keep coming back: a second kill -9 brings back the same two.
+    let data = rt.kill9_keep_data();
+    let rt = Runtime::start_in(data, vwed_e2e::Opts::default());
+    let mut paths: Vec<String> = rt
+        .running()
+        .iter()
+        .filter_map(|s| s["script_path"].as_str().map(str::to_string))
+        .collect();
+    paths.sort();
+    assert_eq!(paths, vec!["p/a.py", "p/b.py"]);
+    assert_eq!(rt.call_route("GET", "/b", None).get("params"), &params);
+}
+
+#[test]
+fn a_clean_restart_of_an_idle_runtime_restores_nothing() {
+    let rt = Runtime::start();
+    let pid = rt.create_project("p");
+    rt.create_file(pid, "a.py", &PARAMS_ROUTE.replace("NAME", "a"));
+    let a = rt.start_ok("p/a.py", None);
+    rt.stop(&a).ok();
+    let data = rt.kill9_keep_data();
+    let rt = Runtime::start_in(data, vwed_e2e::Opts::default());
+    assert!(rt.running().is_empty());
+    // The project and file are still there.
+    let r = rt.get(&format!("/api/script/projects/{pid}/files"));
+    assert_eq!(
+        r.data()["files"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
+}
