@@ -7,8 +7,9 @@ needs state or I/O is a request to the supervisor through the native ``_vwed`` m
 """
 
 import ast
-import asyncio
 import datetime as _dt
+import importlib.abc
+import importlib.util
 import inspect
 import json
 import linecache
@@ -20,6 +21,58 @@ import uuid as _uuid
 import warnings
 
 import _vwed
+
+
+def _import_asyncio_lazy_ssl():
+    """asyncio imports ssl eagerly, and ssl maps libcrypto: about 5 MB per worker
+    that most scripts never use. Import asyncio as if ssl were absent, then hand it
+    the real module the moment anything imports ssl."""
+    saved = sys.modules.get("ssl")
+    had = "ssl" in sys.modules
+    sys.modules["ssl"] = None
+    try:
+        import asyncio as aio
+    finally:
+        if had:
+            sys.modules["ssl"] = saved
+        else:
+            del sys.modules["ssl"]
+    if saved is not None:
+        return aio
+
+    def give_asyncio(ssl):
+        from asyncio import base_events, selector_events, sslproto
+
+        for m in (base_events, selector_events, sslproto):
+            m.ssl = ssl
+        sslproto.SSLAgainErrors = (ssl.SSLWantReadError, ssl.SSLSyscallError)
+
+    class SslLoader(importlib.abc.Loader):
+        def __init__(self, real):
+            self._real = real
+
+        def create_module(self, spec):
+            return self._real.create_module(spec)
+
+        def exec_module(self, module):
+            self._real.exec_module(module)
+            give_asyncio(module)
+
+    class SslFinder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name != "ssl":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec("ssl")
+            if spec is not None and spec.loader is not None:
+                spec.loader = SslLoader(spec.loader)
+            return spec
+
+    sys.meta_path.insert(0, SslFinder())
+    return aio
+
+
+asyncio = _import_asyncio_lazy_ssl()
 
 # --------------------------------------------------------------------------- state
 
@@ -154,7 +207,9 @@ def _positional_params(fn):
 
 
 def _add_handler(fn, kind):
-    if not callable(fn):
+    if isinstance(fn, _Undefined):
+        print(f"警告: 注册的处理函数 {fn!r} 未定义, 调用时将报 NameError", file=sys.stderr)
+    elif not callable(fn):
         raise VWEDError(f"handler must be callable, got {type(fn).__name__}")
     hid = len(_handlers)
     _handlers.append(fn)
@@ -887,22 +942,209 @@ def _extend(name, obj):
     setattr(VWED, name, obj)
 
 
+# ------------------------------------------------- VWED.io / VWED.device / VWED.robot
+# Points, devices and robots come from the runtime's device config (io_config).
+# The supervisor owns every bus; these calls are requests to it.
+
+
+def _io_request(service, args, timeout=DEFAULT_CALL_TIMEOUT):
+    try:
+        return _vwed.request(service, args, timeout)
+    except RuntimeError as e:
+        raise VWEDError(str(e)) from None
+
+
+class _Io:
+    """Named I/O points. A change of a point is the event ``io.<tag>``."""
+
+    def read(self, tag, detail=False, live=False):
+        """The point's value (raises VWEDError if it has no good value).
+
+        ``detail=True`` returns ``{tag, value, quality, error, last_change, ...}``
+        instead, also for a bad point; ``live=True`` reads the device now.
+        """
+        r = _io_request("io.read", {"tag": str(tag), "detail": bool(detail), "live": bool(live)})
+        return r if detail else r.get("value")
+
+    async def read_async(self, tag, detail=False, live=False):
+        r = await _request_async("io.read", {"tag": str(tag), "detail": bool(detail), "live": bool(live)})
+        return r if detail else r.get("value")
+
+    def write(self, tag, value):
+        """Writes a point; refused for read-only points. Logged with this script's id."""
+        _io_request("io.write", {"tag": str(tag), "value": value})
+
+    async def write_async(self, tag, value):
+        await _request_async("io.write", {"tag": str(tag), "value": value})
+
+    def points(self):
+        return _io_request("io.points", None)
+
+    def on_change(self, tag, priority=1):
+        """Decorator: ``handler(change)`` runs on every change of the point's value
+        (beyond its deadband) or quality; ``change`` is
+        ``{tag, value, previous, quality, timestamp, ts_ms, error, seq}``."""
+        if not isinstance(tag, str) or not tag:
+            raise VWEDError("tag must be a non-empty string")
+        return VWED.event.listen("io." + tag, priority=priority)
+
+
+class _ModbusDevice:
+    """Raw Modbus access to a configured device (or a bus, with ``unit=``)."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def _call(self, op, args):
+        args["target"] = self.target
+        return _io_request("device.modbus." + op, args)
+
+    def read_holding(self, address, count=1, unit=None):
+        return self._call("read_holding", {"address": int(address), "count": int(count), "unit": unit})
+
+    def read_input(self, address, count=1, unit=None):
+        return self._call("read_input", {"address": int(address), "count": int(count), "unit": unit})
+
+    def read_coils(self, address, count=1, unit=None):
+        return self._call("read_coils", {"address": int(address), "count": int(count), "unit": unit})
+
+    def read_discrete(self, address, count=1, unit=None):
+        return self._call("read_discrete", {"address": int(address), "count": int(count), "unit": unit})
+
+    def write_register(self, address, value, unit=None):
+        self._call("write_register", {"address": int(address), "value": value, "unit": unit})
+
+    def write_registers(self, address, values, unit=None):
+        self._call("write_registers", {"address": int(address), "values": list(values), "unit": unit})
+
+    def write_coil(self, address, value, unit=None):
+        self._call("write_coil", {"address": int(address), "value": bool(value), "unit": unit})
+
+    def write_coils(self, address, values, unit=None):
+        self._call("write_coils", {"address": int(address), "values": [bool(v) for v in values], "unit": unit})
+
+    def __repr__(self):
+        return f"<VWED modbus device {self.target!r}>"
+
+
+class _SerialDevice:
+    def __init__(self, device):
+        self.device = device
+
+    def request(self, line, timeout=None):
+        """Sends one line and returns the reply line."""
+        args = {"device": self.device, "line": str(line)}
+        wait = DEFAULT_CALL_TIMEOUT
+        if timeout is not None:
+            args["timeout_ms"] = max(1, int(float(timeout) * 1000))
+            wait = float(timeout) + 5.0
+        return _io_request("device.serial.request", args, wait)
+
+
+class _Device:
+    def modbus(self, device=None, *, ip=None, port=502, register=None, value=None, unit=None, slave_id=None, count=1, **_ignored):
+        """``modbus("press")`` gives the device (or bus) object. The one-shot form
+        ``modbus(ip=, port=, register=, value=)`` writes (or, without value, reads)
+        a holding register on the configured Modbus TCP bus at that address."""
+        if device is not None:
+            return _ModbusDevice(str(device))
+        if ip is None or register is None:
+            raise VWEDError("VWED.device.modbus() needs a device or bus name, or ip= and register=")
+        args = {
+            "ip": str(ip),
+            "port": int(port),
+            "register": int(register),
+            "unit": unit if unit is not None else slave_id,
+            "count": int(count),
+        }
+        if value is not None:
+            args["value"] = value
+        return _io_request("device.modbus.oneshot", args)
+
+    def serial(self, device):
+        return _SerialDevice(str(device))
+
+
+class _Robot:
+    """Robots of the device config: status points plus command points."""
+
+    def get_status(self, robot_id):
+        return _io_request("robot.get_status", {"robot_id": str(robot_id)})
+
+    def get_all(self):
+        return _io_request("robot.get_all", None)
+
+    def dispatch(self, robot_id, task_id=None, command=None, value=None):
+        """Writes ``value`` (or ``task_id``) to the robot's command point ``command``
+        (optional when the robot has one command)."""
+        return _io_request(
+            "robot.dispatch",
+            {"robot_id": str(robot_id), "task_id": task_id, "command": command, "value": value},
+        )
+
+
+_extend("io", _Io())
+_extend("device", _Device())
+_extend("robot", _Robot())
+
+
 # ------------------------------------------------------------------------ boot
+
+
+class _Undefined:
+    """What an undefined global name evaluates to in a script: it raises the usual
+    NameError as soon as it is used (called, tested, printed, looked into), but it
+    can be passed along first. The seed's template registers handlers it never
+    defines; boot() succeeds and only a call to such a handler fails."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name):
+        object.__setattr__(self, "_name", name)
+
+    def _fail(self, *_a, **_k):
+        raise NameError(f"name '{object.__getattribute__(self, '_name')}' is not defined")
+
+    __call__ = __bool__ = __str__ = __iter__ = __len__ = __int__ = __float__ = _fail
+    __getitem__ = __add__ = __sub__ = __mul__ = __truediv__ = __lt__ = __gt__ = _fail
+    __le__ = __ge__ = __contains__ = __hash__ = __index__ = __await__ = _fail
+
+    def __getattr__(self, _attr):
+        self._fail()
+
+    def __repr__(self):
+        return f"<undefined name {object.__getattribute__(self, '_name')!r}>"
+
+
+class _ScriptGlobals(dict):
+    """A script's module namespace; see _Undefined."""
+
+    def __missing__(self, key):
+        # Global lookups in a dict subclass reach here before builtins are tried.
+        b = dict.get(self, "__builtins__")
+        b = b if isinstance(b, dict) else getattr(b, "__dict__", {})
+        if key in b:
+            return b[key]
+        if not isinstance(key, str) or key.startswith("__"):
+            raise KeyError(key)
+        return _Undefined(key)
 
 
 def _script_globals(script_path):
     # The seed's examples use these names without importing them.
-    return {
-        "__name__": "__main__",
-        "__file__": script_path,
-        "__builtins__": __builtins__,
-        "VWED": VWED,
-        "asyncio": asyncio,
-        "json": json,
-        "time": time,
-        "datetime": _dt.datetime,
-        "timedelta": _dt.timedelta,
-    }
+    return _ScriptGlobals(
+        {
+            "__name__": "__main__",
+            "__file__": script_path,
+            "__builtins__": __builtins__,
+            "VWED": VWED,
+            "asyncio": asyncio,
+            "json": json,
+            "time": time,
+            "datetime": _dt.datetime,
+            "timedelta": _dt.timedelta,
+        }
+    )
 
 
 def _boot(script_id, script_path, file_name, source, params):

@@ -24,6 +24,34 @@ pub struct Config {
     pub stop_grace_ms: u64,
     /// Largest request body accepted by any endpoint.
     pub max_body_bytes: u64,
+    /// Base URL of the central task server for `VWED.task.create/get_status/stop`;
+    /// empty = not configured.
+    pub task_server_url: String,
+    /// Timeout of one request to the task server.
+    pub task_server_timeout_ms: u64,
+    /// Hosts `VWED.http` may reach: `host` (any port) or `host:port`. Empty = none.
+    /// As an environment variable, a comma-separated list.
+    #[serde(deserialize_with = "host_list")]
+    pub http_allow_hosts: Vec<String>,
+    /// Timeout of a `VWED.http` request that names none.
+    pub http_timeout_ms: u64,
+    /// Upper bound for a script-supplied `VWED.http` timeout.
+    pub http_max_timeout_ms: u64,
+    /// Largest response body `VWED.http` (and the task server client) reads.
+    pub http_max_response_bytes: u64,
+    /// SMTP server for `VWED.mail`; empty = mail not configured.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// Sender address, e.g. `"VWED Edge <edge@example.com>"`.
+    pub smtp_from: String,
+    /// AUTH user; empty = no authentication.
+    pub smtp_username: String,
+    pub smtp_password: String,
+    /// STARTTLS needs a TLS stack this build does not carry; `true` is refused.
+    pub smtp_starttls: bool,
+    pub smtp_timeout_ms: u64,
+    /// Largest file `VWED.mail.send_with_attachment` attaches.
+    pub mail_max_attachment_bytes: u64,
     /// Largest script source accepted.
     pub max_script_bytes: u64,
     /// Lines of stdout/stderr/log kept in memory per script.
@@ -34,6 +62,12 @@ pub struct Config {
     pub restore_on_start: bool,
     /// Create the sample project when the data dir is new.
     pub sample_project: bool,
+    /// Board profile for I/O: a built-in name (`vwed-edge serve --board`) or a
+    /// profile file. Empty: the device config's own `board` key, else linux-sim.
+    pub board: String,
+    /// Device config (buses, devices, points, robots; TOML). Empty: no I/O.
+    /// A relative path is taken below `data_dir`.
+    pub io_config: String,
     /// redb page cache, in bytes.
     pub db_cache_bytes: usize,
     /// Persisted script logs (logs.redb) are pruned, oldest first, above this size.
@@ -50,6 +84,8 @@ pub struct Config {
     pub log_prune_interval_s: u64,
     /// Messages queued per WebSocket client; a slower client skips lines and is told.
     pub ws_client_queue: usize,
+    /// Events waiting per listener; more are dropped, counted and reported.
+    pub event_queue_len: usize,
 }
 
 impl Default for Config {
@@ -62,11 +98,27 @@ impl Default for Config {
             boot_timeout_ms: 30_000,
             stop_grace_ms: 3_000,
             max_body_bytes: 8 * 1024 * 1024,
+            task_server_url: String::new(),
+            task_server_timeout_ms: 10_000,
+            http_allow_hosts: Vec::new(),
+            http_timeout_ms: 10_000,
+            http_max_timeout_ms: 120_000,
+            http_max_response_bytes: 4 * 1024 * 1024,
+            smtp_host: String::new(),
+            smtp_port: 25,
+            smtp_from: String::new(),
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            smtp_starttls: false,
+            smtp_timeout_ms: 15_000,
+            mail_max_attachment_bytes: 10 * 1024 * 1024,
             max_script_bytes: 2 * 1024 * 1024,
             output_lines: 2_000,
             max_running_scripts: 64,
             restore_on_start: true,
             sample_project: true,
+            board: String::new(),
+            io_config: String::new(),
             db_cache_bytes: 4 * 1024 * 1024,
             log_max_bytes: 64 * 1024 * 1024,
             log_max_age_days: 14,
@@ -75,6 +127,7 @@ impl Default for Config {
             log_queue_lines: 65_536,
             log_prune_interval_s: 10,
             ws_client_queue: 1_024,
+            event_queue_len: 1024,
         }
     }
 }
@@ -84,6 +137,8 @@ impl Default for Config {
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub board: Option<String>,
+    pub io_config: Option<String>,
 }
 
 impl Config {
@@ -110,6 +165,12 @@ impl Config {
         }
         if let Some(d) = &overrides.data_dir {
             cfg.data_dir.clone_from(d);
+        }
+        if let Some(b) = &overrides.board {
+            cfg.board.clone_from(b);
+        }
+        if let Some(p) = &overrides.io_config {
+            cfg.io_config.clone_from(p);
         }
         cfg.validate()?;
         Ok(cfg)
@@ -182,9 +243,50 @@ fn set_known(table: &mut toml::Table, path: &[String], value: toml::Value) -> bo
     }
 }
 
+/// A list of hosts from TOML (an array) or the environment (`"a,b:80"`).
+fn host_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Hosts {
+        One(String),
+        Many(Vec<String>),
+    }
+    let list = match Hosts::deserialize(d)? {
+        Hosts::One(s) => s.split(',').map(String::from).collect(),
+        Hosts::Many(v) => v,
+    };
+    Ok(list
+        .into_iter()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allow_hosts_from_env_string_or_toml_array() {
+        let mut table = toml::Table::try_from(Config::default()).expect("defaults");
+        let vars = vec![(
+            "VWED_HTTP_ALLOW_HOSTS".to_string(),
+            "127.0.0.1:8080, api.example.com".to_string(),
+        )];
+        apply_env(&mut table, "VWED_", vars.into_iter()).expect("env");
+        let cfg: Config = table.try_into().expect("config");
+        assert_eq!(
+            cfg.http_allow_hosts,
+            vec!["127.0.0.1:8080", "api.example.com"]
+        );
+        let mut table = toml::Table::try_from(Config::default()).expect("defaults");
+        merge(
+            &mut table,
+            toml::from_str("http_allow_hosts = [\"a\", \"b:1\"]").expect("toml"),
+        );
+        let cfg: Config = table.try_into().expect("config");
+        assert_eq!(cfg.http_allow_hosts, vec!["a", "b:1"]);
+    }
 
     #[test]
     fn env_overrides_file_and_defaults() {

@@ -16,6 +16,12 @@ pub const FILE_VERSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::n
 pub const RUNNING: TableDefinition<&str, &[u8]> = TableDefinition::new("running");
 /// (script_path, key) → JSON text.
 pub const SCRIPT_DATA: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("script_data");
+/// task_id → update time (8 bytes LE, ms) + the task's variables as a JSON object.
+pub const TASK_VARS: TableDefinition<&str, &[u8]> = TableDefinition::new("task_vars");
+/// (update time ms, task_id): task variables in update order, for eviction.
+pub const TASK_VARS_AGE: TableDefinition<(u64, &str), ()> = TableDefinition::new("task_vars_age");
+/// location_code → the warehouse location's record, lock included.
+pub const LOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("locations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -56,6 +62,9 @@ pub fn open(path: &Path, cache_bytes: usize) -> Result<Db, DbError> {
     tx.open_table(FILE_VERSIONS)?;
     tx.open_table(RUNNING)?;
     tx.open_table(SCRIPT_DATA)?;
+    tx.open_table(TASK_VARS)?;
+    tx.open_table(TASK_VARS_AGE)?;
+    tx.open_table(LOCATIONS)?;
     tx.commit()?;
     Ok(Arc::new(db))
 }

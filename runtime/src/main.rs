@@ -12,12 +12,15 @@ mod cron;
 mod db;
 mod engine;
 mod fsio;
+mod io;
 mod lock;
 mod logs;
 mod output;
 mod paths;
 mod registry;
 mod sample;
+mod sdnotify;
+mod services;
 mod store;
 mod worker;
 
@@ -64,6 +67,13 @@ enum Command {
         /// TOML configuration file.
         #[arg(long, env = "VWED_CONFIG")]
         config: Option<PathBuf>,
+        /// Board profile for I/O: a built-in name (linux-sim, raspberry-pi-4,
+        /// revpi-connect, siemens-iot2050) or a profile file.
+        #[arg(long)]
+        board: Option<String>,
+        /// Device config TOML (buses, devices, points, robots); relative to --data-dir.
+        #[arg(long)]
+        io_config: Option<String>,
     },
     /// Print the effective configuration as TOML and exit.
     Config {
@@ -104,9 +114,16 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
             config,
+            board,
+            io_config,
         } => {
-            let cfg =
-                config::Config::load(config.as_deref(), &config::Overrides { listen, data_dir })?;
+            let overrides = config::Overrides {
+                listen,
+                data_dir,
+                board,
+                io_config,
+            };
+            let cfg = config::Config::load(config.as_deref(), &overrides)?;
             init_tracing();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -147,6 +164,11 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     logs.start_ticker();
     let cfg = Arc::new(cfg);
     let engine = engine::Engine::new(cfg.clone(), store, exe, Some(lock), logs.clone());
+
+    // Before scripts are restored, so that their boot() can already use I/O.
+    if let Some(io) = io::start(&cfg, &engine).context("cannot start the I/O")? {
+        let _ = engine.io.set(io);
+    }
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -190,16 +212,54 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         engine.restore().await;
     }
     ready.store(true, Ordering::Release);
+    let notifier = sdnotify::Notifier::from_env();
+    if let Some(n) = &notifier {
+        if let Err(e) = n.notify_ready() {
+            tracing::warn!("cannot tell systemd we are ready: {e}");
+        }
+        n.spawn_watchdog(health_check(engine.store.db().clone()));
+    }
     tracing::info!("ready in {} ms", started.elapsed().as_millis());
 
     shutdown_signal().await;
     tracing::info!("shutting down: stopping scripts (they start again with the runtime)");
+    if let Some(n) = &notifier {
+        let _ = n.notify_stopping();
+    }
     engine.shutdown().await;
     // Commit the lines the stopping scripts just wrote.
     let _ = tokio::task::spawn_blocking(move || logs.close()).await;
     let _ = stop_tx.send(());
     let _ = server.await;
     Ok(())
+}
+
+/// What the watchdog checks before each ping: the executor still runs new tasks
+/// promptly, and redb still reads and commits. A runtime that fails either is
+/// restarted by systemd instead of being reported alive.
+fn health_check(
+    db: db::Db,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync + 'static
+{
+    move || {
+        let db = db.clone();
+        Box::pin(async move {
+            let limit = std::time::Duration::from_secs(2);
+            let executor = tokio::time::timeout(limit, tokio::spawn(async {})).await;
+            if !matches!(executor, Ok(Ok(()))) {
+                tracing::error!("health: the executor did not run a task within {limit:?}");
+                return false;
+            }
+            let store = tokio::task::spawn_blocking(move || db::health_check(&db));
+            match tokio::time::timeout(limit, store).await {
+                Ok(Ok(Ok(()))) => true,
+                other => {
+                    tracing::error!("health: redb read/commit failed: {other:?}");
+                    false
+                }
+            }
+        })
+    }
 }
 
 async fn shutdown_signal() {

@@ -92,6 +92,11 @@ pub struct ListenerEntry {
     pub target: Target,
     /// Order of registration, so equal priorities keep it.
     pub seq: u64,
+    pub stats: Stats,
+    /// Events refused because this listener's queue was full.
+    pub dropped: AtomicU64,
+    /// This listener's bounded queue; its delivery task owns the receiving end.
+    pub queue: crate::engine::events::ListenerQueue,
 }
 
 pub struct TimerEntry {
@@ -101,6 +106,10 @@ pub struct TimerEntry {
     pub target: Target,
     pub stats: Stats,
     pub skipped: AtomicU64,
+    /// Set when the registration is committed: a timer never fires for a script
+    /// whose boot has not succeeded.
+    pub armed: tokio::sync::watch::Sender<bool>,
+    pub running: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -226,13 +235,19 @@ fn exact_key(method: &str, path: &str) -> String {
     k
 }
 
-#[derive(Default)]
 pub struct Registry {
     routes: RwLock<Routes>,
     functions: RwLock<HashMap<String, Arc<FunctionEntry>>>,
     listeners: RwLock<HashMap<String, Vec<Arc<ListenerEntry>>>>,
     timers: RwLock<HashMap<(Arc<str>, u32), Arc<TimerEntry>>>,
     listener_seq: AtomicU64,
+    event_queue_len: usize,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(1024)
+    }
 }
 
 /// A registration checked and ready to commit.
@@ -252,6 +267,21 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Registry {
+    pub fn new(event_queue_len: usize) -> Self {
+        Registry {
+            routes: RwLock::default(),
+            functions: RwLock::default(),
+            listeners: RwLock::default(),
+            timers: RwLock::default(),
+            listener_seq: AtomicU64::new(0),
+            event_queue_len: event_queue_len.max(1),
+        }
+    }
+
+    fn event_queue_len(&self) -> usize {
+        self.event_queue_len
+    }
+
     /// Checks a registration on its own (syntax, names) and builds its entry.
     pub fn prepare(&self, reg: Registration, target: Target) -> Result<Prepared, RegError> {
         let now = crate::clock::local_now();
@@ -313,6 +343,9 @@ impl Registry {
                     registered_at: now,
                     target,
                     seq: self.listener_seq.fetch_add(1, Ordering::Relaxed),
+                    stats: Stats::default(),
+                    dropped: AtomicU64::new(0),
+                    queue: crate::engine::events::ListenerQueue::new(self.event_queue_len()),
                 }))
             }
             Registration::Timer { name, schedule, .. } => {
@@ -327,6 +360,8 @@ impl Registry {
                     target,
                     stats: Stats::default(),
                     skipped: AtomicU64::new(0),
+                    armed: tokio::sync::watch::channel(false).0,
+                    running: std::sync::atomic::AtomicBool::new(false),
                 }))
             }
         })
@@ -429,6 +464,7 @@ impl Registry {
                     list.sort_by_key(|l| (l.priority, l.seq));
                 }
                 Prepared::Timer(t) => {
+                    t.armed.send_replace(true);
                     timers.insert((t.target.script_id.clone(), t.target.handler), t);
                 }
             }
@@ -615,12 +651,6 @@ impl Registry {
 
     pub fn timers(&self) -> Vec<Arc<TimerEntry>> {
         read(&self.timers).values().cloned().collect()
-    }
-
-    pub fn timer(&self, script_id: &Arc<str>, handler: u32) -> Option<Arc<TimerEntry>> {
-        read(&self.timers)
-            .get(&(script_id.clone(), handler))
-            .cloned()
     }
 }
 

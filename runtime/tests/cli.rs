@@ -28,7 +28,10 @@ fn help_explains_every_command() {
     let (ok, text) = run(&["serve", "--help"]);
     assert!(ok, "{text}");
     for flag in ["--listen", "--data-dir", "--config", "VWED_"] {
-        assert!(text.contains(flag), "serve --help must mention {flag}:\n{text}");
+        assert!(
+            text.contains(flag),
+            "serve --help must mention {flag}:\n{text}"
+        );
     }
 }
 
@@ -54,12 +57,18 @@ fn bad_config_file_names_the_file_and_key() {
     std::fs::write(&f, "call_timout_ms = 5\n").expect("write");
     let (ok, text) = run(&["config", "--config", f.to_str().expect("utf8")]);
     assert!(!ok);
-    assert!(text.contains("bad.toml") && text.contains("call_timout_ms"), "{text}");
+    assert!(
+        text.contains("bad.toml") && text.contains("call_timout_ms"),
+        "{text}"
+    );
 }
 
 #[test]
 fn stubs_describe_the_vwed_object() {
     let (ok, text) = run(&["stubs"]);
     assert!(ok);
-    assert!(text.contains("class _VWED") && text.contains("def register_route"), "{text}");
+    assert!(
+        text.contains("class _VWED") && text.contains("def register_route"),
+        "{text}"
+    );
 }

@@ -334,6 +334,41 @@ impl Runtime {
         }
     }
 
+    /// SIGTERMs the supervisor and waits (bounded) for it to exit; panics if it does
+    /// not exit in time. Returns its data dir for another runtime.
+    pub fn terminate_keep_data(mut self, timeout: Duration) -> TempDir {
+        let mut child = self.child.take().expect("runtime running");
+        // SAFETY: kill(2) on the pid of our own child, not yet reaped.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    assert!(
+                        status.success(),
+                        "vwed-edge exited with {status} after SIGTERM:\n{}",
+                        self.stderr()
+                    );
+                    break;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "vwed-edge did not exit within {timeout:?} of SIGTERM:\n{}",
+                        self.stderr()
+                    );
+                }
+            }
+        }
+        self.data.take().expect("data dir")
+    }
+
     /// SIGKILLs the supervisor and hands back its data dir for another runtime.
     pub fn kill9_keep_data(mut self) -> TempDir {
         self.kill9();

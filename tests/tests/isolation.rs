@@ -109,11 +109,48 @@ fn stop_hung_script(handler: &str) {
     );
     r.fails(504, "超时");
 
-    // Stop while the handler still runs: done within grace + margin.
-    let t0 = Instant::now();
-    let r = rt.stop(&busy);
-    let took = t0.elapsed();
-    r.ok();
+    // Stop while the handler still runs: done within grace + margin, and the other
+    // script answers quickly all the while.
+    let stopper = {
+        let url = rt.url(&format!("/api/script/scripts/{busy}/stop"));
+        std::thread::spawn(move || {
+            let c = reqwest::blocking::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("client");
+            let t0 = Instant::now();
+            let r = c.post(url).send().expect("stop request");
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().unwrap_or_default();
+            (status, body, t0.elapsed())
+        })
+    };
+    let mut pings = 0;
+    while !stopper.is_finished() {
+        let t0 = Instant::now();
+        let r = rt.call_route("GET", "/fast/ping", None);
+        assert_eq!(r.json, json!({"pong": "fast"}));
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "slow answer during stop: {:?}",
+            t0.elapsed()
+        );
+        pings += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        pings >= 3,
+        "pinged the other script while stopping: {pings}"
+    );
+    let (status, body, took) = stopper.join().expect("stop thread");
+    assert_eq!(status, 200, "{body}");
+    let r = vwed_e2e::Resp {
+        status,
+        headers: Default::default(),
+        text: body.to_string(),
+        json: body,
+    };
     assert!(
         took < Duration::from_millis(GRACE_MS + 1500),
         "stop took {took:?} with a grace of {GRACE_MS} ms"
@@ -273,4 +310,26 @@ fn a_crash_during_boot_is_a_failed_start() {
     r.fails(500, "exit code 7");
     assert!(rt.running().is_empty());
     rt.call_route("GET", "/dies", None).expect_status(404);
+}
+
+#[test]
+fn a_crash_inside_a_function_call_is_503_and_marks_the_script_crashed() {
+    let rt = Runtime::start();
+    let sid = rt.deploy(
+        "p",
+        "fn_crash.py",
+        "import os\ndef boot():\n    VWED.function.register('die', lambda a: os._exit(5))\n",
+    );
+    let other = rt.deploy("p", "fast.py", FAST);
+    let r = rt.execute(Some(&sid), "die", json!({}));
+    r.fails(503, "已退出");
+    wait_until(Duration::from_secs(5), "status crashed", || {
+        rt.running_entry(&sid)
+            .is_some_and(|e| e["status"] == "crashed" && e["exit_code"] == json!(5))
+    });
+    rt.execute(None, "die", json!({})).fails(404, "未注册");
+    assert_eq!(
+        rt.execute_ok(Some(&other), "fast_fn", json!({})),
+        json!("fast")
+    );
 }

@@ -368,3 +368,162 @@ fn stop_restart_and_running_list() {
     rt.get("/api/script/scripts/unknown/output")
         .fails(404, "不存在");
 }
+
+#[test]
+fn concurrent_starts_of_one_script_let_exactly_one_win() {
+    let rt = Runtime::start();
+    let pid = rt.create_project("p");
+    rt.create_file(
+        pid,
+        "main.py",
+        "def boot():\n    time.sleep(0.2)\n    VWED.api.register_route('/one', 'GET', lambda r: {})\n",
+    );
+    let url = rt.url("/api/script/scripts/start");
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let c = reqwest::blocking::Client::builder()
+                    .no_proxy()
+                    .timeout(std::time::Duration::from_secs(20))
+                    .build()
+                    .expect("client");
+                let r = c
+                    .post(url)
+                    .json(&json!({"script_path": "p/main.py"}))
+                    .send()
+                    .expect("start request");
+                r.status().as_u16()
+            })
+        })
+        .collect();
+    let mut codes: Vec<u16> = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, vec![200, 409, 409, 409]);
+    assert_eq!(rt.running().len(), 1);
+    rt.call_route("GET", "/one", None).expect_status(200);
+}
+
+#[test]
+fn boot_timeout_and_the_running_limit() {
+    let rt = Runtime::with(
+        vwed_e2e::Opts::default()
+            .env("VWED_BOOT_TIMEOUT_MS", 500)
+            .env("VWED_MAX_RUNNING_SCRIPTS", 2),
+    );
+    let pid = rt.create_project("p");
+    rt.create_file(
+        pid,
+        "hangs.py",
+        "def boot():\n    VWED.api.register_route('/hangs', 'GET', lambda r: {})\n    time.sleep(60)\n",
+    );
+    let t0 = std::time::Instant::now();
+    let r = rt.start_script("p/hangs.py", None);
+    r.fails(500, "启动超时");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(rt.running().is_empty());
+    rt.call_route("GET", "/hangs", None).expect_status(404);
+    assert_eq!(rt.registry()["api_routes"], json!({}));
+
+    // The limit of running scripts.
+    for name in ["a.py", "b.py", "c.py"] {
+        rt.create_file(pid, name, "def boot():\n    pass\n");
+    }
+    rt.start_ok("p/a.py", None);
+    let b = rt.start_ok("p/b.py", None);
+    rt.start_script("p/c.py", None).fails(503, "上限 2");
+    rt.stop(&b).ok();
+    rt.start_ok("p/c.py", None);
+}
+
+#[test]
+fn an_edit_takes_effect_at_the_next_start() {
+    let rt = Runtime::start();
+    let pid = rt.create_project("p");
+    let fid = rt.create_file(
+        pid,
+        "main.py",
+        "def boot():\n    VWED.api.register_route('/v', 'GET', lambda r: {'v': 1})\n",
+    );
+    let sid = rt.start_ok("p/main.py", None);
+    rt.put(
+        &format!("/api/script/files/{fid}"),
+        &json!({"content": "def boot():\n    VWED.api.register_route('/v', 'GET', lambda r: {'v': 2})\n"}),
+    )
+    .ok();
+    assert_eq!(
+        rt.call_route("GET", "/v", None).get("v"),
+        &json!(1),
+        "running code is unchanged"
+    );
+    rt.restart(&sid).ok();
+    assert_eq!(rt.call_route("GET", "/v", None).get("v"), &json!(2));
+    // An edit on disk, outside the API, is what the next start runs.
+    std::fs::write(
+        rt.project_dir("p").join("main.py"),
+        "def boot():\n    VWED.api.register_route('/v', 'GET', lambda r: {'v': 3})\n",
+    )
+    .expect("write");
+    let sid = rt.running()[0]["script_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    rt.restart(&sid).ok();
+    assert_eq!(rt.call_route("GET", "/v", None).get("v"), &json!(3));
+    // A restart into a broken file fails and leaves nothing running.
+    std::fs::write(rt.project_dir("p").join("main.py"), "def boot(:\n").expect("write");
+    let sid = rt.running()[0]["script_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    rt.restart(&sid).fails(400, "脚本加载失败");
+    assert!(rt.running().is_empty());
+    rt.call_route("GET", "/v", None).expect_status(404);
+}
+
+#[test]
+fn script_id_with_spaces_or_non_ascii_is_percent_decoded_in_url_paths() {
+    let rt = Runtime::start();
+    let pid = rt.create_project("测试项目");
+    rt.create_file(
+        pid,
+        "机器人/主 程序.py",
+        "def boot(params):\n    VWED.api.register_route('/中文/{名字}', 'GET', lambda r: {'p': r['path_params'], 'params': params})\n    VWED.function.register('函数', lambda a: a)\n",
+    );
+    assert!(
+        rt.project_dir("测试项目")
+            .join("机器人/主 程序.py")
+            .is_file()
+    );
+    let sid = rt.start_ok("测试项目/机器人/主 程序.py", Some(json!({"键": "值"})));
+    assert!(is_script_id(&sid, "主 程序.py"), "{sid}");
+    let r = rt.call_route("GET", "/中文/张三", None);
+    r.expect_status(200);
+    assert_eq!(
+        r.json,
+        json!({"p": {"名字": "张三"}, "params": {"键": "值"}})
+    );
+    assert_eq!(
+        rt.execute_ok(Some(&sid), "函数", json!({"a": 1})),
+        json!({"a": 1})
+    );
+    // The id travels in URL paths.
+    let out = rt.get(&format!("/api/script/scripts/{sid}/output"));
+    out.ok();
+    let r = rt.restart(&sid);
+    r.ok();
+    let sid2 = r.get("script_id").as_str().expect("id").to_string();
+    assert_eq!(
+        rt.call_route("GET", "/中文/x", None).get("params"),
+        &json!({"键": "值"})
+    );
+    rt.stop(&sid2).ok();
+    assert!(rt.running().is_empty());
+}

@@ -169,3 +169,22 @@ fn a_clean_restart_of_an_idle_runtime_restores_nothing() {
         r.text
     );
 }
+
+#[test]
+fn a_graceful_shutdown_stops_the_workers_and_keeps_them_for_the_next_start() {
+    let rt = Runtime::start();
+    let pid = rt.create_project("p");
+    rt.create_file(pid, "a.py", &PARAMS_ROUTE.replace("NAME", "a"));
+    let params = json!({"x": 1});
+    let a = rt.start_ok("p/a.py", Some(params.clone()));
+    let worker = rt.running_entry(&a).expect("listed")["pid"]
+        .as_u64()
+        .expect("pid") as u32;
+    let data = rt.terminate_keep_data(Duration::from_secs(10));
+    assert!(!process_alive(worker), "worker stopped with the runtime");
+    let rt = Runtime::start_in(data, vwed_e2e::Opts::default());
+    let running = rt.running();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0]["start_params"], params);
+    assert_eq!(rt.call_route("GET", "/a", None).get("params"), &params);
+}

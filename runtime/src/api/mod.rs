@@ -3,11 +3,14 @@
 
 mod body;
 mod files;
+mod integration;
+mod io;
 mod logs;
 mod projects;
 mod reply;
 mod script_api;
 mod scripts;
+mod storage;
 mod ws;
 
 use std::collections::HashMap;
@@ -191,6 +194,13 @@ pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
         .and(query())
         .then(scripts::integration_functions)
         .boxed();
+    let emit = api()
+        .and(warp::path!("events" / "emit"))
+        .and(warp::post())
+        .and(e.clone())
+        .and(body())
+        .then(scripts::emit_event)
+        .boxed();
     let stubs = api()
         .and(warp::path!("stubs" / "vwed.pyi"))
         .and(warp::get())
@@ -234,6 +244,10 @@ pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
     health
         .or(script_api)
         .unify()
+        .or(integration::routes(engine.clone(), limit))
+        .unify()
+        .or(storage::routes(engine.clone(), limit))
+        .unify()
         .or(projects)
         .unify()
         .or(project_files)
@@ -268,11 +282,15 @@ pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
         .unify()
         .or(integration)
         .unify()
+        .or(emit)
+        .unify()
         .or(stubs)
         .unify()
         .or(logs::routes(engine.clone()))
         .unify()
         .or(ws::routes(engine.clone()))
+        .unify()
+        .or(io::routes(engine.clone()))
         .unify()
         .recover(recover)
         .unify()

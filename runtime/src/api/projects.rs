@@ -8,7 +8,7 @@ use warp::http::StatusCode;
 
 use super::body::parse_json;
 use super::query_bool;
-use super::reply::{ApiError, Resp, blocking, finish, json_response, ok_data};
+use super::reply::{Resp, blocking, finish, json_response, ok_data};
 use crate::engine::Engine;
 
 #[derive(Deserialize)]
@@ -96,8 +96,4 @@ pub async fn files(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> 
         }
         .await,
     )
-}
-
-pub fn not_found(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("项目 {id} 不存在"))
 }

@@ -65,11 +65,6 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
-    pub fn with_data(mut self, data: Value) -> Self {
-        self.data = Some(data);
-        self
-    }
-
     pub fn into_response(self) -> Resp {
         match self.data {
             Some(d) => fail_with(self.status, self.message, d),

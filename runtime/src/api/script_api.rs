@@ -19,7 +19,7 @@ use crate::worker::{Answer, CallError};
 /// the handler timeout of one request.
 const TIMEOUT_HEADER: &str = "x-vwed-timeout-ms";
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

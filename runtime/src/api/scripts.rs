@@ -109,7 +109,14 @@ fn stopped_message(path: &str, c: Counts) -> String {
     )
 }
 
+/// A script_id taken from a URL path, percent-decoded: file names, and so ids, may
+/// hold spaces or non-ASCII characters.
+fn path_id(raw: String) -> String {
+    super::script_api::percent_decode(&raw).unwrap_or(raw)
+}
+
 pub async fn stop(script_id: String, engine: Arc<Engine>) -> Resp {
+    let script_id = path_id(script_id);
     finish(async {
         let s = engine
             .stop(&script_id)
@@ -129,6 +136,7 @@ pub async fn stop(script_id: String, engine: Arc<Engine>) -> Resp {
 }
 
 pub async fn restart(script_id: String, engine: Arc<Engine>) -> Resp {
+    let script_id = path_id(script_id);
     finish(
         async {
             if engine.instance(&script_id).is_none() {
@@ -152,6 +160,7 @@ pub async fn running(engine: Arc<Engine>) -> Resp {
 }
 
 pub async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
+    let script_id = path_id(script_id);
     finish(
         async {
             let inst = engine.any_instance(&script_id).ok_or_else(|| {
@@ -262,11 +271,18 @@ pub async fn registry_status(engine: Arc<Engine>) -> Resp {
             Value::Array(
                 list.iter()
                     .map(|l| {
-                        json!({
+                        let mut v = json!({
                             "script_id": &*l.target.script_id,
                             "priority": l.priority,
                             "registered_at": l.registered_at,
-                        })
+                            "dropped_count": l.dropped.load(std::sync::atomic::Ordering::Relaxed),
+                        });
+                        if let (Some(obj), Value::Object(stats)) =
+                            (v.as_object_mut(), l.stats.to_json())
+                        {
+                            obj.extend(stats);
+                        }
+                        v
                     })
                     .collect(),
             ),
@@ -333,4 +349,36 @@ pub async fn integration_functions(engine: Arc<Engine>, q: HashMap<String, Strin
         })
         .collect();
     ok_data(Value::Array(list))
+}
+
+#[derive(Deserialize)]
+struct EmitBody {
+    #[serde(alias = "name")]
+    event_name: String,
+    #[serde(default)]
+    data: Value,
+}
+
+/// The central server (or a technician) emits an event to the scripts' listeners.
+pub async fn emit_event(engine: Arc<Engine>, body: Bytes) -> Resp {
+    finish(
+        async {
+            let b: EmitBody = parse_json(&body)?;
+            if b.event_name.is_empty() || b.event_name.len() > 200 {
+                return Err(ApiError::bad_request(
+                    "event_name 不能为空且不超过 200 个字符",
+                ));
+            }
+            let n = engine.emit(&b.event_name, &b.data);
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "success": true,
+                    "message": format!("事件 {} 已发送给 {n} 个监听器", b.event_name),
+                    "data": {"event_name": b.event_name, "listeners": n},
+                }),
+            ))
+        }
+        .await,
+    )
 }

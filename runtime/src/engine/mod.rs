@@ -6,11 +6,13 @@
 //! the script), asks the worker to exit, and kills it after the grace period. A
 //! worker that dies on its own leaves a `crashed` instance behind.
 
+pub mod events;
 mod instance;
 mod services;
 mod sink;
 mod start;
 mod stop;
+mod timers;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
@@ -27,7 +29,7 @@ pub use start::{StartError, StartOk, StartRequest};
 
 use crate::analyzer::Analyzer;
 use crate::config::Config;
-use crate::registry::{Counts, Registry};
+use crate::registry::Registry;
 use crate::store::{RunningSet, ScriptData, ScriptStore};
 use crate::worker::{Answer, CallError};
 
@@ -47,6 +49,8 @@ pub struct Engine {
     scripts: Mutex<HashMap<String, Arc<Instance>>>,
     ended: Mutex<VecDeque<Arc<Instance>>>,
     shutting_down: AtomicBool,
+    /// The device I/O, when an `io_config` is set; set once at start-up.
+    pub io: std::sync::OnceLock<Arc<crate::io::IoRuntime>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,12 +73,13 @@ impl Engine {
         store: ScriptStore,
         exe: PathBuf,
         lock: Option<OwnedFd>,
+        logs: Arc<crate::logs::Logs>,
     ) -> Arc<Engine> {
         let db = store.db().clone();
         Arc::new(Engine {
             running_set: RunningSet::new(db.clone()),
             data: ScriptData::new(db),
-            registry: Registry::default(),
+            registry: Registry::new(cfg.event_queue_len),
             analyzer: Analyzer::new(exe.clone()),
             cfg,
             store,
@@ -84,6 +89,7 @@ impl Engine {
             scripts: Mutex::new(HashMap::new()),
             ended: Mutex::new(VecDeque::new()),
             shutting_down: AtomicBool::new(false),
+            io: std::sync::OnceLock::new(),
         })
     }
 
@@ -222,10 +228,6 @@ impl Engine {
                 })
             })
             .collect()
-    }
-
-    pub fn counts(&self, script_id: &str) -> Counts {
-        self.registry.counts(script_id)
     }
 
     /// Starts again every script that was running before the runtime stopped.

@@ -54,6 +54,10 @@ impl Engine {
                 .map(|n| json!({"committed": n}).to_string())
                 .map_err(|e| e.to_string()),
             s if s.starts_with("data.") => self.data_service(inst, s, args).await,
+            s if crate::services::handles(s) => crate::services::call(self, inst, s, args).await,
+            s if s.starts_with("io.") || s.starts_with("device.") || s.starts_with("robot.") => {
+                crate::io::services::call(self, inst, s, args).await
+            }
             other => Err(format!("未知的服务调用: {other}")),
         }
     }

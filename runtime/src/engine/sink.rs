@@ -7,8 +7,15 @@ use vwed_ipc::{FromWorker, Level, Stream, ToWorker};
 
 use super::Engine;
 use super::instance::{Instance, State};
-use crate::registry::Target;
+use crate::registry::{Prepared, Target};
 use crate::worker::{FrameSink, WorkerConn};
+
+#[derive(serde::Deserialize)]
+struct EmitArgs {
+    name: String,
+    #[serde(default)]
+    data: serde_json::Value,
+}
 
 pub struct ScriptSink {
     engine: Weak<Engine>,
@@ -35,6 +42,12 @@ impl ScriptSink {
             .registry
             .prepare(reg, target)
             .map_err(|e| e.to_string())?;
+        let timeout = std::time::Duration::from_millis(engine.cfg.call_timeout_ms);
+        match &prepared {
+            Prepared::Listener(l) => super::events::spawn_listener(l, timeout),
+            Prepared::Timer(t) => super::timers::spawn_timer(t, timeout),
+            _ => {}
+        }
         let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(phase) = boot.as_mut() {
             // During boot: stage, so that a failed start leaves nothing behind.
@@ -108,6 +121,18 @@ impl FrameSink for ScriptSink {
                     let result = engine.service(&inst, &service, &args).await;
                     let _ = conn.send(&ToWorker::Reply { req, result });
                 });
+            }
+            // Emits are handled here, in frame order: one script's events reach each
+            // listener in the order it emitted them.
+            FromWorker::Notify { service, args } if service == "event.emit" => {
+                match serde_json::from_str::<EmitArgs>(&args) {
+                    Ok(a) => {
+                        engine.emit(&a.name, &a.data);
+                    }
+                    Err(e) => self
+                        .inst
+                        .note(Level::Warning, format!("event.emit 参数错误: {e}")),
+                }
             }
             FromWorker::Notify { service, args } => {
                 let inst = self.inst.clone();

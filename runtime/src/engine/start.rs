@@ -179,6 +179,14 @@ impl Engine {
                 }
                 inst.note(Level::Info, "脚本启动成功");
                 self.logs.status(&inst.script_id, "started", "脚本启动成功");
+                self.emit(
+                    "script_started",
+                    &serde_json::json!({
+                        "script_id": &*inst.script_id,
+                        "script_path": inst.script_path,
+                        "started_at": inst.started_at,
+                    }),
+                );
                 Ok(StartOk {
                     script_id: inst.script_id.to_string(),
                     script_path,
@@ -316,6 +324,20 @@ impl Engine {
                 ),
             );
             tracing::warn!("script {} crashed: {exit}", inst.script_id);
+            self.logs.status(
+                &inst.script_id,
+                "crashed",
+                &format!("脚本进程异常退出 ({exit})"),
+            );
+            self.emit(
+                "script_crashed",
+                &serde_json::json!({
+                    "script_id": &*inst.script_id,
+                    "script_path": inst.script_path,
+                    "exit_code": exit.code,
+                    "signal": exit.signal,
+                }),
+            );
             if !self.is_shutting_down() {
                 let set = self.running_set.clone();
                 let path = inst.script_path.clone();

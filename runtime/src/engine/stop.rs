@@ -70,6 +70,14 @@ impl Engine {
                 "脚本已停止"
             },
         );
+        self.emit(
+            "script_stopped",
+            &serde_json::json!({
+                "script_id": &*inst.script_id,
+                "script_path": inst.script_path,
+                "killed": killed,
+            }),
+        );
         self.logs.status(
             &inst.script_id,
             "stopped",

@@ -64,6 +64,13 @@ impl Conn {
         s.all || s.scripts.contains(script_id)
     }
 
+    /// Named topics (e.g. `io:*`) are only for clients that asked for them by
+    /// name: a `*` log subscriber must not be flooded with point changes.
+    fn wants_topic(&self, topics: &[&str]) -> bool {
+        let s = lock(&self.subs);
+        topics.iter().any(|t| s.scripts.contains(*t))
+    }
+
     /// Queues a broadcast message; drops and counts it when the queue is full.
     fn offer(&self, msg: &Arc<str>) -> bool {
         let mut q = lock(&self.queue);
@@ -243,6 +250,31 @@ impl Hub {
         let mut n = 0;
         for c in conns.values() {
             if !c.wants(script_id) {
+                continue;
+            }
+            if msg.is_none() {
+                msg = build.take().map(|b| Arc::from(b().to_string()));
+            }
+            if let Some(m) = &msg
+                && c.offer(m)
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Like `publish`, for subscribers of any of `topics` by exact name only.
+    pub fn publish_topic(&self, topics: &[&str], build: impl FnOnce() -> Value) -> usize {
+        if !self.has_clients() {
+            return 0;
+        }
+        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let mut msg: Option<Arc<str>> = None;
+        let mut build = Some(build);
+        let mut n = 0;
+        for c in conns.values() {
+            if !c.wants_topic(topics) {
                 continue;
             }
             if msg.is_none() {

@@ -15,7 +15,6 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -68,7 +67,7 @@ impl Logs {
 
     #[cfg(test)]
     pub fn open_at(
-        path: &Path,
+        path: &std::path::Path,
         limits: StoreLimits,
         rate: u32,
         burst: u32,

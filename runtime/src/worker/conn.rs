@@ -93,6 +93,17 @@ impl WorkerConn {
         msg: &ToWorker,
         timeout: Duration,
     ) -> Result<Answer, CallError> {
+        let rx = self.send_request(req, msg)?;
+        self.wait_answer(req, rx, timeout).await
+    }
+
+    /// Sends a request now, in the caller's order; the answer arrives on the
+    /// returned receiver (see [`WorkerConn::wait_answer`]).
+    pub fn send_request(
+        &self,
+        req: u64,
+        msg: &ToWorker,
+    ) -> Result<oneshot::Receiver<Answer>, CallError> {
         if !self.is_alive() {
             return Err(CallError::Gone);
         }
@@ -102,7 +113,16 @@ impl WorkerConn {
             self.lock_pending().remove(&req);
             return Err(e);
         }
-        match tokio::time::timeout(timeout, orx).await {
+        Ok(orx)
+    }
+
+    pub async fn wait_answer(
+        &self,
+        req: u64,
+        rx: oneshot::Receiver<Answer>,
+        timeout: Duration,
+    ) -> Result<Answer, CallError> {
+        match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(CallError::Gone),
             Err(_) => {

@@ -65,6 +65,10 @@ pub fn spawn_worker(
         std::process::id().to_string(),
     )
     .env("PYTHONDONTWRITEBYTECODE", "1")
+    // Only the supervisor speaks for the service to systemd.
+    .env_remove(crate::sdnotify::ENV_VARS[0])
+    .env_remove(crate::sdnotify::ENV_VARS[1])
+    .env_remove(crate::sdnotify::ENV_VARS[2])
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())

@@ -1,0 +1,177 @@
+//! I/O for scripts: the supervisor owns the HAL (`vwed_hal::Io`) started from
+//! the device config, forwards point changes to script listeners (`io.<tag>`)
+//! and to WebSocket subscribers, and performs scripts' and HTTP clients' reads
+//! and writes.
+//!
+//! Nothing is dropped silently: the HAL counts change records its channel could
+//! not take (and `seq` shows the gap), the forwarder counts the gaps it sees and
+//! tells scripts with an `io:overflow` event, and each listener's bounded queue
+//! counts its own drops (see `engine::events`).
+
+mod audit;
+mod callers;
+mod devices;
+mod error;
+mod json;
+mod points;
+mod raw;
+mod robots;
+pub mod services;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use vwed_boards::Setup;
+use vwed_hal::{Change, Io};
+
+pub use audit::Who;
+pub use error::IoOpError;
+pub use json::{change_json, snapshot_json};
+
+use crate::config::Config;
+use crate::engine::Engine;
+
+/// Event scripts receive when change records were lost before reaching them.
+pub const OVERFLOW_EVENT: &str = "io:overflow";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IoStartError {
+    #[error("I/O 配置无效: {0}")]
+    Load(#[from] vwed_boards::LoadError),
+    #[error("I/O 启动失败: {0}")]
+    Start(#[from] vwed_hal::IoError),
+}
+
+/// Counters of the change forwarder.
+#[derive(Default)]
+pub struct ForwardStats {
+    pub forwarded: AtomicU64,
+    /// Records the HAL produced but the forwarder never saw (seq gaps).
+    pub lost: AtomicU64,
+    /// Listener deliveries queued (one change can reach many listeners).
+    pub delivered: AtomicU64,
+}
+
+/// The running I/O of this runtime.
+pub struct IoRuntime {
+    pub io: Io,
+    pub setup: Setup,
+    pub config_path: PathBuf,
+    pub stats: ForwardStats,
+    callers: callers::Callers,
+}
+
+/// Where the device config lives: `io_config` as given, relative paths below
+/// the data dir (one rule whether it came from the file, the environment or a
+/// flag).
+pub fn config_path(cfg: &Config) -> Option<PathBuf> {
+    let p = cfg.io_config.trim();
+    if p.is_empty() {
+        return None;
+    }
+    let p = Path::new(p);
+    Some(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cfg.data_dir.join(p)
+    })
+}
+
+/// Loads the device config (if any), starts the HAL and the change forwarder.
+/// Must run inside the Tokio runtime.
+pub fn start(cfg: &Config, engine: &Arc<Engine>) -> Result<Option<Arc<IoRuntime>>, IoStartError> {
+    let Some(path) = config_path(cfg) else {
+        return Ok(None);
+    };
+    let board = Some(cfg.board.trim()).filter(|b| !b.is_empty());
+    let setup = vwed_boards::load(&path, board)?;
+    let (io, changes) = Io::start(setup.devices.to_io_spec())?;
+    tracing::info!(
+        "I/O started from {} (board {}): {} buses, {} points, {} robots",
+        path.display(),
+        setup.board.name,
+        setup.devices.buses.len(),
+        setup.devices.points.len(),
+        setup.devices.robots.len(),
+    );
+    let rt = Arc::new(IoRuntime {
+        io,
+        setup,
+        config_path: path,
+        stats: ForwardStats::default(),
+        callers: callers::Callers::default(),
+    });
+    tokio::spawn(forward(
+        Arc::downgrade(engine),
+        Arc::downgrade(&rt),
+        changes,
+    ));
+    Ok(Some(rt))
+}
+
+/// Turns HAL change records into events and WebSocket messages. Never waits on
+/// a consumer: `Engine::emit` and the hub only queue or count a drop.
+async fn forward(engine: Weak<Engine>, rt: Weak<IoRuntime>, mut rx: mpsc::Receiver<Change>) {
+    let mut next_seq: Option<u64> = None;
+    while let Some(change) = rx.recv().await {
+        let (Some(engine), Some(rt)) = (engine.upgrade(), rt.upgrade()) else {
+            return;
+        };
+        if let Some(expected) = next_seq
+            && change.seq > expected
+        {
+            let gap = change.seq - expected;
+            let total = rt.stats.lost.fetch_add(gap, Ordering::Relaxed) + gap;
+            tracing::warn!(
+                "I/O change records lost: {gap} (total {total}); point table still current"
+            );
+            engine.emit(
+                OVERFLOW_EVENT,
+                &json!({"lost": gap, "total_lost": total, "hint": "VWED.io.read() gives current values"}),
+            );
+        }
+        next_seq = Some(change.seq + 1);
+        let data = change_json(&change);
+        let n = engine.emit(&format!("io.{}", change.tag), &data);
+        rt.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        rt.stats.delivered.fetch_add(n as u64, Ordering::Relaxed);
+        publish_point(&engine, &change.tag, &data);
+    }
+}
+
+/// WebSocket topic of all point changes; `io:<tag>` carries one point.
+pub const WS_TOPIC_ALL: &str = "io:*";
+
+fn publish_point(engine: &Engine, tag: &str, data: &Value) {
+    let hub = &engine.logs.hub;
+    if !hub.has_clients() {
+        return;
+    }
+    let topic = format!("io:{tag}");
+    hub.publish_topic(&[WS_TOPIC_ALL, &topic], || {
+        let mut m = data.clone();
+        m["type"] = json!("io_point");
+        m
+    });
+}
+
+impl IoRuntime {
+    /// Poller and forwarder counters for `/api/io/status`.
+    pub fn stats_json(&self) -> Value {
+        let p = self.io.poller().stats();
+        json!({
+            "config": self.config_path.display().to_string(),
+            "board": self.setup.board.name,
+            "points": self.setup.devices.points.len(),
+            "poller": p,
+            "forwarder": {
+                "forwarded": self.stats.forwarded.load(Ordering::Relaxed),
+                "lost": self.stats.lost.load(Ordering::Relaxed),
+                "listener_deliveries": self.stats.delivered.load(Ordering::Relaxed),
+            },
+        })
+    }
+}

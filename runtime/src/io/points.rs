@@ -1,0 +1,113 @@
+//! Reading and writing named points, for scripts and HTTP alike.
+
+use serde_json::{Value, json};
+
+use super::error::IoOpError;
+use super::json::{snapshot_json, to_value};
+use super::{IoRuntime, Who, audit};
+use crate::engine::Engine;
+
+impl IoRuntime {
+    /// Is the caller behind this queue name still around?
+    pub(super) fn alive(engine: &Engine) -> impl Fn(&str) -> bool + '_ {
+        |name| name == "http" || engine.instance(name).is_some()
+    }
+
+    pub fn points_json(&self) -> Vec<Value> {
+        self.io
+            .poller()
+            .snapshot()
+            .iter()
+            .map(snapshot_json)
+            .collect()
+    }
+
+    /// The last polled value, or a live read when asked for (`live`) or when
+    /// the table has no good value. With `detail` a bad point is answered with
+    /// its quality instead of an error.
+    pub async fn read_point(
+        &self,
+        engine: &Engine,
+        who: &Who,
+        tag: &str,
+        live: bool,
+        detail: bool,
+    ) -> Result<Value, IoOpError> {
+        let snap = self
+            .io
+            .poller()
+            .point(tag)
+            .ok_or_else(|| IoOpError::UnknownTag(tag.to_string()))?;
+        if !live && snap.quality == vwed_hal::Quality::Good {
+            return Ok(snapshot_json(&snap));
+        }
+        let writer = self
+            .callers
+            .writer(&self.io, &who.queue_name(), Self::alive(engine));
+        match writer.read(tag).await {
+            Ok(v) => {
+                let mut j = snapshot_json(&snap);
+                j["value"] = json!(v);
+                j["quality"] = json!("good");
+                j["error"] = Value::Null;
+                j["live"] = json!(true);
+                Ok(j)
+            }
+            Err(_) if detail && !live => Ok(snapshot_json(&snap)),
+            Err(e) => {
+                let e = IoOpError::from(e);
+                Err(match e {
+                    IoOpError::Hal(h) if !live => IoOpError::BadQuality {
+                        tag: tag.to_string(),
+                        reason: h.to_string(),
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// Writes a point by tag, refusing read-only points, and records who did.
+    pub async fn write_point(
+        &self,
+        engine: &Engine,
+        who: &Who,
+        tag: &str,
+        value: &Value,
+    ) -> Result<(), IoOpError> {
+        let result = self.write_point_inner(engine, who, tag, value).await;
+        audit::write(
+            engine,
+            who,
+            tag,
+            value,
+            &result.as_ref().map(|_| ()).map_err(ToString::to_string),
+        );
+        result
+    }
+
+    async fn write_point_inner(
+        &self,
+        engine: &Engine,
+        who: &Who,
+        tag: &str,
+        value: &Value,
+    ) -> Result<(), IoOpError> {
+        let spec = self
+            .io
+            .poller()
+            .spec(tag)
+            .ok_or_else(|| IoOpError::UnknownTag(tag.to_string()))?;
+        // Checked here too so a refused write never creates a bus queue.
+        if !spec.writable() {
+            return Err(IoOpError::ReadOnly(tag.to_string()));
+        }
+        let v = to_value(value).ok_or_else(|| {
+            IoOpError::BadValue(format!("点位 {tag} 需要布尔值或数字, 得到 {value}"))
+        })?;
+        let writer = self
+            .callers
+            .writer(&self.io, &who.queue_name(), Self::alive(engine));
+        writer.write(tag, v).await.map_err(IoOpError::from)
+    }
+}

@@ -1,0 +1,311 @@
+//! Raw Modbus register/coil access and serial line requests, addressed by
+//! device (bus + unit from the config) or by bus name.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vwed_boards::BusConfig;
+use vwed_hal::{LineRequest, ModbusRequest, Request, Response, Table, UnitId};
+
+use super::error::IoOpError;
+use super::{IoRuntime, Who, audit};
+use crate::engine::Engine;
+
+/// One raw Modbus operation as scripts name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawOp {
+    ReadHolding,
+    ReadInput,
+    ReadCoils,
+    ReadDiscrete,
+    WriteRegister,
+    WriteRegisters,
+    WriteCoil,
+    WriteCoils,
+}
+
+impl RawOp {
+    pub fn parse(name: &str) -> Option<RawOp> {
+        Some(match name {
+            "read_holding" => RawOp::ReadHolding,
+            "read_input" => RawOp::ReadInput,
+            "read_coils" => RawOp::ReadCoils,
+            "read_discrete" => RawOp::ReadDiscrete,
+            "write_register" => RawOp::WriteRegister,
+            "write_registers" => RawOp::WriteRegisters,
+            "write_coil" => RawOp::WriteCoil,
+            "write_coils" => RawOp::WriteCoils,
+            _ => return None,
+        })
+    }
+
+    fn is_write(self) -> bool {
+        matches!(
+            self,
+            RawOp::WriteRegister | RawOp::WriteRegisters | RawOp::WriteCoil | RawOp::WriteCoils
+        )
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct RawArgs {
+    /// A device name or a bus name.
+    pub target: String,
+    #[serde(default)]
+    pub unit: Option<UnitId>,
+    pub address: u16,
+    #[serde(default)]
+    pub count: Option<u16>,
+    #[serde(default)]
+    pub value: Option<Value>,
+    #[serde(default)]
+    pub values: Option<Vec<Value>>,
+}
+
+fn word(v: &Value) -> Result<u16, IoOpError> {
+    v.as_u64()
+        .and_then(|n| u16::try_from(n).ok())
+        .or_else(|| {
+            v.as_i64()
+                .filter(|n| (-32768..0).contains(n))
+                .map(|n| n as i16 as u16)
+        })
+        .ok_or_else(|| {
+            IoOpError::BadValue(format!("寄存器值必须是 -32768..65535 的整数, 得到 {v}"))
+        })
+}
+
+fn bit(v: &Value) -> Result<bool, IoOpError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Number(n) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
+            Ok(n.as_u64() == Some(1))
+        }
+        other => Err(IoOpError::BadValue(format!(
+            "线圈值必须是 true/false, 得到 {other}"
+        ))),
+    }
+}
+
+impl IoRuntime {
+    /// Bus and unit of a device name, or a bus name with the given unit.
+    fn resolve(&self, target: &str, unit: Option<UnitId>) -> Result<(String, UnitId), IoOpError> {
+        let d = &self.setup.devices;
+        if let Some(dev) = d.devices.iter().find(|x| x.name == target) {
+            return Ok((dev.bus.clone(), unit.unwrap_or(dev.unit)));
+        }
+        if self.io.modbus_bus(target).is_some() {
+            return Ok((target.to_string(), unit.unwrap_or(1)));
+        }
+        Err(IoOpError::UnknownDevice {
+            name: target.to_string(),
+            known: self.known_targets(),
+        })
+    }
+
+    fn known_targets(&self) -> String {
+        let d = &self.setup.devices;
+        let mut names: Vec<String> = d.devices.iter().map(|x| x.name.clone()).collect();
+        names.extend(d.buses.iter().map(|b| format!("bus {}", b.name)));
+        if names.is_empty() {
+            "无".to_string()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// A raw write covering a read-only point is refused like a write by tag.
+    fn check_raw_write(
+        &self,
+        bus: &str,
+        unit: UnitId,
+        table: Table,
+        addr: u16,
+        n: u16,
+    ) -> Result<(), IoOpError> {
+        let end = u32::from(addr) + u32::from(n);
+        for p in &self.setup.devices.points {
+            if p.bus == bus && p.unit == unit && p.table == table && p.read_only {
+                let (ps, pe) = (
+                    u32::from(p.address),
+                    u32::from(p.address) + u32::from(p.width()),
+                );
+                if ps < end && u32::from(addr) < pe {
+                    return Err(IoOpError::ReadOnly(p.tag.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn modbus(
+        &self,
+        engine: &Engine,
+        who: &Who,
+        op: RawOp,
+        a: RawArgs,
+    ) -> Result<Value, IoOpError> {
+        let (bus, unit) = self.resolve(&a.target, a.unit)?;
+        if !op.is_write() {
+            return self.modbus_call(engine, who, op, &bus, unit, &a).await;
+        }
+        let target = format!("{}/{bus}/unit{unit}/{}", a.target, a.address);
+        let shown = a
+            .value
+            .clone()
+            .or_else(|| a.values.clone().map(Value::Array))
+            .unwrap_or(Value::Null);
+        let r = self.modbus_call(engine, who, op, &bus, unit, &a).await;
+        audit::write(
+            engine,
+            who,
+            &target,
+            &shown,
+            &r.as_ref().map(|_| ()).map_err(ToString::to_string),
+        );
+        r
+    }
+
+    async fn modbus_call(
+        &self,
+        engine: &Engine,
+        who: &Who,
+        op: RawOp,
+        bus: &str,
+        unit: UnitId,
+        a: &RawArgs,
+    ) -> Result<Value, IoOpError> {
+        let addr = a.address;
+        let count = a.count.unwrap_or(1);
+        let need_value = || {
+            a.value
+                .as_ref()
+                .ok_or_else(|| IoOpError::BadArgs("缺少 value".into()))
+        };
+        let need_values = || {
+            a.values
+                .as_ref()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| IoOpError::BadArgs("缺少 values (非空列表)".into()))
+        };
+        let request = match op {
+            RawOp::ReadHolding => Request::ReadHoldingRegisters { addr, count },
+            RawOp::ReadInput => Request::ReadInputRegisters { addr, count },
+            RawOp::ReadCoils => Request::ReadCoils { addr, count },
+            RawOp::ReadDiscrete => Request::ReadDiscreteInputs { addr, count },
+            RawOp::WriteRegister => {
+                self.check_raw_write(bus, unit, Table::Holding, addr, 1)?;
+                Request::WriteSingleRegister {
+                    addr,
+                    value: word(need_value()?)?,
+                }
+            }
+            RawOp::WriteRegisters => {
+                let values = need_values()?
+                    .iter()
+                    .map(word)
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.check_raw_write(
+                    bus,
+                    unit,
+                    Table::Holding,
+                    addr,
+                    u16::try_from(values.len()).unwrap_or(u16::MAX),
+                )?;
+                Request::WriteMultipleRegisters { addr, values }
+            }
+            RawOp::WriteCoil => {
+                self.check_raw_write(bus, unit, Table::Coil, addr, 1)?;
+                Request::WriteSingleCoil {
+                    addr,
+                    value: bit(need_value()?)?,
+                }
+            }
+            RawOp::WriteCoils => {
+                let values = need_values()?
+                    .iter()
+                    .map(bit)
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.check_raw_write(
+                    bus,
+                    unit,
+                    Table::Coil,
+                    addr,
+                    u16::try_from(values.len()).unwrap_or(u16::MAX),
+                )?;
+                Request::WriteMultipleCoils { addr, values }
+            }
+        };
+        request.validate()?;
+        let client = self
+            .callers
+            .modbus(&self.io, &who.queue_name(), bus, Self::alive(engine))
+            .ok_or_else(|| IoOpError::UnknownDevice {
+                name: bus.to_string(),
+                known: self.known_targets(),
+            })?;
+        match client.submit(ModbusRequest { unit, request }).await? {
+            Ok(Response::Words(w)) => Ok(json!(w)),
+            Ok(Response::Bits(b)) => Ok(json!(b)),
+            Ok(Response::Written) => Ok(Value::Null),
+            Err(ex) => Err(IoOpError::Exception(ex)),
+        }
+    }
+
+    /// The seed's one-shot form `VWED.device.modbus(ip=, port=, register=, value=)`:
+    /// only for a Modbus TCP bus the device config declares.
+    pub fn bus_for_address(&self, ip: &str, port: u16) -> Result<String, IoOpError> {
+        let want = format!("{ip}:{port}");
+        self.setup
+            .devices
+            .buses
+            .iter()
+            .find(|b| matches!(&b.config, BusConfig::Tcp { address, .. } if *address == want))
+            .map(|b| b.name.clone())
+            .ok_or_else(|| {
+                IoOpError::BadArgs(format!(
+                    "设备配置中没有地址为 {want} 的 Modbus TCP 总线; 请在 io_config 中添加 \
+                     [[bus]] name = \"...\" kind = \"tcp\" host = \"{ip}\" port = {port}, \
+                     然后使用 VWED.device.modbus(\"<bus 或 device 名称>\")"
+                ))
+            })
+    }
+
+    /// Sends one line to a line device (a `line` bus) and returns its reply.
+    pub async fn serial_request(
+        &self,
+        engine: &Engine,
+        who: &Who,
+        device: &str,
+        line: &str,
+        timeout_ms: Option<u64>,
+    ) -> Result<Option<String>, IoOpError> {
+        let client = self
+            .callers
+            .line(&self.io, &who.queue_name(), device, Self::alive(engine))
+            .ok_or_else(|| IoOpError::UnknownDevice {
+                name: device.to_string(),
+                known: self
+                    .setup
+                    .devices
+                    .buses
+                    .iter()
+                    .filter(|b| matches!(b.config, BusConfig::Line { .. }))
+                    .map(|b| b.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let req = LineRequest {
+            line: line.to_string(),
+            expect_reply: true,
+        };
+        let r = match timeout_ms {
+            // Dropping the submit withdraws the request if it has not started.
+            Some(ms) => tokio::time::timeout(Duration::from_millis(ms), client.submit(req))
+                .await
+                .map_err(|_| IoOpError::Timeout(ms))?,
+            None => client.submit(req).await,
+        };
+        Ok(r?)
+    }
+}

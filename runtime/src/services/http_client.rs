@@ -1,0 +1,367 @@
+//! `VWED.http`: outgoing HTTP performed by the supervisor for scripts.
+//!
+//! A script may only reach hosts the operator listed in `http_allow_hosts`; the
+//! default list is empty. Redirects are not followed (a redirect could leave the
+//! allowed hosts), every request has a bounded timeout and the response body is
+//! read only up to `http_max_response_bytes`. The build carries no TLS stack, so
+//! only `http://` URLs work.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("URL 无效: {0}")]
+    BadUrl(String),
+    #[error("不支持的协议 {0}: 本构建不含 TLS, 仅支持 http://")]
+    Scheme(String),
+    #[error(
+        "主机 {host} 不在允许列表中: 请在配置项 http_allow_hosts (环境变量 VWED_HTTP_ALLOW_HOSTS) 中加入 \"{entry}\""
+    )]
+    NotAllowed { host: String, entry: String },
+    #[error("不支持的 HTTP 方法 {0}")]
+    BadMethod(String),
+    #[error("参数错误: {0}")]
+    BadArgs(String),
+    #[error("HTTP 请求超时 ({0} ms)")]
+    Timeout(u64),
+    #[error("响应过大: 超过 {0} 字节 (配置项 http_max_response_bytes)")]
+    TooLarge(u64),
+    #[error("HTTP 请求失败: {0}")]
+    Transport(String),
+}
+
+/// One client for the whole runtime: its connection pool is shared. Proxies from
+/// the environment are ignored so the allow-list means what it says.
+pub fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(4)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new())
+    })
+}
+
+/// Host (lowercase, IPv6 without brackets) and optional port of an allow-list entry.
+fn parse_entry(entry: &str) -> (String, Option<u16>) {
+    let e = entry.trim().to_ascii_lowercase();
+    if let Some(rest) = e.strip_prefix('[') {
+        if let Some((host, tail)) = rest.split_once(']') {
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (host.to_string(), port);
+        }
+        return (rest.to_string(), None);
+    }
+    match e.split_once(':') {
+        Some((host, port)) if !port.contains(':') => match port.parse() {
+            Ok(p) => (host.to_string(), Some(p)),
+            Err(_) => (e.clone(), None),
+        },
+        _ => (e, None),
+    }
+}
+
+/// Is `url` allowed by `allow`? Entries are `host` (any port) or `host:port`.
+pub fn allowed(allow: &[String], url: &Url) -> Result<(), HttpError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| HttpError::BadUrl(url.to_string()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = url.port_or_known_default();
+    let ok = allow.iter().any(|entry| {
+        let (h, p) = parse_entry(entry);
+        h == host && p.is_none_or(|p| Some(p) == port)
+    });
+    if ok {
+        return Ok(());
+    }
+    let shown = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    Err(HttpError::NotAllowed {
+        entry: port.map_or_else(|| shown.clone(), |p| format!("{shown}:{p}")),
+        host: shown,
+    })
+}
+
+pub fn parse_url(raw: &str) -> Result<Url, HttpError> {
+    let url = Url::parse(raw).map_err(|e| HttpError::BadUrl(format!("{raw}: {e}")))?;
+    match url.scheme() {
+        "http" => Ok(url),
+        other => Err(HttpError::Scheme(other.to_string())),
+    }
+}
+
+/// A request, already checked.
+pub struct Outgoing {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<(Vec<u8>, &'static str)>,
+    pub timeout: Duration,
+    pub max_bytes: u64,
+}
+
+pub struct Fetched {
+    pub status: u16,
+    pub headers: Map<String, Value>,
+    pub body: Vec<u8>,
+}
+
+impl Fetched {
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn transport(e: &reqwest::Error, timeout_ms: u64) -> HttpError {
+    if e.is_timeout() {
+        return HttpError::Timeout(timeout_ms);
+    }
+    // The top-level message of reqwest says little ("error sending request");
+    // the cause ("connection refused") is what a script author needs.
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    HttpError::Transport(msg)
+}
+
+/// Sends the request and reads at most `max_bytes` of the answer.
+pub async fn send(req: Outgoing) -> Result<Fetched, HttpError> {
+    let timeout_ms = req.timeout.as_millis() as u64;
+    let mut rb = client().request(req.method, req.url).timeout(req.timeout);
+    for (k, v) in &req.headers {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    if let Some((body, ctype)) = req.body {
+        if !req
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            rb = rb.header("content-type", ctype);
+        }
+        rb = rb.body(body);
+    }
+    let mut resp = rb.send().await.map_err(|e| transport(&e, timeout_ms))?;
+    if resp.content_length().is_some_and(|n| n > req.max_bytes) {
+        return Err(HttpError::TooLarge(req.max_bytes));
+    }
+    let status = resp.status().as_u16();
+    let mut headers = Map::new();
+    for (k, v) in resp.headers() {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        match headers.get_mut(k.as_str()) {
+            Some(Value::String(prev)) => {
+                prev.push_str(", ");
+                prev.push_str(&v);
+            }
+            _ => {
+                headers.insert(k.as_str().to_string(), Value::String(v));
+            }
+        }
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&e, timeout_ms))? {
+        if body.len() as u64 + chunk.len() as u64 > req.max_bytes {
+            return Err(HttpError::TooLarge(req.max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// What `VWED.http.request` sends over the channel.
+#[derive(Deserialize)]
+pub struct HttpArgs {
+    method: String,
+    url: String,
+    #[serde(default)]
+    headers: Option<Map<String, Value>>,
+    #[serde(default)]
+    json: Option<Value>,
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    params: Option<Map<String, Value>>,
+    /// Seconds, as in `requests`.
+    #[serde(default)]
+    timeout: Option<f64>,
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn form_encode(pairs: &Map<String, Value>) -> String {
+    // Url's query serializer is the form-urlencoded serializer reqwest uses itself.
+    let mut u = Url::parse("http://form.invalid/").unwrap_or_else(|_| unreachable!());
+    {
+        let mut q = u.query_pairs_mut();
+        for (k, v) in pairs {
+            q.append_pair(k, &plain(v));
+        }
+    }
+    u.query().unwrap_or("").to_string()
+}
+
+fn timeout_of(cfg: &Config, secs: Option<f64>) -> Result<Duration, HttpError> {
+    let ms = match secs {
+        None => cfg.http_timeout_ms,
+        Some(s) if s.is_finite() && s > 0.0 => (s * 1000.0).ceil() as u64,
+        Some(s) => {
+            return Err(HttpError::BadArgs(format!(
+                "timeout 必须是正数秒, 得到 {s}"
+            )));
+        }
+    };
+    Ok(Duration::from_millis(
+        ms.clamp(1, cfg.http_max_timeout_ms.max(1)),
+    ))
+}
+
+/// Checks a script's request against the configuration and builds it.
+pub fn prepare(cfg: &Config, a: HttpArgs) -> Result<Outgoing, HttpError> {
+    let method = match a.method.to_ascii_uppercase().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD") => {
+            Method::from_bytes(m.as_bytes()).map_err(|_| HttpError::BadMethod(a.method.clone()))?
+        }
+        _ => return Err(HttpError::BadMethod(a.method)),
+    };
+    let mut url = parse_url(&a.url)?;
+    allowed(&cfg.http_allow_hosts, &url)?;
+    if let Some(params) = &a.params {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, &plain(v));
+        }
+    }
+    let headers = a
+        .headers
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| (k.clone(), plain(v)))
+        .collect();
+    let body = match (a.json, a.data) {
+        (Some(_), Some(_)) => {
+            return Err(HttpError::BadArgs("json= 和 data= 只能给一个".into()));
+        }
+        (Some(j), None) => Some((j.to_string().into_bytes(), "application/json")),
+        (None, Some(Value::Object(m))) => Some((
+            form_encode(&m).into_bytes(),
+            "application/x-www-form-urlencoded",
+        )),
+        (None, Some(Value::String(s))) => Some((s.into_bytes(), "text/plain; charset=utf-8")),
+        (None, Some(Value::Null)) | (None, None) => None,
+        (None, Some(_)) => {
+            return Err(HttpError::BadArgs("data= 必须是字符串或字典".into()));
+        }
+    };
+    Ok(Outgoing {
+        method,
+        url,
+        headers,
+        body,
+        timeout: timeout_of(cfg, a.timeout)?,
+        max_bytes: cfg.http_max_response_bytes,
+    })
+}
+
+/// The answer a script sees: `{status, headers, json, text, ok}`.
+pub fn to_script(f: &Fetched) -> Value {
+    json!({
+        "status": f.status,
+        "headers": f.headers,
+        "json": f.json(),
+        "text": f.text(),
+        "ok": (200..300).contains(&f.status),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).expect("url")
+    }
+
+    #[test]
+    fn allow_list_matching() {
+        let allow = vec![
+            "api.example.com".to_string(),
+            "127.0.0.1:8080".to_string(),
+            "[::1]:9000".to_string(),
+        ];
+        assert!(allowed(&allow, &url("http://API.example.com/x")).is_ok());
+        assert!(allowed(&allow, &url("http://api.example.com:81/x")).is_ok());
+        assert!(allowed(&allow, &url("http://127.0.0.1:8080/")).is_ok());
+        assert!(allowed(&allow, &url("http://[::1]:9000/")).is_ok());
+        let e = allowed(&allow, &url("http://127.0.0.1:8081/")).expect_err("port");
+        assert!(e.to_string().contains("127.0.0.1:8081"), "{e}");
+        assert!(e.to_string().contains("http_allow_hosts"), "{e}");
+        assert!(allowed(&allow, &url("http://evil.example.com/")).is_err());
+        assert!(allowed(&[], &url("http://api.example.com/")).is_err());
+    }
+
+    #[test]
+    fn only_http_urls() {
+        assert!(matches!(parse_url("https://x/"), Err(HttpError::Scheme(_))));
+        assert!(matches!(
+            parse_url("file:///etc/passwd"),
+            Err(HttpError::Scheme(_))
+        ));
+        assert!(matches!(parse_url("not a url"), Err(HttpError::BadUrl(_))));
+    }
+
+    #[test]
+    fn prepare_builds_query_body_and_timeout() {
+        let cfg = Config {
+            http_allow_hosts: vec!["h".into()],
+            ..Config::default()
+        };
+        let a: HttpArgs = serde_json::from_value(json!({
+            "method": "post", "url": "http://h/p?x=1",
+            "params": {"q": "a b", "n": 2}, "data": {"k": "v&w"}, "timeout": 1e9
+        }))
+        .expect("args");
+        let o = prepare(&cfg, a).expect("prepare");
+        assert_eq!(o.url.as_str(), "http://h/p?x=1&q=a+b&n=2");
+        let (body, ctype) = o.body.expect("body");
+        assert_eq!(body, b"k=v%26w");
+        assert_eq!(ctype, "application/x-www-form-urlencoded");
+        assert_eq!(o.timeout, Duration::from_millis(cfg.http_max_timeout_ms));
+        let bad: HttpArgs =
+            serde_json::from_value(json!({"method": "TRACE", "url": "http://h/"})).expect("args");
+        assert!(matches!(prepare(&cfg, bad), Err(HttpError::BadMethod(_))));
+    }
+}

@@ -1,0 +1,269 @@
+//! `VWED.mail`: plain-text mail over SMTP, optionally with one attachment.
+//!
+//! Attachments come only from `<data-dir>/attachments/` (scripts get the absolute
+//! path from `VWED.mail.attachment_dir()`), so a script cannot mail out the
+//! database or anything else on the device by naming its path. The build carries
+//! no TLS stack: plain SMTP (with optional AUTH) on a trusted network only.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::Config;
+
+pub const ATTACHMENT_DIR: &str = "attachments";
+pub const MAX_RECIPIENTS: usize = 50;
+pub const MAX_SUBJECT_BYTES: usize = 1_000;
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("邮件服务器未配置 (smtp_host)")]
+    NotConfigured,
+    #[error("发件人未配置 (smtp_from)")]
+    NoSender,
+    #[error("smtp_starttls=true 需要 TLS, 本构建不含 TLS; 请关闭 smtp_starttls 或使用内网中继")]
+    TlsUnavailable,
+    #[error("邮件地址无效: {0}")]
+    BadAddress(String),
+    #[error("收件人不能为空, 且最多 {MAX_RECIPIENTS} 个")]
+    Recipients,
+    #[error("邮件主题过长 (上限 {MAX_SUBJECT_BYTES} 字节)")]
+    SubjectTooLong,
+    #[error("邮件正文过大 (上限 {MAX_BODY_BYTES} 字节)")]
+    BodyTooLarge,
+    #[error(
+        "附件路径 {0} 无效: 只能是 {ATTACHMENT_DIR}/ 目录下的文件 (见 VWED.mail.attachment_dir())"
+    )]
+    BadAttachmentPath(String),
+    #[error("附件 {path} 过大: {size} 字节, 上限 {max} 字节 (mail_max_attachment_bytes)")]
+    AttachmentTooLarge { path: String, size: u64, max: u64 },
+    #[error("附件读取失败 {0}: {1}")]
+    AttachmentIo(String, std::io::Error),
+    #[error("邮件构建失败: {0}")]
+    Build(String),
+    #[error("邮件发送失败: {0}")]
+    Send(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Recipients {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+pub struct MailArgs {
+    pub to: Recipients,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub attachment_path: Option<String>,
+}
+
+pub fn attachment_dir(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join(ATTACHMENT_DIR)
+}
+
+/// Resolves a script-given path to a regular file inside the attachment dir.
+pub fn resolve_attachment(dir: &Path, raw: &str) -> Result<PathBuf, MailError> {
+    let bad = || MailError::BadAttachmentPath(raw.to_string());
+    let p = Path::new(raw);
+    if raw.is_empty()
+        || raw.contains('\0')
+        || p.components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(bad());
+    }
+    let base = std::fs::canonicalize(dir).map_err(|_| bad())?;
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    };
+    // canonicalize resolves symlinks, so a link pointing out of the dir is caught.
+    let real =
+        std::fs::canonicalize(&joined).map_err(|e| MailError::AttachmentIo(raw.to_string(), e))?;
+    if !real.starts_with(&base) || real == base {
+        return Err(bad());
+    }
+    Ok(real)
+}
+
+fn mailbox(s: &str) -> Result<Mailbox, MailError> {
+    s.trim()
+        .parse::<Mailbox>()
+        .map_err(|e| MailError::BadAddress(format!("{s}: {e}")))
+}
+
+fn recipients(to: Recipients) -> Result<Vec<Mailbox>, MailError> {
+    let list: Vec<String> = match to {
+        Recipients::One(s) => s
+            .split([',', ';'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        Recipients::Many(v) => v,
+    };
+    if list.is_empty() || list.len() > MAX_RECIPIENTS {
+        return Err(MailError::Recipients);
+    }
+    list.iter().map(|s| mailbox(s)).collect()
+}
+
+/// Builds and sends one message; returns `{to, subject, attachment?}`.
+pub async fn send(cfg: &Config, a: MailArgs) -> Result<Value, MailError> {
+    if cfg.smtp_host.trim().is_empty() {
+        return Err(MailError::NotConfigured);
+    }
+    if cfg.smtp_starttls {
+        return Err(MailError::TlsUnavailable);
+    }
+    if cfg.smtp_from.trim().is_empty() {
+        return Err(MailError::NoSender);
+    }
+    let from = mailbox(&cfg.smtp_from)?;
+    let to = recipients(a.to)?;
+    if a.subject.len() > MAX_SUBJECT_BYTES {
+        return Err(MailError::SubjectTooLong);
+    }
+    if a.body.len() > MAX_BODY_BYTES {
+        return Err(MailError::BodyTooLarge);
+    }
+    let attachment = match &a.attachment_path {
+        Some(raw) => {
+            let path = resolve_attachment(&attachment_dir(cfg), raw)?;
+            let max = cfg.mail_max_attachment_bytes;
+            let meta = tokio::fs::metadata(&path)
+                .await
+                .map_err(|e| MailError::AttachmentIo(raw.clone(), e))?;
+            if !meta.is_file() {
+                return Err(MailError::BadAttachmentPath(raw.clone()));
+            }
+            if meta.len() > max {
+                return Err(MailError::AttachmentTooLarge {
+                    path: raw.clone(),
+                    size: meta.len(),
+                    max,
+                });
+            }
+            let bytes = tokio::fs::read(&path)
+                .await
+                .map_err(|e| MailError::AttachmentIo(raw.clone(), e))?;
+            // The file may have grown between the size check and the read.
+            if bytes.len() as u64 > max {
+                return Err(MailError::AttachmentTooLarge {
+                    path: raw.clone(),
+                    size: bytes.len() as u64,
+                    max,
+                });
+            }
+            let name = path.file_name().map_or_else(
+                || "attachment".to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            Some((name, bytes))
+        }
+        None => None,
+    };
+    let mut b = Message::builder().from(from).subject(a.subject.clone());
+    for t in &to {
+        b = b.to(t.clone());
+    }
+    let attached = attachment.as_ref().map(|(n, _)| n.clone());
+    let msg = match attachment {
+        None => b.header(ContentType::TEXT_PLAIN).body(a.body),
+        Some((name, bytes)) => {
+            let octet = ContentType::parse("application/octet-stream")
+                .map_err(|e| MailError::Build(e.to_string()))?;
+            b.multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain(a.body))
+                    .singlepart(Attachment::new(name).body(bytes, octet)),
+            )
+        }
+    }
+    .map_err(|e| MailError::Build(e.to_string()))?;
+    let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.smtp_host.trim())
+        .port(cfg.smtp_port)
+        .timeout(Some(Duration::from_millis(cfg.smtp_timeout_ms.max(1))));
+    if !cfg.smtp_username.is_empty() {
+        t = t.credentials(Credentials::new(
+            cfg.smtp_username.clone(),
+            cfg.smtp_password.clone(),
+        ));
+    }
+    let transport = t.build();
+    transport
+        .send(msg)
+        .await
+        .map_err(|e| MailError::Send(e.to_string()))?;
+    Ok(serde_json::json!({
+        "to": to.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "subject": a.subject,
+        "attachment": attached,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachment_paths_stay_inside() {
+        let root = std::env::temp_dir().join(format!(
+            "vwed-mail-{}-{}",
+            std::process::id(),
+            crate::clock::unix_ms()
+        ));
+        let dir = root.join(ATTACHMENT_DIR);
+        std::fs::create_dir_all(dir.join("sub")).expect("dir");
+        std::fs::write(dir.join("sub/r.txt"), "x").expect("write");
+        std::fs::write(root.join("secret"), "x").expect("write");
+        std::os::unix::fs::symlink(root.join("secret"), dir.join("link")).expect("link");
+        assert!(resolve_attachment(&dir, "sub/r.txt").is_ok());
+        let abs = dir.join("sub/r.txt");
+        assert!(resolve_attachment(&dir, &abs.to_string_lossy()).is_ok());
+        for bad in ["../secret", "sub/../../secret", "", "./sub/r.txt"] {
+            assert!(
+                matches!(
+                    resolve_attachment(&dir, bad),
+                    Err(MailError::BadAttachmentPath(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(resolve_attachment(&dir, "link").is_err());
+        assert!(resolve_attachment(&dir, &root.join("secret").to_string_lossy()).is_err());
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn recipient_lists() {
+        assert_eq!(
+            recipients(Recipients::One("a@x.cn, b@y.cn".into()))
+                .expect("two")
+                .len(),
+            2
+        );
+        assert!(matches!(
+            recipients(Recipients::Many(vec![])),
+            Err(MailError::Recipients)
+        ));
+        assert!(matches!(
+            recipients(Recipients::One("not an address".into())),
+            Err(MailError::BadAddress(_))
+        ));
+    }
+}

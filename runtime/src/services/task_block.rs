@@ -1,0 +1,178 @@
+//! A script block of the central task server: call a registered function and turn
+//! its result into task variables (seed §3.4, §3.5, §12.1).
+//!
+//! - `function_call` / `SCRIPT`: the result becomes `scriptResult`.
+//! - `set_task_variables` / `SET_TASK_VARIABLES`: a dict result is spread into the
+//!   task variables; anything else becomes `scriptResult`.
+//!
+//! `timeout` applies to each attempt. `retry_count` extra attempts follow a failed
+//! attempt (the function raised, or its worker went away), but not a timeout: a
+//! timed-out call may still be running in its worker, and a second copy would run
+//! beside it. An unknown function is not retried either: it will not appear by
+//! itself within the block's time.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use super::task_vars::{TaskVars, TaskVarsError};
+use crate::engine::{Engine, FnCallError};
+
+pub const MAX_RETRIES: u32 = 10;
+pub const RESULT_VAR: &str = "scriptResult";
+pub const COMPLETED_EVENT: &str = "task_completed";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    FunctionCall,
+    SetTaskVariables,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "function_call" | "script" => Some(Mode::FunctionCall),
+            "set_task_variables" => Some(Mode::SetTaskVariables),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::FunctionCall => "function_call",
+            Mode::SetTaskVariables => "set_task_variables",
+        }
+    }
+}
+
+pub struct Block {
+    pub mode: Mode,
+    pub function_name: String,
+    pub function_args: Value,
+    pub script_id: Option<String>,
+    pub task_id: Option<String>,
+    pub task_variables: Map<String, Value>,
+    pub timeout_ms: Option<u64>,
+    pub retry_count: u32,
+}
+
+pub struct Outcome {
+    pub result: Result<Value, FnCallError>,
+    pub attempts: u32,
+    pub execution_time_ms: f64,
+    /// Variables this block set (empty after a failure).
+    pub set_variables: Map<String, Value>,
+    /// All variables of the task after the block: the stored ones (with a task_id),
+    /// the request's and the block's.
+    pub task_variables: Map<String, Value>,
+}
+
+/// The variables a result produces in `mode`.
+pub fn variables_of(mode: Mode, result: &Value) -> Map<String, Value> {
+    match (mode, result) {
+        (Mode::SetTaskVariables, Value::Object(m)) => m.clone(),
+        _ => {
+            let mut m = Map::new();
+            m.insert(RESULT_VAR.to_string(), result.clone());
+            m
+        }
+    }
+}
+
+fn retryable(e: &FnCallError) -> bool {
+    matches!(e, FnCallError::Failed { .. } | FnCallError::Gone(_))
+}
+
+/// Runs the block, stores the variables when it succeeded and a task_id was given,
+/// and emits `task_completed` either way.
+pub async fn run(engine: &Arc<Engine>, b: Block) -> Result<Outcome, TaskVarsError> {
+    let t0 = Instant::now();
+    let mut attempts = 0;
+    let result = loop {
+        attempts += 1;
+        let r = engine
+            .call_function(
+                b.script_id.as_deref(),
+                &b.function_name,
+                &b.function_args,
+                b.timeout_ms,
+            )
+            .await;
+        match r {
+            Err(e) if retryable(&e) && attempts <= b.retry_count.min(MAX_RETRIES) => {
+                tracing::info!(
+                    "task block {}: attempt {attempts} failed, retrying: {e}",
+                    b.function_name
+                );
+            }
+            other => break other,
+        }
+    };
+    let execution_time_ms = (t0.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    let set_variables = match &result {
+        Ok(v) => variables_of(b.mode, v),
+        Err(_) => Map::new(),
+    };
+    let mut updates = b.task_variables.clone();
+    updates.extend(set_variables.clone());
+    let task_variables = match (&b.task_id, result.is_ok()) {
+        (Some(id), true) => {
+            let store = TaskVars::new(engine.store.db().clone());
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || store.merge(&id, updates))
+                .await
+                .map_err(|e| TaskVarsError::Internal(e.to_string()))??
+        }
+        _ => updates,
+    };
+    let mut event = json!({
+        "task_id": b.task_id,
+        "function_name": b.function_name,
+        "execution_mode": b.mode.as_str(),
+        "success": result.is_ok(),
+        "attempts": attempts,
+        "execution_time_ms": execution_time_ms,
+    });
+    match &result {
+        Ok(v) => event["result"] = v.clone(),
+        Err(e) => event["error"] = json!(e.to_string()),
+    }
+    engine.emit(COMPLETED_EVENT, &event);
+    Ok(Outcome {
+        result,
+        attempts,
+        execution_time_ms,
+        set_variables,
+        task_variables,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_variables() {
+        assert_eq!(Mode::parse("SCRIPT"), Some(Mode::FunctionCall));
+        assert_eq!(Mode::parse("function_call"), Some(Mode::FunctionCall));
+        assert_eq!(
+            Mode::parse("SET_TASK_VARIABLES"),
+            Some(Mode::SetTaskVariables)
+        );
+        assert_eq!(Mode::parse("other"), None);
+        let dict = json!({"a": 1, "b": 2});
+        assert_eq!(
+            Value::Object(variables_of(Mode::SetTaskVariables, &dict)),
+            dict
+        );
+        assert_eq!(
+            Value::Object(variables_of(Mode::FunctionCall, &dict)),
+            json!({"scriptResult": {"a": 1, "b": 2}})
+        );
+        assert_eq!(
+            Value::Object(variables_of(Mode::SetTaskVariables, &json!(5))),
+            json!({"scriptResult": 5})
+        );
+    }
+}
