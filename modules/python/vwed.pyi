@@ -146,6 +146,70 @@ class _Robot:
     def get_all(self) -> List[Dict[str, Any]]: ...
     def dispatch(self, robot_id: str, task_id: Any = None, command: Optional[str] = None, value: Any = None) -> Dict[str, Any]: ...
 
+TaskId = Union[str, int]
+
+class _Task:
+    """Task variables on this device (the store task blocks write), and the central
+    task server at config ``task_server_url``."""
+    def get_variables(self, task_id: TaskId) -> Dict[str, Any]: ...
+    def set_variable(self, task_id: TaskId, name: str, value: JSON) -> None: ...
+    def create(self, task_label: str, input_params: Optional[Dict[str, Any]] = None) -> Any:
+        """POST {task_server_url}/api/tasks; the server's JSON answer."""
+    def get_status(self, task_id: TaskId) -> Any:
+        """GET {task_server_url}/api/tasks/{task_id}"""
+    def stop(self, task_id: TaskId) -> Any:
+        """POST {task_server_url}/api/tasks/{task_id}/stop"""
+    def execute(self, task_id: TaskId, input_params: Optional[Dict[str, Any]] = None) -> Any:
+        """POST {task_server_url}/api/tasks/{task_id}/execute"""
+    async def create_task(self, task_label: str, input_params: Optional[Dict[str, Any]] = None) -> Any: ...
+    async def execute_task(self, task_id: TaskId, input_params: Optional[Dict[str, Any]] = None) -> Any: ...
+    async def get_task_status(self, task_id: TaskId) -> Any: ...
+    async def stop_task(self, task_id: TaskId) -> Any: ...
+
+class _Storage:
+    def get_location(self, location_code: str) -> Optional[Dict[str, Any]]:
+        """``{location_code, name, area, attributes, locked, locked_by, locked_at, updated_at}``,
+        or None for an unknown code."""
+    def list_locations(self, area: Optional[str] = None, locked: Optional[bool] = None, limit: int = 1000) -> List[Dict[str, Any]]: ...
+    def lock_location(self, location_code: str, task_id: TaskId) -> bool:
+        """Atomic: True when ``task_id`` holds the lock (now or already), False when
+        another task does. Raises VWEDError for an unknown location."""
+    def unlock_location(self, location_code: str, task_id: Optional[TaskId] = None, force: bool = False) -> bool:
+        """True when a lock was released. Another task's lock is refused unless
+        ``force``; without ``task_id`` any lock is released."""
+
+class HttpResponse(Dict[str, Any]):
+    """Keys (also attributes): status, headers (lowercase names), json (None unless
+    the body is JSON), text, ok (2xx)."""
+    status: int
+    headers: Dict[str, str]
+    json: Any
+    text: str
+    ok: bool
+
+class _Http:
+    """Only hosts in config ``http_allow_hosts`` (``host`` or ``host:port``); only
+    http://; redirects are not followed; ``timeout`` in seconds, bounded by
+    ``http_max_timeout_ms``; bodies above ``http_max_response_bytes`` fail."""
+    def request(self, method: str, url: str, headers: Optional[Dict[str, str]] = None, json: Any = None, data: Union[str, bytes, Dict[str, Any], None] = None, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> HttpResponse: ...
+    def get(self, url: str, headers: Optional[Dict[str, str]] = None, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> HttpResponse: ...
+    def post(self, url: str, headers: Optional[Dict[str, str]] = None, json: Any = None, data: Union[str, bytes, Dict[str, Any], None] = None, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> HttpResponse: ...
+    def put(self, url: str, headers: Optional[Dict[str, str]] = None, json: Any = None, data: Union[str, bytes, Dict[str, Any], None] = None, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> HttpResponse: ...
+    def patch(self, url: str, headers: Optional[Dict[str, str]] = None, json: Any = None, data: Union[str, bytes, Dict[str, Any], None] = None, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> HttpResponse: ...
+    def delete(self, url: str, headers: Optional[Dict[str, str]] = None, json: Any = None, data: Union[str, bytes, Dict[str, Any], None] = None, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> HttpResponse: ...
+    async def request_async(self, method: str, url: str, headers: Optional[Dict[str, str]] = None, json: Any = None, data: Union[str, bytes, Dict[str, Any], None] = None, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> HttpResponse: ...
+    async def get_async(self, url: str, headers: Optional[Dict[str, str]] = None, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> HttpResponse: ...
+    async def post_async(self, url: str, headers: Optional[Dict[str, str]] = None, json: Any = None, data: Union[str, bytes, Dict[str, Any], None] = None, params: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> HttpResponse: ...
+
+class _Mail:
+    """SMTP from config (smtp_host, smtp_port, smtp_from, smtp_username, smtp_password)."""
+    def send(self, to: Union[str, List[str]], subject: str = "", body: str = "") -> Dict[str, Any]: ...
+    def send_with_attachment(self, to: Union[str, List[str]], subject: str = "", body: str = "", attachment_path: Optional[str] = None) -> Dict[str, Any]:
+        """``attachment_path``: a file in ``attachment_dir()``, absolute or relative to it,
+        at most ``mail_max_attachment_bytes``."""
+    def attachment_dir(self) -> str:
+        """``<data-dir>/attachments``: where scripts write files they want to mail."""
+
 class _VWED:
     api: _Api
     function: _Function
@@ -157,6 +221,10 @@ class _VWED:
     io: _Io
     device: _Device
     robot: _Robot
+    task: _Task
+    storage: _Storage
+    http: _Http
+    mail: _Mail
     Error: type[VWEDError]
     def get_script_id(self) -> str: ...
 

@@ -166,6 +166,21 @@ async fn variables(task_id: String, engine: Arc<Engine>) -> Resp {
     )
 }
 
+async fn delete_variables(task_id: String, engine: Arc<Engine>) -> Resp {
+    finish(
+        async {
+            let store = crate::services::task_vars::TaskVars::new(engine.store.db().clone());
+            let id = task_id.clone();
+            let existed = tokio::task::spawn_blocking(move || store.delete(&id))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?
+                .map_err(vars_error)?;
+            Ok(ok_data(json!({"task_id": task_id, "deleted": existed})))
+        }
+        .await,
+    )
+}
+
 pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Resp,)> {
     let e = warp::any().map(move || engine.clone());
     let api = || warp::path("api").and(warp::path("script"));
@@ -175,10 +190,11 @@ pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Resp,)> {
         .and(e.clone())
         .and(super::body::limited(limit))
         .then(execute);
-    let vars = api()
-        .and(warp::path!("integration" / "tasks" / String / "variables"))
-        .and(warp::get())
+    let vars_path = move || api().and(warp::path!("integration" / "tasks" / String / "variables"));
+    let vars = vars_path().and(warp::get()).and(e.clone()).then(variables);
+    let del = vars_path()
+        .and(warp::delete())
         .and(e)
-        .then(variables);
-    exec.or(vars).unify().boxed()
+        .then(delete_variables);
+    exec.or(vars).unify().or(del).unify().boxed()
 }
