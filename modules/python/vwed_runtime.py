@@ -213,7 +213,7 @@ def _add_handler(fn, kind):
         raise VWEDError(f"handler must be callable, got {type(fn).__name__}")
     hid = len(_handlers)
     _handlers.append(fn)
-    _arity.append(_positional_params(fn))
+    _arity.append((1, True, False) if isinstance(fn, _Undefined) else _positional_params(fn))
     _kinds[hid] = kind
     return hid
 
@@ -1293,7 +1293,10 @@ class _Undefined:
     __getitem__ = __add__ = __sub__ = __mul__ = __truediv__ = __lt__ = __gt__ = _fail
     __le__ = __ge__ = __contains__ = __hash__ = __index__ = __await__ = _fail
 
-    def __getattr__(self, _attr):
+    def __getattr__(self, attr):
+        # Introspection (inspect, copy, pickle) probes dunder names with hasattr().
+        if attr.startswith("_"):
+            raise AttributeError(attr)
         self._fail()
 
     def __repr__(self):

@@ -258,6 +258,26 @@ pub enum Prepared {
     Timer(Arc<TimerEntry>),
 }
 
+impl Prepared {
+    pub fn kind(&self) -> vwed_ipc::RegKind {
+        match self {
+            Prepared::Route(_) => vwed_ipc::RegKind::Route,
+            Prepared::Function(_) => vwed_ipc::RegKind::Function,
+            Prepared::Listener(_) => vwed_ipc::RegKind::Listener,
+            Prepared::Timer(_) => vwed_ipc::RegKind::Timer,
+        }
+    }
+
+    pub fn handler(&self) -> u32 {
+        match self {
+            Prepared::Route(e) => e.target.handler,
+            Prepared::Function(e) => e.target.handler,
+            Prepared::Listener(e) => e.target.handler,
+            Prepared::Timer(e) => e.target.handler,
+        }
+    }
+}
+
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|p| p.into_inner())
 }

@@ -54,7 +54,8 @@ fn events_reach_listeners_of_other_scripts_in_priority_order() {
     let rt = Runtime::with(Opts::default());
     let l = rt.deploy("ev", "listener.py", LISTENER);
     let e = rt.deploy("ev", "emitter.py", EMITTER);
-    rt.call_route("POST", "/fire", Some(&json!({}))).ok();
+    rt.call_route("POST", "/fire", Some(&json!({})))
+        .expect_status(200);
     // The central server can emit too.
     let r = rt.post(
         "/api/script/events/emit",
@@ -149,8 +150,7 @@ def boot():
 }
 
 const TIMERS: &str = r#"
-import time
-count = {"interval": 0, "once": 0, "every": 0, "sched": 0, "delay": 0, "slow": 0, "cancelled": 0}
+count = {"interval": 0, "once": 0, "every": 0, "sched": 0, "delay": 0, "cancelled": 0}
 def boot():
     @VWED.timer.interval(0.1, delay=0)
     def interval():
@@ -173,11 +173,6 @@ def boot():
         count["delay"] += 1
     VWED.timer.delay(seconds=0.1, handler=later)
 
-    @VWED.timer.interval(0.05)
-    def slow():
-        count["slow"] += 1
-        time.sleep(0.3)
-
     def cancelled():
         count["cancelled"] += 1
     tid = VWED.timer.schedule(interval=0.05, handler=cancelled)
@@ -196,6 +191,12 @@ def boot():
 fn timers_run_skip_when_busy_and_clear_on_stop() {
     let rt = Runtime::with(Opts::default());
     let sid = rt.deploy("tm", "timers.py", TIMERS);
+    // A worker runs one handler at a time, so the busy timer gets its own script.
+    let busy = rt.deploy(
+        "tm",
+        "busy.py",
+        "import time\ndef boot():\n    @VWED.timer.interval(0.05)\n    def slow():\n        time.sleep(0.3)\n",
+    );
     std::thread::sleep(Duration::from_millis(1300));
     let c = rt.call_route("GET", "/count", None).json;
     assert!(c["interval"].as_i64().unwrap_or(0) >= 5, "{c}");
@@ -208,6 +209,10 @@ fn timers_run_skip_when_busy_and_clear_on_stop() {
     let timers = st.data()["timers"].as_object().expect("timers").clone();
     // once + delay have fired and are done, but stay registered until stop.
     assert!(timers.len() >= 7, "{timers:?}");
+    assert!(
+        !timers.values().any(|t| t["name"] == "cancelled"),
+        "a timer cancelled in boot() must not stay registered: {timers:?}"
+    );
     let slow = timers
         .values()
         .find(|t| t["name"] == "slow")
@@ -215,7 +220,8 @@ fn timers_run_skip_when_busy_and_clear_on_stop() {
     assert!(slow["skipped_count"].as_u64().unwrap_or(0) > 0, "{slow}");
     let r = rt.stop(&sid);
     r.ok();
-    assert!(r.get("registrations")["timers"].as_u64().unwrap_or(0) >= 7);
+    assert!(r.get("registrations")["timers"].as_u64().unwrap_or(0) >= 6);
+    rt.stop(&busy).ok();
     let st = rt.get("/api/script/registry/status");
     assert_eq!(st.data()["timers"], json!({}));
 }

@@ -22,10 +22,10 @@ fn seed_001_7_1_complete_example() {
         json!({"apis": 2, "functions": 3, "events": 2, "timers": 3})
     );
     let r = rt.call_route("GET", "/hello?name=VWED", None);
-    r.ok();
+    r.expect_status(200);
     assert_eq!(r.json["message"], "Hello, VWED!");
     let r = rt.call_route("POST", "/process", Some(&json!([1, 2, 3])));
-    r.ok();
+    r.expect_status(200);
     assert_eq!(r.json["count"], 3);
     assert_eq!(
         rt.execute_ok(None, "calculate_sum", json!({"numbers": [1, 2, 3]})),
@@ -64,21 +64,21 @@ fn seed_001_7_2_api_service() {
     let rt = Runtime::with(Opts::default());
     let sid = rt.deploy("seed", "api_service.py", &fixture("001_7_2_api_service.py"));
     let r = rt.call_route("GET", "/status", None);
-    r.ok();
+    r.expect_status(200);
     assert_eq!(r.json["status"], "running");
     let r = rt.call_route(
         "POST",
         "/webhook",
         Some(&json!({"event": "e", "event_type": "user_created", "user_id": "u1"})),
     );
-    r.ok();
+    r.expect_status(200);
     assert_eq!(r.json, json!({"received": true, "processed": true}));
     rt.call_route(
         "POST",
         "/webhook",
         Some(&json!({"event_type": "order_completed", "order_id": 9})),
     )
-    .ok();
+    .expect_status(200);
     wait_until(Duration::from_secs(10), "webhook handlers logged", || {
         let out = rt.output(&sid);
         out.contains("新用户创建: u1") && out.contains("订单完成: 9")
@@ -137,12 +137,12 @@ fn seed_000_13_1_template() {
     let rt = Runtime::with(Opts::default());
     let sid = rt.deploy("seed", "template.py", &fixture("000_13_1_template.py"));
     let r = rt.call_route("GET", "/health", None);
-    r.ok();
+    r.expect_status(200);
     assert_eq!(r.json["status"], "healthy");
     // The template calls helpers it never defines; its own except turns that into
     // an error answer.
     let r = rt.call_route("POST", "/process", Some(&json!({"a": 1})));
-    r.ok();
+    r.expect_status(200);
     assert!(
         r.json["error"]
             .as_str()

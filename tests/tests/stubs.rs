@@ -26,7 +26,21 @@ def boot():
 fn parse_stubs(text: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut classes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut current: Option<String> = None;
+    let mut in_doc = false;
     for line in text.lines() {
+        // Docstrings may hold anything, including `name:` lines.
+        let quotes = line.matches("\"\"\"").count();
+        if in_doc {
+            in_doc = quotes % 2 == 0;
+            continue;
+        }
+        if quotes % 2 == 1 {
+            in_doc = true;
+            continue;
+        }
+        if quotes > 0 {
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("class ") {
             let name: String = rest
                 .chars()
@@ -42,6 +56,10 @@ fn parse_stubs(text: &str) -> BTreeMap<String, BTreeSet<String>> {
             }
             continue;
         }
+        // Only members: continuation lines of a long signature are indented deeper.
+        if line.starts_with("     ") {
+            continue;
+        }
         let Some(cls) = &current else { continue };
         let t = line.trim_start();
         let t = t.strip_prefix("async ").unwrap_or(t);
@@ -52,9 +70,11 @@ fn parse_stubs(text: &str) -> BTreeMap<String, BTreeSet<String>> {
         } else {
             None
         };
+        let is_ident = |n: &&str| n.chars().all(|c| c.is_alphanumeric() || c == '_');
         if let Some(n) = name
             .map(str::trim)
             .filter(|n| !n.starts_with('_') && !n.is_empty())
+            .filter(is_ident)
         {
             classes.get_mut(cls).map(|s| s.insert(n.to_string()));
         }
@@ -62,12 +82,39 @@ fn parse_stubs(text: &str) -> BTreeMap<String, BTreeSet<String>> {
     classes
 }
 
+/// `name: Type` lines directly inside `class _VWED:`.
+fn vwed_annotations(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("class ") {
+            inside = line.starts_with("class _VWED");
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if !line.starts_with("    ") && !line.trim().is_empty() {
+            inside = false;
+            continue;
+        }
+        let t = line.trim();
+        if t.starts_with("def ") || t.starts_with('#') {
+            continue;
+        }
+        if let Some((name, ty)) = t.split_once(':') {
+            out.insert(name.trim().to_string(), ty.trim().to_string());
+        }
+    }
+    out
+}
+
 #[test]
 fn stubs_match_the_vwed_object() {
     let rt = Runtime::with(Opts::default());
     rt.deploy("stubs", "introspect.py", INTROSPECT);
     let real = rt.call_route("GET", "/introspect", None);
-    real.ok();
+    real.expect_status(200);
     let stubs_text = rt.get("/api/script/stubs/vwed.pyi").text;
     let stubs = parse_stubs(&stubs_text);
     let vwed = stubs.get("_VWED").expect("class _VWED in vwed.pyi");
@@ -91,12 +138,11 @@ fn stubs_match_the_vwed_object() {
             .map(str::to_string)
             .collect();
         // The stub class of VWED.<module> is the annotation of that attribute.
-        let ann = stubs_text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("{module}: ")))
-            .unwrap_or_else(|| panic!("VWED.{module} has no annotation in vwed.pyi"))
-            .trim()
-            .to_string();
+        let ann = vwed_annotations(&stubs_text)
+            .remove(module)
+            .unwrap_or_else(|| {
+                panic!("VWED.{module} has no annotation in class _VWED of vwed.pyi")
+            });
         let stubbed = stubs
             .get(&ann)
             .unwrap_or_else(|| panic!("class {ann} (for VWED.{module}) missing in vwed.pyi"));

@@ -110,9 +110,18 @@ impl FrameSink for ScriptSink {
                 let _ = conn.send(&ToWorker::Reply { req, result });
             }
             FromWorker::Unregister { kind, handler } => {
-                engine
-                    .registry
-                    .withdraw(&self.inst.script_id, kind, handler);
+                // Withdrawn during boot: it was only staged.
+                let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(phase) = boot.as_mut() {
+                    phase
+                        .staged
+                        .retain(|p| !(p.kind() == kind && p.handler() == handler));
+                } else {
+                    drop(boot);
+                    engine
+                        .registry
+                        .withdraw(&self.inst.script_id, kind, handler);
+                }
             }
             FromWorker::Request { req, service, args } => {
                 let inst = self.inst.clone();
