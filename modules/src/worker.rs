@@ -19,9 +19,13 @@ pub enum Mode {
 /// whose parent is already gone exits instead of running orphaned.
 pub const SUPERVISOR_PID_ENV: &str = "VWED_SUPERVISOR_PID";
 
+/// The data-dir lock the supervisor hands to script workers (next to the channel).
+const LOCK_FD: RawFd = 4;
+
 /// Runs the worker on the already-connected socket `fd`; returns the exit code.
 pub fn run(fd: RawFd, mode: Mode) -> i32 {
     die_with_parent();
+    close_on_exec(&[fd, LOCK_FD]);
     crate::channel::install(fd);
     locate_python_home();
     use crate::native::_vwed;
@@ -63,6 +67,23 @@ fn die_with_parent() {
         // SAFETY: getppid has no preconditions.
         if unsafe { libc::getppid() } != expected {
             std::process::exit(0);
+        }
+    }
+}
+
+/// Programs a script starts (`os.system("helper &")`, `subprocess` with
+/// `close_fds=False`) must not inherit the channel or the data-dir lock: a helper
+/// left running would keep the lock, and after a crash of the runtime the next one
+/// could not take its data dir and restore the scripts.
+fn close_on_exec(fds: &[RawFd]) {
+    for &fd in fds {
+        // SAFETY: fcntl on a descriptor number; a number that is not open fails
+        // with EBADF and is left alone.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
         }
     }
 }

@@ -188,3 +188,72 @@ fn a_graceful_shutdown_stops_the_workers_and_keeps_them_for_the_next_start() {
     assert_eq!(running[0]["start_params"], params);
     assert_eq!(rt.call_route("GET", "/a", None).get("params"), &params);
 }
+
+/// Kills the listed pids when dropped, so a failing test leaves no helper behind.
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            // SAFETY: kill(2) on pids this test's script started.
+            unsafe {
+                libc::kill(*p as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_helper_process_left_by_a_script_does_not_keep_the_next_runtime_out() {
+    let rt = Runtime::start();
+    let dir = vwed_e2e::TempDir::new("helpers");
+    let pids = dir.path().join("pids");
+    let src = py(&format!(
+        r#"
+        import os, subprocess
+        def boot():
+            p = subprocess.Popen(["sleep", "30"], close_fds=False)
+            os.system("sleep 31 & echo $! >> {pids}")
+            with open("{pids}", "a") as f:
+                f.write(str(p.pid) + "\n")
+            VWED.api.register_route("/alive", "GET", lambda r: {{"alive": True}})
+        "#,
+        pids = pids.display()
+    ));
+    rt.deploy("p", "helper.py", &src);
+    let helpers: Vec<u32> = std::fs::read_to_string(&pids)
+        .expect("pids file")
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert_eq!(helpers.len(), 2, "{helpers:?}");
+    let _guard = KillOnDrop(helpers.clone());
+    for h in &helpers {
+        assert!(process_alive(*h));
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{h}/fd"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .map(|l| l.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            !fds.iter().any(|l| l.ends_with("vwed-edge.lock")),
+            "helper {h} inherited the data-dir lock: {fds:?}"
+        );
+    }
+
+    let data = rt.kill9_keep_data();
+    let t0 = std::time::Instant::now();
+    let rt = Runtime::start_in(data, vwed_e2e::Opts::default());
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the next runtime waited {:?} for the data dir",
+        t0.elapsed()
+    );
+    assert_eq!(
+        rt.call_route("GET", "/alive", None).get("alive"),
+        &json!(true)
+    );
+}
