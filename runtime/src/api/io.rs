@@ -54,6 +54,16 @@ pub fn routes(engine: Arc<Engine>) -> BoxedFilter<(Resp,)> {
                 e.io.get().map(|io| io.robots_json()).unwrap_or_default()
             ))
         });
+    let writes = warp::path!("api" / "io" / "writes")
+        .and(warp::get())
+        .and(e.clone())
+        .map(|e: Arc<Engine>| {
+            ok_data(json!(
+                e.io.get()
+                    .map(|io| io.recent_writes.to_json())
+                    .unwrap_or_default()
+            ))
+        });
     let status = warp::path!("api" / "io" / "status")
         .and(warp::get())
         .and(e)
@@ -71,6 +81,8 @@ pub fn routes(engine: Arc<Engine>) -> BoxedFilter<(Resp,)> {
         .or(devices)
         .unify()
         .or(robots)
+        .unify()
+        .or(writes)
         .unify()
         .or(status)
         .unify()

@@ -3,6 +3,7 @@
 
 mod body;
 mod files;
+mod io;
 mod integration;
 mod io;
 mod logs;

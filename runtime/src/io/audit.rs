@@ -1,9 +1,11 @@
 //! Who wrote what: every write to a device, by a script or over HTTP, goes to
 //! the runtime log and, for scripts, to the writing script's own log.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Mutex;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use vwed_ipc::Level;
 
 use crate::engine::Engine;
@@ -36,14 +38,48 @@ impl fmt::Display for Who {
     }
 }
 
-/// Records one write. `target` is a tag, or `bus/unit/table/address` for raw
-/// Modbus writes.
+/// Writes kept for `/api/io/writes`.
+const RECENT: usize = 256;
+
+/// The most recent writes, newest last; older ones stay in the logs.
+#[derive(Default)]
+pub struct Recent {
+    entries: Mutex<VecDeque<Value>>,
+}
+
+impl Recent {
+    fn push(&self, v: Value) {
+        let mut q = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= RECENT {
+            q.pop_front();
+        }
+        q.push_back(v);
+    }
+
+    pub fn to_json(&self) -> Vec<Value> {
+        let q = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        q.iter().cloned().collect()
+    }
+}
+
+/// Records one write. `target` is a tag, `device/bus/unit/address` for raw
+/// Modbus writes, `robot:<name>.<command>` or `serial:<device>`.
 pub fn write(engine: &Engine, who: &Who, target: &str, value: &Value, result: &Result<(), String>) {
     match result {
         Ok(()) => tracing::info!(writer = %who, target, %value, "I/O write ok"),
         Err(e) => {
             tracing::warn!(writer = %who, target, %value, error = %e, "I/O write refused or failed")
         }
+    }
+    if let Some(io) = engine.io.get() {
+        io.recent_writes.push(json!({
+            "timestamp": super::json::iso(std::time::SystemTime::now()),
+            "writer": who.to_string(),
+            "target": target,
+            "value": value,
+            "ok": result.is_ok(),
+            "error": result.as_ref().err(),
+        }));
     }
     if let Who::Script(id) = who
         && let Some(inst) = engine.instance(id)

@@ -61,6 +61,7 @@ pub struct IoRuntime {
     pub setup: Setup,
     pub config_path: PathBuf,
     pub stats: ForwardStats,
+    pub recent_writes: audit::Recent,
     callers: callers::Callers,
 }
 
@@ -102,6 +103,7 @@ pub fn start(cfg: &Config, engine: &Arc<Engine>) -> Result<Option<Arc<IoRuntime>
         setup,
         config_path: path,
         stats: ForwardStats::default(),
+        recent_writes: audit::Recent::default(),
         callers: callers::Callers::default(),
     });
     tokio::spawn(forward(
