@@ -3,7 +3,6 @@
 
 mod body;
 mod files;
-mod io;
 mod integration;
 mod io;
 mod logs;
