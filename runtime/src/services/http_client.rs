@@ -355,7 +355,7 @@ mod tests {
         }))
         .expect("args");
         let o = prepare(&cfg, a).expect("prepare");
-        assert_eq!(o.url.as_str(), "http://h/p?x=1&q=a+b&n=2");
+        assert_eq!(o.url.as_str(), "http://h/p?x=1&n=2&q=a+b");
         let (body, ctype) = o.body.expect("body");
         assert_eq!(body, b"k=v%26w");
         assert_eq!(ctype, "application/x-www-form-urlencoded");
