@@ -333,3 +333,68 @@ fn a_crash_inside_a_function_call_is_503_and_marks_the_script_crashed() {
         json!("fast")
     );
 }
+
+/// Pids a script wrote to `file`, one per line.
+fn read_pids(file: &std::path::Path) -> Vec<u32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Kills the listed pids when dropped, so a failing test leaves no helper behind.
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            // SAFETY: kill(2) on pids this test's script started.
+            unsafe {
+                libc::kill(*p as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+#[test]
+fn processes_a_script_started_end_when_it_stops_or_crashes() {
+    let rt = Runtime::with(Opts::default().env("VWED_STOP_GRACE_MS", GRACE_MS));
+    let dir = TempDir::new("helpers");
+    let pids = dir.path().join("pids");
+    let src = py(&format!(
+        r#"
+        import os, subprocess
+        def boot():
+            p = subprocess.Popen(["sleep", "30"])
+            os.system("sleep 31 & echo $! >> {pids}")
+            with open("{pids}", "a") as f:
+                f.write(str(p.pid) + "\n")
+            VWED.api.register_route("/helper/crash", "GET", lambda r: os._exit(1))
+        "#,
+        pids = pids.display()
+    ));
+    let sid = rt.deploy("p", "helper.py", &src);
+    let helpers = read_pids(&pids);
+    let _guard = KillOnDrop(helpers.clone());
+    assert_eq!(helpers.len(), 2, "{helpers:?}");
+    assert!(helpers.iter().all(|h| process_alive(*h)));
+    rt.stop(&sid).ok();
+    wait_until(
+        Duration::from_secs(2),
+        "helpers end with the stopped script",
+        || helpers.iter().all(|h| !process_alive(*h)),
+    );
+
+    std::fs::remove_file(&pids).expect("rm pids");
+    rt.start_ok("p/helper.py", None);
+    let helpers = read_pids(&pids);
+    let _guard2 = KillOnDrop(helpers.clone());
+    assert_eq!(helpers.len(), 2, "{helpers:?}");
+    rt.call_route("GET", "/helper/crash", None);
+    wait_until(
+        Duration::from_secs(3),
+        "helpers end with the crashed script",
+        || helpers.iter().all(|h| !process_alive(*h)),
+    );
+}

@@ -11,7 +11,7 @@ use super::instance::{BootPhase, ExitInfo, Instance, State};
 use super::sink::ScriptSink;
 use crate::registry::{Counts, RegError};
 use crate::store::{RunningRec, StoreError};
-use crate::worker::{WorkerConn, WorkerMode, spawn_worker};
+use crate::worker::WorkerConn;
 
 #[derive(Debug, Clone)]
 pub struct StartRequest {
@@ -216,8 +216,7 @@ impl Engine {
             conflict: None,
             done: Some(done_tx),
         });
-        let mut spawned = spawn_worker(&self.exe, WorkerMode::Script, self.lock.as_ref())
-            .map_err(StartError::Spawn)?;
+        let mut spawned = self.take_worker().map_err(StartError::Spawn)?;
         inst.set_pid(spawned.pid);
         let sink = Arc::new(ScriptSink::new(Arc::downgrade(self), inst.clone()));
         let conn = WorkerConn::start(spawned.stream, sink);
@@ -354,6 +353,8 @@ async fn watch_process(
     mut child: tokio::process::Child,
     kill_rx: oneshot::Receiver<()>,
 ) {
+    // The worker leads its own process group (see spawn): its pid is the group id.
+    let group = child.id();
     let status = tokio::select! {
         s = child.wait() => s,
         _ = kill_rx => {
@@ -361,6 +362,14 @@ async fn watch_process(
             child.wait().await
         }
     };
+    // Whatever the script started (subprocess, os.system("... &")) ends with it.
+    // While such a process lives it pins the group id, so the id cannot be reused.
+    if let Some(pgid) = group.and_then(|g| libc::pid_t::try_from(g).ok()) {
+        // SAFETY: kill(2) on the script's own process group.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
     let exit = match status {
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
