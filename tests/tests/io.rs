@@ -767,3 +767,120 @@ fn an_invalid_device_config_stops_the_start_with_its_location() {
         "{err}"
     );
 }
+
+/// `socat` pty pair with `hal/tests/peers/line_echo.py` on one end; killed on drop.
+struct LinePeer {
+    socat: Child,
+    echo: Option<Child>,
+    ours: String,
+    _dir: TempDir,
+}
+
+impl LinePeer {
+    fn start() -> LinePeer {
+        let dir = TempDir::new("pty");
+        let ours = dir.path().join("ours");
+        let theirs = dir.path().join("theirs");
+        let socat = Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", ours.display()))
+            .arg(format!("pty,raw,echo=0,link={}", theirs.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start socat (apt-get install socat): {e}"));
+        let mut peer = LinePeer {
+            socat,
+            echo: None,
+            ours: String::new(),
+            _dir: dir,
+        };
+        wait_until(WAIT, "socat created the pty pair", || {
+            ours.exists() && theirs.exists()
+        });
+        // The device config wants the real device path, not the link.
+        peer.ours = std::fs::canonicalize(&ours)
+            .expect("pty path")
+            .display()
+            .to_string();
+        let mut echo = Command::new(python())
+            .arg("-u")
+            .arg(peer_script().with_file_name("line_echo.py"))
+            .arg(&theirs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start line_echo.py");
+        let mut first = String::new();
+        BufReader::new(echo.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("READY line");
+        assert_eq!(first.trim(), "READY", "line_echo.py (pip install pyserial)");
+        peer.echo = Some(echo);
+        peer
+    }
+}
+
+impl Drop for LinePeer {
+    fn drop(&mut self) {
+        if let Some(e) = self.echo.as_mut() {
+            let _ = e.kill();
+            let _ = e.wait();
+        }
+        let _ = self.socat.kill();
+        let _ = self.socat.wait();
+    }
+}
+
+#[test]
+fn serial_line_device_request_from_a_script() {
+    let peer = LinePeer::start();
+    let dir = TempDir::new("io-line");
+    let cfg = dir.path().join("io.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[bus]]\nname = \"arm\"\nkind = \"line\"\nserial = \"{}\"\nbaud = 115200\n\
+             terminator = \"\\r\\n\"\ntimeout_ms = 500\n",
+            peer.ours
+        ),
+    )
+    .expect("write device config");
+    let rt = Runtime::with(Opts::default().env("VWED_IO_CONFIG", cfg.display()));
+    let id = rt.deploy(
+        "io",
+        "arm.py",
+        &py(r#"
+        def boot():
+            @VWED.function.register("ask")
+            def ask(args):
+                arm = VWED.device.serial("arm")
+                out = {"status": arm.request("STATUS"), "goto": arm.request("GOTO 3 4", timeout=2)}
+                try:
+                    arm.request("QUIET", timeout=0.3)
+                    out["quiet"] = None
+                except VWED.Error as e:
+                    out["quiet"] = str(e)
+                return out
+    "#),
+    );
+    wait_until(WAIT, "line device connected", || {
+        device(&rt, "arm")["state"] == "connected"
+    });
+    let r = rt.execute_ok(Some(&id), "ask", json!({}));
+    assert_eq!(r["status"], "ECHO STATUS");
+    assert_eq!(r["goto"], "ECHO GOTO 3 4");
+    assert!(r["quiet"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+    let d = device(&rt, "arm");
+    assert_eq!(d["kind"], "line");
+    assert!(d["counters"]["responses"].as_u64().unwrap_or(0) >= 2, "{d}");
+    let w = rt.get("/api/io/writes");
+    assert!(
+        w.data().as_array().is_some_and(|v| v
+            .iter()
+            .any(|x| x["target"] == "serial:arm" && x["value"] == "GOTO 3 4")),
+        "serial commands are logged with their sender: {}",
+        w.text
+    );
+}
