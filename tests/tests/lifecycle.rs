@@ -527,3 +527,55 @@ fn script_id_with_spaces_or_non_ascii_is_percent_decoded_in_url_paths() {
     rt.stop(&sid2).ok();
     assert!(rt.running().is_empty());
 }
+
+#[test]
+fn stop_during_boot_fails_the_start_and_leaves_nothing() {
+    let rt = Runtime::with(vwed_e2e::Opts::default().env("VWED_STOP_GRACE_MS", 200));
+    let pid = rt.create_project("p");
+    rt.create_file(
+        pid,
+        "slow.py",
+        "def boot():\n    VWED.api.register_route('/slow_boot', 'GET', lambda r: 1)\n    time.sleep(3)\n",
+    );
+    let url = rt.url("/api/script/scripts/start");
+    let starter = std::thread::spawn(move || {
+        let c = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .expect("client");
+        let r = c
+            .post(url)
+            .json(&json!({"script_path": "p/slow.py"}))
+            .send()
+            .expect("start request");
+        r.status().as_u16()
+    });
+    let mut sid = String::new();
+    vwed_e2e::wait_until(
+        std::time::Duration::from_secs(5),
+        "the starting script is listed",
+        || {
+            let run = rt.running();
+            match run.first() {
+                Some(s) if s["status"] == "starting" => {
+                    sid = s["script_id"].as_str().unwrap_or_default().to_string();
+                    true
+                }
+                _ => false,
+            }
+        },
+    );
+    let t0 = std::time::Instant::now();
+    rt.stop(&sid).ok();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t0.elapsed()
+    );
+    let status = starter.join().expect("start thread");
+    assert_eq!(status, 500, "the interrupted start fails");
+    assert!(rt.running().is_empty());
+    rt.call_route("GET", "/slow_boot", None).expect_status(404);
+    assert_eq!(rt.registry()["api_routes"], json!({}));
+}
