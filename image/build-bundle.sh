@@ -14,7 +14,7 @@
 #
 # Environment: CARGO_TARGET_DIR (default <repo>/target-arm, kept apart from host builds),
 # DIST_DIR (default $CARGO_TARGET_DIR/dist), VWED_CROSS_CACHE (toolchain cache, see toolchain.sh),
-# VWED_PY_OPTIONAL (extra Python module groups: "ssl sqlite cjk").
+# VWED_PY_OPTIONAL (extra Python module groups: "ssl sqlite cjk"), VWED_BUNDLE_LTO (fat).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,6 +36,11 @@ commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 log "cargo build --release --target $VWED_RUST_TARGET (Debian $("$RUSTC" --version))"
 start=$(date +%s)
+# Release artefacts get fat LTO in one codegen unit: about 0.9 MB less on aarch64 than
+# the workspace's thin LTO, which keeps the binary within its 15 MB budget, for a
+# minute or two more of build time. Host builds keep the faster workspace profile.
+export CARGO_PROFILE_RELEASE_LTO=${VWED_BUNDLE_LTO:-fat}
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=${VWED_BUNDLE_CODEGEN_UNITS:-1}
 # --locked: a cross build must never rewrite the lock file the host build owns.
 (cd "$repo" && "$CARGO_BIN" build --release --locked --target "$VWED_RUST_TARGET" -p vwed-edge --bin vwed-edge)
 log "cargo finished in $(($(date +%s) - start)) s"
