@@ -443,7 +443,8 @@ fn two_scripts_racing_for_locations_never_both_win() {
     rt.post(
         "/api/script/storage/locations",
         &json!({"locations": [{"location_code": "A001", "name": "一号库位", "area": "A",
-                               "attributes": {"layer": 1}}]}),
+                               "attributes": {"layer": 1}},
+                              {"location_code": "库位 B", "area": "B"}]}),
     )
     .ok();
     // Function names are global: each script registers its own.
@@ -553,7 +554,9 @@ fn two_scripts_racing_for_locations_never_both_win() {
     // HTTP views and bounds.
     let all = rt.get("/api/script/storage/locations");
     all.ok();
-    assert_eq!(all.data()["total"], json!(n + 1));
+    assert_eq!(all.data()["total"], json!(n + 2));
+    let b = rt.get("/api/script/storage/locations/%E5%BA%93%E4%BD%8D%20B");
+    assert_eq!(b.data()["location_code"], json!("库位 B"), "{}", b.text);
     let locked = rt.get("/api/script/storage/locations?locked=true&area=race");
     assert_eq!(locked.data()["locations"].as_array().map(Vec::len), Some(n));
     rt.get("/api/script/storage/locations/none")

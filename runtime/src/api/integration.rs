@@ -148,7 +148,13 @@ async fn execute(engine: Arc<Engine>, body: Bytes) -> Resp {
     )
 }
 
+/// Ids in URL paths may be percent-encoded (non-ASCII task ids and codes).
+pub(super) fn path_param(raw: String) -> String {
+    super::script_api::percent_decode(&raw).unwrap_or(raw)
+}
+
 async fn variables(task_id: String, engine: Arc<Engine>) -> Resp {
+    let task_id = path_param(task_id);
     finish(
         async {
             let vars = crate::services::task_variables(&engine, task_id.clone())
@@ -167,6 +173,7 @@ async fn variables(task_id: String, engine: Arc<Engine>) -> Resp {
 }
 
 async fn delete_variables(task_id: String, engine: Arc<Engine>) -> Resp {
+    let task_id = path_param(task_id);
     finish(
         async {
             let store = crate::services::task_vars::TaskVars::new(engine.store.db().clone());

@@ -80,6 +80,7 @@ async fn seed(engine: Arc<Engine>, body: Bytes) -> Resp {
 }
 
 async fn one(code: String, engine: Arc<Engine>) -> Resp {
+    let code = super::integration::path_param(code);
     finish(
         async {
             let db = engine.store.db().clone();
