@@ -86,6 +86,9 @@ pub struct Config {
     pub ws_client_queue: usize,
     /// Events waiting per listener; more are dropped, counted and reported.
     pub event_queue_len: usize,
+    /// Keep one worker started ahead of need, so that starting a script does not
+    /// wait for the interpreter to come up. Costs one idle worker's memory.
+    pub spare_worker: bool,
 }
 
 impl Default for Config {
@@ -128,6 +131,7 @@ impl Default for Config {
             log_prune_interval_s: 10,
             ws_client_queue: 1_024,
             event_queue_len: 1024,
+            spare_worker: true,
         }
     }
 }

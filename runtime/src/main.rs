@@ -170,6 +170,8 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         let _ = engine.io.set(io);
     }
 
+    // The first spare worker comes up while the API binds and scripts restore.
+    engine.refill_spare();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;

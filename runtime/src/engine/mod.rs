@@ -10,6 +10,7 @@ pub mod events;
 mod instance;
 mod services;
 mod sink;
+mod spare;
 mod start;
 mod stop;
 mod timers;
@@ -51,6 +52,8 @@ pub struct Engine {
     shutting_down: AtomicBool,
     /// The device I/O, when an `io_config` is set; set once at start-up.
     pub io: std::sync::OnceLock<Arc<crate::io::IoRuntime>>,
+    /// A worker started ahead of need (see spare.rs).
+    spare: Mutex<Option<crate::worker::SpawnedWorker>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +93,7 @@ impl Engine {
             ended: Mutex::new(VecDeque::new()),
             shutting_down: AtomicBool::new(false),
             io: std::sync::OnceLock::new(),
+            spare: Mutex::new(None),
         })
     }
 
@@ -262,6 +266,7 @@ impl Engine {
     /// runtime brings the same scripts back.
     pub async fn shutdown(self: &Arc<Self>) {
         self.shutting_down.store(true, Ordering::Release);
+        self.drop_spare();
         let ids: Vec<String> = self.scripts().keys().cloned().collect();
         let stops = ids.iter().map(|id| self.stop(id));
         futures::future::join_all(stops).await;

@@ -11,7 +11,7 @@ use super::instance::{BootPhase, ExitInfo, Instance, State};
 use super::sink::ScriptSink;
 use crate::registry::{Counts, RegError};
 use crate::store::{RunningRec, StoreError};
-use crate::worker::{WorkerConn, WorkerMode, spawn_worker};
+use crate::worker::WorkerConn;
 
 #[derive(Debug, Clone)]
 pub struct StartRequest {
@@ -163,6 +163,7 @@ impl Engine {
         };
 
         let result = self.boot(&inst, &source, &params).await;
+        self.refill_spare();
         match result {
             Ok(counts) => {
                 let rec = RunningRec {
@@ -216,8 +217,7 @@ impl Engine {
             conflict: None,
             done: Some(done_tx),
         });
-        let mut spawned = spawn_worker(&self.exe, WorkerMode::Script, self.lock.as_ref())
-            .map_err(StartError::Spawn)?;
+        let mut spawned = self.take_worker().map_err(StartError::Spawn)?;
         inst.set_pid(spawned.pid);
         let sink = Arc::new(ScriptSink::new(Arc::downgrade(self), inst.clone()));
         let conn = WorkerConn::start(spawned.stream, sink);
