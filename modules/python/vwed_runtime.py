@@ -1342,8 +1342,11 @@ def _boot(script_id, script_path, file_name, source, params):
     except SyntaxError as e:
         _vwed.booted("syntax", (str(e), e.msg or "invalid syntax", e.lineno, e.offset))
         return
-    except ValueError as e:  # e.g. NUL bytes in the source
-        _vwed.booted("syntax", (str(e), str(e), None, None))
+    except (ValueError, RecursionError, MemoryError) as e:
+        # NUL bytes in the source, or nesting too deep for the parser: refused
+        # like a syntax error instead of leaving the start to time out.
+        text = str(e) or type(e).__name__
+        _vwed.booted("syntax", (text, text, None, None))
         return
     # Tracebacks show the script's own lines although the file is not on sys.path.
     linecache.cache[script_path] = (len(source), None, source.splitlines(True), script_path)
@@ -1401,7 +1404,8 @@ def _analyze(req, source):
         _vwed.analysis(req, (str(e), e.msg or "invalid syntax", e.lineno, e.offset), False)
         return
     except (ValueError, RecursionError, MemoryError) as e:
-        _vwed.analysis(req, (str(e), str(e), None, None), False)
+        text = str(e) or type(e).__name__
+        _vwed.analysis(req, (text, text, None, None), False)
         return
     has_boot = any(
         isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "boot"

@@ -579,3 +579,32 @@ fn stop_during_boot_fails_the_start_and_leaves_nothing() {
     rt.call_route("GET", "/slow_boot", None).expect_status(404);
     assert_eq!(rt.registry()["api_routes"], json!({}));
 }
+
+#[test]
+fn source_nested_too_deep_for_the_parser_fails_the_start_at_once() {
+    let rt = Runtime::with(vwed_e2e::Opts::default().env("VWED_BOOT_TIMEOUT_MS", 10_000));
+    let pid = rt.create_project("p");
+    // MemoryError and RecursionError from the parser, not SyntaxError.
+    let deep = format!("x = {}1\ndef boot():\n    pass\n", "-".repeat(200_000));
+    let wide = format!("x = 1{}\ndef boot():\n    pass\n", "+1".repeat(300_000));
+    for (name, src) in [("deep.py", deep), ("wide.py", wide)] {
+        rt.create_file(pid, name, &src);
+        let t0 = std::time::Instant::now();
+        let r = rt.start_script(&format!("p/{name}"), None);
+        r.fails(400, "脚本加载失败: ");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(8),
+            "{name}: took {:?}",
+            t0.elapsed()
+        );
+        let v = rt.post("/api/script/validate-syntax", &json!({"content": src}));
+        assert_eq!(v.data()["valid"], json!(false));
+        let e = v.data()["error"].as_str().unwrap_or_default();
+        assert!(
+            e.len() > "语法错误: ".len(),
+            "{name}: a readable error: {}",
+            v.text
+        );
+    }
+    assert!(rt.running().is_empty());
+}
