@@ -405,8 +405,13 @@ const LOCKER: &str = r#"
 def boot():
     @VWED.function.register("grab_all_SUFFIX")
     def grab_all(args):
+        # Both scripts go for location i at the same wall-clock tick, so every
+        # location is a real race between two processes.
         won = []
         for i in range(args["n"]):
+            delay = args["t0"] + i * 0.02 - time.time()
+            if delay > 0:
+                time.sleep(delay)
             code = f"R{i:03d}"
             if VWED.storage.lock_location(code, args["task_id"]):
                 won.append(code)
@@ -451,13 +456,18 @@ fn two_scripts_racing_for_locations_never_both_win() {
     let _a = rt.deploy("store", "a.py", &py(&LOCKER.replace("SUFFIX", "a")));
     let _b = rt.deploy("store", "b.py", &py(&LOCKER.replace("SUFFIX", "b")));
 
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+        + 0.5;
     let results: Vec<Vec<String>> = std::thread::scope(|s| {
         let hs: Vec<_> = [("grab_all_a", "TA"), ("grab_all_b", "TB")]
             .into_iter()
             .map(|(func, task)| {
                 let rt = &rt;
                 s.spawn(move || {
-                    let v = rt.execute_ok(None, func, json!({"n": n, "task_id": task}));
+                    let v = rt.execute_ok(None, func, json!({"n": n, "task_id": task, "t0": t0}));
                     v.as_array()
                         .expect("list")
                         .iter()
@@ -469,6 +479,7 @@ fn two_scripts_racing_for_locations_never_both_win() {
         hs.into_iter().map(|h| h.join().expect("thread")).collect()
     });
     let (wa, wb) = (&results[0], &results[1]);
+    eprintln!("race split: TA {} / TB {}", wa.len(), wb.len());
     assert_eq!(
         wa.len() + wb.len(),
         n,
