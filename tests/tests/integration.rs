@@ -570,6 +570,19 @@ fn two_scripts_racing_for_locations_never_both_win() {
     assert_eq!(b.data()["location_code"], json!("库位 B"), "{}", b.text);
     let locked = rt.get("/api/script/storage/locations?locked=true&area=race");
     assert_eq!(locked.data()["locations"].as_array().map(Vec::len), Some(n));
+    // An operator frees a location: the holder's id, or force.
+    let r = rt.post(
+        "/api/script/storage/locations/R000/unlock",
+        &json!({"task_id": "nobody"}),
+    );
+    r.fails(409, "nobody");
+    let r = rt.post(
+        "/api/script/storage/locations/R000/unlock",
+        &json!({"task_id": "nobody", "force": true}),
+    );
+    assert_eq!(r.data()["released"], json!(true), "{}", r.text);
+    let r = rt.post("/api/script/storage/locations/R000/unlock", &json!({}));
+    assert_eq!(r.data()["released"], json!(false), "{}", r.text);
     rt.get("/api/script/storage/locations/none")
         .fails(404, "none");
     rt.post(

@@ -1,6 +1,7 @@
 //! Warehouse locations over HTTP: list with lock state, seed or update, read one.
 //!
-//! `GET/POST /api/script/storage/locations`, `GET /api/script/storage/locations/{code}`.
+//! `GET/POST /api/script/storage/locations`, `GET /api/script/storage/locations/{code}`,
+//! `POST /api/script/storage/locations/{code}/unlock` `{task_id?, force?}`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -94,6 +95,34 @@ async fn one(code: String, engine: Arc<Engine>) -> Resp {
     )
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlockBody {
+    #[serde(default)]
+    task_id: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+/// An operator frees a location a dead task left locked.
+async fn unlock(code: String, engine: Arc<Engine>, body: Bytes) -> Resp {
+    let code = super::integration::path_param(code);
+    finish(
+        async {
+            let b: UnlockBody = parse_json(&body)?;
+            let db = engine.store.db().clone();
+            let c = code.clone();
+            let released =
+                blocking(move || Locations::new(db).unlock(&c, b.task_id.as_deref(), b.force))
+                    .await?;
+            Ok(ok_data(
+                json!({"location_code": code, "released": released}),
+            ))
+        }
+        .await,
+    )
+}
+
 pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Resp,)> {
     let e = warp::any().map(move || engine.clone());
     let api = || warp::path("api").and(warp::path("script"));
@@ -111,7 +140,20 @@ pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Resp,)> {
     let get_one = api()
         .and(warp::path!("storage" / "locations" / String))
         .and(warp::get())
-        .and(e)
+        .and(e.clone())
         .then(one);
-    get_list.or(post).unify().or(get_one).unify().boxed()
+    let unlock = api()
+        .and(warp::path!("storage" / "locations" / String / "unlock"))
+        .and(warp::post())
+        .and(e)
+        .and(super::body::limited(limit))
+        .then(unlock);
+    get_list
+        .or(post)
+        .unify()
+        .or(get_one)
+        .unify()
+        .or(unlock)
+        .unify()
+        .boxed()
 }
