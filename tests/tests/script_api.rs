@@ -411,3 +411,81 @@ fn handler_timeout_is_504() {
     let reg = rt.registry();
     assert!(reg["api_routes"]["GET:/aslow"]["error_count"].as_u64() >= Some(1));
 }
+
+#[test]
+fn async_handlers_run_concurrently_and_routes_can_change_at_run_time() {
+    let rt = Runtime::start();
+    let sid = rt.deploy(
+        "p",
+        "dyn.py",
+        &py(r#"
+            def boot():
+                @VWED.api.get("/nap")
+                async def nap(req):
+                    await asyncio.sleep(0.5)
+                    return {"napped": True}
+
+                @VWED.api.post("/add_route")
+                def add_route(req):
+                    path = req["body"]["path"]
+                    VWED.api.register_route(path, "GET", lambda r: {"dynamic": path})
+                    return {"added": path}
+
+                @VWED.api.post("/clear")
+                def clear(req):
+                    VWED.api.clear_all()
+                    return {"cleared": True}
+        "#),
+    );
+    // Ten requests to a handler that awaits 0.5 s take about 0.5 s, not 5 s.
+    let t0 = Instant::now();
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            let url = rt.url("/script-api/nap");
+            std::thread::spawn(move || {
+                let c = reqwest::blocking::Client::builder()
+                    .no_proxy()
+                    .timeout(Duration::from_secs(20))
+                    .build()
+                    .expect("client");
+                c.get(url).send().map(|r| r.status().as_u16()).unwrap_or(0)
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("thread"), 200);
+    }
+    assert!(
+        t0.elapsed() < Duration::from_millis(3000),
+        "async handlers ran one after another: {:?}",
+        t0.elapsed()
+    );
+
+    // A route registered by a handler after boot is live at once and owned by the script.
+    let r = rt.call_route("POST", "/add_route", Some(&json!({"path": "/later"})));
+    assert_eq!(r.json, json!({"added": "/later"}));
+    assert_eq!(
+        rt.call_route("GET", "/later", None).json,
+        json!({"dynamic": "/later"})
+    );
+    assert_eq!(
+        rt.running_entry(&sid).expect("listed")["registrations"]["apis"],
+        json!(4)
+    );
+    // A clash at run time is the handler's error; the route stays with its owner.
+    let r = rt.call_route("POST", "/add_route", Some(&json!({"path": "/nap"})));
+    r.fails(500, "已被脚本");
+    // clear_all withdraws every route of the script.
+    rt.call_route("POST", "/clear", None).expect_status(200);
+    vwed_e2e::wait_until(Duration::from_secs(3), "routes withdrawn", || {
+        rt.call_route("GET", "/later", None).status == 404
+    });
+    rt.call_route("GET", "/nap", None).expect_status(404);
+    assert_eq!(
+        rt.running_entry(&sid).expect("listed")["registrations"]["apis"],
+        json!(0)
+    );
+    let r = rt.stop(&sid);
+    r.ok();
+    assert_eq!(r.get("registrations")["apis"], json!(0));
+}
