@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import json
 import linecache
+import os
 import sys
 import threading
 import time
@@ -1381,8 +1382,39 @@ def _boot(script_id, script_path, file_name, source, params):
         _vwed.booted("ok")
 
 
+# The data-dir lock the supervisor hands to a script worker (see its spawn).
+_LOCK_FD = 4
+
+
+def _forget_in_forked_children():
+    """A process a script forks (os.fork, multiprocessing) is not the worker: it must
+    hold neither the supervisor channel nor the data-dir lock. A child left running
+    would otherwise keep the lock, and after a crash of the runtime the next one could
+    not take its data dir. Only the descriptors inherited at start are closed, found
+    by identity, never a file the script opened since."""
+    inherited = []
+    for fd in (_vwed.fileno(), _LOCK_FD):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        inherited.append((fd, st.st_dev, st.st_ino))
+
+    def close_inherited():
+        for fd, dev, ino in inherited:
+            try:
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) == (dev, ino):
+                    os.close(fd)
+            except OSError:
+                pass
+
+    os.register_at_fork(after_in_child=close_inherited)
+
+
 def main():
     global _loop
+    _forget_in_forked_children()
     sys.stdout = _Output(1)
     sys.stderr = _Output(2)
     _vwed.configure(_Headers)

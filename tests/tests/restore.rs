@@ -257,3 +257,48 @@ fn a_helper_process_left_by_a_script_does_not_keep_the_next_runtime_out() {
         &json!(true)
     );
 }
+
+#[test]
+fn a_forked_child_of_a_script_does_not_keep_the_next_runtime_out() {
+    let rt = Runtime::start();
+    let dir = vwed_e2e::TempDir::new("forked");
+    let pids = dir.path().join("pids");
+    let src = py(&format!(
+        r#"
+        import os, multiprocessing
+        def nap():
+            time.sleep(30)
+        def boot():
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(30)
+                os._exit(0)
+            p = multiprocessing.get_context("fork").Process(target=nap)
+            p.start()
+            with open("{pids}", "a") as f:
+                f.write(f"{{pid}}\n{{p.pid}}\n")
+            VWED.api.register_route("/forked", "GET", lambda r: {{"forked": True}})
+        "#,
+        pids = pids.display()
+    ));
+    rt.deploy("p", "forked.py", &src);
+    let children: Vec<u32> = std::fs::read_to_string(&pids)
+        .expect("pids file")
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert_eq!(children.len(), 2, "{children:?}");
+    let _guard = KillOnDrop(children.clone());
+    let data = rt.kill9_keep_data();
+    let t0 = std::time::Instant::now();
+    let rt = Runtime::start_in(data, vwed_e2e::Opts::default());
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "the next runtime waited {:?} for the data dir",
+        t0.elapsed()
+    );
+    assert_eq!(
+        rt.call_route("GET", "/forked", None).get("forked"),
+        &json!(true)
+    );
+}
