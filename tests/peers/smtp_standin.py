@@ -1,11 +1,14 @@
 """A local SMTP server for the mail tests (aiosmtpd): every message received is
-written to <outdir>/<n>.eml with its envelope. Usage: smtp_standin.py PORT OUTDIR."""
+written to <outdir>/<n>.eml with its envelope.
+Usage: smtp_standin.py PORT OUTDIR [USER PASSWORD]; with a user, AUTH is required
+(over plain SMTP: this is a loopback test peer)."""
 
 import os
 import sys
 import time
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Saver:
@@ -23,9 +26,29 @@ class Saver:
         return "250 Message accepted for delivery"
 
 
+def authenticator(user, password):
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = (
+            auth_data is not None
+            and getattr(auth_data, "login", None) == user.encode()
+            and getattr(auth_data, "password", None) == password.encode()
+        )
+        # handled=False: the server sends the 535 itself.
+        return AuthResult(success=ok, handled=False)
+
+    return check
+
+
 def main():
     port, outdir = int(sys.argv[1]), sys.argv[2]
-    c = Controller(Saver(outdir), hostname="127.0.0.1", port=port)
+    kw = {}
+    if len(sys.argv) > 4:
+        kw = {
+            "authenticator": authenticator(sys.argv[3], sys.argv[4]),
+            "auth_required": True,
+            "auth_require_tls": False,
+        }
+    c = Controller(Saver(outdir), hostname="127.0.0.1", port=port, **kw)
     c.start()
     print("ready", flush=True)
     try:

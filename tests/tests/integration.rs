@@ -56,13 +56,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// aiosmtpd on loopback, saving messages into `outdir`.
-fn smtp_standin(outdir: &Path) -> Peer {
+/// aiosmtpd on loopback, saving messages into `outdir`; `auth` = required user and password.
+fn smtp_standin(outdir: &Path, auth: Option<(&str, &str)>) -> Peer {
     let port = free_port();
-    let mut child = Command::new("python3")
-        .arg(peer_script("smtp_standin.py"))
+    let mut cmd = Command::new("python3");
+    cmd.arg(peer_script("smtp_standin.py"))
         .arg(port.to_string())
-        .arg(outdir)
+        .arg(outdir);
+    if let Some((u, p)) = auth {
+        cmd.arg(u).arg(p);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -790,7 +794,7 @@ fn wait_mail(dir: &Path, n: usize) -> Vec<String> {
 #[test]
 fn mail_goes_through_smtp_with_checked_attachments() {
     let out = TempDir::new("smtp");
-    let smtp = smtp_standin(out.path());
+    let smtp = smtp_standin(out.path(), None);
     let rt = Runtime::with(
         Opts::default()
             .env("VWED_SMTP_HOST", "127.0.0.1")
@@ -852,4 +856,54 @@ fn mail_goes_through_smtp_with_checked_attachments() {
         .unwrap_or(0);
     assert_eq!(count, 3);
     drop(smtp);
+}
+
+#[test]
+fn mail_authenticates_when_a_user_is_configured() {
+    let out = TempDir::new("smtp-auth");
+    let smtp = smtp_standin(out.path(), Some(("edge", "s3cret")));
+    let opts = |password: &str| {
+        Opts::default()
+            .env("VWED_SMTP_HOST", "127.0.0.1")
+            .env("VWED_SMTP_PORT", smtp.port)
+            .env("VWED_SMTP_FROM", "edge@example.com")
+            .env("VWED_SMTP_USERNAME", "edge")
+            .env("VWED_SMTP_PASSWORD", password)
+    };
+    let rt = Runtime::with(opts("wrong"));
+    rt.deploy("mail", "mailer.py", &py(MAILER));
+    let r = rt.execute_ok(None, "mail", json!({"kind": "plain"}));
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("邮件发送失败"),
+        "{r}"
+    );
+    drop(rt);
+    let rt = Runtime::with(opts("s3cret"));
+    rt.deploy("mail", "mailer.py", &py(MAILER));
+    let r = rt.execute_ok(None, "mail", json!({"kind": "plain"}));
+    assert_eq!(r["to"], json!(["admin@example.com"]), "{r}");
+    let mails = wait_mail(out.path(), 1);
+    assert!(
+        mails[0].contains("X-Envelope-From: edge@example.com"),
+        "{}",
+        mails[0]
+    );
+    drop(rt);
+
+    // A server that accepts and then says nothing: the send ends at smtp_timeout_ms.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let rt = Runtime::with(
+        Opts::default()
+            .env("VWED_SMTP_HOST", "127.0.0.1")
+            .env("VWED_SMTP_PORT", port)
+            .env("VWED_SMTP_FROM", "edge@example.com")
+            .env("VWED_SMTP_TIMEOUT_MS", 800),
+    );
+    rt.deploy("mail", "mailer.py", &py(MAILER));
+    let t0 = std::time::Instant::now();
+    let r = rt.execute_ok(None, "mail", json!({"kind": "plain"}));
+    assert!(r["error"].as_str().unwrap_or("").contains("超时"), "{r}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    drop(silent);
 }

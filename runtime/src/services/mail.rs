@@ -50,6 +50,8 @@ pub enum MailError {
     Build(String),
     #[error("邮件发送失败: {0}")]
     Send(String),
+    #[error("邮件发送超时 ({0} ms, smtp_timeout_ms)")]
+    Timeout(u64),
 }
 
 #[derive(Deserialize)]
@@ -205,9 +207,12 @@ pub async fn send(cfg: &Config, a: MailArgs) -> Result<Value, MailError> {
         ));
     }
     let transport = t.build();
-    transport
-        .send(msg)
+    // lettre's timeout covers single socket operations; this bounds the whole
+    // exchange, so a server that accepts and then stalls cannot hold a script.
+    let limit = cfg.smtp_timeout_ms.max(1);
+    tokio::time::timeout(Duration::from_millis(limit), transport.send(msg))
         .await
+        .map_err(|_| MailError::Timeout(limit))?
         .map_err(|e| MailError::Send(e.to_string()))?;
     Ok(serde_json::json!({
         "to": to.iter().map(ToString::to_string).collect::<Vec<_>>(),
