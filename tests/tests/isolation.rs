@@ -30,6 +30,7 @@ def boot():
 
     @VWED.function.register("busy_fn")
     def busy_fn(args):
+        open(args["marker"], "w").close()
         while True:
             pass
 
@@ -195,24 +196,26 @@ fn stop_during_an_endless_sleep_in_a_handler() {
 
 #[test]
 fn stop_during_a_busy_function_call() {
-    let (rt, busy, fast, _m) = setup();
+    let (rt, busy, fast, markers) = setup();
+    let marker = markers.path().join("entered");
     let done = Arc::new(AtomicBool::new(false));
     let url = rt.url("/api/script/scripts/execute-function");
     let flag = done.clone();
+    let args = json!({"function_name": "busy_fn", "function_args": {"marker": marker.display().to_string()}});
     let t = std::thread::spawn(move || {
         let c = reqwest::blocking::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(20))
             .build()
             .expect("client");
-        let r = c
-            .post(url)
-            .json(&json!({"function_name": "busy_fn"}))
-            .send();
+        let r = c.post(url).json(&args).send();
         flag.store(true, Ordering::SeqCst);
         r.map(|r| r.status().as_u16()).unwrap_or(0)
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(Duration::from_secs(5), "busy_fn started", || {
+        marker.exists()
+    });
+    std::thread::sleep(Duration::from_millis(100));
     assert!(!done.load(Ordering::SeqCst), "busy_fn is still running");
     assert_eq!(
         rt.execute_ok(Some(&fast), "fast_fn", json!({})),
@@ -255,7 +258,8 @@ fn crash(route: &str, exit_code: Option<i64>, signal: Option<i64>) {
     assert!(!process_alive(worker));
     rt.call_route("GET", "/busy/ping", None)
         .fails(404, "未注册");
-    rt.execute(None, "busy_fn", json!({})).fails(404, "未注册");
+    rt.execute(None, "busy_fn", json!({"marker": "/nonexistent/x"}))
+        .fails(404, "未注册");
     let reg = rt.registry();
     assert!(reg["api_routes"].get("GET:/busy/ping").is_none(), "{reg}");
     assert_eq!(reg["active_scripts"][&busy]["status"], "crashed");
