@@ -119,6 +119,10 @@ def boot():
         VWED.task.set_variable(args["task_id"], "counter", before.get("counter", 0) + 1)
         return VWED.task.get_variables(args["task_id"])
 
+    @VWED.function.register("bad_vars")
+    def bad_vars(args):
+        return {"": 1}
+
     @VWED.function.register("events")
     def events(args):
         return VWED.data.get("events", [])
@@ -241,6 +245,17 @@ fn task_block_modes_variables_errors_and_completion_events() {
         &json!({"block_type": "http", "function_name": "x"}),
     )
     .fails(400, "block_type");
+    rt.post(
+        EXECUTE,
+        &json!({"function_name": "calculate", "task_variables": {"": 1}}),
+    )
+    .fails(400, "变量名");
+    // The function ran, but its variables cannot be kept: the block failed.
+    rt.post(
+        EXECUTE,
+        &json!({"execution_mode": "SET_TASK_VARIABLES", "function_name": "bad_vars", "task_id": "T4"}),
+    )
+    .fails(500, "任务变量保存失败");
     rt.post(EXECUTE, &json!({"function_name": "x", "surprise": 1}))
         .fails(400, "surprise");
     rt.send_raw("POST", EXECUTE, "application/json", b"{not json".to_vec())
@@ -270,6 +285,9 @@ fn task_block_modes_variables_errors_and_completion_events() {
             && evs
                 .iter()
                 .any(|e| e["task_id"] == json!("T2") && e["success"] == json!(false))
+            && evs
+                .iter()
+                .any(|e| e["task_id"] == json!("T4") && e["success"] == json!(false))
     });
     let evs = events(&rt);
     let t1 = evs

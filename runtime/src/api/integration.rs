@@ -88,6 +88,13 @@ fn block_of(b: ExecBody) -> Result<Block, ApiError> {
     if let Some(id) = &task_id {
         task_vars::check_task_id(id).map_err(vars_error)?;
     }
+    let task_variables = b.task_variables.unwrap_or_default();
+    if task_variables
+        .keys()
+        .any(|k| k.is_empty() || k.len() > task_vars::MAX_NAME_BYTES)
+    {
+        return Err(vars_error(TaskVarsError::BadName));
+    }
     let retry_count = b.retry_count.unwrap_or(0);
     if retry_count > MAX_RETRIES {
         return Err(ApiError::bad_request(format!(
@@ -103,7 +110,7 @@ fn block_of(b: ExecBody) -> Result<Block, ApiError> {
         function_args: b.function_args,
         script_id: b.script_id.filter(|s| !s.is_empty()),
         task_id,
-        task_variables: b.task_variables.unwrap_or_default(),
+        task_variables,
         timeout_ms: b.timeout,
         retry_count,
     })
@@ -114,7 +121,12 @@ async fn execute(engine: Arc<Engine>, body: Bytes) -> Resp {
         async {
             let block = block_of(parse_json(&body)?)?;
             let (task_id, mode) = (block.task_id.clone(), block.mode);
-            let out = task_block::run(&engine, block).await.map_err(vars_error)?;
+            let out = task_block::run(&engine, block).await.map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("任务变量保存失败: {e}"),
+                )
+            })?;
             let data = json!({
                 "task_id": task_id,
                 "execution_mode": mode.as_str(),

@@ -116,15 +116,37 @@ pub async fn run(engine: &Arc<Engine>, b: Block) -> Result<Outcome, TaskVarsErro
     };
     let mut updates = b.task_variables.clone();
     updates.extend(set_variables.clone());
-    let task_variables = match (&b.task_id, result.is_ok()) {
+    let stored = match (&b.task_id, result.is_ok()) {
         (Some(id), true) => {
             let store = TaskVars::new(engine.store.db().clone());
             let id = id.clone();
             tokio::task::spawn_blocking(move || store.merge(&id, updates))
                 .await
-                .map_err(|e| TaskVarsError::Internal(e.to_string()))??
+                .map_err(|e| TaskVarsError::Internal(e.to_string()))
+                .and_then(|r| r)
         }
-        _ => updates,
+        _ => Ok(updates),
+    };
+    let task_variables = match stored {
+        Ok(v) => v,
+        Err(e) => {
+            // The function ran but its variables could not be kept (e.g. a dict
+            // with an empty key, or too large): the block failed, and says so.
+            let mut event = json!({
+                "task_id": b.task_id,
+                "function_name": b.function_name,
+                "execution_mode": b.mode.as_str(),
+                "success": false,
+                "attempts": attempts,
+                "execution_time_ms": execution_time_ms,
+                "error": format!("任务变量保存失败: {e}"),
+            });
+            if let Ok(v) = &result {
+                event["function_result"] = v.clone();
+            }
+            engine.emit(COMPLETED_EVENT, &event);
+            return Err(e);
+        }
     };
     let mut event = json!({
         "task_id": b.task_id,
