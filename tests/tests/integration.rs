@@ -653,6 +653,11 @@ def boot():
         except VWED.Error as e:
             return {"error": str(e)}
 
+    @VWED.function.register("fetch_raw")
+    def fetch_raw(args):
+        # The answer object itself is JSON-serialisable.
+        return VWED.http.get(args["base"] + "/raw")
+
     @VWED.function.register("fetch_async")
     async def fetch_async(args):
         r = await VWED.http.get_async(args["base"] + "/async")
@@ -698,6 +703,9 @@ fn http_goes_only_to_allowed_hosts_with_timeouts_and_size_limits() {
     assert_eq!(r["status"], json!(201));
     assert_eq!(r["json"], Value::Null);
     assert_eq!(r["text"], json!("纯文本"));
+    let r = rt.execute_ok(None, "fetch_raw", json!({"base": base}));
+    assert_eq!(r["status"], json!(200), "{r}");
+    assert_eq!(r["json"]["path"], json!("/raw"));
     let r = rt.execute_ok(None, "fetch_async", json!({"base": base}));
     assert_eq!(r["path"], json!("/async"));
 
