@@ -74,7 +74,7 @@ impl FrameDecoder {
         self.buf.truncate(self.filled + n);
     }
 
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+    pub fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         let avail = &self.buf[self.pos..];
         if avail.len() < 4 {
             return Ok(None);
@@ -122,11 +122,11 @@ mod tests {
             let mut d = FrameDecoder::new();
             d.extend(&bytes[..cut]);
             let mut got: Vec<ToWorker> = Vec::new();
-            while let Some(m) = d.next().expect("decode") {
+            while let Some(m) = d.next_frame().expect("decode") {
                 got.push(m);
             }
             d.extend(&bytes[cut..]);
-            while let Some(m) = d.next().expect("decode") {
+            while let Some(m) = d.next_frame().expect("decode") {
                 got.push(m);
             }
             assert_eq!(got, msgs);
@@ -142,14 +142,14 @@ mod tests {
         d.extend(&a);
         d.extend(&b[..2]);
         assert_eq!(
-            d.next::<ToWorker>().expect("ok"),
+            d.next_frame::<ToWorker>().expect("ok"),
             Some(ToWorker::Cancel { req: 1 })
         );
         let spare = d.spare(64);
         spare[..b.len() - 2].copy_from_slice(&b[2..]);
         d.commit(b.len() - 2);
         assert_eq!(
-            d.next::<ToWorker>().expect("ok"),
+            d.next_frame::<ToWorker>().expect("ok"),
             Some(ToWorker::Cancel { req: 2 })
         );
     }
@@ -159,7 +159,7 @@ mod tests {
         let mut d = FrameDecoder::new();
         d.extend(&(u32::MAX).to_le_bytes());
         assert!(matches!(
-            d.next::<FromWorker>(),
+            d.next_frame::<FromWorker>(),
             Err(FrameError::TooLarge(_))
         ));
     }
@@ -172,9 +172,9 @@ mod tests {
         spare[..bytes.len()].copy_from_slice(&bytes);
         d.commit(bytes.len());
         assert_eq!(
-            d.next::<ToWorker>().expect("ok"),
+            d.next_frame::<ToWorker>().expect("ok"),
             Some(ToWorker::Cancel { req: 3 })
         );
-        assert_eq!(d.next::<ToWorker>().expect("ok"), None);
+        assert_eq!(d.next_frame::<ToWorker>().expect("ok"), None);
     }
 }

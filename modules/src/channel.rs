@@ -161,7 +161,7 @@ impl Channel {
     pub fn drain(&mut self) -> Result<Vec<ToWorker>, ChannelError> {
         self.fill()?;
         let mut msgs: Vec<ToWorker> = self.stash.drain(..).collect();
-        while let Some(m) = self.dec.next()? {
+        while let Some(m) = self.dec.next_frame()? {
             msgs.push(m);
         }
         Ok(msgs)
@@ -189,7 +189,7 @@ impl Channel {
         self.flush()?;
         let deadline = Instant::now() + timeout;
         loop {
-            while let Some(m) = self.dec.next::<ToWorker>()? {
+            while let Some(m) = self.dec.next_frame::<ToWorker>()? {
                 match m {
                     ToWorker::Reply { req: r, result } if r == req => return Ok(result),
                     other => self.stash.push_back(other),

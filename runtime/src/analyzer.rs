@@ -55,11 +55,10 @@ impl Analyzer {
                 let mut g = proc.lock().await;
                 if g.as_ref()
                     .is_some_and(|p| p.last_used.elapsed() > IDLE_EXIT)
+                    && let Some(mut p) = g.take()
                 {
-                    if let Some(mut p) = g.take() {
-                        let _ = p.worker.child.start_kill();
-                        let _ = p.worker.child.wait().await;
-                    }
+                    let _ = p.worker.child.start_kill();
+                    let _ = p.worker.child.wait().await;
                 }
             }
         });
@@ -118,7 +117,7 @@ async fn ask(p: &mut Proc, source: &str) -> Result<Analysis, AnalyzerError> {
     loop {
         while let Some(msg) = p
             .dec
-            .next::<FromWorker>()
+            .next_frame::<FromWorker>()
             .map_err(|e| AnalyzerError::Protocol(e.to_string()))?
         {
             if let FromWorker::Analysis { req: r, analysis } = msg

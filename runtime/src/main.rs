@@ -210,11 +210,17 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         cfg.listen,
         cfg.data_dir.display()
     );
+    let notifier = sdnotify::Notifier::from_env();
     if cfg.restore_on_start {
+        if let Some(n) = &notifier {
+            // Each restored script may take up to its boot timeout.
+            let most = std::time::Duration::from_millis(cfg.boot_timeout_ms)
+                .saturating_mul(u32::try_from(cfg.max_running_scripts).unwrap_or(u32::MAX));
+            let _ = n.notify_extend_timeout(most);
+        }
         engine.restore().await;
     }
     ready.store(true, Ordering::Release);
-    let notifier = sdnotify::Notifier::from_env();
     if let Some(n) = &notifier {
         if let Err(e) = n.notify_ready() {
             tracing::warn!("cannot tell systemd we are ready: {e}");

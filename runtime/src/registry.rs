@@ -239,7 +239,7 @@ pub struct Registry {
     routes: RwLock<Routes>,
     functions: RwLock<HashMap<String, Arc<FunctionEntry>>>,
     listeners: RwLock<HashMap<String, Vec<Arc<ListenerEntry>>>>,
-    timers: RwLock<HashMap<(Arc<str>, u32), Arc<TimerEntry>>>,
+    timers: RwLock<HashMap<TimerKey, Arc<TimerEntry>>>,
     listener_seq: AtomicU64,
     event_queue_len: usize,
 }
@@ -249,6 +249,12 @@ impl Default for Registry {
         Registry::new(1024)
     }
 }
+
+/// A timer is named by its script and its handler id there.
+type TimerKey = (Arc<str>, u32);
+
+/// A matched route and the values of its `{name}` segments.
+pub type RouteMatch = (Arc<RouteEntry>, Vec<(String, String)>);
 
 /// A registration checked and ready to commit.
 pub enum Prepared {
@@ -576,11 +582,7 @@ impl Registry {
     /// Finds the route for a request path (already percent-decoded, split on `/`).
     /// Literal routes win over patterns; among patterns, the one with more literal
     /// segments wins.
-    pub fn match_route(
-        &self,
-        method: &str,
-        path: &str,
-    ) -> Option<(Arc<RouteEntry>, Vec<(String, String)>)> {
+    pub fn match_route(&self, method: &str, path: &str) -> Option<RouteMatch> {
         let trimmed = if path.len() > 1 {
             path.trim_end_matches('/')
         } else {

@@ -111,16 +111,16 @@ impl Notifier {
         self.notify("STOPPING=1")
     }
 
+    /// Asks for more time before the start (or stop) times out, e.g. while the
+    /// scripts that were running are started again.
+    pub fn notify_extend_timeout(&self, extra: Duration) -> io::Result<()> {
+        self.notify(&format!("EXTEND_TIMEOUT_USEC={}", extra.as_micros()))
+    }
+
     /// One watchdog ping. Prefer [`Notifier::spawn_watchdog`], which pings only
     /// while the runtime is healthy.
     pub fn notify_watchdog(&self) -> io::Result<()> {
         self.notify("WATCHDOG=1")
-    }
-
-    /// Asks for more time before the start (or stop) times out, e.g. while a
-    /// large database is checked after an unclean shutdown.
-    pub fn notify_extend_timeout(&self, extra: Duration) -> io::Result<()> {
-        self.notify(&format!("EXTEND_TIMEOUT_USEC={}", extra.as_micros()))
     }
 
     /// How often to ping: half of `WatchdogSec`, as systemd recommends, so that

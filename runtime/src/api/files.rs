@@ -86,7 +86,7 @@ struct CreateFile {
 async fn create_inner(engine: &Arc<Engine>, req: CreateFile) -> Result<(Value, String), ApiError> {
     let file_type = req.file_type.unwrap_or_else(|| "python".into());
     check_file_type(&file_type)?;
-    crate::paths::check_file_name(&req.file_name).map_err(|e| ApiError::bad_request(e))?;
+    crate::paths::check_file_name(&req.file_name).map_err(ApiError::bad_request)?;
     let content = req.content.unwrap_or_else(|| template(&req.file_name));
     check_size(engine, &content)?;
     let boot = has_boot(engine, &file_type, &content).await?;

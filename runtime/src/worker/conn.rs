@@ -189,7 +189,7 @@ async fn read_loop(
         conn.last_seen_ms
             .store(crate::clock::unix_ms(), Ordering::Relaxed);
         loop {
-            match dec.next::<FromWorker>() {
+            match dec.next_frame::<FromWorker>() {
                 Ok(Some(msg)) => match msg {
                     FromWorker::RouteReply(r) => conn.complete(r.req, Answer::Route(r)),
                     FromWorker::CallReply { req, result } => {
