@@ -13,6 +13,10 @@ pub enum PathError {
     Empty { what: &'static str },
     #[error("{what}过长 (最多 {max} 个字符)")]
     TooLong { what: &'static str, max: usize },
+    /// The filesystem's own limit on one name: 255 bytes of UTF-8, so about 85
+    /// Chinese characters.
+    #[error("{what}过长: 每一级名称最多 {max} 字节 (UTF-8, 约 85 个汉字)")]
+    TooManyBytes { what: &'static str, max: usize },
     #[error("{what}不能是绝对路径")]
     Absolute { what: &'static str },
     #[error("{what}不能包含 '..' 或 '.' 段")]
@@ -42,7 +46,7 @@ fn check_segment(seg: &str, what: &'static str) -> Result<(), PathError> {
         return Err(PathError::Hidden { what });
     }
     if seg.len() > MAX_FILE_NAME_BYTES {
-        return Err(PathError::TooLong {
+        return Err(PathError::TooManyBytes {
             what,
             max: MAX_FILE_NAME_BYTES,
         });
@@ -146,8 +150,14 @@ mod tests {
         assert!(check_file_path(&long_seg).is_err());
         let long_path = vec!["abcd"; 120].join("/");
         assert!(check_file_path(&long_path).is_err());
-        assert!(check_project_name(&"项".repeat(101)).is_err());
-        assert!(check_project_name(&"项".repeat(100)).is_ok());
+        assert!(check_project_name(&"a".repeat(101)).is_err());
+        assert!(check_project_name(&"a".repeat(100)).is_ok());
+        // A folder name holds 255 bytes: 85 three-byte characters.
+        assert!(check_project_name(&"项".repeat(85)).is_ok());
+        assert!(matches!(
+            check_project_name(&"项".repeat(86)),
+            Err(PathError::TooManyBytes { .. })
+        ));
     }
 
     #[test]

@@ -579,34 +579,24 @@ impl Registry {
         counts
     }
 
-    /// Finds the route for a request path (already percent-decoded, split on `/`).
-    /// Literal routes win over patterns; among patterns, the one with more literal
-    /// segments wins.
-    pub fn match_route(&self, method: &str, path: &str) -> Option<RouteMatch> {
-        let trimmed = if path.len() > 1 {
-            path.trim_end_matches('/')
-        } else {
-            path
-        };
-        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+    /// Finds the route for a request path given as its percent-decoded segments
+    /// (decoded one by one, so `a%2Fb` is one segment holding a slash). Literal
+    /// routes win over patterns; among patterns, the one with more literal segments.
+    pub fn match_route(&self, method: &str, segs: &[String]) -> Option<RouteMatch> {
         let routes = read(&self.routes);
-        if let Some(r) = routes.exact.get(&exact_key(method, trimmed)) {
-            return Some((r.clone(), Vec::new()));
+        // A segment holding a slash can only fill a `{param}`.
+        if segs.iter().all(|s| !s.contains('/')) {
+            let path = format!("/{}", segs.join("/"));
+            if let Some(r) = routes.exact.get(&exact_key(method, &path)) {
+                return Some((r.clone(), Vec::new()));
+            }
         }
-        if routes.patterns.is_empty() {
-            return None;
-        }
-        let parts: Vec<&str> = trimmed
-            .split('/')
-            .skip(1)
-            .filter(|s| !s.is_empty())
-            .collect();
         let mut best: Option<(usize, &Arc<RouteEntry>)> = None;
         for r in routes.patterns.iter().filter(|r| r.method == method) {
-            if r.segs.len() != parts.len() {
+            if r.segs.len() != segs.len() {
                 continue;
             }
-            let ok = r.segs.iter().zip(&parts).all(|(s, p)| match s {
+            let ok = r.segs.iter().zip(segs).all(|(s, p)| match s {
                 Seg::Lit(l) => l == p,
                 Seg::Param(_) => true,
             });
@@ -621,20 +611,20 @@ impl Registry {
         let params = r
             .segs
             .iter()
-            .zip(&parts)
+            .zip(segs)
             .filter_map(|(s, p)| match s {
-                Seg::Param(name) => Some((name.clone(), (*p).to_string())),
+                Seg::Param(name) => Some((name.clone(), p.clone())),
                 Seg::Lit(_) => None,
             })
             .collect();
         Some((r.clone(), params))
     }
 
-    /// Is any route registered for this path under another method?
-    pub fn path_known(&self, path: &str) -> bool {
+    /// Is any route registered for these segments under another method?
+    pub fn path_known(&self, segs: &[String]) -> bool {
         ["GET", "POST", "PUT", "DELETE", "PATCH"]
             .iter()
-            .any(|m| self.match_route(m, path).is_some())
+            .any(|m| self.match_route(m, segs).is_some())
     }
 
     pub fn function(&self, name: &str) -> Option<Arc<FunctionEntry>> {

@@ -302,3 +302,42 @@ fn a_forked_child_of_a_script_does_not_keep_the_next_runtime_out() {
         &json!(true)
     );
 }
+
+/// Regression: a restore that failed once (a boot that could not succeed yet, say
+/// the device it needs was still down) dropped the script from the running set for
+/// good, so the next power cut lost it.
+#[test]
+fn a_restore_that_fails_for_now_is_retried_until_it_works() {
+    let rt = Runtime::start();
+    let pid = rt.create_project("p");
+    let flag = rt.data_dir().join("device-up");
+    std::fs::write(&flag, "1").expect("flag");
+    rt.create_file(
+        pid,
+        "needs_device.py",
+        &py(r#"
+            import os
+            def boot(params):
+                if not os.path.exists(params["flag"]):
+                    raise RuntimeError("device not reachable yet")
+                VWED.api.register_route("/up", "GET", lambda r: {"up": True})
+        "#),
+    );
+    let flag_s = flag.to_str().expect("utf8 path").to_string();
+    rt.start_ok("p/needs_device.py", Some(json!({"flag": flag_s})));
+    let data = rt.kill9_keep_data();
+    std::fs::remove_file(data.path().join("device-up")).expect("remove flag");
+    let rt = Runtime::start_in(data, vwed_e2e::Opts::default());
+    assert!(rt.running().is_empty(), "the boot cannot succeed yet");
+    std::fs::write(rt.data_dir().join("device-up"), "1").expect("flag again");
+    wait_until(
+        Duration::from_secs(20),
+        "the script is restored by a retry",
+        || {
+            rt.running()
+                .iter()
+                .any(|s| s["script_path"] == "p/needs_device.py" && s["status"] == "running")
+        },
+    );
+    rt.call_route("GET", "/up", None).expect_status(200);
+}

@@ -489,3 +489,19 @@ fn async_handlers_run_concurrently_and_routes_can_change_at_run_time() {
     r.ok();
     assert_eq!(r.get("registrations")["apis"], json!(0));
 }
+
+/// Regression: the whole path was decoded before it was split, so `a%2Fb` became two
+/// segments and a `{id}` route answered 404.
+#[test]
+fn encoded_slash_stays_inside_one_path_parameter() {
+    let rt = Runtime::start();
+    rt.deploy(
+        "p",
+        "items.py",
+        "def boot():\n    @VWED.api.get('/items/{id}')\n    def item(r):\n        return r['path_params']\n",
+    );
+    let r = rt.call_route("GET", "/items/a%2Fb", None);
+    r.expect_status(200);
+    assert_eq!(r.json["id"], "a/b");
+    rt.call_route("GET", "/items/a/b", None).expect_status(404);
+}

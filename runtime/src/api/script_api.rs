@@ -64,11 +64,18 @@ pub async fn handle(
     engine: Arc<Engine>,
     body: Bytes,
 ) -> Resp {
-    let Some(path) = percent_decode(tail.as_str()).map(|p| format!("/{p}")) else {
+    let segs: Option<Vec<String>> = tail
+        .as_str()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let Some(segs) = segs else {
         return fail(StatusCode::BAD_REQUEST, "请求路径编码无效");
     };
-    let Some((route, path_params)) = engine.registry.match_route(method.as_str(), &path) else {
-        if engine.registry.path_known(&path) {
+    let path = format!("/{}", segs.join("/"));
+    let Some((route, path_params)) = engine.registry.match_route(method.as_str(), &segs) else {
+        if engine.registry.path_known(&segs) {
             return fail(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("接口 {path} 不支持 {method} 方法"),

@@ -245,21 +245,74 @@ impl Engine {
         };
         for (path, rec) in records {
             let params = serde_json::from_str(&rec.start_params).unwrap_or(Value::Null);
-            let req = StartRequest {
-                script_path: Some(path.clone()),
-                file_id: None,
-                start_params: params,
-            };
-            match self.start(req).await {
-                Ok(ok) => tracing::info!("restored {path} as {}", ok.script_id),
-                Err(e) => {
-                    // A script that cannot start now would fail at every boot; the
-                    // reason is logged and the operator starts it again when fixed.
-                    tracing::error!("could not restore {path}: {e}");
-                    let _ = self.running_set.remove(&path);
-                }
+            if let Err(e) = self.restore_one(&path, &params).await {
+                // A script that was running must come back after a power cut: only a
+                // failure no retry can cure gives up; anything else (a slow boot on a
+                // busy controller, a PLC not up yet) is tried again in the background.
+                self.retry_restore(path, params, e);
             }
         }
+    }
+
+    async fn restore_one(self: &Arc<Self>, path: &str, params: &Value) -> Result<(), StartError> {
+        let req = StartRequest {
+            script_path: Some(path.to_string()),
+            file_id: None,
+            start_params: params.clone(),
+        };
+        match self.start(req).await {
+            Ok(ok) => {
+                tracing::info!("restored {path} as {}", ok.script_id);
+                Ok(())
+            }
+            // Started by someone else meanwhile: restored all the same.
+            Err(StartError::AlreadyRunning { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn retry_restore(self: &Arc<Self>, path: String, params: Value, first: StartError) {
+        let permanent = |e: &StartError| {
+            matches!(
+                e,
+                StartError::NotFound(_)
+                    | StartError::NoBoot
+                    | StartError::Syntax(_)
+                    | StartError::BadParams
+            )
+        };
+        if permanent(&first) {
+            tracing::error!("could not restore {path}, giving up: {first}");
+            let _ = self.running_set.remove(&path);
+            return;
+        }
+        tracing::warn!("could not restore {path}, will retry: {first}");
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut wait = std::time::Duration::from_secs(5);
+            loop {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(300));
+                let Some(e) = engine.upgrade() else { return };
+                if e.is_shutting_down() {
+                    return;
+                }
+                // Stopped for good meanwhile (its record removed): nothing to restore.
+                match e.running_set.all() {
+                    Ok(all) if all.iter().any(|(p, _)| *p == path) => {}
+                    _ => return,
+                }
+                match e.restore_one(&path, &params).await {
+                    Ok(()) => return,
+                    Err(err) if permanent(&err) => {
+                        tracing::error!("could not restore {path}, giving up: {err}");
+                        let _ = e.running_set.remove(&path);
+                        return;
+                    }
+                    Err(err) => tracing::warn!("could not restore {path}, will retry: {err}"),
+                }
+            }
+        });
     }
 
     /// Stops every worker but keeps the running set, so the next start of the
