@@ -3,8 +3,8 @@
 use redb::ReadableDatabase;
 use vwed_ipc::Level;
 
-use super::record::LogEntry;
-use super::store::{BY_SCRIPT, LINES, LogStore, LogStoreError};
+use super::record::{LogEntry, decode_chunk, script_hash};
+use super::store::{BY_SCRIPT, CHUNKS, LogStore, LogStoreError};
 
 /// Most lines one page returns.
 pub const MAX_LIMIT: usize = 1000;
@@ -93,81 +93,107 @@ impl LogStore {
     pub fn page(&self, q: &LogQuery) -> Result<Page, LogStoreError> {
         let limit = q.limit.clamp(1, MAX_LIMIT);
         let r = self.db().begin_read()?;
-        let lines = r.open_table(LINES)?;
+        let chunks = r.open_table(CHUNKS)?;
         let mut entries = Vec::with_capacity(limit.min(256));
-        let mut scanned = 0usize;
-        let mut last_seq = None;
-        let mut exhausted = true;
-        let (lo, hi) = match (q.order, q.after) {
-            (Order::Desc, Some(a)) => (0, a.saturating_sub(1)),
-            (Order::Asc, Some(a)) => (a.saturating_add(1), u64::MAX),
-            (_, None) => (0, u64::MAX),
-        };
         if q.order == Order::Desc && q.after == Some(0) {
             return Ok(Page {
                 entries,
                 next: None,
             });
         }
-        let mut visit = |seq: u64, bytes: &[u8]| -> Result<bool, LogStoreError> {
-            scanned += 1;
-            last_seq = Some(seq);
-            let e = LogEntry::decode(seq, bytes)?;
-            if q.matches(&e) {
-                entries.push(e);
+        // Lines strictly beyond the cursor, in the page's order.
+        let beyond = |seq: u64| match (q.order, q.after) {
+            (_, None) => true,
+            (Order::Desc, Some(a)) => seq < a,
+            (Order::Asc, Some(a)) => seq > a,
+        };
+        let mut scanned = 0usize;
+        let mut last_seq = None;
+        let mut exhausted = true;
+        // Visits one chunk; false once the page is full or the budget spent.
+        let mut visit = |bytes: &[u8]| -> Result<bool, LogStoreError> {
+            let mut lines = decode_chunk(bytes)?;
+            if q.order == Order::Desc {
+                lines.reverse();
             }
-            // Keep going while the page is not full and the budget lasts.
-            if entries.len() >= limit || scanned >= SCAN_BUDGET {
-                exhausted = false;
-                return Ok(false);
+            for e in lines {
+                if !beyond(e.seq) {
+                    continue;
+                }
+                scanned += 1;
+                last_seq = Some(e.seq);
+                if q.matches(&e) {
+                    entries.push(e);
+                }
+                if entries.len() >= limit || scanned >= SCAN_BUDGET {
+                    exhausted = false;
+                    return Ok(false);
+                }
             }
             Ok(true)
         };
         if let Some(sid) = &q.script_id {
+            let h = script_hash(sid);
             let idx = r.open_table(BY_SCRIPT)?;
-            let range = idx.range((sid.as_str(), lo)..=(sid.as_str(), hi))?;
-            let mut go = |item: Result<
-                (
-                    redb::AccessGuard<'_, (&str, u64)>,
-                    redb::AccessGuard<'_, ()>,
-                ),
-                redb::StorageError,
-            >|
-             -> Result<bool, LogStoreError> {
-                let (k, _) = item?;
-                let seq = k.value().1;
-                match lines.get(seq)? {
-                    Some(v) => visit(seq, v.value()),
-                    // Pruned between the index and the line: skip it.
+            // The chunk holding the cursor starts at or before it.
+            let (lo, hi) = match (q.order, q.after) {
+                (Order::Desc, Some(a)) => (0, a.saturating_sub(1)),
+                (Order::Asc, Some(a)) => {
+                    let start = idx
+                        .range((h, 0)..=(h, a))?
+                        .next_back()
+                        .transpose()?
+                        .map(|(k, _)| k.value().1)
+                        .unwrap_or(0);
+                    (start, u64::MAX)
+                }
+                (_, None) => (0, u64::MAX),
+            };
+            let range = idx.range((h, lo)..=(h, hi))?;
+            let mut go = |key: u64| -> Result<bool, LogStoreError> {
+                match chunks.get(key)? {
+                    Some(v) => visit(v.value()),
+                    // Pruned between the index and the chunk: skip it.
                     None => Ok(true),
                 }
             };
             if q.order == Order::Desc {
                 for item in range.rev() {
-                    if !go(item)? {
+                    if !go(item?.0.value().1)? {
                         break;
                     }
                 }
             } else {
                 for item in range {
-                    if !go(item)? {
+                    if !go(item?.0.value().1)? {
                         break;
                     }
                 }
             }
         } else {
-            let range = lines.range(lo..=hi)?;
+            let (lo, hi) = match (q.order, q.after) {
+                (Order::Desc, Some(a)) => (0, a.saturating_sub(1)),
+                (Order::Asc, Some(a)) => {
+                    let start = chunks
+                        .range(..=a)?
+                        .next_back()
+                        .transpose()?
+                        .map(|(k, _)| k.value())
+                        .unwrap_or(0);
+                    (start, u64::MAX)
+                }
+                (_, None) => (0, u64::MAX),
+            };
+            let range = chunks.range(lo..=hi)?;
             if q.order == Order::Desc {
                 for item in range.rev() {
-                    let (k, v) = item?;
-                    if !visit(k.value(), v.value())? {
+                    if !visit(item?.1.value())? {
                         break;
                     }
                 }
             } else {
                 for item in range {
-                    let (k, v) = item?;
-                    if !visit(k.value(), v.value())? {
+                    if !visit(item?.1.value())? {
                         break;
                     }
                 }

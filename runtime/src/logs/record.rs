@@ -26,6 +26,7 @@ pub struct LogLine {
 /// The stored form; borrowed so that writing a line does not copy it again.
 #[derive(Serialize, Deserialize)]
 struct Stored<'a> {
+    seq: u64,
     ts_ms: u64,
     script_id: &'a str,
     script_path: &'a str,
@@ -56,6 +57,7 @@ fn level_from_code(c: u8) -> Level {
 impl LogLine {
     pub fn encode(&self) -> Result<Vec<u8>, DbError> {
         crate::db::encode(&Stored {
+            seq: self.seq,
             ts_ms: self.ts_ms,
             script_id: &self.script_id,
             script_path: &self.script_path,
@@ -66,11 +68,45 @@ impl LogLine {
         })
     }
 
-    /// Bytes a stored line is charged against `log_max_bytes`: its record, its
-    /// key and its entry in the per-script index.
-    pub fn charge(encoded_len: usize, script_id_len: usize) -> u64 {
-        (encoded_len + 8 + script_id_len + 8 + 32) as u64
+    /// Appends this line to a chunk: a little-endian u32 length, then the record.
+    pub fn encode_into(&self, chunk: &mut Vec<u8>) -> Result<(), DbError> {
+        let b = self.encode()?;
+        chunk.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        chunk.extend_from_slice(&b);
+        Ok(())
     }
+}
+
+/// Bytes a stored chunk is charged against `log_max_bytes`: its record, its key
+/// and its entries in the per-script index.
+pub fn chunk_charge(chunk_len: usize, scripts: usize) -> u64 {
+    (chunk_len + 8 + 16 * scripts + 32) as u64
+}
+
+/// Stable across runs (the per-script index is keyed by it), unlike std's hasher.
+pub fn script_hash(script_id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in script_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The lines of one chunk, in commit order.
+pub fn decode_chunk(mut bytes: &[u8]) -> Result<Vec<LogEntry>, DbError> {
+    let mut out = Vec::new();
+    while bytes.len() >= 4 {
+        let (len, rest) = bytes.split_at(4);
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if rest.len() < len {
+            return Err(DbError::Corrupt(postcard::Error::DeserializeUnexpectedEnd));
+        }
+        let (rec, rest) = rest.split_at(len);
+        out.push(LogEntry::decode(rec)?);
+        bytes = rest;
+    }
+    Ok(out)
 }
 
 /// A line read back from the database.
@@ -87,10 +123,10 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
-    pub fn decode(seq: u64, bytes: &[u8]) -> Result<LogEntry, DbError> {
+    pub fn decode(bytes: &[u8]) -> Result<LogEntry, DbError> {
         let s: Stored<'_> = postcard::from_bytes(bytes)?;
         Ok(LogEntry {
-            seq,
+            seq: s.seq,
             ts_ms: s.ts_ms,
             script_id: s.script_id.to_string(),
             script_path: s.script_path.to_string(),
@@ -166,7 +202,13 @@ mod tests {
             message: "温度过高".into(),
             fields: r#"{"t":90}"#.into(),
         };
-        let e = LogEntry::decode(7, &line.encode().expect("encode")).expect("decode");
+        let mut chunk = Vec::new();
+        line.encode_into(&mut chunk).expect("encode");
+        line.encode_into(&mut chunk).expect("encode");
+        let v = decode_chunk(&chunk).expect("decode");
+        assert_eq!(v.len(), 2);
+        let e = &v[1];
+        assert_eq!(e.seq, 7);
         assert_eq!(e.message, "温度过高");
         assert_eq!(e.level, Level::Warning);
         assert_eq!(e.to_json()["fields"]["t"], 90);

@@ -117,9 +117,8 @@ impl ScriptLogger {
     }
 
     fn emit(&self, level: Level, stream: &'static str, message: String, fields: String) {
-        let store = &self.logs.store;
         let line = LogLine {
-            seq: store.next_seq(),
+            seq: 0,
             ts_ms: crate::clock::unix_ms(),
             script_id: self.script_id.clone(),
             script_path: self.script_path.clone(),
@@ -128,10 +127,10 @@ impl ScriptLogger {
             message,
             fields,
         };
-        self.logs
-            .hub
-            .publish(&self.script_id, || script_log_json(&line));
-        store.enqueue(line);
+        let hub = &self.logs.hub;
+        self.logs.store.append(line, |l| {
+            hub.publish(&l.script_id, || script_log_json(l));
+        });
     }
 
     pub fn stats_json(&self) -> Value {

@@ -1,6 +1,10 @@
 //! The persisted log: a redb file of its own (so that bursts of log commits never
 //! queue behind script data writes), fed by one writer thread that commits
 //! whatever has arrived as one transaction (group commit).
+//!
+//! Lines are stored in chunks of up to `CHUNK_LINES` consecutive lines under the
+//! seq of their first line: one B-tree insert per chunk instead of per line is
+//! what lets one script's log reach 100,000 lines/s on a small controller.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,25 +13,25 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::record::{LogEntry, LogLine};
+use super::record::{LogLine, chunk_charge, decode_chunk, script_hash};
 use crate::db::DbError;
 
-/// seq → stored line.
-pub(super) const LINES: TableDefinition<u64, &[u8]> = TableDefinition::new("log_lines");
-/// (script_id, seq) → (): the lines of one script without scanning the others.
-pub(super) const BY_SCRIPT: TableDefinition<(&str, u64), ()> =
-    TableDefinition::new("log_by_script");
-/// Counters kept in step with the lines: "bytes".
+/// seq of the first line → chunk of lines (see `record::decode_chunk`).
+pub(super) const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("log_chunks");
+/// (script hash, chunk key) → (): the chunks holding lines of one script.
+pub(super) const BY_SCRIPT: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("log_chunks_by_script");
+/// Counters kept in step with the chunks: "bytes", "lines".
 const META: TableDefinition<&str, u64> = TableDefinition::new("log_meta");
 
 /// Most lines in one transaction: bounds the time one commit holds new lines back.
 const MAX_BATCH: usize = 16_384;
+const CHUNK_LINES: usize = 256;
+const CHUNK_BYTES: usize = 32 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogStoreError {
@@ -110,8 +114,9 @@ pub struct Stats {
 
 pub struct LogStore {
     db: Arc<Database>,
-    tx: SyncSender<Msg>,
-    next_seq: AtomicU64,
+    /// Next seq, locked around the send so that the queue (and so every chunk)
+    /// holds lines in seq order, which paging by seq relies on.
+    tx: Mutex<(u64, SyncSender<Msg>)>,
     pub stats: Arc<Stats>,
     limits: StoreLimits,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -127,7 +132,7 @@ impl LogStore {
             .set_cache_size(cache_bytes)
             .create(path)?;
         let w = db.begin_write()?;
-        w.open_table(LINES)?;
+        w.open_table(CHUNKS)?;
         w.open_table(BY_SCRIPT)?;
         let bytes = w
             .open_table(META)?
@@ -138,8 +143,11 @@ impl LogStore {
         let db = Arc::new(db);
         let last = {
             let r = db.begin_read()?;
-            let t = r.open_table(LINES)?;
-            t.last()?.map(|(k, _)| k.value()).unwrap_or(0)
+            let t = r.open_table(CHUNKS)?;
+            match t.last()? {
+                Some((_, v)) => decode_chunk(v.value())?.last().map(|e| e.seq).unwrap_or(0),
+                None => 0,
+            }
         };
         let stats = Arc::new(Stats::default());
         stats.bytes.store(bytes, Ordering::Relaxed);
@@ -156,8 +164,7 @@ impl LogStore {
             .map_err(LogStoreError::Thread)?;
         Ok(Arc::new(LogStore {
             db,
-            tx,
-            next_seq: AtomicU64::new(last + 1),
+            tx: Mutex::new((last + 1, tx)),
             stats,
             limits,
             writer: Mutex::new(Some(handle)),
@@ -168,16 +175,27 @@ impl LogStore {
         &self.db
     }
 
-    /// A fresh sequence number; lines carry it to WebSocket clients and the store.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    fn sender(&self) -> SyncSender<Msg> {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
     }
 
-    /// Queues a line without ever waiting: a full queue drops and counts it.
-    pub fn enqueue(&self, line: LogLine) -> bool {
-        match self.tx.try_send(Msg::Line(line)) {
+    /// The seq the next line will get.
+    #[cfg(test)]
+    pub fn next_seq(&self) -> u64 {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// Numbers the line, lets `publish` see it (so that live clients get the same
+    /// seq), and queues it without ever waiting: a full queue drops and counts it.
+    pub fn append(&self, mut line: LogLine, publish: impl FnOnce(&LogLine)) -> bool {
+        let mut g = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        line.seq = g.0;
+        g.0 += 1;
+        publish(&line);
+        match g.1.try_send(Msg::Line(line)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                drop(g);
                 self.stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
@@ -188,7 +206,7 @@ impl LogStore {
     /// Waits for queue space, so call it from a blocking context.
     pub fn flush_blocking(&self) -> Result<u64, LogStoreError> {
         let (done, rx) = oneshot::channel();
-        self.tx
+        self.sender()
             .send(Msg::Flush(done))
             .map_err(|_| LogStoreError::WriterGone)?;
         match rx.blocking_recv() {
@@ -209,7 +227,7 @@ impl LogStore {
     #[cfg(test)]
     pub fn prune_now_blocking(&self) -> Result<u64, LogStoreError> {
         let (done, rx) = oneshot::channel();
-        self.tx
+        self.sender()
             .send(Msg::Prune(done))
             .map_err(|_| LogStoreError::WriterGone)?;
         rx.blocking_recv().map_err(|_| LogStoreError::WriterGone)
@@ -217,7 +235,7 @@ impl LogStore {
 
     /// Commits what is queued and stops the writer.
     pub fn close(&self) {
-        let _ = self.tx.send(Msg::Close);
+        let _ = self.sender().send(Msg::Close);
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
@@ -247,21 +265,25 @@ impl LogStore {
 
     fn extent(&self) -> Result<(u64, Option<u64>, Option<u64>), LogStoreError> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(LINES)?;
-        let n = t.len()?;
+        let m = r.open_table(META)?;
+        let n = m.get("lines")?.map(|v| v.value()).unwrap_or(0);
+        let t = r.open_table(CHUNKS)?;
         let first = t.first()?.map(|(k, _)| k.value());
-        let last = t.last()?.map(|(k, _)| k.value());
+        let last = match t.last()? {
+            Some((_, v)) => decode_chunk(v.value())?.last().map(|e| e.seq),
+            None => None,
+        };
         Ok((n, first, last))
     }
 
     #[cfg(test)]
-    pub fn get(&self, seq: u64) -> Result<Option<LogEntry>, LogStoreError> {
+    pub fn get(&self, seq: u64) -> Result<Option<super::record::LogEntry>, LogStoreError> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(LINES)?;
-        Ok(match t.get(seq)? {
-            Some(v) => Some(LogEntry::decode(seq, v.value())?),
-            None => None,
-        })
+        let t = r.open_table(CHUNKS)?;
+        let Some((_, v)) = t.range(..=seq)?.next_back().transpose()? else {
+            return Ok(None);
+        };
+        Ok(decode_chunk(v.value())?.into_iter().find(|e| e.seq == seq))
     }
 }
 
@@ -346,17 +368,47 @@ impl Writer {
             .map_err(|e| LogStoreError::Commit(e.to_string()))?;
         let mut added = 0u64;
         {
-            let mut t = w.open_table(LINES)?;
+            let mut t = w.open_table(CHUNKS)?;
             let mut idx = w.open_table(BY_SCRIPT)?;
-            for l in lines {
-                let bytes = l.encode()?;
-                t.insert(l.seq, bytes.as_slice())?;
-                idx.insert((&*l.script_id, l.seq), ())?;
-                added += LogLine::charge(bytes.len(), l.script_id.len());
+            let mut chunk = Vec::with_capacity(CHUNK_BYTES + 1024);
+            let mut scripts: Vec<u64> = Vec::new();
+            for part in lines.chunk_by({
+                // Cut a chunk at CHUNK_LINES lines or once it passes CHUNK_BYTES.
+                let mut n = 0usize;
+                let mut bytes = 0usize;
+                move |_: &LogLine, b: &LogLine| {
+                    n += 1;
+                    bytes += b.message.len() + b.fields.len() + 64;
+                    if n >= CHUNK_LINES || bytes >= CHUNK_BYTES {
+                        n = 0;
+                        bytes = 0;
+                        false
+                    } else {
+                        true
+                    }
+                }
+            }) {
+                chunk.clear();
+                scripts.clear();
+                for l in part {
+                    l.encode_into(&mut chunk)?;
+                    let h = script_hash(&l.script_id);
+                    if !scripts.contains(&h) {
+                        scripts.push(h);
+                    }
+                }
+                let key = part[0].seq;
+                t.insert(key, chunk.as_slice())?;
+                for h in &scripts {
+                    idx.insert((*h, key), ())?;
+                }
+                added += chunk_charge(chunk.len(), scripts.len());
             }
             let mut m = w.open_table(META)?;
             let total = m.get("bytes")?.map(|v| v.value()).unwrap_or(0) + added;
+            let count = m.get("lines")?.map(|v| v.value()).unwrap_or(0) + lines.len() as u64;
             m.insert("bytes", total)?;
+            m.insert("lines", count)?;
             self.stats.bytes.store(total, Ordering::Relaxed);
         }
         w.commit()?;
@@ -371,9 +423,10 @@ impl Writer {
     }
 }
 
-/// One bounded pruning pass: deletes the oldest lines while the store is over its
-/// size (down to 90 % of it, so that pruning does not run for every batch) or
-/// while they are older than the age limit. At most `prune_batch` lines.
+/// One bounded pruning pass: deletes the oldest chunks while the store is over
+/// its size (down to 90 % of it, so that pruning does not run for every batch) or
+/// while all their lines are older than the age limit. Stops after about
+/// `prune_batch` lines.
 pub(super) fn prune(
     db: &Database,
     stats: &Stats,
@@ -386,46 +439,47 @@ pub(super) fn prune(
     {
         let mut m = w.open_table(META)?;
         let mut bytes = m.get("bytes")?.map(|v| v.value()).unwrap_or(0);
+        let mut lines = m.get("lines")?.map(|v| v.value()).unwrap_or(0);
         let target = if bytes > limits.max_bytes {
             limits.max_bytes / 10 * 9
         } else {
             u64::MAX
         };
-        let mut t = w.open_table(LINES)?;
+        let mut t = w.open_table(CHUNKS)?;
         let mut idx = w.open_table(BY_SCRIPT)?;
         while (deleted as usize) < limits.prune_batch {
-            let Some((seq, entry)) = ({
-                match t.first()? {
-                    Some((k, v)) => {
-                        let seq = k.value();
-                        Some((
-                            seq,
-                            LogEntry::decode(seq, v.value()).map(|e| (e, v.value().len())),
-                        ))
-                    }
-                    None => None,
-                }
-            }) else {
-                break;
+            let (key, len, entries) = match t.first()? {
+                Some((k, v)) => (k.value(), v.value().len(), decode_chunk(v.value())),
+                None => break,
             };
-            let (entry, len) = match entry {
-                Ok(x) => x,
+            let entries = match entries {
+                Ok(e) => e,
                 Err(_) => {
-                    // A record we cannot read only takes space.
-                    t.remove(seq)?;
-                    deleted += 1;
+                    // A chunk we cannot read only takes space.
+                    t.remove(key)?;
+                    bytes = bytes.saturating_sub(chunk_charge(len, 0));
                     continue;
                 }
             };
-            if bytes <= target && entry.ts_ms >= cutoff {
+            let newest = entries.iter().map(|e| e.ts_ms).max().unwrap_or(0);
+            if bytes <= target && newest >= cutoff {
                 break;
             }
-            t.remove(seq)?;
-            idx.remove((entry.script_id.as_str(), seq))?;
-            bytes = bytes.saturating_sub(LogLine::charge(len, entry.script_id.len()));
-            deleted += 1;
+            t.remove(key)?;
+            let mut scripts: Vec<u64> = Vec::new();
+            for e in &entries {
+                let h = script_hash(&e.script_id);
+                if !scripts.contains(&h) {
+                    scripts.push(h);
+                    idx.remove((h, key))?;
+                }
+            }
+            bytes = bytes.saturating_sub(chunk_charge(len, scripts.len()));
+            lines = lines.saturating_sub(entries.len() as u64);
+            deleted += entries.len() as u64;
         }
         m.insert("bytes", bytes)?;
+        m.insert("lines", lines)?;
         stats.bytes.store(bytes, Ordering::Relaxed);
     }
     if deleted > 0 {

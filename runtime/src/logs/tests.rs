@@ -243,8 +243,9 @@ fn pruning_by_age() {
     let logs = open("age", limits, 0, 1);
     let now = crate::clock::unix_ms();
     for (i, age) in [(0u64, 3_600_000u64), (1, 120_000), (2, 1_000)] {
-        logs.store.enqueue(LogLine {
-            seq: logs.store.next_seq(),
+        // Committed one by one: pruning works on whole chunks of a commit.
+        let line = LogLine {
+            seq: 0,
             ts_ms: now - age,
             script_id: Arc::from("a"),
             script_path: Arc::from("p/a.py"),
@@ -252,9 +253,10 @@ fn pruning_by_age() {
             stream: "log",
             message: format!("m{i}"),
             fields: String::new(),
-        });
+        };
+        logs.store.append(line, |_| {});
+        logs.store.flush_blocking().expect("flush");
     }
-    logs.store.flush_blocking().expect("flush");
     assert_eq!(logs.store.prune_now_blocking().expect("prune"), 2);
     let left: Vec<_> = all(&logs, LogQuery::default())
         .into_iter()
@@ -360,4 +362,43 @@ async fn lines_reach_websocket_subscribers() {
     assert_eq!(got[2]["result"]["data"], 42);
     assert_eq!(got[3]["execution_type"], "error");
     assert_eq!(got[3]["result"]["error"], "boom");
+}
+
+#[test]
+fn paging_one_script_among_others_across_chunks() {
+    let logs = open("interleaved", StoreLimits::default(), 0, 1);
+    let a = logs.script("a", "p/a.py");
+    let b = logs.script("b", "p/b.py");
+    for round in 0..4 {
+        for i in 0..300 {
+            a.script_line(Level::Info, "log", format!("a{round}-{i}"), None);
+            b.script_line(Level::Info, "log", format!("b{round}-{i}"), None);
+        }
+        // Several commits, so that pages cross chunk boundaries.
+        logs.store.flush_blocking().expect("flush");
+    }
+    for order in [Order::Desc, Order::Asc] {
+        let mut q = LogQuery {
+            script_id: Some("a".into()),
+            limit: 37,
+            order,
+            ..LogQuery::default()
+        };
+        let mut seqs = Vec::new();
+        loop {
+            let p = logs.store.page(&q).expect("page");
+            assert!(p.entries.iter().all(|e| e.script_id == "a"));
+            seqs.extend(p.entries.iter().map(|e| e.seq));
+            match p.next {
+                Some(s) => q.after = Some(s),
+                None => break,
+            }
+        }
+        assert_eq!(seqs.len(), 1200, "{order:?}");
+        let sorted = seqs.windows(2).all(|w| match order {
+            Order::Desc => w[0] > w[1],
+            Order::Asc => w[0] < w[1],
+        });
+        assert!(sorted, "{order:?}");
+    }
 }
