@@ -30,6 +30,9 @@ pub enum ToWorker {
     },
     /// Analyzer mode: check a source text.
     Analyze { req: u64, source: String },
+    /// Liveness check, answered with [`FromWorker::Done`] when the worker's loop is
+    /// free: a worker stuck in a handler lets its heartbeat go stale.
+    Ping { req: u64 },
     /// Finish: the worker should exit now. The supervisor kills it after a grace period.
     Stop,
 }

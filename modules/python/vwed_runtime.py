@@ -444,6 +444,8 @@ def _dispatch(msg):
         task = _tasks.pop(msg[1], None)
         if task is not None:
             task.cancel()
+    elif kind == "ping":
+        _vwed.done(msg[1], None)
     elif kind == "boot":
         _boot(*msg[1:])
     elif kind in ("stop", "eof"):

@@ -95,6 +95,7 @@ fn to_py_messages<'py>(
             ToWorker::Analyze { req, source } => {
                 ("analyze", req, source).into_pyobject(py)?.into_any()
             }
+            ToWorker::Ping { req } => ("ping", req).into_pyobject(py)?.into_any(),
             ToWorker::Stop => ("stop",).into_pyobject(py)?.into_any(),
         };
         list.append(item)?;

@@ -23,10 +23,34 @@ pub fn limited(limit: u64) -> impl Filter<Extract = (Bytes,), Error = warp::Reje
         .and(warp::body::stream())
         .and_then(move |len: Option<u64>, stream| async move {
             if len.is_some_and(|l| l > limit) {
+                // Read (and drop) a bounded amount first: a server that answers while
+                // the client is still sending resets the connection, and the client
+                // sees a broken pipe instead of the 413.
+                if len.is_some_and(|l| l <= DRAIN_MAX) {
+                    drain(stream, DRAIN_MAX).await;
+                }
                 return Err(warp::reject::custom(TooLarge(limit)));
             }
             collect(stream, limit).await
         })
+}
+
+/// Most of an oversized body that is read and dropped so the 413 arrives intact.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+
+async fn drain<S, B>(stream: S, max: u64)
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut seen = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.remaining() as u64;
+        if seen > max {
+            break;
+        }
+    }
 }
 
 async fn collect<S, B>(stream: S, limit: u64) -> Result<Bytes, warp::Rejection>
@@ -39,6 +63,8 @@ where
     while let Some(chunk) = stream.next().await {
         let mut chunk = chunk.map_err(|e| warp::reject::custom(BodyError(e.to_string())))?;
         if buf.len() as u64 + chunk.remaining() as u64 > limit {
+            // As above: let the client finish sending, within bounds.
+            drain(stream.as_mut(), DRAIN_MAX).await;
             return Err(warp::reject::custom(TooLarge(limit)));
         }
         while chunk.has_remaining() {

@@ -179,6 +179,7 @@ impl Engine {
                     tracing::error!("cannot record {script_path} as running: {e}");
                 }
                 inst.note(Level::Info, "脚本启动成功");
+                tokio::spawn(heartbeat(inst.clone()));
                 self.logs.status(&inst.script_id, "started", "脚本启动成功");
                 self.emit(
                     "script_started",
@@ -345,6 +346,23 @@ impl Engine {
             }
         }
         let _ = inst.exited.send(Some(exit));
+    }
+}
+
+/// How often a running worker is asked whether its loop is free.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Keeps the heartbeat of an idle, healthy script fresh; a script stuck in a
+/// handler does not answer, and its heartbeat shows how long it has been stuck.
+async fn heartbeat(inst: Arc<Instance>) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        if inst.state() != State::Running {
+            return;
+        }
+        let Some(conn) = inst.conn() else { return };
+        let req = conn.next_req();
+        let _ = conn.request(req, &ToWorker::Ping { req }, HEARTBEAT).await;
     }
 }
 
