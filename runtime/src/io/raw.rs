@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use vwed_boards::BusConfig;
-use vwed_hal::{LineRequest, ModbusRequest, Request, Response, Table, UnitId};
+use vwed_hal::{LineRequest, ModbusRequest, PointSpec, Request, Response, Table, UnitId};
 
 use super::error::IoOpError;
 use super::{IoRuntime, Who, audit};
@@ -87,6 +87,26 @@ fn bit(v: &Value) -> Result<bool, IoOpError> {
     }
 }
 
+/// The first read-only point that `n` entries from `addr` would overwrite.
+fn read_only_overlap<'a>(
+    points: &'a [PointSpec],
+    bus: &str,
+    unit: UnitId,
+    table: Table,
+    addr: u16,
+    n: u16,
+) -> Option<&'a str> {
+    let (start, end) = (u32::from(addr), u32::from(addr) + u32::from(n));
+    points
+        .iter()
+        .filter(|p| p.bus == bus && p.unit == unit && p.table == table && p.read_only)
+        .find(|p| {
+            let ps = u32::from(p.address);
+            ps < end && start < ps + u32::from(p.width())
+        })
+        .map(|p| p.tag.as_str())
+}
+
 impl IoRuntime {
     /// Bus and unit of a device name, or a bus name with the given unit.
     fn resolve(&self, target: &str, unit: Option<UnitId>) -> Result<(String, UnitId), IoOpError> {
@@ -123,19 +143,10 @@ impl IoRuntime {
         addr: u16,
         n: u16,
     ) -> Result<(), IoOpError> {
-        let end = u32::from(addr) + u32::from(n);
-        for p in &self.setup.devices.points {
-            if p.bus == bus && p.unit == unit && p.table == table && p.read_only {
-                let (ps, pe) = (
-                    u32::from(p.address),
-                    u32::from(p.address) + u32::from(p.width()),
-                );
-                if ps < end && u32::from(addr) < pe {
-                    return Err(IoOpError::ReadOnly(p.tag.clone()));
-                }
-            }
+        match read_only_overlap(&self.setup.devices.points, bus, unit, table, addr, n) {
+            Some(tag) => Err(IoOpError::ReadOnly(tag.to_string())),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     pub async fn modbus(
@@ -307,5 +318,54 @@ impl IoRuntime {
             None => client.submit(req).await,
         };
         Ok(r?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use vwed_hal::{DataType, Encoding};
+
+    fn point(tag: &str, address: u16, data_type: DataType, read_only: bool) -> PointSpec {
+        PointSpec {
+            tag: tag.into(),
+            bus: "b".into(),
+            unit: 1,
+            table: Table::Holding,
+            address,
+            encoding: Encoding::plain(data_type),
+            period: Duration::from_millis(100),
+            deadband: 0.0,
+            read_only,
+        }
+    }
+
+    #[test]
+    fn raw_writes_over_read_only_points_are_found() {
+        let pts = [
+            point("rw", 0, DataType::U16, false),
+            point("ro32", 10, DataType::U32, true),
+        ];
+        let hit = |addr, n| read_only_overlap(&pts, "b", 1, Table::Holding, addr, n);
+        assert_eq!(hit(0, 1), None);
+        assert_eq!(hit(9, 1), None);
+        assert_eq!(hit(9, 2), Some("ro32"), "touches the first word");
+        assert_eq!(hit(11, 1), Some("ro32"), "the second word of a u32");
+        assert_eq!(hit(12, 5), None);
+        assert_eq!(read_only_overlap(&pts, "b", 2, Table::Holding, 10, 1), None);
+        assert_eq!(read_only_overlap(&pts, "b", 1, Table::Coil, 10, 1), None);
+    }
+
+    #[test]
+    fn register_and_coil_values() {
+        assert_eq!(word(&serde_json::json!(65535)).ok(), Some(65535));
+        assert_eq!(word(&serde_json::json!(-2)).ok(), Some(0xFFFE));
+        assert!(word(&serde_json::json!(65536)).is_err());
+        assert!(word(&serde_json::json!(1.5)).is_err());
+        assert_eq!(bit(&serde_json::json!(1)).ok(), Some(true));
+        assert!(bit(&serde_json::json!(2)).is_err());
+        assert_eq!(RawOp::parse("read_holding"), Some(RawOp::ReadHolding));
+        assert_eq!(RawOp::parse("read"), None);
     }
 }
