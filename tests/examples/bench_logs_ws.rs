@@ -85,6 +85,13 @@ fn main() {
         best = best.max(rate);
     }
     println!("log lines persisted and acknowledged: best {best:.0} lines/s");
+    let stats = rt.get("/api/script/logs/stats");
+    let st = &stats.data()["store"];
+    let file = std::fs::metadata(rt.data_dir().join("logs.redb")).map_or(0, |m| m.len());
+    println!(
+        "store: {} lines kept, {} bytes charged (limit {}), {} pruned, logs.redb {} bytes",
+        st["lines"], st["bytes"], st["max_bytes"], st["pruned"], file
+    );
 
     // Push delay.
     let url = format!(

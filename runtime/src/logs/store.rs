@@ -343,14 +343,22 @@ impl Writer {
             if over || !prunes.is_empty() || self.last_prune.elapsed() >= self.limits.prune_interval
             {
                 self.last_prune = Instant::now();
-                let deleted =
-                    match prune(&self.db, &self.stats, &self.limits, crate::clock::unix_ms()) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            tracing::error!("log pruning failed: {e}");
-                            0
-                        }
-                    };
+                // Deleting at least twice what came in keeps a sustained flood
+                // from outgrowing the limit, while each pass stays bounded.
+                let budget = self.limits.prune_batch.max(2 * n as usize);
+                let deleted = match prune(
+                    &self.db,
+                    &self.stats,
+                    &self.limits,
+                    budget,
+                    crate::clock::unix_ms(),
+                ) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!("log pruning failed: {e}");
+                        0
+                    }
+                };
                 for p in prunes.drain(..) {
                     let _ = p.send(deleted);
                 }
@@ -426,11 +434,12 @@ impl Writer {
 /// One bounded pruning pass: deletes the oldest chunks while the store is over
 /// its size (down to 90 % of it, so that pruning does not run for every batch) or
 /// while all their lines are older than the age limit. Stops after about
-/// `prune_batch` lines.
+/// `budget` lines.
 pub(super) fn prune(
     db: &Database,
     stats: &Stats,
     limits: &StoreLimits,
+    budget: usize,
     now_ms: u64,
 ) -> Result<u64, LogStoreError> {
     let cutoff = now_ms.saturating_sub(limits.max_age_ms);
@@ -447,7 +456,7 @@ pub(super) fn prune(
         };
         let mut t = w.open_table(CHUNKS)?;
         let mut idx = w.open_table(BY_SCRIPT)?;
-        while (deleted as usize) < limits.prune_batch {
+        while (deleted as usize) < budget {
             let (key, len, entries) = match t.first()? {
                 Some((k, v)) => (k.value(), v.value().len(), decode_chunk(v.value())),
                 None => break,
