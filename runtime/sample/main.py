@@ -57,4 +57,19 @@ def boot(params):
         a = VWED.function.call("area", {"width": 2, "height": 3})
         return {"sum": s["sum"], "area": a}
 
+    @VWED.event.listen("order_ready", priority=0)
+    def on_order(event_data):
+        # Emit from anywhere: another script, a timer, or
+        # curl -X POST localhost:8000/api/script/events/emit -d '{"event_name": "order_ready", "data": {"order": 7}}'
+        VWED.log.sync_info("order ready", order=event_data.get("order"))
+        VWED.data.set("last_order", event_data)
+
+    @VWED.timer.every(60)
+    def heartbeat():
+        VWED.event.emit("sample_heartbeat", {"script_id": VWED.get_script_id(), "at": VWED.util.now()})
+
+    @VWED.timer.cron("0 * * * *")
+    async def hourly():
+        await VWED.log.info("hourly check", processed_total=VWED.data.get("processed_total", 0))
+
     VWED.log.sync_info("sample script ready")

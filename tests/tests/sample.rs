@@ -30,7 +30,7 @@ fn the_sample_project_starts_and_works() {
     r.ok();
     assert_eq!(
         r.get("registrations"),
-        &json!({"apis": 3, "functions": 4, "events": 0, "timers": 0})
+        &json!({"apis": 3, "functions": 4, "events": 1, "timers": 2})
     );
     let sid = r.get("script_id").as_str().expect("id").to_string();
 
@@ -68,6 +68,17 @@ fn the_sample_project_starts_and_works() {
     );
     let out = rt.output(&sid);
     assert!(out.contains("sample script ready"), "{out}");
+    // Its event listener, fed by the central server's emit endpoint.
+    rt.post(
+        "/api/script/events/emit",
+        &json!({"event_name": "order_ready", "data": {"order": 7}}),
+    )
+    .ok();
+    vwed_e2e::wait_until(
+        std::time::Duration::from_secs(10),
+        "the sample's listener ran",
+        || rt.output(&sid).contains("order ready"),
+    );
 
     // A data dir that has projects gets no second sample.
     let data = rt.kill9_keep_data();
