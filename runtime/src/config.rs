@@ -89,6 +89,9 @@ pub struct Config {
     /// Keep one worker started ahead of need, so that starting a script does not
     /// wait for the interpreter to come up. Costs one idle worker's memory.
     pub spare_worker: bool,
+    /// Registrations (routes, functions, listeners, timers) one run of a script may
+    /// make: a script registering in a loop must not exhaust the supervisor.
+    pub max_registrations: usize,
 }
 
 impl Default for Config {
@@ -132,6 +135,7 @@ impl Default for Config {
             ws_client_queue: 1_024,
             event_queue_len: 1024,
             spare_worker: true,
+            max_registrations: 10_000,
         }
     }
 }

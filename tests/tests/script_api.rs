@@ -505,3 +505,20 @@ fn encoded_slash_stays_inside_one_path_parameter() {
     assert_eq!(r.json["id"], "a/b");
     rt.call_route("GET", "/items/a/b", None).expect_status(404);
 }
+
+/// Registering in a loop hits a limit with a clear error instead of growing the
+/// supervisor without bound.
+#[test]
+fn registrations_per_script_are_bounded() {
+    let rt = Runtime::with(Opts::default().env("VWED_MAX_REGISTRATIONS", 50));
+    let pid = rt.create_project("p");
+    rt.create_file(
+        pid,
+        "many.py",
+        "def boot():\n    for i in range(51):\n        VWED.api.register_route(f'/r{i}', 'GET', lambda r: {})\n",
+    );
+    let r = rt.start_script("p/many.py", None);
+    r.expect_status(500);
+    assert!(r.text.contains("注册数量已达上限"), "{}", r.text);
+    assert!(rt.running().is_empty());
+}

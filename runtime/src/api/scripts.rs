@@ -200,7 +200,7 @@ pub fn fn_error_status(e: &FnCallError) -> StatusCode {
     match e {
         FnCallError::ScriptNotRunning(_) | FnCallError::NotRegistered(_) => StatusCode::NOT_FOUND,
         FnCallError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-        FnCallError::Gone(_) => StatusCode::SERVICE_UNAVAILABLE,
+        FnCallError::Gone(_) | FnCallError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         FnCallError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -75,6 +75,8 @@ pub struct Instance {
     pub boot: Mutex<Option<BootPhase>>,
     pub exited: watch::Sender<Option<ExitInfo>>,
     pub kill: Mutex<Option<oneshot::Sender<()>>>,
+    /// Registrations made by this run, counted against a limit.
+    pub registrations: std::sync::atomic::AtomicUsize,
 }
 
 impl Instance {
@@ -103,6 +105,7 @@ impl Instance {
             boot: Mutex::new(None),
             exited: watch::channel(None).0,
             kill: Mutex::new(None),
+            registrations: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 

@@ -68,6 +68,8 @@ pub enum FnCallError {
     Failed { name: String, message: String },
     #[error("函数 {0} 所在的脚本进程已退出")]
     Gone(String),
+    #[error("函数 {0} 所在的脚本繁忙 (等待中的请求已达上限), 请稍后重试")]
+    Busy(String),
 }
 
 impl Engine {
@@ -198,6 +200,7 @@ impl Engine {
                 name: name.to_string(),
                 ms,
             }),
+            Err(CallError::Busy(_)) => Err(FnCallError::Busy(name.to_string())),
             Err(_) => Err(FnCallError::Gone(name.to_string())),
         };
         entry.stats.record(out.is_ok(), us);

@@ -33,6 +33,17 @@ impl ScriptSink {
         conn: &Arc<WorkerConn>,
         reg: vwed_ipc::Registration,
     ) -> Result<(), String> {
+        // A script registering in a loop must not exhaust the supervisor's memory.
+        let made = self
+            .inst
+            .registrations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let max = engine.cfg.max_registrations;
+        if made >= max {
+            return Err(format!(
+                "注册数量已达上限 ({max} 个接口/函数/监听器/定时任务)"
+            ));
+        }
         let target = Target {
             script_id: self.inst.script_id.clone(),
             conn: conn.clone(),

@@ -33,7 +33,13 @@ pub enum CallError {
     Encode(String),
     #[error("脚本应答类型错误")]
     Protocol,
+    #[error("脚本繁忙: 已有 {0} 个请求在等待")]
+    Busy(usize),
 }
+
+/// Requests one worker may have waiting at once. A flood against a slow script is
+/// refused beyond this instead of queueing without bound.
+pub const MAX_PENDING: usize = 10_000;
 
 /// Receives everything a worker says that is not an answer to a request.
 pub trait FrameSink: Send + Sync + 'static {
@@ -108,7 +114,13 @@ impl WorkerConn {
             return Err(CallError::Gone);
         }
         let (otx, orx) = oneshot::channel();
-        self.lock_pending().insert(req, otx);
+        {
+            let mut pending = self.lock_pending();
+            if pending.len() >= MAX_PENDING {
+                return Err(CallError::Busy(pending.len()));
+            }
+            pending.insert(req, otx);
+        }
         if let Err(e) = self.send(msg) {
             self.lock_pending().remove(&req);
             return Err(e);
