@@ -93,6 +93,29 @@ pub fn script_hash(script_id: &str) -> u64 {
     h
 }
 
+/// What pruning needs from a chunk, read without copying any text: its line
+/// count, its newest time and the hashes of its scripts.
+pub fn chunk_meta(mut bytes: &[u8]) -> Result<(usize, u64, Vec<u64>), DbError> {
+    let (mut n, mut newest, mut scripts) = (0usize, 0u64, Vec::new());
+    while bytes.len() >= 4 {
+        let (len, rest) = bytes.split_at(4);
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if rest.len() < len {
+            return Err(DbError::Corrupt(postcard::Error::DeserializeUnexpectedEnd));
+        }
+        let (rec, rest) = rest.split_at(len);
+        let s: Stored<'_> = postcard::from_bytes(rec)?;
+        n += 1;
+        newest = newest.max(s.ts_ms);
+        let h = script_hash(s.script_id);
+        if !scripts.contains(&h) {
+            scripts.push(h);
+        }
+        bytes = rest;
+    }
+    Ok((n, newest, scripts))
+}
+
 /// The lines of one chunk, in commit order.
 pub fn decode_chunk(mut bytes: &[u8]) -> Result<Vec<LogEntry>, DbError> {
     let mut out = Vec::new();

@@ -17,7 +17,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::record::{LogLine, chunk_charge, decode_chunk, script_hash};
+use super::record::{LogLine, chunk_charge, chunk_meta, decode_chunk, script_hash};
 use crate::db::DbError;
 
 /// seq of the first line → chunk of lines (see `record::decode_chunk`).
@@ -457,12 +457,12 @@ pub(super) fn prune(
         let mut t = w.open_table(CHUNKS)?;
         let mut idx = w.open_table(BY_SCRIPT)?;
         while (deleted as usize) < budget {
-            let (key, len, entries) = match t.first()? {
-                Some((k, v)) => (k.value(), v.value().len(), decode_chunk(v.value())),
+            let (key, len, meta) = match t.first()? {
+                Some((k, v)) => (k.value(), v.value().len(), chunk_meta(v.value())),
                 None => break,
             };
-            let entries = match entries {
-                Ok(e) => e,
+            let (count, newest, scripts) = match meta {
+                Ok(m) => m,
                 Err(_) => {
                     // A chunk we cannot read only takes space.
                     t.remove(key)?;
@@ -470,22 +470,16 @@ pub(super) fn prune(
                     continue;
                 }
             };
-            let newest = entries.iter().map(|e| e.ts_ms).max().unwrap_or(0);
             if bytes <= target && newest >= cutoff {
                 break;
             }
             t.remove(key)?;
-            let mut scripts: Vec<u64> = Vec::new();
-            for e in &entries {
-                let h = script_hash(&e.script_id);
-                if !scripts.contains(&h) {
-                    scripts.push(h);
-                    idx.remove((h, key))?;
-                }
+            for h in &scripts {
+                idx.remove((*h, key))?;
             }
             bytes = bytes.saturating_sub(chunk_charge(len, scripts.len()));
-            lines = lines.saturating_sub(entries.len() as u64);
-            deleted += entries.len() as u64;
+            lines = lines.saturating_sub(count as u64);
+            deleted += count as u64;
         }
         m.insert("bytes", bytes)?;
         m.insert("lines", lines)?;
