@@ -311,6 +311,16 @@ fn point_change_reaches_a_script_listener() {
     assert_eq!(d["kind"], "modbus_tcp");
     assert_eq!(d["points_bad"], json!(0));
     assert!(d["counters"]["responses"].as_u64().unwrap_or(0) > 0, "{d}");
+    let agv = rt.get("/api/io/points?prefix=agv.");
+    agv.ok();
+    let tags: Vec<&str> = agv
+        .data()
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["tag"].as_str())
+        .collect();
+    assert_eq!(tags, ["agv.target", "agv.battery"]);
     let one = rt.get("/api/io/points/plc1.setpoint");
     one.ok();
     assert_eq!(one.data()["value"], json!(777));
@@ -766,6 +776,16 @@ fn an_invalid_device_config_stops_the_start_with_its_location() {
         err.contains("no-such-board") && err.contains("linux-sim"),
         "{err}"
     );
+    // A board without a device config is still checked.
+    let out = Command::new(vwed_e2e::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .args(["--board", "no-such-board"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vwed-edge");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-board"));
 }
 
 /// `socat` pty pair with `hal/tests/peers/line_echo.py` on one end; killed on drop.

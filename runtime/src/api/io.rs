@@ -1,6 +1,7 @@
 //! `/api/io/*`: points (value, quality, last change), devices (connection
 //! state, error counters), writes by tag, robots and I/O counters.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -23,11 +24,8 @@ pub fn routes(engine: Arc<Engine>) -> BoxedFilter<(Resp,)> {
     let points = warp::path!("api" / "io" / "points")
         .and(warp::get())
         .and(e.clone())
-        .map(|e: Arc<Engine>| {
-            ok_data(json!(
-                e.io.get().map(|io| io.points_json()).unwrap_or_default()
-            ))
-        });
+        .and(super::query())
+        .map(list_points);
     let point = warp::path!("api" / "io" / "points" / String)
         .and(warp::get())
         .and(e.clone())
@@ -87,6 +85,24 @@ pub fn routes(engine: Arc<Engine>) -> BoxedFilter<(Resp,)> {
         .or(status)
         .unify()
         .boxed()
+}
+
+/// All points, or those whose tag starts with `?prefix=`.
+fn list_points(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
+    let mut snaps = engine
+        .io
+        .get()
+        .map(|io| io.io.poller().snapshot())
+        .unwrap_or_default();
+    if let Some(p) = q.get("prefix").filter(|p| !p.is_empty()) {
+        snaps.retain(|s| s.tag.starts_with(p.as_str()));
+    }
+    let mut r = warp::reply::Response::new(crate::io::points_envelope(&snaps).into());
+    r.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
 }
 
 fn io_error(e: IoOpError) -> ApiError {

@@ -57,6 +57,46 @@ pub fn snapshot_json(s: &PointSnapshot) -> Value {
     })
 }
 
+/// A point as `/api/io/points` lists it; serialized straight to bytes, since a
+/// `serde_json::Value` tree of 10,000 points costs tens of megabytes that the
+/// allocator keeps afterwards.
+#[derive(serde::Serialize)]
+struct PointOut<'a> {
+    tag: &'a str,
+    value: Option<vwed_hal::Value>,
+    quality: &'static str,
+    error: Option<&'a str>,
+    last_change: Option<String>,
+    last_read: Option<String>,
+    writable: bool,
+}
+
+/// The `{"success": true, "data": [...]}` answer listing `snaps`.
+pub fn points_envelope(snaps: &[PointSnapshot]) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        success: bool,
+        data: Vec<PointOut<'a>>,
+    }
+    let data = snaps
+        .iter()
+        .map(|s| PointOut {
+            tag: &s.tag,
+            value: s.value,
+            quality: quality_str(s.quality),
+            error: s.error.as_deref(),
+            last_change: s.last_change.map(iso),
+            last_read: s.last_read.map(iso),
+            writable: s.writable,
+        })
+        .collect();
+    serde_json::to_vec(&Envelope {
+        success: true,
+        data,
+    })
+    .unwrap_or_else(|_| b"{\"success\":false,\"error\":\"serialization failed\"}".to_vec())
+}
+
 /// A JSON value as a point value: booleans, integers and floats only.
 pub fn to_value(v: &Value) -> Option<vwed_hal::Value> {
     match v {
@@ -85,6 +125,22 @@ mod tests {
         assert_eq!(to_value(&json!(1.5)), Some(vwed_hal::Value::Float(1.5)));
         assert_eq!(to_value(&json!("1")), None);
         assert_eq!(to_value(&Value::Null), None);
+    }
+
+    #[test]
+    fn points_envelope_matches_snapshot_json() {
+        let snap = PointSnapshot {
+            tag: "t".into(),
+            value: Some(vwed_hal::Value::Float(1.5)),
+            quality: Quality::Bad,
+            error: Some("down".into()),
+            last_change: Some(UNIX_EPOCH),
+            last_read: None,
+            writable: false,
+        };
+        let v: Value =
+            serde_json::from_slice(&points_envelope(std::slice::from_ref(&snap))).expect("json");
+        assert_eq!(v, json!({"success": true, "data": [snapshot_json(&snap)]}));
     }
 
     #[test]

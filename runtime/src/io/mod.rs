@@ -29,7 +29,7 @@ use vwed_hal::{Change, Io};
 
 pub use audit::Who;
 pub use error::IoOpError;
-pub use json::{change_json, snapshot_json};
+pub use json::{change_json, points_envelope, snapshot_json};
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -84,10 +84,18 @@ pub fn config_path(cfg: &Config) -> Option<PathBuf> {
 /// Loads the device config (if any), starts the HAL and the change forwarder.
 /// Must run inside the Tokio runtime.
 pub fn start(cfg: &Config, engine: &Arc<Engine>) -> Result<Option<Arc<IoRuntime>>, IoStartError> {
+    let board = Some(cfg.board.trim()).filter(|b| !b.is_empty());
     let Some(path) = config_path(cfg) else {
+        if let Some(b) = board {
+            // A misspelt board fails now, not when the device config is added.
+            let profile = vwed_boards::BoardProfile::load(b)?;
+            tracing::warn!(
+                "board {} selected but io_config is empty: running without I/O",
+                profile.name
+            );
+        }
         return Ok(None);
     };
-    let board = Some(cfg.board.trim()).filter(|b| !b.is_empty());
     let setup = vwed_boards::load(&path, board)?;
     let (io, changes) = Io::start(setup.devices.to_io_spec())?;
     tracing::info!(
