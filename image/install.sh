@@ -103,8 +103,12 @@ chmod 644 "$etc/config.toml"
 
 if [ "$systemd" = 1 ]; then
     if [ ! -d /run/systemd/system ]; then
-        say "systemd is not running here: installed files only."
-        say "start by hand: PYTHONHOME=$prefix $prefix/bin/vwed-edge serve --config $etc/config.toml --data-dir /var/lib/vwed-edge"
+        # Without systemd nobody creates the StateDirectory: do it here.
+        mkdir -p /var/lib/vwed-edge
+        chown vwed-edge:vwed-edge /var/lib/vwed-edge
+        chmod 750 /var/lib/vwed-edge
+        say "systemd is not running here: installed files only. Start by hand with"
+        say "  runuser -u vwed-edge -- env PYTHONHOME=$prefix $prefix/bin/vwed-edge serve --config $etc/config.toml --data-dir /var/lib/vwed-edge"
         exit 0
     fi
     mkdir -p "$unitdir"
