@@ -81,8 +81,7 @@ const LOGGING: &str = r#"
 
     async def awaited(args):
         await VWED.log.info("awaited line")
-        await VWED.log.flush_async()
-        return True
+        return await VWED.log.flush_async()
 
     def boot():
         VWED.log.info("info line", user_id="12345")
@@ -106,7 +105,12 @@ const LOGGING: &str = r#"
 fn lines_are_persisted_filtered_paged_and_exported() {
     let rt = Runtime::start();
     let sid = rt.deploy("logs", "main.py", &py(LOGGING));
-    assert_eq!(rt.execute_ok(Some(&sid), "awaited", json!({})), json!(true));
+    let flushed = rt.execute_ok(Some(&sid), "awaited", json!({}));
+    assert!(
+        flushed["committed"].as_u64().expect("committed") >= 30,
+        "{flushed}"
+    );
+    assert_eq!(flushed["rate_dropped"], 0);
 
     let all = logs(&rt, &format!("script_id={sid}&limit=1000"));
     let msgs = messages(&all);

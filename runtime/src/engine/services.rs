@@ -51,7 +51,14 @@ impl Engine {
                 .store
                 .flush()
                 .await
-                .map(|n| json!({"committed": n}).to_string())
+                .map(|n| {
+                    // Lines this run lost to its rate limit are not on disk: say so.
+                    let dropped = inst
+                        .log
+                        .rate_dropped
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    json!({"committed": n, "rate_dropped": dropped}).to_string()
+                })
                 .map_err(|e| e.to_string()),
             s if s.starts_with("data.") => self.data_service(inst, s, args).await,
             s if crate::services::handles(s) => crate::services::call(self, inst, s, args).await,
