@@ -210,61 +210,6 @@ class _Mail:
     def attachment_dir(self) -> str:
         """``<data-dir>/attachments``: where scripts write files they want to mail."""
 
-class IoChange(Dict[str, Any]):
-    """Data of the event ``io.<tag>``: tag, value, previous, quality ("good"/"bad"),
-    timestamp (ISO-8601 UTC), ts_ms, error, seq."""
-
-class _Io:
-    def read(self, tag: str, detail: bool = False, live: bool = False) -> Any:
-        """The point's value; raises VWEDError when it has no good value. ``detail=True``
-        returns ``{tag, value, quality, error, last_change, last_read, writable}``."""
-    async def read_async(self, tag: str, detail: bool = False, live: bool = False) -> Any: ...
-    def write(self, tag: str, value: Union[bool, int, float]) -> None:
-        """Writes a point; refused (VWEDError) for read-only points and input tables."""
-    async def write_async(self, tag: str, value: Union[bool, int, float]) -> None: ...
-    def points(self) -> List[Dict[str, Any]]: ...
-    def on_change(self, tag: str, priority: int = 1) -> Callable[[_F], _F]:
-        """Same as ``VWED.event.listen("io." + tag)``; the handler gets an IoChange."""
-
-class _ModbusDevice:
-    target: str
-    def read_holding(self, address: int, count: int = 1, unit: Optional[int] = None) -> List[int]: ...
-    def read_input(self, address: int, count: int = 1, unit: Optional[int] = None) -> List[int]: ...
-    def read_coils(self, address: int, count: int = 1, unit: Optional[int] = None) -> List[bool]: ...
-    def read_discrete(self, address: int, count: int = 1, unit: Optional[int] = None) -> List[bool]: ...
-    def write_register(self, address: int, value: int, unit: Optional[int] = None) -> None: ...
-    def write_registers(self, address: int, values: List[int], unit: Optional[int] = None) -> None: ...
-    def write_coil(self, address: int, value: bool, unit: Optional[int] = None) -> None: ...
-    def write_coils(self, address: int, values: List[bool], unit: Optional[int] = None) -> None: ...
-
-class _SerialDevice:
-    device: str
-    def request(self, line: str, timeout: Optional[float] = None) -> Optional[str]: ...
-
-class _Device:
-    def modbus(
-        self,
-        device: Optional[str] = None,
-        *,
-        ip: Optional[str] = None,
-        port: int = 502,
-        register: Optional[int] = None,
-        value: Optional[int] = None,
-        unit: Optional[int] = None,
-        slave_id: Optional[int] = None,
-        count: int = 1,
-    ) -> Any:
-        """``modbus("press")`` → a _ModbusDevice (device or bus name from io_config).
-        ``modbus(ip=, port=, register=, value=)`` writes (without value: reads) a holding
-        register on the configured Modbus TCP bus with that address."""
-    def serial(self, device: str) -> _SerialDevice: ...
-
-class _Robot:
-    def get_status(self, robot_id: str) -> Dict[str, Any]:
-        """``{robot_id, description, online, quality, status: {name: value}, points, commands}``"""
-    def get_all(self) -> List[Dict[str, Any]]: ...
-    def dispatch(self, robot_id: str, task_id: Any = None, command: Optional[str] = None, value: Any = None) -> Dict[str, Any]: ...
-
 class _VWED:
     api: _Api
     function: _Function
