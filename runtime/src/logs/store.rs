@@ -6,12 +6,15 @@
 //! seq of their first line: one B-tree insert per chunk instead of per line is
 //! what lets one script's log reach 100,000 lines/s on a small controller.
 
+// tokio's bounded channel allocates its slots as they fill; std's sync_channel
+// would hold the whole queue (64k lines) in memory from the start.
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{Receiver, Sender, channel};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{Value, json};
@@ -116,7 +119,7 @@ pub struct LogStore {
     db: Arc<Database>,
     /// Next seq, locked around the send so that the queue (and so every chunk)
     /// holds lines in seq order, which paging by seq relies on.
-    tx: Mutex<(u64, SyncSender<Msg>)>,
+    tx: Mutex<(u64, Sender<Msg>)>,
     pub stats: Arc<Stats>,
     limits: StoreLimits,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -151,7 +154,7 @@ impl LogStore {
         };
         let stats = Arc::new(Stats::default());
         stats.bytes.store(bytes, Ordering::Relaxed);
-        let (tx, rx) = sync_channel(limits.queue_lines.max(16));
+        let (tx, rx) = channel(limits.queue_lines.max(16));
         let writer = Writer {
             db: db.clone(),
             stats: stats.clone(),
@@ -175,7 +178,7 @@ impl LogStore {
         &self.db
     }
 
-    fn sender(&self) -> SyncSender<Msg> {
+    fn sender(&self) -> Sender<Msg> {
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
     }
 
@@ -194,7 +197,7 @@ impl LogStore {
         publish(&line);
         match g.1.try_send(Msg::Line(line)) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
                 drop(g);
                 self.stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
                 false
@@ -207,7 +210,7 @@ impl LogStore {
     pub fn flush_blocking(&self) -> Result<u64, LogStoreError> {
         let (done, rx) = oneshot::channel();
         self.sender()
-            .send(Msg::Flush(done))
+            .blocking_send(Msg::Flush(done))
             .map_err(|_| LogStoreError::WriterGone)?;
         match rx.blocking_recv() {
             Ok(Ok(n)) => Ok(n),
@@ -228,14 +231,14 @@ impl LogStore {
     pub fn prune_now_blocking(&self) -> Result<u64, LogStoreError> {
         let (done, rx) = oneshot::channel();
         self.sender()
-            .send(Msg::Prune(done))
+            .blocking_send(Msg::Prune(done))
             .map_err(|_| LogStoreError::WriterGone)?;
         rx.blocking_recv().map_err(|_| LogStoreError::WriterGone)
     }
 
     /// Commits what is queued and stops the writer.
     pub fn close(&self) {
-        let _ = self.sender().send(Msg::Close);
+        let _ = self.sender().blocking_send(Msg::Close);
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
@@ -295,15 +298,25 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Msg>) {
+    fn run(mut self, mut rx: Receiver<Msg>) {
+        // Only to wait for the next message with a timeout on this plain thread.
+        let Ok(clock) = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        else {
+            tracing::error!("the log writer cannot start its clock; logs are not persisted");
+            return;
+        };
         let mut lines: Vec<LogLine> = Vec::with_capacity(1024);
         let mut flushes = Vec::new();
         let mut prunes = Vec::new();
         loop {
-            let first = match rx.recv_timeout(self.limits.prune_interval) {
-                Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
+            let every = self.limits.prune_interval;
+            let first = match clock.block_on(async { tokio::time::timeout(every, rx.recv()).await })
+            {
+                Ok(Some(m)) => Some(m),
+                Ok(None) => return,
+                Err(_) => None,
             };
             let mut closing = false;
             let mut next = first;
