@@ -210,7 +210,7 @@ log "fetching target packages into $SYSROOT"
 rm -rf "$SYSROOT"; mkdir -p "$SYSROOT"
 for p in $sys_pkgs; do
     # Several versions may sit in the cache after an upgrade; take the newest.
-    f=$(ls -v "$debs"/"${p}"_*_"$DEB_ARCH".deb 2>/dev/null | tail -n1)
+    f=$( (ls -v "$debs"/"${p}"_*_"$DEB_ARCH".deb 2>/dev/null || true) | tail -n1)
     [ -n "$f" ] || { log "missing package $p:$DEB_ARCH"; exit 1; }
     dpkg -x "$f" "$SYSROOT"
 done
@@ -273,8 +273,8 @@ $CC_CROSS $cflags -DPy_BUILD_CORE -c "$objs/config.c" -o "$objs/config.o"
 cp "$confdir/libpython3.11-pic.a" "$st/libpython3.11.a"
 (cd "$objs" && "$AR_CROSS" rcs "$st/libpython3.11.a" config.o ./*__*.o)
 for l in $STATIC_LIBS; do
-    a=$(ls "$SYSROOT"/usr/lib/"$GNU_TRIPLE"/lib"$l".a 2>/dev/null | head -n1)
-    [ -n "$a" ] || { log "missing static lib$l.a"; exit 1; }
+    a=$SYSROOT/usr/lib/$GNU_TRIPLE/lib$l.a
+    [ -f "$a" ] || { log "missing static lib$l.a"; exit 1; }
     cp "$a" "$st/"
 done
 
