@@ -137,15 +137,12 @@ fn release_parse_memory() {
 /// Turns HAL change records into events and WebSocket messages. Never waits on
 /// a consumer: `Engine::emit` and the hub only queue or count a drop.
 async fn forward(engine: Weak<Engine>, rt: Weak<IoRuntime>, mut rx: mpsc::Receiver<Change>) {
-    let mut next_seq: Option<u64> = None;
+    let mut gaps = SeqGaps::default();
     while let Some(change) = rx.recv().await {
         let (Some(engine), Some(rt)) = (engine.upgrade(), rt.upgrade()) else {
             return;
         };
-        if let Some(expected) = next_seq
-            && change.seq > expected
-        {
-            let gap = change.seq - expected;
+        if let Some(gap) = gaps.observe(change.seq) {
             let total = rt.stats.lost.fetch_add(gap, Ordering::Relaxed) + gap;
             tracing::warn!(
                 "I/O change records lost: {gap} (total {total}); point table still current"
@@ -155,12 +152,27 @@ async fn forward(engine: Weak<Engine>, rt: Weak<IoRuntime>, mut rx: mpsc::Receiv
                 &json!({"lost": gap, "total_lost": total, "hint": "VWED.io.read() gives current values"}),
             );
         }
-        next_seq = Some(change.seq + 1);
         let data = change_json(&change);
         let n = engine.emit(&format!("io.{}", change.tag), &data);
         rt.stats.forwarded.fetch_add(1, Ordering::Relaxed);
         rt.stats.delivered.fetch_add(n as u64, Ordering::Relaxed);
         publish_point(&engine, &change.tag, &data);
+    }
+}
+
+/// Finds records the HAL produced but never delivered: its `seq` starts at 0
+/// and grows by one per record, dropped or not.
+#[derive(Default)]
+struct SeqGaps {
+    next: u64,
+}
+
+impl SeqGaps {
+    /// How many records went missing right before `seq`.
+    fn observe(&mut self, seq: u64) -> Option<u64> {
+        let gap = seq.checked_sub(self.next).filter(|g| *g > 0);
+        self.next = self.next.max(seq + 1);
+        gap
     }
 }
 
@@ -195,5 +207,25 @@ impl IoRuntime {
                 "listener_deliveries": self.stats.delivered.load(Ordering::Relaxed),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqGaps;
+
+    #[test]
+    fn sequence_gaps_are_counted_from_the_first_record() {
+        let mut g = SeqGaps::default();
+        assert_eq!(g.observe(0), None);
+        assert_eq!(g.observe(1), None);
+        assert_eq!(g.observe(5), Some(3));
+        assert_eq!(g.observe(6), None);
+        let mut late = SeqGaps::default();
+        assert_eq!(
+            late.observe(2),
+            Some(2),
+            "records lost before the first one seen"
+        );
     }
 }
