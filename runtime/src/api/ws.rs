@@ -230,7 +230,13 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
 async fn send_history(engine: &Arc<Engine>, conn: &Arc<Conn>, sid: &str, n: usize) {
     let store = engine.logs.store.clone();
     let filter = (sid != ALL).then(|| sid.to_string());
-    let lines = tokio::task::spawn_blocking(move || store.last_lines(filter.as_deref(), n)).await;
+    // Commit what is queued first: a line logged just before the subscribe was
+    // already broadcast, and must then be in the history instead of nowhere.
+    let lines = tokio::task::spawn_blocking(move || {
+        let _ = store.flush_blocking();
+        store.last_lines(filter.as_deref(), n)
+    })
+    .await;
     match lines {
         Ok(Ok(lines)) => {
             for e in lines {
