@@ -8,6 +8,7 @@ needs state or I/O is a request to the supervisor through the native ``_vwed`` m
 
 import ast
 import datetime as _dt
+import gc
 import importlib.abc
 import importlib.util
 import inspect
@@ -1377,11 +1378,20 @@ def _boot(script_id, script_path, file_name, source, params):
             except BaseException as e:  # noqa: BLE001
                 _vwed.booted("failed", _error_text(e), _print_exception(e))
             else:
-                _vwed.booted("ok")
+                _booted_ok()
 
         _loop.create_task(finish())
     else:
-        _vwed.booted("ok")
+        _booted_ok()
+
+
+def _booted_ok():
+    # What boot() built (modules, handlers, tables) lives as long as the script: keep
+    # it out of the cyclic collector's full passes, which otherwise walk all of it
+    # again and again and show up as latency spikes on the script's routes.
+    gc.collect()
+    gc.freeze()
+    _vwed.booted("ok")
 
 
 # The data-dir lock the supervisor hands to a script worker (see its spawn).
