@@ -92,6 +92,9 @@ pub struct Config {
     /// Registrations (routes, functions, listeners, timers) one run of a script may
     /// make: a script registering in a loop must not exhaust the supervisor.
     pub max_registrations: usize,
+    /// Threads of the async executor (HTTP, IPC, timers). 1 gives slightly lower tail
+    /// latency on a 2-core controller, 2 slightly more throughput.
+    pub executor_threads: usize,
 }
 
 impl Default for Config {
@@ -136,6 +139,7 @@ impl Default for Config {
             event_queue_len: 1024,
             spare_worker: true,
             max_registrations: 10_000,
+            executor_threads: 2,
         }
     }
 }

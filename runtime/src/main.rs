@@ -127,7 +127,7 @@ fn main() -> anyhow::Result<()> {
             init_tracing();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .worker_threads(2)
+                .worker_threads(cfg.executor_threads.clamp(1, 64))
                 .max_blocking_threads(16)
                 .thread_name("vwed-rt")
                 .build()
