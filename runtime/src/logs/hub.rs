@@ -241,31 +241,15 @@ impl Hub {
     /// Sends to the subscribers of `script_id` and of `*`; the message is built
     /// only if someone wants it. Returns how many connections took it.
     pub fn publish(&self, script_id: &str, build: impl FnOnce() -> Value) -> usize {
-        if !self.has_clients() {
-            return 0;
-        }
-        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
-        let mut msg: Option<Arc<str>> = None;
-        let mut build = Some(build);
-        let mut n = 0;
-        for c in conns.values() {
-            if !c.wants(script_id) {
-                continue;
-            }
-            if msg.is_none() {
-                msg = build.take().map(|b| Arc::from(b().to_string()));
-            }
-            if let Some(m) = &msg
-                && c.offer(m)
-            {
-                n += 1;
-            }
-        }
-        n
+        self.publish_where(|c| c.wants(script_id), build)
     }
 
     /// Like `publish`, for subscribers of any of `topics` by exact name only.
     pub fn publish_topic(&self, topics: &[&str], build: impl FnOnce() -> Value) -> usize {
+        self.publish_where(|c| c.wants_topic(topics), build)
+    }
+
+    fn publish_where(&self, wants: impl Fn(&Conn) -> bool, build: impl FnOnce() -> Value) -> usize {
         if !self.has_clients() {
             return 0;
         }
@@ -274,7 +258,7 @@ impl Hub {
         let mut build = Some(build);
         let mut n = 0;
         for c in conns.values() {
-            if !c.wants_topic(topics) {
+            if !wants(c) {
                 continue;
             }
             if msg.is_none() {
