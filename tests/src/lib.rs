@@ -5,6 +5,9 @@
 //! The binary comes from `VWED_EDGE_BIN`, or else sits next to the test executables
 //! (`target/<profile>/vwed-edge`, the tests live in `target/<profile>/deps/`).
 
+pub mod pty;
+pub mod ws;
+
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
+use vwed_e2e::pty::PtyPair;
+use vwed_e2e::ws;
 use vwed_e2e::{Opts, Runtime, TempDir, Value, json, py, wait_until};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -638,60 +638,24 @@ fn robot_status_and_dispatch() {
     assert_eq!(robots.data()[0]["robot_id"], "agv");
 }
 
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
-
-fn ws_next(ws: &mut Ws, deadline: Instant) -> Option<Value> {
-    while Instant::now() < deadline {
-        match ws.read() {
-            Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
-            Ok(Message::Close(_)) => return None,
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("websocket read: {e}"),
-        }
-    }
-    None
-}
-
 #[test]
 fn point_changes_stream_over_the_websocket_to_io_subscribers_only() {
     let server = ModbusServer::start();
     let (rt, _dir) = runtime_with_io(server.port);
-    let connect = |client: &str| -> Ws {
-        let url = format!(
-            "ws://127.0.0.1:{}/api/script/ws/script-logs?client_id={client}",
-            rt.port
-        );
-        let (ws, _) = tungstenite::connect(url).expect("websocket connect");
-        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-            s.set_read_timeout(Some(Duration::from_millis(100)))
-                .expect("read timeout");
-        }
-        ws
-    };
-    let mut io_ws = connect("io-ui");
-    io_ws
-        .send(Message::text(
-            json!({"type": "subscribe", "script_id": "io:plc1.setpoint"}).to_string(),
-        ))
-        .expect("send");
-    let mut logs_ws = connect("log-ui");
-    logs_ws
-        .send(Message::text(
-            json!({"type": "subscribe", "script_id": "*"}).to_string(),
-        ))
-        .expect("send");
+    let mut io_ws = ws::connect(&rt, "?client_id=io-ui");
+    ws::send(
+        &mut io_ws,
+        json!({"type": "subscribe", "script_id": "io:plc1.setpoint"}),
+    );
+    let mut logs_ws = ws::connect(&rt, "?client_id=log-ui");
+    ws::send(&mut logs_ws, json!({"type": "subscribe", "script_id": "*"}));
     wait_until(WAIT, "point good", || {
         point(&rt, "plc1.setpoint")["quality"] == "good"
     });
     Master::connect(server.port).write_register(10, 555);
     let deadline = Instant::now() + WAIT;
     let mut got = None;
-    while let Some(v) = ws_next(&mut io_ws, deadline) {
+    while let Some(v) = ws::next(&mut io_ws, deadline) {
         if v["type"] == "io_point" {
             assert_eq!(v["tag"], "plc1.setpoint", "only the subscribed tag: {v}");
             if v["value"] == json!(555) {
@@ -704,7 +668,7 @@ fn point_changes_stream_over_the_websocket_to_io_subscribers_only() {
     assert_eq!(v["quality"], "good");
     // A log subscriber of every script does not get point changes.
     let deadline = Instant::now() + Duration::from_millis(500);
-    while let Some(v) = ws_next(&mut logs_ws, deadline) {
+    while let Some(v) = ws::next(&mut logs_ws, deadline) {
         assert_ne!(v["type"], "io_point", "{v}");
     }
 }
@@ -790,66 +754,36 @@ fn an_invalid_device_config_stops_the_start_with_its_location() {
 
 /// `socat` pty pair with `hal/tests/peers/line_echo.py` on one end; killed on drop.
 struct LinePeer {
-    socat: Child,
-    echo: Option<Child>,
-    ours: String,
-    _dir: TempDir,
+    echo: Child,
+    /// Dropped after the echo peer is killed.
+    pty: PtyPair,
 }
 
 impl LinePeer {
     fn start() -> LinePeer {
-        let dir = TempDir::new("pty");
-        let ours = dir.path().join("ours");
-        let theirs = dir.path().join("theirs");
-        let socat = Command::new("socat")
-            .arg(format!("pty,raw,echo=0,link={}", ours.display()))
-            .arg(format!("pty,raw,echo=0,link={}", theirs.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start socat (apt-get install socat): {e}"));
-        let mut peer = LinePeer {
-            socat,
-            echo: None,
-            ours: String::new(),
-            _dir: dir,
-        };
-        wait_until(WAIT, "socat created the pty pair", || {
-            ours.exists() && theirs.exists()
-        });
-        // The device config wants the real device path, not the link.
-        peer.ours = std::fs::canonicalize(&ours)
-            .expect("pty path")
-            .display()
-            .to_string();
+        let pty = PtyPair::start("pty");
         let mut echo = Command::new(python())
             .arg("-u")
             .arg(peer_script().with_file_name("line_echo.py"))
-            .arg(&theirs)
+            .arg(&pty.theirs)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start line_echo.py");
         let mut first = String::new();
-        BufReader::new(echo.stdout.take().expect("stdout"))
-            .read_line(&mut first)
-            .expect("READY line");
+        let read = BufReader::new(echo.stdout.take().expect("stdout")).read_line(&mut first);
+        let peer = LinePeer { echo, pty };
+        read.expect("READY line");
         assert_eq!(first.trim(), "READY", "line_echo.py (pip install pyserial)");
-        peer.echo = Some(echo);
         peer
     }
 }
 
 impl Drop for LinePeer {
     fn drop(&mut self) {
-        if let Some(e) = self.echo.as_mut() {
-            let _ = e.kill();
-            let _ = e.wait();
-        }
-        let _ = self.socat.kill();
-        let _ = self.socat.wait();
+        let _ = self.echo.kill();
+        let _ = self.echo.wait();
     }
 }
 
@@ -863,7 +797,7 @@ fn serial_line_device_request_from_a_script() {
         format!(
             "[[bus]]\nname = \"arm\"\nkind = \"line\"\nserial = \"{}\"\nbaud = 115200\n\
              terminator = \"\\r\\n\"\ntimeout_ms = 500\n",
-            peer.ours
+            peer.pty.ours
         ),
     )
     .expect("write device config");

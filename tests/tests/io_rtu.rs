@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use vwed_e2e::pty::PtyPair;
 use vwed_e2e::{Opts, Runtime, TempDir, Value, json, py, wait_until};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -55,47 +56,23 @@ fn require_tools() {
 /// A socat pty pair with `modbus_server.py rtu` on one end. Both processes
 /// are killed on drop, which also runs while a failed assertion unwinds.
 struct RtuLine {
-    socat: Child,
     server: Option<Child>,
-    /// The runtime's end, as the device path the config needs.
-    ours: String,
-    _dir: TempDir,
+    /// Dropped after the server is killed.
+    pty: PtyPair,
 }
 
 impl RtuLine {
     fn start() -> RtuLine {
         require_tools();
-        let dir = TempDir::new("rtu");
-        let ours = dir.path().join("ours");
-        let theirs = dir.path().join("theirs");
-        let socat = Command::new("socat")
-            .arg(format!("pty,raw,echo=0,link={}", ours.display()))
-            .arg(format!("pty,raw,echo=0,link={}", theirs.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start socat (apt-get install socat): {e}"));
         let mut line = RtuLine {
-            socat,
             server: None,
-            ours: String::new(),
-            _dir: dir,
+            pty: PtyPair::start("rtu"),
         };
-        wait_until(WAIT, "socat created the pty pair", || {
-            ours.exists() && theirs.exists()
-        });
-        // Board validation takes a port name or an absolute /dev path, not a
-        // symlink in a temp dir.
-        line.ours = std::fs::canonicalize(&ours)
-            .expect("pty path")
-            .display()
-            .to_string();
         let mut server = Command::new(python())
             .arg("-u")
             .arg(peer_script())
             .arg("rtu")
-            .arg(&theirs)
+            .arg(&line.pty.theirs)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -126,8 +103,6 @@ impl Drop for RtuLine {
             let _ = s.kill();
             let _ = s.wait();
         }
-        let _ = self.socat.kill();
-        let _ = self.socat.wait();
     }
 }
 
@@ -223,7 +198,7 @@ fn two_scripts_writing_concurrently_through_one_rtu_line() {
     let line = RtuLine::start();
     let dir = TempDir::new("io-rtu");
     let cfg = dir.path().join("io.toml");
-    std::fs::write(&cfg, device_config(&line.ours)).expect("write device config");
+    std::fs::write(&cfg, device_config(&line.pty.ours)).expect("write device config");
     let rt = Runtime::with(
         Opts::default()
             .env("VWED_IO_CONFIG", cfg.display())

@@ -1,65 +1,10 @@
 //! Persisted logs and the live log WebSocket, against the real binary.
 
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
 use vwed_e2e::{Opts, Runtime, TempDir, Value, json, py, wait_until};
 
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
-
-fn ws_connect(rt: &Runtime, query: &str) -> Ws {
-    let url = format!(
-        "ws://127.0.0.1:{}/api/script/ws/script-logs{query}",
-        rt.port
-    );
-    let (ws, _) = tungstenite::connect(url).expect("websocket connect");
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("read timeout");
-    }
-    ws
-}
-
-/// Next text message as JSON, or `None` on timeout.
-fn ws_next(ws: &mut Ws, deadline: Instant) -> Option<Value> {
-    while Instant::now() < deadline {
-        match ws.read() {
-            Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
-            Ok(Message::Close(_)) => return None,
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("websocket read: {e}"),
-        }
-    }
-    None
-}
-
-/// Reads until a message matches `pred`; panics with what was seen otherwise.
-#[track_caller]
-fn ws_wait(ws: &mut Ws, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    while let Some(v) = ws_next(ws, deadline) {
-        if pred(&v) {
-            return v;
-        }
-        if seen.len() < 50 {
-            seen.push(v);
-        }
-    }
-    panic!("no {what} on the websocket; saw: {seen:#?}");
-}
-
-fn ws_send(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string()))
-        .expect("websocket send");
-}
+use vwed_e2e::ws;
 
 fn logs(rt: &Runtime, query: &str) -> Value {
     let r = rt.get(&format!("/api/script/logs?{query}"));
@@ -357,12 +302,12 @@ fn websocket_messages_follow_the_seed() {
     let rt = Runtime::start();
 
     // client_id is required.
-    let mut bad = ws_connect(&rt, "?client_type=web");
-    let err = ws_wait(&mut bad, "error", |v| v["type"] == "error");
+    let mut bad = ws::connect(&rt, "?client_type=web");
+    let err = ws::wait(&mut bad, "error", |v| v["type"] == "error");
     assert!(err["message"].as_str().unwrap_or("").contains("client_id"));
 
-    let mut ws = ws_connect(&rt, "?client_id=t1&client_type=test");
-    let welcome = ws_wait(&mut ws, "welcome", |v| v["type"] == "welcome");
+    let mut ws = ws::connect(&rt, "?client_id=t1&client_type=test");
+    let welcome = ws::wait(&mut ws, "welcome", |v| v["type"] == "welcome");
     let cid = welcome["connection_id"].as_str().expect("connection_id");
     assert!(cid.starts_with("test_t1_") && cid[8..].len() == 13, "{cid}");
     assert_eq!(welcome["message"], "连接建立成功");
@@ -373,19 +318,19 @@ fn websocket_messages_follow_the_seed() {
             .ends_with('Z')
     );
 
-    ws_send(
+    ws::send(
         &mut ws,
         json!({"type": "ping", "timestamp": "2025-09-11T12:00:00Z"}),
     );
-    let pong = ws_wait(&mut ws, "pong", |v| v["type"] == "pong");
+    let pong = ws::wait(&mut ws, "pong", |v| v["type"] == "pong");
     assert!(pong["timestamp"].is_string());
 
-    ws_send(&mut ws, json!({"type": "subscribe"}));
-    ws_wait(&mut ws, "subscribed", |v| {
+    ws::send(&mut ws, json!({"type": "subscribe"}));
+    ws::wait(&mut ws, "subscribed", |v| {
         v["type"] == "subscribed" && v["script_id"] == "*"
     });
-    ws_send(&mut ws, json!({"type": "get_status"}));
-    let st = ws_wait(&mut ws, "status", |v| v["type"] == "status");
+    ws::send(&mut ws, json!({"type": "get_status"}));
+    let st = ws::wait(&mut ws, "status", |v| v["type"] == "status");
     assert_eq!(st["subscribed_scripts"], json!(["*"]));
     assert_eq!(st["connection_id"], json!(cid));
 
@@ -405,13 +350,13 @@ fn websocket_messages_follow_the_seed() {
     assert_eq!(me["subscribed_scripts"], json!(["*"]));
 
     let sid = rt.deploy("ws", "w.py", &py(WS_SCRIPT));
-    let log = ws_wait(&mut ws, "script_log", |v| {
+    let log = ws::wait(&mut ws, "script_log", |v| {
         v["type"] == "script_log" && v["message"] == "ws boot line"
     });
     assert_eq!(log["script_id"], json!(sid));
     assert_eq!(log["level"], "INFO");
     assert!(log["timestamp"].as_str().expect("ts").ends_with('Z'));
-    let started = ws_wait(&mut ws, "started", |v| v["type"] == "script_status");
+    let started = ws::wait(&mut ws, "started", |v| v["type"] == "script_status");
     assert_eq!(started["status"], "started");
     assert_eq!(started["script_id"], json!(sid));
     assert!(started["message"].is_string() && started["timestamp"].is_string());
@@ -420,7 +365,7 @@ fn websocket_messages_follow_the_seed() {
         rt.execute_ok(Some(&sid), "calc", json!({"x": 21})),
         json!(42)
     );
-    let fe = ws_wait(&mut ws, "function_execution", |v| {
+    let fe = ws::wait(&mut ws, "function_execution", |v| {
         v["type"] == "function_execution"
     });
     assert_eq!(fe["script_id"], json!(sid));
@@ -432,7 +377,7 @@ fn websocket_messages_follow_the_seed() {
 
     let r = rt.execute(Some(&sid), "fail", json!({}));
     assert_ne!(r.json["success"], json!(true));
-    let fe = ws_wait(&mut ws, "function error", |v| {
+    let fe = ws::wait(&mut ws, "function error", |v| {
         v["type"] == "function_execution"
     });
     assert_eq!(fe["execution_type"], "error");
@@ -455,37 +400,37 @@ fn websocket_messages_follow_the_seed() {
         b.get("message"),
         &json!(format!("测试消息已广播到脚本 {sid} 的订阅者"))
     );
-    let tm = ws_wait(&mut ws, "broadcast", |v| v["message"] == "测试消息");
+    let tm = ws::wait(&mut ws, "broadcast", |v| v["message"] == "测试消息");
     assert_eq!(tm["type"], "script_log");
     assert_eq!(tm["level"], "INFO");
 
     // Crash: the worker exits on its own.
     let _ = rt.execute(Some(&sid), "die", json!({}));
-    let crashed = ws_wait(&mut ws, "crashed", |v| v["type"] == "script_status");
+    let crashed = ws::wait(&mut ws, "crashed", |v| v["type"] == "script_status");
     assert_eq!(crashed["status"], "crashed");
     assert_eq!(crashed["script_id"], json!(sid));
 
     // Stop, subscribed by script id this time.
-    ws_send(&mut ws, json!({"type": "unsubscribe", "script_id": "*"}));
-    ws_wait(&mut ws, "unsubscribed", |v| v["type"] == "unsubscribed");
+    ws::send(&mut ws, json!({"type": "unsubscribe", "script_id": "*"}));
+    ws::wait(&mut ws, "unsubscribed", |v| v["type"] == "unsubscribed");
     let sid2 = rt.start_ok("ws/w.py", None);
-    ws_send(
+    ws::send(
         &mut ws,
         json!({"type": "subscribe", "script_id": sid2, "last": 5}),
     );
-    ws_wait(&mut ws, "subscribed", |v| v["type"] == "subscribed");
-    let hist = ws_wait(&mut ws, "history", |v| v["history"] == true);
+    ws::wait(&mut ws, "subscribed", |v| v["type"] == "subscribed");
+    let hist = ws::wait(&mut ws, "history", |v| v["history"] == true);
     assert_eq!(hist["script_id"], json!(sid2));
     rt.stop(&sid2).ok();
-    let stopped = ws_wait(&mut ws, "stopped", |v| v["type"] == "script_status");
+    let stopped = ws::wait(&mut ws, "stopped", |v| v["type"] == "script_status");
     assert_eq!(stopped["status"], "stopped");
     assert_eq!(stopped["script_id"], json!(sid2));
 
     // Unknown messages get an error, the connection stays.
-    ws_send(&mut ws, json!({"type": "dance"}));
-    ws_wait(&mut ws, "error", |v| v["type"] == "error");
-    ws_send(&mut ws, json!({"type": "ping"}));
-    ws_wait(&mut ws, "pong", |v| v["type"] == "pong");
+    ws::send(&mut ws, json!({"type": "dance"}));
+    ws::wait(&mut ws, "error", |v| v["type"] == "error");
+    ws::send(&mut ws, json!({"type": "ping"}));
+    ws::wait(&mut ws, "pong", |v| v["type"] == "pong");
 
     let page = rt.get("/api/script/ws/test-page");
     assert_eq!(page.status, 200);
@@ -541,10 +486,10 @@ fn slow_websocket_client_never_slows_a_script_and_is_told() {
         .as_f64()
         .expect("seconds");
 
-    let mut ws = ws_connect(&rt, "?client_id=slow&client_type=test");
-    ws_wait(&mut ws, "welcome", |v| v["type"] == "welcome");
-    ws_send(&mut ws, json!({"type": "subscribe", "script_id": sid}));
-    ws_wait(&mut ws, "subscribed", |v| v["type"] == "subscribed");
+    let mut ws = ws::connect(&rt, "?client_id=slow&client_type=test");
+    ws::wait(&mut ws, "welcome", |v| v["type"] == "welcome");
+    ws::send(&mut ws, json!({"type": "subscribe", "script_id": sid}));
+    ws::wait(&mut ws, "subscribed", |v| v["type"] == "subscribed");
     // From here on the client reads nothing while the script logs.
     let with_slow = rt
         .execute_ok(Some(&sid), "spam", json!({"n": n}))
@@ -561,7 +506,7 @@ fn slow_websocket_client_never_slows_a_script_and_is_told() {
     assert!(skipped > 0, "{}", status.text);
 
     // Reading again, the client learns how many lines it missed.
-    let notice = ws_wait(&mut ws, "skip notice", |v| v["type"] == "notice");
+    let notice = ws::wait(&mut ws, "skip notice", |v| v["type"] == "notice");
     assert!(notice["skipped"].as_u64().expect("skipped") > 0);
     assert!(notice["message"].as_str().unwrap_or("").contains("skipped"));
     // Every line is still in the store.

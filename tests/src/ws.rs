@@ -1,0 +1,66 @@
+//! A blocking client for the live-log WebSocket.
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+use crate::Runtime;
+
+pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// Connects to `/api/script/ws/script-logs{query}`; reads time out every 200 ms
+/// so that waits can give up.
+pub fn connect(rt: &Runtime, query: &str) -> Ws {
+    let url = format!(
+        "ws://127.0.0.1:{}/api/script/ws/script-logs{query}",
+        rt.port
+    );
+    let (ws, _) = tungstenite::connect(url).expect("websocket connect");
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("read timeout");
+    }
+    ws
+}
+
+/// Next text message as JSON, or `None` once `deadline` passes or the socket closes.
+pub fn next(ws: &mut Ws, deadline: Instant) -> Option<Value> {
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
+            Ok(Message::Close(_)) => return None,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("websocket read: {e}"),
+        }
+    }
+    None
+}
+
+/// Reads until a message matches `pred`; panics with what was seen otherwise.
+#[track_caller]
+pub fn wait(ws: &mut Ws, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Some(v) = next(ws, deadline) {
+        if pred(&v) {
+            return v;
+        }
+        if seen.len() < 50 {
+            seen.push(v);
+        }
+    }
+    panic!("no {what} on the websocket; saw: {seen:#?}");
+}
+
+pub fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string()))
+        .expect("websocket send");
+}
