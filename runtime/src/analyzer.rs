@@ -15,6 +15,8 @@ use crate::worker::{SpawnedWorker, WorkerMode, spawn_worker};
 
 const IDLE_EXIT: Duration = Duration::from_secs(60);
 const ANALYZE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Parsing a bounded source never needs more; a pathological one fails instead.
+const ANALYZER_MEMORY: u64 = 512 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzerError {
@@ -70,8 +72,9 @@ impl Analyzer {
         // One retry: an idle analyzer may have been killed or died since last use.
         for attempt in 0..2 {
             if g.is_none() {
-                let worker = spawn_worker(&self.exe, WorkerMode::Analyzer, None)
-                    .map_err(AnalyzerError::Spawn)?;
+                let worker =
+                    spawn_worker(&self.exe, WorkerMode::Analyzer, None, Some(ANALYZER_MEMORY))
+                        .map_err(AnalyzerError::Spawn)?;
                 *g = Some(Proc {
                     worker,
                     dec: FrameDecoder::new(),

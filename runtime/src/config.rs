@@ -95,6 +95,9 @@ pub struct Config {
     /// Threads of the async executor (HTTP, IPC, timers). 1 gives slightly lower tail
     /// latency on a 2-core controller, 2 slightly more throughput.
     pub executor_threads: usize,
+    /// Heap and anonymous memory one script's worker may use, in MiB (0: no limit).
+    /// Past it the script gets a MemoryError; the runtime and other scripts go on.
+    pub worker_memory_mb: u64,
 }
 
 impl Default for Config {
@@ -140,6 +143,7 @@ impl Default for Config {
             spare_worker: true,
             max_registrations: 10_000,
             executor_threads: 2,
+            worker_memory_mb: 512,
         }
     }
 }
@@ -186,6 +190,10 @@ impl Config {
         }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    pub fn worker_memory_limit(&self) -> Option<u64> {
+        (self.worker_memory_mb > 0).then(|| self.worker_memory_mb.saturating_mul(1024 * 1024))
     }
 
     fn validate(&self) -> anyhow::Result<()> {

@@ -407,3 +407,41 @@ fn processes_a_script_started_end_when_it_stops_or_crashes() {
         || helpers.iter().all(|h| !process_alive(*h)),
     );
 }
+
+/// A script that tries to take all the memory gets a MemoryError at its limit; the
+/// runtime and other scripts do not notice, and the script itself keeps serving.
+#[test]
+fn a_memory_bomb_hits_the_worker_limit_not_the_controller() {
+    let rt = Runtime::with(Opts::default().env("VWED_WORKER_MEMORY_MB", 256));
+    let bomb = rt.deploy(
+        "p",
+        "bomb.py",
+        &py(r#"
+            def boot():
+                @VWED.api.get("/bomb")
+                def bomb(r):
+                    hog = []
+                    while True:
+                        hog.append(bytearray(16 * 1024 * 1024))
+
+                @VWED.api.get("/alive")
+                def alive(r):
+                    return {"alive": True}
+        "#),
+    );
+    rt.deploy(
+        "p",
+        "other.py",
+        "def boot():\n    VWED.api.register_route('/other', 'GET', lambda r: {'ok': True})\n",
+    );
+    let r = rt.call_route("GET", "/bomb", None);
+    r.expect_status(500);
+    assert!(r.text.contains("MemoryError"), "{}", r.text);
+    rt.call_route("GET", "/alive", None).expect_status(200);
+    rt.call_route("GET", "/other", None).expect_status(200);
+    assert_eq!(
+        rt.running_entry(&bomb).expect("listed")["status"],
+        "running"
+    );
+    rt.get("/health").expect_status(200);
+}

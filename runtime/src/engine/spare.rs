@@ -16,7 +16,12 @@ impl Engine {
         let alive = spare.and_then(|mut w| matches!(w.child.try_wait(), Ok(None)).then_some(w));
         let worker = match alive {
             Some(w) => w,
-            None => spawn_worker(&self.exe, WorkerMode::Script, self.lock.as_ref())?,
+            None => spawn_worker(
+                &self.exe,
+                WorkerMode::Script,
+                self.lock.as_ref(),
+                self.cfg.worker_memory_limit(),
+            )?,
         };
         Ok(worker)
     }
@@ -32,7 +37,12 @@ impl Engine {
             if e.is_shutting_down() {
                 return;
             }
-            match spawn_worker(&e.exe, WorkerMode::Script, e.lock.as_ref()) {
+            match spawn_worker(
+                &e.exe,
+                WorkerMode::Script,
+                e.lock.as_ref(),
+                e.cfg.worker_memory_limit(),
+            ) {
                 // A spare replaced here is killed on drop.
                 Ok(w) => drop(e.spare.lock().unwrap_or_else(|p| p.into_inner()).replace(w)),
                 Err(err) => tracing::warn!("cannot start a spare worker: {err}"),

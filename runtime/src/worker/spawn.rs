@@ -47,10 +47,14 @@ fn move_fd(from: RawFd, to: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `memory_limit` caps the worker's data segment (heap and anonymous memory), so
+/// a runaway script gets a MemoryError instead of driving the controller into the
+/// OOM killer; `None` leaves it unlimited.
 pub fn spawn_worker(
     exe: &Path,
     mode: WorkerMode,
     lock: Option<&OwnedFd>,
+    memory_limit: Option<u64>,
 ) -> std::io::Result<SpawnedWorker> {
     let (ours, theirs) = StdUnixStream::pair()?;
     let child_fd = theirs.as_raw_fd();
@@ -79,6 +83,20 @@ pub fn spawn_worker(
             // Own process group: a Ctrl-C meant for the supervisor's terminal must
             // not reach scripts; the supervisor stops them itself.
             libc::setpgid(0, 0);
+            if let Some(bytes) = memory_limit {
+                let lim = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
+                };
+                libc::setrlimit(libc::RLIMIT_DATA, &lim);
+            }
+            // If memory runs out all the same, the kernel should take a worker, not
+            // the supervisor that keeps every other script and the API going.
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+            if fd >= 0 {
+                libc::write(fd, b"500".as_ptr().cast(), 3);
+                libc::close(fd);
+            }
             // The lock first: if it sits on fd 3 the channel would overwrite it.
             if let Some(l) = lock_fd {
                 let tmp = if l == CHANNEL_FD {
