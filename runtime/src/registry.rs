@@ -235,6 +235,52 @@ fn exact_key(method: &str, path: &str) -> String {
     k
 }
 
+/// Does `p` clash with a live registration or with one of `staged` (the same
+/// script's, not yet committed)? Routes clash when they match the same paths with
+/// the same method; functions when they share a name.
+fn clash(
+    p: &Prepared,
+    routes: &Routes,
+    functions: &HashMap<String, Arc<FunctionEntry>>,
+    staged: &[Prepared],
+) -> Result<(), RegError> {
+    match p {
+        Prepared::Route(r) => {
+            let same = |o: &RouteEntry| o.method == r.method && same_shape(&o.segs, &r.segs);
+            let live = routes
+                .exact
+                .values()
+                .chain(routes.patterns.iter())
+                .find(|o| same(o));
+            let mine = staged.iter().find_map(|s| match s {
+                Prepared::Route(o) if same(o) => Some(o),
+                _ => None,
+            });
+            if let Some(o) = live.or(mine) {
+                return Err(RegError::RouteTaken {
+                    method: r.method.clone(),
+                    path: r.path.clone(),
+                    owner: o.target.script_id.to_string(),
+                });
+            }
+        }
+        Prepared::Function(f) => {
+            let mine = staged.iter().find_map(|s| match s {
+                Prepared::Function(o) if o.name == f.name => Some(o),
+                _ => None,
+            });
+            if let Some(o) = functions.get(&f.name).or(mine) {
+                return Err(RegError::FunctionTaken {
+                    name: f.name.clone(),
+                    owner: o.target.script_id.to_string(),
+                });
+            }
+        }
+        Prepared::Listener(_) | Prepared::Timer(_) => {}
+    }
+    Ok(())
+}
+
 pub struct Registry {
     routes: RwLock<Routes>,
     functions: RwLock<HashMap<String, Arc<FunctionEntry>>>,
@@ -396,79 +442,17 @@ impl Registry {
     /// Would this clash with what is live, or with `staged` (the same script's
     /// registrations not yet committed)?
     pub fn conflict(&self, p: &Prepared, staged: &[Prepared]) -> Result<(), RegError> {
-        match p {
-            Prepared::Route(r) => {
-                let clash = |o: &RouteEntry| o.method == r.method && same_shape(&o.segs, &r.segs);
-                let routes = read(&self.routes);
-                let live = routes
-                    .exact
-                    .values()
-                    .chain(routes.patterns.iter())
-                    .find(|o| clash(o));
-                let mine = staged.iter().find_map(|s| match s {
-                    Prepared::Route(o) if clash(o) => Some(o.clone()),
-                    _ => None,
-                });
-                if let Some(o) = live.cloned().or(mine) {
-                    return Err(RegError::RouteTaken {
-                        method: r.method.clone(),
-                        path: r.path.clone(),
-                        owner: o.target.script_id.to_string(),
-                    });
-                }
-            }
-            Prepared::Function(f) => {
-                let live = read(&self.functions).get(&f.name).cloned();
-                let mine = staged.iter().find_map(|s| match s {
-                    Prepared::Function(o) if o.name == f.name => Some(o.clone()),
-                    _ => None,
-                });
-                if let Some(o) = live.or(mine) {
-                    return Err(RegError::FunctionTaken {
-                        name: f.name.clone(),
-                        owner: o.target.script_id.to_string(),
-                    });
-                }
-            }
-            Prepared::Listener(_) | Prepared::Timer(_) => {}
-        }
-        Ok(())
+        clash(p, &read(&self.routes), &read(&self.functions), staged)
     }
 
     /// Commits all of a script's registrations, or none if one clashes with what
-    /// another script committed meanwhile.
+    /// another script committed meanwhile. (Clashes within the script were refused
+    /// while it staged them.)
     pub fn commit(&self, items: Vec<Prepared>) -> Result<(), RegError> {
         let mut routes = write(&self.routes);
         let mut functions = write(&self.functions);
-        for (i, p) in items.iter().enumerate() {
-            let earlier = &items[..i];
-            match p {
-                Prepared::Route(r) => {
-                    let clash = routes
-                        .exact
-                        .values()
-                        .chain(routes.patterns.iter())
-                        .find(|o| o.method == r.method && same_shape(&o.segs, &r.segs));
-                    if let Some(o) = clash {
-                        return Err(RegError::RouteTaken {
-                            method: r.method.clone(),
-                            path: r.path.clone(),
-                            owner: o.target.script_id.to_string(),
-                        });
-                    }
-                }
-                Prepared::Function(f) => {
-                    if let Some(o) = functions.get(&f.name) {
-                        return Err(RegError::FunctionTaken {
-                            name: f.name.clone(),
-                            owner: o.target.script_id.to_string(),
-                        });
-                    }
-                }
-                _ => {}
-            }
-            // Within one script the staging check already refused duplicates.
-            let _ = earlier;
+        for p in &items {
+            clash(p, &routes, &functions, &[])?;
         }
         let mut listeners = write(&self.listeners);
         let mut timers = write(&self.timers);
