@@ -321,16 +321,22 @@ def _run_task(req, coro, on_ok, on_err):
 # ------------------------------------------------------------------ dispatching
 
 
-def _on_route(req, hid, data):
+def _answer(req, invoke, on_ok, on_err):
+    """Runs a handler for request `req`; a coroutine result becomes a task that
+    answers when it finishes (and that a timeout can cancel)."""
     try:
-        result = _call_handler(hid, data)
-    except BaseException as e:  # noqa: BLE001
-        _route_failed(req, e)
+        result = invoke()
+    except BaseException as e:  # noqa: BLE001 - a script error must never kill the worker
+        on_err(req, e)
         return
     if inspect.isawaitable(result):
-        _run_task(req, result, lambda v: _reply_route(req, v), lambda e: _route_failed(req, e))
+        _run_task(req, result, lambda v: on_ok(req, v), lambda e: on_err(req, e))
     else:
-        _reply_route(req, result)
+        on_ok(req, result)
+
+
+def _on_route(req, hid, data):
+    _answer(req, lambda: _call_handler(hid, data), _reply_route, _route_failed)
 
 
 def _call_failed(req, exc):
@@ -339,15 +345,7 @@ def _call_failed(req, exc):
 
 
 def _on_call(req, hid, args):
-    try:
-        result = _call_with_args(hid, args)
-    except BaseException as e:  # noqa: BLE001
-        _call_failed(req, e)
-        return
-    if inspect.isawaitable(result):
-        _run_task(req, result, lambda v: _reply_call(req, v), lambda e: _call_failed(req, e))
-    else:
-        _reply_call(req, result)
+    _answer(req, lambda: _call_with_args(hid, args), _reply_call, _call_failed)
 
 
 def _on_event(req, hids, name, data):
