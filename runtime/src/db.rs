@@ -31,22 +31,26 @@ pub enum DbError {
     Corrupt(#[from] postcard::Error),
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for DbError {
+/// `From` each of redb's per-operation errors for an error type that converts
+/// from `DbError`, so that `?` takes any of them.
+macro_rules! from_redb_errors {
+    ($target:ty) => {
+        $crate::db::from_redb_errors!($target: redb::DatabaseError, redb::TransactionError,
+            redb::TableError, redb::StorageError, redb::CommitError, redb::Error);
+    };
+    ($target:ty: $($t:ty),+) => {$(
+        impl From<$t> for $target {
             fn from(e: $t) -> Self {
-                DbError::Redb(e.into())
+                <$target>::from($crate::db::DbError::Redb(e.into()))
             }
         }
-    )*};
+    )+};
 }
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+pub(crate) use from_redb_errors;
+
+// `redb::Error` itself converts through `#[from]` above.
+from_redb_errors!(DbError: redb::DatabaseError, redb::TransactionError, redb::TableError,
+    redb::StorageError, redb::CommitError);
 
 pub type Db = Arc<Database>;
 

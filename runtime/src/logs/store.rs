@@ -48,28 +48,7 @@ pub enum LogStoreError {
     Thread(std::io::Error),
 }
 
-impl From<redb::Error> for LogStoreError {
-    fn from(e: redb::Error) -> Self {
-        LogStoreError::Db(DbError::Redb(e))
-    }
-}
-
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for LogStoreError {
-            fn from(e: $t) -> Self {
-                LogStoreError::Db(DbError::Redb(e.into()))
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+crate::db::from_redb_errors!(LogStoreError);
 
 /// Retention and queue settings.
 #[derive(Debug, Clone)]

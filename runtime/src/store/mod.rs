@@ -42,27 +42,7 @@ pub enum StoreError {
     Running(String),
 }
 
-impl From<redb::Error> for StoreError {
-    fn from(e: redb::Error) -> Self {
-        StoreError::Db(DbError::Redb(e))
-    }
-}
-
-macro_rules! store_from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Db(DbError::from(e))
-            }
-        }
-    )*};
-}
-store_from_redb!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+crate::db::from_redb_errors!(StoreError);
 
 #[derive(Clone)]
 pub struct ScriptStore {
