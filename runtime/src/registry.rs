@@ -39,6 +39,13 @@ impl Stats {
         (avg * 1000.0).round() / 1000.0
     }
 
+    /// Adds these counters to a JSON object describing the registration.
+    pub fn add_to(&self, v: &mut Value) {
+        if let (Some(obj), Value::Object(stats)) = (v.as_object_mut(), self.to_json()) {
+            obj.extend(stats);
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "call_count": self.calls.load(Ordering::Relaxed),

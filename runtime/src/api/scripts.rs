@@ -259,9 +259,7 @@ pub async fn registry_status(engine: Arc<Engine>) -> Resp {
             "tags": f.tags,
             "registered_at": f.registered_at,
         });
-        if let (Some(obj), Value::Object(stats)) = (v.as_object_mut(), f.stats.to_json()) {
-            obj.extend(stats);
-        }
+        f.stats.add_to(&mut v);
         functions.insert(f.name.clone(), v);
     }
     let mut listeners = serde_json::Map::new();
@@ -277,11 +275,7 @@ pub async fn registry_status(engine: Arc<Engine>) -> Resp {
                             "registered_at": l.registered_at,
                             "dropped_count": l.dropped.load(std::sync::atomic::Ordering::Relaxed),
                         });
-                        if let (Some(obj), Value::Object(stats)) =
-                            (v.as_object_mut(), l.stats.to_json())
-                        {
-                            obj.extend(stats);
-                        }
+                        l.stats.add_to(&mut v);
                         v
                     })
                     .collect(),
@@ -297,9 +291,7 @@ pub async fn registry_status(engine: Arc<Engine>) -> Resp {
             "registered_at": t.registered_at,
             "skipped_count": t.skipped.load(std::sync::atomic::Ordering::Relaxed),
         });
-        if let (Some(obj), Value::Object(stats)) = (v.as_object_mut(), t.stats.to_json()) {
-            obj.extend(stats);
-        }
+        t.stats.add_to(&mut v);
         timers.insert(
             format!("{}:timer_{}", t.target.script_id, t.target.handler),
             v,
