@@ -17,8 +17,8 @@ use super::body::parse_json;
 use super::reply::{ApiError, Resp, finish, json_response, ok_data};
 use super::scripts::fn_error_status;
 use crate::engine::Engine;
-use crate::services::task_block::{self, Block, MAX_RETRIES, Mode};
-use crate::services::task_vars::{self, TaskVarsError};
+use crate::integrations::task_block::{self, Block, MAX_RETRIES, Mode};
+use crate::integrations::task_vars::{self, TaskVarsError};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -169,7 +169,7 @@ async fn variables(task_id: String, engine: Arc<Engine>) -> Resp {
     let task_id = path_param(task_id);
     finish(
         async {
-            let vars = crate::services::task_variables(&engine, task_id.clone())
+            let vars = crate::integrations::task_variables(&engine, task_id.clone())
                 .await
                 .map_err(vars_error)?
                 .ok_or_else(|| {
@@ -188,7 +188,7 @@ async fn delete_variables(task_id: String, engine: Arc<Engine>) -> Resp {
     let task_id = path_param(task_id);
     finish(
         async {
-            let store = crate::services::task_vars::TaskVars::new(engine.store.db().clone());
+            let store = crate::integrations::task_vars::TaskVars::new(engine.store.db().clone());
             let id = task_id.clone();
             let existed = tokio::task::spawn_blocking(move || store.delete(&id))
                 .await

@@ -205,7 +205,7 @@ pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
         .and(warp::path!("stubs" / "vwed.pyi"))
         .and(warp::get())
         .map(|| {
-            let mut r = warp::reply::Response::new(vwed_modules::STUBS_PYI.into());
+            let mut r = warp::reply::Response::new(vwed_pyhost::STUBS_PYI.into());
             r.headers_mut().insert(
                 warp::http::header::CONTENT_TYPE,
                 warp::http::HeaderValue::from_static("text/x-python; charset=utf-8"),

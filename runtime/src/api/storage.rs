@@ -17,7 +17,7 @@ use super::body::parse_json;
 use super::reply::{ApiError, Resp, finish, ok_data, ok_message};
 use super::{query_bool, query_u64};
 use crate::engine::Engine;
-use crate::services::locations::{LocationError, LocationSpec, Locations};
+use crate::integrations::locations::{LocationError, LocationSpec, Locations};
 
 fn loc_error(e: LocationError) -> ApiError {
     let status = match &e {

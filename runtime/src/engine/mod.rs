@@ -6,9 +6,9 @@
 //! the script), asks the worker to exit, and kills it after the grace period. A
 //! worker that dies on its own leaves a `crashed` instance behind.
 
+mod dispatch;
 pub mod events;
 mod instance;
-mod services;
 mod sink;
 mod spare;
 mod start;

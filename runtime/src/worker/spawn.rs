@@ -65,7 +65,7 @@ pub fn spawn_worker(
         cmd.arg("--analyzer");
     }
     cmd.env(
-        vwed_modules::worker::SUPERVISOR_PID_ENV,
+        vwed_pyhost::worker::SUPERVISOR_PID_ENV,
         std::process::id().to_string(),
     )
     .env("PYTHONDONTWRITEBYTECODE", "1")

@@ -61,7 +61,9 @@ impl Engine {
                 })
                 .map_err(|e| e.to_string()),
             s if s.starts_with("data.") => self.data_service(inst, s, args).await,
-            s if crate::services::handles(s) => crate::services::call(self, inst, s, args).await,
+            s if crate::integrations::handles(s) => {
+                crate::integrations::call(self, inst, s, args).await
+            }
             s if s.starts_with("io.") || s.starts_with("device.") || s.starts_with("robot.") => {
                 crate::io::services::call(self, inst, s, args).await
             }
