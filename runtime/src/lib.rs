@@ -4,6 +4,7 @@
 
 mod analyzer;
 mod api;
+pub mod auth;
 mod clock;
 pub mod config;
 mod cron;
