@@ -914,6 +914,9 @@ class _Util:
     def uuid(self):
         return str(_uuid.uuid4())
 
+    def scratch_dir(self):
+        return _vwed.scratch_dir()
+
 
 # ------------------------------------------------------------------------ VWED
 

@@ -98,6 +98,9 @@ pub struct Config {
     /// Heap and anonymous memory one script's worker may use, in MiB (0: no limit).
     /// Past it the script gets a MemoryError; the runtime and other scripts go on.
     pub worker_memory_mb: u64,
+    /// Confinement and limits of script workers, and per-project grants
+    /// (`[sandbox]`, `[sandbox.projects.<name>]`; see docs/sandbox.md).
+    pub sandbox: crate::sandbox::SandboxSettings,
 }
 
 impl Default for Config {
@@ -144,6 +147,7 @@ impl Default for Config {
             max_registrations: 10_000,
             executor_threads: 2,
             worker_memory_mb: 512,
+            sandbox: crate::sandbox::SandboxSettings::default(),
         }
     }
 }
@@ -188,6 +192,7 @@ impl Config {
         if let Some(p) = &overrides.io_config {
             cfg.io_config.clone_from(p);
         }
+        cfg.sandbox.config_file = file.map(Path::to_path_buf);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -206,6 +211,9 @@ impl Config {
         if self.output_lines == 0 {
             bail!("output_lines must be at least 1");
         }
+        self.sandbox
+            .validate(&self.data_dir)
+            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(())
     }
 }

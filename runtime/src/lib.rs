@@ -19,6 +19,7 @@ mod output;
 mod paths;
 mod registry;
 mod sample;
+mod sandbox;
 mod sdnotify;
 mod store;
 mod worker;
@@ -32,6 +33,9 @@ use anyhow::Context;
 /// Runs the supervisor until SIGTERM or Ctrl-C.
 pub async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Closes the supervisor's /proc entries (environ, memory, fds) to workers.
+    // SAFETY: prctl(PR_SET_DUMPABLE) only sets a flag on this process.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let lock = lock::acquire(&cfg.data_dir).await?;
@@ -46,6 +50,7 @@ pub async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find own executable")?;
     let logs = logs::Logs::open(&cfg).context("cannot open the log store")?;
     logs.start_ticker();
+    sandbox::init(&cfg);
     let cfg = Arc::new(cfg);
     let engine = engine::Engine::new(cfg.clone(), store, exe, Some(lock), logs.clone());
 

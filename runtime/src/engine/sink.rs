@@ -108,7 +108,8 @@ impl FrameSink for ScriptSink {
             return;
         };
         match msg {
-            FromWorker::Booted(outcome) => {
+            FromWorker::Booted { outcome, sandbox } => {
+                let _ = self.inst.sandbox.set(sandbox);
                 let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(done) = boot.as_mut().and_then(|p| p.done.take()) {
                     let _ = done.send(outcome);

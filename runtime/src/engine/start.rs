@@ -4,7 +4,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::oneshot;
-use vwed_ipc::{Boot, BootOutcome, Level, SyntaxError, ToWorker};
+use vwed_ipc::{Boot, BootOutcome, Level, SandboxPolicy, SyntaxError, ToWorker};
 
 use super::Engine;
 use super::instance::{BootPhase, ExitInfo, Instance, State};
@@ -64,6 +64,8 @@ pub enum StartError {
     Store(StoreError),
     #[error("脚本进程无法启动: {0}")]
     Spawn(std::io::Error),
+    #[error("脚本沙箱不完整, 按配置 (sandbox.required) 拒绝启动: {0}")]
+    Sandbox(String),
 }
 
 /// `<file_name>_<unix_ms>_<8 hex>`, as the seed's examples show.
@@ -120,6 +122,11 @@ impl Engine {
             ))));
         }
         let script_path = format!("{}/{}", project.project_name, file.file_path);
+        if let Some(why) = crate::sandbox::host().refusal(&project.project_name) {
+            return Err(StartError::Sandbox(why));
+        }
+        let sandbox = crate::sandbox::policy(&self.cfg, &project.project_name)
+            .map_err(|e| StartError::Store(StoreError::Io(e)))?;
 
         // Claim the path before spawning, so two concurrent starts cannot both win.
         let inst = {
@@ -162,7 +169,7 @@ impl Engine {
             inst
         };
 
-        let result = self.boot(&inst, &source, &params).await;
+        let result = self.boot(&inst, &source, &params, sandbox).await;
         self.refill_spare();
         match result {
             Ok(counts) => {
@@ -211,6 +218,7 @@ impl Engine {
         inst: &Arc<Instance>,
         source: &str,
         params: &Value,
+        sandbox: SandboxPolicy,
     ) -> Result<Counts, StartError> {
         let (done_tx, done_rx) = oneshot::channel();
         *inst.boot.lock().unwrap_or_else(|p| p.into_inner()) = Some(BootPhase {
@@ -244,6 +252,7 @@ impl Engine {
             file_name: inst.file_name.clone(),
             source: source.to_string(),
             start_params: params.to_string(),
+            sandbox,
         });
         conn.send(&boot).map_err(|_| self.died(inst))?;
 
@@ -269,6 +278,9 @@ impl Engine {
         // even when the clash reached boot() as an exception it did not catch.
         if let Some(c) = phase.as_mut().and_then(|p| p.conflict.take()) {
             return Err(StartError::Conflict(c));
+        }
+        if let Some(why) = self.sandbox_shortfall(inst) {
+            return Err(StartError::Sandbox(why));
         }
         match outcome {
             BootOutcome::Ok => {}
@@ -299,6 +311,12 @@ impl Engine {
             return Err(self.died(inst));
         }
         Ok(self.registry.counts(&inst.script_id))
+    }
+
+    /// With `sandbox.required`, what the worker reported it could not put in force.
+    fn sandbox_shortfall(&self, inst: &Instance) -> Option<String> {
+        let missing = &inst.sandbox.get()?.missing;
+        (self.cfg.sandbox.required && !missing.is_empty()).then(|| missing.join("; "))
     }
 
     fn died(&self, inst: &Instance) -> StartError {

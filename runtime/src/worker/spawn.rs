@@ -64,25 +64,19 @@ pub fn spawn_worker(
     if matches!(mode, WorkerMode::Analyzer) {
         cmd.arg("--analyzer");
     }
-    cmd.env(
-        vwed_pyhost::worker::SUPERVISOR_PID_ENV,
-        std::process::id().to_string(),
-    )
-    .env("PYTHONDONTWRITEBYTECODE", "1")
-    // Only the supervisor speaks for the service to systemd.
-    .env_remove(crate::sdnotify::ENV_VARS[0])
-    .env_remove(crate::sdnotify::ENV_VARS[1])
-    .env_remove(crate::sdnotify::ENV_VARS[2])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
+    // Environment, working directory and spawn-time limits: see confine.rs.
+    let plan = super::confine::prepare(&mut cmd)?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     // SAFETY: only async-signal-safe syscalls run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             // Own process group: a Ctrl-C meant for the supervisor's terminal must
             // not reach scripts; the supervisor stops them itself.
             libc::setpgid(0, 0);
+            super::confine::in_child(&plan)?;
             if let Some(bytes) = memory_limit {
                 let lim = libc::rlimit {
                     rlim_cur: bytes,
