@@ -91,12 +91,14 @@ impl ScriptSink {
         let log = &self.inst.log;
         let mut ring = self.inst.output.lock().unwrap_or_else(|p| p.into_inner());
         if stream == "log" {
+            let text = crate::output::clip(&text, 0);
             log.script_line(level, stream, text.clone(), fields.as_ref());
             ring.push(level, stream, text, fields);
         } else {
             for line in text.split('\n') {
-                log.script_line(level, stream, line.to_string(), None);
-                ring.push(level, stream, line.to_string(), None);
+                let line = crate::output::clip(line, 0);
+                log.script_line(level, stream, line.clone(), None);
+                ring.push(level, stream, line, None);
             }
         }
     }

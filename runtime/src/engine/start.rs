@@ -429,19 +429,42 @@ async fn watch_process(
 }
 
 /// Output written straight to the worker's fd 1/2 (interpreter fatal errors, C
-/// extensions) is kept with the script's output too.
+/// extensions) is kept with the script's output too. A line is held only up to
+/// [`crate::output::MAX_LINE_BYTES`]: the rest is counted and dropped as it comes.
 async fn pipe_lines(
     r: impl AsyncRead + Unpin,
     inst: Arc<Instance>,
     stream: &'static str,
     level: Level,
 ) {
-    let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        inst.log.script_line(level, stream, line.clone(), None);
-        inst.output
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(level, stream, line, None);
+    let mut r = BufReader::new(r);
+    let mut line = Vec::new();
+    let mut dropped = 0usize;
+    loop {
+        let (taken, complete) = match r.fill_buf().await {
+            Ok(buf) if !buf.is_empty() => {
+                let end = buf.iter().position(|&b| b == b'\n');
+                let part = &buf[..end.unwrap_or(buf.len())];
+                let room = crate::output::MAX_LINE_BYTES.saturating_sub(line.len());
+                line.extend_from_slice(&part[..part.len().min(room)]);
+                dropped += part.len().saturating_sub(room);
+                (end.map_or(buf.len(), |e| e + 1), end.is_some())
+            }
+            _ => (0, true),
+        };
+        r.consume(taken);
+        if complete && (taken > 0 || !line.is_empty()) {
+            let text = crate::output::clip(&String::from_utf8_lossy(&line), dropped);
+            inst.log.script_line(level, stream, text.clone(), None);
+            inst.output
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(level, stream, text, None);
+            line.clear();
+            dropped = 0;
+        }
+        if taken == 0 {
+            return;
+        }
     }
 }
