@@ -16,6 +16,7 @@ mod paths;
 mod projects;
 mod restore;
 mod sample;
+mod sandbox;
 mod script_api;
 mod seed_examples;
 mod stubs;
