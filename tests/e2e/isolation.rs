@@ -50,7 +50,8 @@ def boot():
         return {"pong": "busy"}
 "#;
 
-const FAST: &str = r#"
+/// A script that always answers at once; other tests use it as the bystander.
+pub(crate) const FAST: &str = r#"
 def boot():
     @VWED.api.get("/fast/ping")
     def ping(req):

@@ -458,13 +458,6 @@ def boot():
         return {"started": True}
 "#;
 
-const FAST: &str = r#"
-def boot():
-    @VWED.api.get("/fast/ping")
-    def ping(req):
-        return {"pong": "fast"}
-"#;
-
 /// The runtime and an innocent script answer, whatever the runaway just did.
 fn still_fine(rt: &Runtime, after: &str) {
     rt.get("/health").expect_status(200);
@@ -479,7 +472,7 @@ fn runaway_scripts_are_stopped_at_their_limit_and_the_runtime_stays_up() {
             .env("VWED_WORKER_MEMORY_MB", 128)
             .env("VWED_STOP_GRACE_MS", 300),
     );
-    rt.deploy("p", "fast.py", FAST);
+    rt.deploy("p", "fast.py", crate::isolation::FAST);
     let runaway = rt.deploy("p", "runaway.py", RUNAWAY);
 
     for (route, stopped_by) in [
