@@ -30,7 +30,7 @@ use landlock_rules::Paths;
 /// confinement is turned off (`sandbox.enabled = false`).
 pub const OFF_ENV: &str = "VWED_SANDBOX_OFF";
 
-/// Shared libraries, time zones and randomness: what CPython and its C extensions
+/// Shared libraries, time zones, the CPU count and randomness: what CPython and its C extensions
 /// read at run time besides their own search path. Nothing here is secret.
 const SYSTEM_READ: &[&str] = &[
     "/lib",
@@ -41,6 +41,8 @@ const SYSTEM_READ: &[&str] = &[
     "/etc/ld.so.cache",
     "/etc/localtime",
     "/usr/share/zoneinfo",
+    // How many CPUs there are (os.cpu_count, thread pools of C libraries).
+    "/sys/devices/system/cpu",
     "/dev/urandom",
     "/dev/random",
 ];

@@ -262,7 +262,8 @@ mod tests {
                     Ok(p) => p,
                     Err(_) => libc::_exit(100),
                 };
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || install(&prog).is_err()
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                    || install(&prog).is_err()
                 {
                     libc::_exit(101);
                 }
@@ -286,9 +287,24 @@ mod tests {
             unsafe {
                 let own = libc::getpid() as libc::c_long;
                 let checks = [
-                    refused(libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0)),
-                    refused(libc::syscall(libc::SYS_socket, libc::AF_UNIX, libc::SOCK_STREAM, 0)),
-                    refused(libc::syscall(libc::SYS_socket, libc::AF_NETLINK, libc::SOCK_RAW, 0)),
+                    refused(libc::syscall(
+                        libc::SYS_socket,
+                        libc::AF_INET,
+                        libc::SOCK_STREAM,
+                        0,
+                    )),
+                    refused(libc::syscall(
+                        libc::SYS_socket,
+                        libc::AF_UNIX,
+                        libc::SOCK_STREAM,
+                        0,
+                    )),
+                    refused(libc::syscall(
+                        libc::SYS_socket,
+                        libc::AF_NETLINK,
+                        libc::SOCK_RAW,
+                        0,
+                    )),
                     refused(libc::syscall(libc::SYS_kill, libc::getppid(), 0)),
                     refused(libc::syscall(libc::SYS_kill, -1, 0)),
                     refused(libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0)),
@@ -316,9 +332,17 @@ mod tests {
                 let stream = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
                 let tcp4 = libc::syscall(libc::SYS_socket, libc::AF_INET, stream, 0) >= 0;
                 let tcp6 = libc::syscall(libc::SYS_socket, libc::AF_INET6, stream, 6) >= 0;
-                let udp = refused(libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_DGRAM, 0));
+                let udp = refused(libc::syscall(
+                    libc::SYS_socket,
+                    libc::AF_INET,
+                    libc::SOCK_DGRAM,
+                    0,
+                ));
                 let sctp = refused(libc::syscall(libc::SYS_socket, libc::AF_INET, stream, 132));
-                [tcp4, tcp6, udp, sctp].iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+                [tcp4, tcp6, udp, sctp]
+                    .iter()
+                    .position(|ok| !ok)
+                    .map_or(0, |i| i as i32 + 1)
             }
         });
         assert_eq!(code, 0, "check {code} failed");

@@ -69,6 +69,13 @@ pub fn prepare(cmd: &mut Command) -> io::Result<SpawnPlan> {
 
 /// Runs in the forked child before exec: only async-signal-safe calls.
 pub fn in_child(plan: &SpawnPlan) -> io::Result<()> {
+    // The supervisor is not dumpable, and until exec neither is this child, so its
+    // /proc files belong to root: a runtime running as another user could not set
+    // the child's own oom_score_adj. The worker is dumpable after exec anyway.
+    // SAFETY: prctl(PR_SET_DUMPABLE) only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 1);
+    }
     // A closure, not a function: the resource type differs between C libraries.
     let set_limit = |resource, value: u64| {
         let lim = libc::rlimit {
