@@ -170,15 +170,36 @@ fn attempt(rt: &Runtime, script: &str, t: &Targets, kind: &str) -> Value {
     rt.execute_ok(Some(script), &format!("{prefix}attempt"), args)
 }
 
-#[test]
-fn every_escape_from_a_script_fails_with_an_error_it_can_catch() {
+/// What a test aims at besides the runtime: a config file, a folder and a port
+/// that a grant may name, and a listener on that port.
+struct Outside {
+    config: std::path::PathBuf,
+    granted: TempDir,
+    port: u16,
+    _etc: TempDir,
+    _listener: TcpListener,
+}
+
+fn outside() -> Outside {
     let etc = TempDir::new("etc");
-    let config = etc.path().join("config.toml");
     let granted = TempDir::new("granted");
     std::fs::write(granted.path().join("recipe.txt"), "r").expect("granted file");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
-    let port = listener.local_addr().expect("addr").port();
-    let rt = runtime_with_secrets(&config, "");
+    Outside {
+        config: etc.path().join("config.toml"),
+        granted,
+        port: listener.local_addr().expect("addr").port(),
+        _etc: etc,
+        _listener: listener,
+    }
+}
+
+#[test]
+fn every_escape_from_a_script_fails_with_an_error_it_can_catch() {
+    // Bound whole: the folder and the listener must live as long as the test.
+    let out = outside();
+    let (config, granted, port) = (&out.config, &out.granted, out.port);
+    let rt = runtime_with_secrets(config, "");
     let victim = rt.create_project("victim");
     rt.create_file(
         victim,
@@ -186,7 +207,7 @@ fn every_escape_from_a_script_fails_with_an_error_it_can_catch() {
         "TOKEN = 'victim'\ndef boot():\n    pass\n",
     );
     let attacker = rt.deploy("p", "attacker.py", ATTACKER);
-    let t = targets(&rt, &config, granted.path(), port);
+    let t = targets(&rt, config, granted.path(), port);
 
     for kind in ESCAPES {
         let r = attempt(&rt, &attacker, &t, kind);
@@ -233,28 +254,24 @@ fn every_escape_from_a_script_fails_with_an_error_it_can_catch() {
     assert_eq!(env["scratch"], json!(scratch), "{env}");
     assert_eq!(env["cwd"], json!(scratch), "{env}");
     assert!(scratch.join("notes.txt").is_file());
-    drop(listener);
 }
 
 #[test]
 fn a_grant_opens_exactly_what_the_configuration_names() {
-    let etc = TempDir::new("etc");
-    let config = etc.path().join("config.toml");
-    let granted = TempDir::new("granted");
-    std::fs::write(granted.path().join("recipe.txt"), "r").expect("granted file");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
-    let port = listener.local_addr().expect("addr").port();
+    // Bound whole: the folder and the listener must live as long as the test.
+    let out = outside();
+    let (config, granted, port) = (&out.config, &out.granted, out.port);
     let grants = format!(
         "[sandbox.projects.p]\nread = [\"{dir}\"]\nwrite = [\"{dir}\"]\nnetwork = [\"tcp:{port}\"]\n",
         dir = granted.path().display()
     );
-    let rt = runtime_with_secrets(&config, &grants);
+    let rt = runtime_with_secrets(config, &grants);
     rt.create_project("victim");
     let granted_script = rt.deploy("p", "attacker.py", ATTACKER);
     let q = rt.create_project("q");
     rt.create_file(q, "second_attacker.py", ATTACKER);
     let other_script = rt.start_ok("q/second_attacker.py", Some(json!({"prefix": "second_"})));
-    let t = targets(&rt, &config, granted.path(), port);
+    let t = targets(&rt, config, granted.path(), port);
 
     for kind in ["read_granted", "write_granted", "connect_granted"] {
         let r = attempt(&rt, &granted_script, &t, kind);
