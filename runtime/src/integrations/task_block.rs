@@ -196,6 +196,103 @@ async fn store_variables(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// Answers calls from a script of outcomes; records what was announced.
+    struct FakeHost {
+        outcomes: Mutex<Vec<Result<Value, FnCallError>>>,
+        calls: Mutex<u32>,
+        events: Mutex<Vec<Value>>,
+    }
+
+    impl FakeHost {
+        fn new(mut outcomes: Vec<Result<Value, FnCallError>>) -> Self {
+            outcomes.reverse();
+            FakeHost {
+                outcomes: Mutex::new(outcomes),
+                calls: Mutex::new(0),
+                events: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl BlockHost for FakeHost {
+        fn call(
+            &self,
+            _script_id: Option<&str>,
+            _name: &str,
+            _args: &Value,
+            _timeout_ms: Option<u64>,
+        ) -> impl Future<Output = Result<Value, FnCallError>> + Send {
+            *self.calls.lock().expect("calls") += 1;
+            let next = self.outcomes.lock().expect("outcomes").pop();
+            async move { next.unwrap_or(Ok(Value::Null)) }
+        }
+
+        fn announce(&self, _event: &str, data: &Value) {
+            self.events.lock().expect("events").push(data.clone());
+        }
+    }
+
+    fn block(retry_count: u32) -> Block {
+        Block {
+            mode: Mode::SetTaskVariables,
+            function_name: "f".into(),
+            function_args: json!({}),
+            script_id: None,
+            task_id: None,
+            task_variables: Map::new(),
+            timeout_ms: None,
+            retry_count,
+        }
+    }
+
+    fn db(tag: &str) -> (Db, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "vwed-block-{tag}-{}-{}",
+            std::process::id(),
+            crate::clock::unix_ms()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        (
+            crate::db::open(&dir.join("t.redb"), 1 << 20).expect("db"),
+            dir,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_raising_function_is_retried_but_arguments_that_do_not_fit_are_not() {
+        let (db, dir) = db("retry");
+        let failed = || FnCallError::Failed {
+            name: "f".into(),
+            message: "boom".into(),
+        };
+        let host = FakeHost::new(vec![Err(failed()), Ok(json!({"a": 1}))]);
+        let out = run(&host, db.clone(), block(3)).await.expect("run");
+        assert_eq!(out.attempts, 2);
+        assert_eq!(Value::Object(out.set_variables), json!({"a": 1}));
+        assert_eq!(
+            host.events.lock().expect("events")[0]["success"],
+            json!(true)
+        );
+
+        let mismatch = FnCallError::ArgumentMismatch {
+            name: "f".into(),
+            message: "signature f(x)".into(),
+        };
+        let host = FakeHost::new(vec![Err(mismatch)]);
+        let out = run(&host, db, block(3)).await.expect("run");
+        assert_eq!(*host.calls.lock().expect("calls"), 1, "not retried");
+        assert!(matches!(
+            out.result,
+            Err(FnCallError::ArgumentMismatch { .. })
+        ));
+        assert_eq!(
+            host.events.lock().expect("events")[0]["success"],
+            json!(false)
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn modes_and_variables() {
