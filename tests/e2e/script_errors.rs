@@ -275,3 +275,37 @@ fn a_traceback_is_one_record_without_the_runtimes_frames_and_a_failing_timer_is_
         "no stream of records for a timer failing 20 times a second: {recs:#?}"
     );
 }
+
+#[test]
+fn a_refused_registration_raises_its_kind() {
+    let rt = Runtime::start();
+    rt.deploy(
+        "errors",
+        "owner.py",
+        &py(r#"
+        def boot():
+            @VWED.api.get("/taken")
+            def taken(req):
+                return {}
+        "#),
+    );
+    let id = rt.deploy(
+        "errors",
+        "late.py",
+        &py(r#"
+        def boot():
+            @VWED.function.register("grab")
+            def grab(args):
+                try:
+                    VWED.api.register_route("/taken", "GET", lambda req: {})
+                except VWEDConflictError as e:
+                    return {"kind": e.kind, "message": str(e)}
+        "#),
+    );
+    let r = rt.execute_ok(Some(&id), "grab", json!({}));
+    assert_eq!(r["kind"], "conflict", "{r}");
+    assert!(
+        r["message"].as_str().is_some_and(|m| m.contains("/taken")),
+        "{r}"
+    );
+}
