@@ -303,8 +303,9 @@ fn argument_rules() {
     }
     std::thread::sleep(Duration::from_millis(200));
     assert!(!marker.exists(), "a string argument was evaluated");
-    // Wrong arity is the function's error, reported as such.
-    rt.execute(s, "add", json!([1])).fails(500, "TypeError");
+    // Arguments that do not fit the signature are the caller's mistake: 400, with
+    // the signature in the message. The function never ran.
+    rt.execute(s, "add", json!([1])).fails(400, "add(a, b)");
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod projects;
 mod restore;
 mod sample;
 mod script_api;
+mod script_errors;
 mod seed_examples;
 mod stubs;
 mod watchdog;

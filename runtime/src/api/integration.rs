@@ -121,12 +121,14 @@ async fn execute(engine: Arc<Engine>, body: Bytes) -> Resp {
         async {
             let block = block_of(parse_json(&body)?)?;
             let (task_id, mode) = (block.task_id.clone(), block.mode);
-            let out = task_block::run(&engine, block).await.map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("任务变量保存失败: {e}"),
-                )
-            })?;
+            let out = task_block::run(&*engine, engine.store.db().clone(), block)
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("任务变量保存失败: {e}"),
+                    )
+                })?;
             let data = json!({
                 "task_id": task_id,
                 "execution_mode": mode.as_str(),
@@ -169,15 +171,16 @@ async fn variables(task_id: String, engine: Arc<Engine>) -> Resp {
     let task_id = path_param(task_id);
     finish(
         async {
-            let vars = crate::integrations::task_variables(&engine, task_id.clone())
-                .await
-                .map_err(vars_error)?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        format!("任务 {task_id} 没有任务变量"),
-                    )
-                })?;
+            let vars =
+                crate::integrations::task_variables(engine.store.db().clone(), task_id.clone())
+                    .await
+                    .map_err(vars_error)?
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            format!("任务 {task_id} 没有任务变量"),
+                        )
+                    })?;
             Ok(ok_data(json!({"task_id": task_id, "variables": vars})))
         }
         .await,

@@ -154,7 +154,7 @@ async fn write_point(
             let b: WriteBody = parse_json(&body)?;
             let who =
                 Who::Http(remote.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string()));
-            io.write_point(&engine, &who, &tag, &b.value)
+            io.write_point(&who, &tag, &b.value)
                 .await
                 .map_err(io_error)?;
             Ok(ok_message(

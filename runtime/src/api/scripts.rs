@@ -201,6 +201,7 @@ pub fn fn_error_status(e: &FnCallError) -> StatusCode {
         FnCallError::ScriptNotRunning(_) | FnCallError::NotRegistered(_) => StatusCode::NOT_FOUND,
         FnCallError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         FnCallError::Gone(_) | FnCallError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        FnCallError::ArgumentMismatch { .. } => StatusCode::BAD_REQUEST,
         FnCallError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

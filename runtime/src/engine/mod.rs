@@ -7,7 +7,9 @@
 //! worker that dies on its own leaves a `crashed` instance behind.
 
 mod dispatch;
+mod error_kinds;
 pub mod events;
+mod hosts;
 mod instance;
 mod sink;
 mod spare;
@@ -23,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vwed_ipc::ToWorker;
+use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
 
 pub use instance::{Instance, State};
 pub use start::{StartError, StartOk, StartRequest};
@@ -64,6 +66,9 @@ pub enum FnCallError {
     NotRegistered(String),
     #[error("函数 {name} 执行超时 ({ms} ms)")]
     Timeout { name: String, ms: u64 },
+    /// The arguments did not bind to the function's signature; it never ran.
+    #[error("函数 {name} 参数不匹配: {message}")]
+    ArgumentMismatch { name: String, message: String },
     #[error("函数 {name} 执行失败: {message}")]
     Failed { name: String, message: String },
     #[error("函数 {0} 所在的脚本进程已退出")]
@@ -188,7 +193,14 @@ impl Engine {
             Ok(Answer::Call(Ok(json))) => {
                 Ok(serde_json::from_str(&json).unwrap_or(Value::String(json)))
             }
-            Ok(Answer::Call(Err(message))) => Err(FnCallError::Failed {
+            Ok(Answer::Call(Err(ScriptError {
+                kind: ScriptErrorKind::ArgumentMismatch,
+                message,
+            }))) => Err(FnCallError::ArgumentMismatch {
+                name: name.to_string(),
+                message,
+            }),
+            Ok(Answer::Call(Err(ScriptError { message, .. }))) => Err(FnCallError::Failed {
                 name: name.to_string(),
                 message,
             }),

@@ -13,13 +13,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
-use vwed_ipc::{FrameDecoder, FromWorker, Json, RouteReply, ToWorker, encode};
+use vwed_ipc::{FrameDecoder, FromWorker, Json, RouteReply, ScriptError, ToWorker, encode};
 
 /// What a worker answered.
 #[derive(Debug)]
 pub enum Answer {
     Route(RouteReply),
-    Call(Result<Json, String>),
+    Call(Result<Json, ScriptError>),
     Done(Result<(), String>),
 }
 
