@@ -30,9 +30,27 @@ pub use start::{StartError, StartOk, StartRequest};
 
 use crate::analyzer::Analyzer;
 use crate::config::Config;
-use crate::registry::Registry;
+use crate::registry::{self, Wiring};
 use crate::store::{RunningSet, ScriptData, ScriptStore};
-use crate::worker::{Answer, CallError};
+use crate::worker::{Answer, CallError, WorkerConn};
+
+/// The registry as the engine fills it: targets answer through worker
+/// connections, listeners are fed through event queues.
+pub enum Wired {}
+
+impl Wiring for Wired {
+    type Conn = WorkerConn;
+    type Queue = events::ListenerQueue;
+    fn listener_queue(len: usize) -> events::ListenerQueue {
+        events::ListenerQueue::new(len)
+    }
+}
+
+pub type Registry = registry::Registry<Wired>;
+pub type Target = registry::Target<Wired>;
+pub type Prepared = registry::Prepared<Wired>;
+pub type ListenerEntry = registry::ListenerEntry<Wired>;
+pub type TimerEntry = registry::TimerEntry<Wired>;
 
 /// Ended instances whose output stays queryable.
 const ENDED_KEEP: usize = 64;

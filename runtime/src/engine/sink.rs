@@ -5,9 +5,8 @@ use std::sync::{Arc, Weak};
 
 use vwed_ipc::{FromWorker, Level, Stream, ToWorker};
 
-use super::Engine;
 use super::instance::{Instance, State};
-use crate::registry::{Prepared, Target};
+use super::{Engine, Prepared, Target};
 use crate::worker::{FrameSink, WorkerConn};
 
 #[derive(serde::Deserialize)]
