@@ -18,5 +18,6 @@ mod restore;
 mod sample;
 mod script_api;
 mod seed_examples;
+mod startup;
 mod stubs;
 mod watchdog;

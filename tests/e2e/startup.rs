@@ -1,0 +1,68 @@
+//! Start-up as a newcomer meets it: settings from the environment and the
+//! runtime's own log.
+
+use std::process::{Command, Stdio};
+
+use vwed_e2e::{Opts, Runtime, TempDir, binary};
+
+#[test]
+fn a_bad_environment_value_names_its_variable() {
+    let data = TempDir::new("env");
+    let mut cmd = Command::new(binary());
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data.path());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("VWED_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .env("VWED_CALL_TIMEOUT_MS", "abc")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vwed-edge");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "must not start: {stderr}");
+    assert!(
+        stderr.contains(r#"VWED_CALL_TIMEOUT_MS: invalid number "abc""#),
+        "{stderr}"
+    );
+    // Refused before anything was created in the data dir.
+    assert!(!data.path().join("vwed.redb").exists());
+}
+
+#[test]
+fn a_bad_listen_address_in_the_environment_names_its_variable() {
+    let data = TempDir::new("env");
+    let out = Command::new(binary())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("VWED_LISTEN", "localhost")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vwed-edge");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "must not start: {stderr}");
+    assert!(
+        stderr.contains(r#"VWED_LISTEN: invalid value "localhost""#),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_runtime_log_has_no_colour_codes_when_stderr_is_a_file() {
+    let rt = Runtime::with(Opts::default());
+    let log = rt.stderr();
+    assert!(
+        log.contains("listening on"),
+        "the log goes to stderr: {log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "no ANSI escapes in a file: {log:?}"
+    );
+}
