@@ -17,7 +17,7 @@ use super::body::parse_json;
 use super::reply::{ApiError, Resp, finish, ok_data, ok_message};
 use super::{query, with_engine};
 use crate::engine::Engine;
-use crate::logs::{ALL, Conn, MAX_LIMIT};
+use crate::logs::{ALL, Conn, LogQuery, MAX_LIMIT};
 
 const TEST_PAGE: &str = include_str!("ws_test_page.html");
 
@@ -112,6 +112,9 @@ struct ClientMsg {
     kind: String,
     #[serde(default)]
     script_id: Option<String>,
+    /// Instead of `script_id`: every run of the script at this path.
+    #[serde(default)]
+    script_path: Option<String>,
     /// On subscribe: also send the newest `last` stored lines.
     #[serde(default)]
     last: Option<usize>,
@@ -179,6 +182,12 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
             return;
         }
     };
+    if let Some(path) = m.script_path.as_deref().filter(|p| !p.is_empty())
+        && matches!(m.kind.as_str(), "subscribe" | "unsubscribe")
+    {
+        on_path_message(engine, conn, &m.kind, path, m.last).await;
+        return;
+    }
     let sid = m
         .script_id
         .filter(|s| !s.is_empty())
@@ -193,7 +202,11 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
                 "message": format!("已订阅脚本 {sid} 的日志"),
             }));
             if let Some(n) = m.last.filter(|n| *n > 0) {
-                send_history(engine, conn, &sid, n.min(MAX_LIMIT)).await;
+                let filter = LogQuery {
+                    script_id: (sid != ALL).then(|| sid.clone()),
+                    ..LogQuery::default()
+                };
+                send_history(engine, conn, filter, n.min(MAX_LIMIT)).await;
             }
         }
         "unsubscribe" => {
@@ -225,16 +238,52 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
     }
 }
 
+/// `{"type": "subscribe", "script_path": "proj/main.py"}`: lines and status of
+/// every run of that script, across restarts (a script_id changes with each).
+async fn on_path_message(
+    engine: &Arc<Engine>,
+    conn: &Arc<Conn>,
+    kind: &str,
+    path: &str,
+    last: Option<usize>,
+) {
+    let now = crate::clock::utc_now();
+    if kind == "unsubscribe" {
+        let was = conn.unsubscribe_path(path);
+        conn.reply(json!({
+            "type": "unsubscribed",
+            "script_path": path,
+            "was_subscribed": was,
+            "timestamp": now,
+            "message": format!("已取消订阅脚本 {path} 的日志"),
+        }));
+        return;
+    }
+    conn.subscribe_path(path);
+    conn.reply(json!({
+        "type": "subscribed",
+        "script_path": path,
+        "timestamp": now,
+        "message": format!("已订阅脚本 {path} 的日志"),
+    }));
+    if let Some(n) = last.filter(|n| *n > 0) {
+        let filter = LogQuery {
+            script_path: Some(path.to_string()),
+            ..LogQuery::default()
+        };
+        send_history(engine, conn, filter, n.min(MAX_LIMIT)).await;
+    }
+}
+
 /// Stored lines, oldest first, marked `history` (live lines may overlap them;
 /// `seq` tells them apart).
-async fn send_history(engine: &Arc<Engine>, conn: &Arc<Conn>, sid: &str, n: usize) {
+async fn send_history(engine: &Arc<Engine>, conn: &Arc<Conn>, filter: LogQuery, n: usize) {
     let store = engine.logs.store.clone();
-    let filter = (sid != ALL).then(|| sid.to_string());
     // Commit what is queued first: a line logged just before the subscribe was
     // already broadcast, and must then be in the history instead of nowhere.
     let lines = tokio::task::spawn_blocking(move || {
         let _ = store.flush_blocking();
-        store.last_lines(filter.as_deref(), n)
+        store.last_lines(filter, n)
     })
     .await;
     match lines {

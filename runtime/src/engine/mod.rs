@@ -222,12 +222,13 @@ impl Engine {
             Err(_) => Err(FnCallError::Gone(name.to_string())),
         };
         entry.stats.record(out.is_ok(), us);
-        self.logs.function_execution(
-            &entry.target.script_id,
-            name,
-            out.as_ref().map_err(|e| e.to_string()),
-            us as f64 / 1000.0,
-        );
+        if let Some(inst) = self.any_instance(&entry.target.script_id) {
+            inst.log.function_execution(
+                name,
+                out.as_ref().map_err(|e| e.to_string()),
+                us as f64 / 1000.0,
+            );
+        }
         out
     }
 

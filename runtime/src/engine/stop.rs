@@ -78,8 +78,7 @@ impl Engine {
                 "killed": killed,
             }),
         );
-        self.logs.status(
-            &inst.script_id,
+        inst.log.status(
             "stopped",
             if killed {
                 "脚本已停止 (宽限期后强制结束)"

@@ -129,8 +129,54 @@ impl ScriptLogger {
         };
         let hub = &self.logs.hub;
         self.logs.store.append(line, |l| {
-            hub.publish(&l.script_id, || script_log_json(l));
+            hub.publish_script(&l.script_id, &l.script_path, || script_log_json(l));
         });
+    }
+
+    /// `script_status`: started, stopped, crashed.
+    pub fn status(&self, status: &str, message: &str) {
+        self.publish(|| {
+            json!({
+                "type": "script_status",
+                "script_id": &*self.script_id,
+                "script_path": &*self.script_path,
+                "timestamp": crate::clock::utc_now(),
+                "status": status,
+                "message": message,
+            })
+        });
+    }
+
+    /// `function_execution` after a call of a registered function.
+    pub fn function_execution(&self, function_name: &str, result: Result<&Value, String>, ms: f64) {
+        self.publish(|| {
+            let (kind, res) = match result {
+                Ok(v) => (
+                    "success",
+                    json!({"success": true, "data": v, "execution_time_ms": ms}),
+                ),
+                Err(e) => (
+                    "error",
+                    json!({"success": false, "error": e, "execution_time_ms": ms}),
+                ),
+            };
+            json!({
+                "type": "function_execution",
+                "script_id": &*self.script_id,
+                "script_path": &*self.script_path,
+                "timestamp": crate::clock::utc_now(),
+                "function_name": function_name,
+                "execution_type": kind,
+                "result": res,
+            })
+        });
+    }
+
+    /// Live only: to the subscribers of this run, of its path and of `*`.
+    fn publish(&self, build: impl FnOnce() -> Value) {
+        self.logs
+            .hub
+            .publish_script(&self.script_id, &self.script_path, build);
     }
 
     pub fn stats_json(&self) -> Value {
