@@ -86,7 +86,7 @@ pub enum FnCallError {
     Failed { name: String, message: String },
     #[error("函数 {0} 所在的脚本进程已退出")]
     Gone(String),
-    #[error("函数 {0} 所在的脚本繁忙 (等待中的请求已达上限), 请稍后重试")]
+    #[error("函数 {0} 所在的脚本繁忙 (等待中的请求或待发送的数据已达上限), 请稍后重试")]
     Busy(String),
 }
 
