@@ -14,6 +14,7 @@ mod lifecycle;
 mod logs_ws;
 mod paths;
 mod projects;
+mod readme;
 mod restore;
 mod sample;
 mod script_api;
