@@ -40,9 +40,12 @@ fn sh_blocks(readme: &str, heading: &str) -> Vec<String> {
     blocks
 }
 
-/// Shell quoting state after `line`, starting from `quote` (None, '\'' or '"').
-fn quote_after(line: &str, mut quote: Option<char>) -> Option<char> {
-    let mut chars = line.chars();
+/// Reads `text` as the shell would quote it, starting in `quote` (None, '\'' or
+/// '"'): the quote open at its end, and whether a pipe, list or redirection
+/// stood outside quotes.
+fn scan(text: &str, mut quote: Option<char>) -> (Option<char>, bool) {
+    let mut compound = false;
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match (quote, c) {
             (None, '\\') | (Some('"'), '\\') => {
@@ -50,10 +53,11 @@ fn quote_after(line: &str, mut quote: Option<char>) -> Option<char> {
             }
             (None, '\'' | '"') => quote = Some(c),
             (Some(q), c) if c == q => quote = None,
+            (None, '|' | ';' | '&' | '>' | '<') => compound = true,
             _ => {}
         }
     }
-    quote
+    (quote, compound)
 }
 
 /// One shell command per entry: continuation lines (`\` at the end, or an open
@@ -67,7 +71,7 @@ fn commands(block: &str) -> Vec<String> {
             continue;
         }
         current.push_str(line);
-        quote = quote_after(line, quote);
+        quote = scan(line, quote).0;
         if quote.is_none() && !line.ends_with('\\') {
             out.push(std::mem::take(&mut current));
         } else {
@@ -82,20 +86,7 @@ fn commands(block: &str) -> Vec<String> {
 /// output cannot simply be captured by options added at its end. (`$(...)` is
 /// fine: it is expanded before curl runs.)
 fn is_compound(cmd: &str) -> bool {
-    let mut quote = None;
-    let mut chars = cmd.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, '\\') | (Some('"'), '\\') => {
-                chars.next();
-            }
-            (None, '\'' | '"') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '|' | ';' | '&' | '>' | '<') => return true,
-            _ => {}
-        }
-    }
-    false
+    scan(cmd, None).1
 }
 
 enum Step {

@@ -5,27 +5,30 @@ use std::process::{Command, Stdio};
 
 use vwed_e2e::{Opts, Runtime, TempDir, binary};
 
-#[test]
-fn a_bad_environment_value_names_its_variable() {
-    let data = TempDir::new("env");
+/// Runs `serve` with one `VWED_*` setting (and no other from the environment);
+/// returns its stderr after checking that it refused to start.
+fn refused_with(var: &str, value: &str, data: &TempDir) -> String {
     let mut cmd = Command::new(binary());
-    cmd.arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(data.path());
+    cmd.arg("serve").arg("--data-dir").arg(data.path());
     for (k, _) in std::env::vars() {
         if k.starts_with("VWED_") {
             cmd.env_remove(k);
         }
     }
     let out = cmd
-        .env("VWED_CALL_TIMEOUT_MS", "abc")
+        .env(var, value)
         .stdin(Stdio::null())
         .output()
         .expect("run vwed-edge");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "must not start: {stderr}");
+    stderr
+}
+
+#[test]
+fn a_bad_environment_value_names_its_variable() {
+    let data = TempDir::new("env");
+    let stderr = refused_with("VWED_CALL_TIMEOUT_MS", "abc", &data);
     assert!(
         stderr.contains(r#"VWED_CALL_TIMEOUT_MS: invalid number "abc""#),
         "{stderr}"
@@ -37,16 +40,7 @@ fn a_bad_environment_value_names_its_variable() {
 #[test]
 fn a_bad_listen_address_in_the_environment_names_its_variable() {
     let data = TempDir::new("env");
-    let out = Command::new(binary())
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("VWED_LISTEN", "localhost")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run vwed-edge");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "must not start: {stderr}");
+    let stderr = refused_with("VWED_LISTEN", "localhost", &data);
     assert!(
         stderr.contains(r#"VWED_LISTEN: invalid value "localhost""#),
         "{stderr}"

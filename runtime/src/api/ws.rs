@@ -182,41 +182,37 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
             return;
         }
     };
-    if let Some(path) = m.script_path.as_deref().filter(|p| !p.is_empty())
-        && matches!(m.kind.as_str(), "subscribe" | "unsubscribe")
-    {
-        on_path_message(engine, conn, &m.kind, path, m.last).await;
-        return;
-    }
-    let sid = m
-        .script_id
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| ALL.to_string());
+    let target = match m.script_path.filter(|p| !p.is_empty()) {
+        Some(path) => Target::Path(path),
+        None => Target::Run(
+            m.script_id
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| ALL.to_string()),
+        ),
+    };
     match m.kind.as_str() {
         "subscribe" => {
-            conn.subscribe(&sid);
+            target.subscribe(conn);
+            let (key, name) = target.key();
             conn.reply(json!({
                 "type": "subscribed",
-                "script_id": sid,
+                key: name,
                 "timestamp": now,
-                "message": format!("已订阅脚本 {sid} 的日志"),
+                "message": format!("已订阅脚本 {name} 的日志"),
             }));
             if let Some(n) = m.last.filter(|n| *n > 0) {
-                let filter = LogQuery {
-                    script_id: (sid != ALL).then(|| sid.clone()),
-                    ..LogQuery::default()
-                };
-                send_history(engine, conn, filter, n.min(MAX_LIMIT)).await;
+                send_history(engine, conn, target.history(), n.min(MAX_LIMIT)).await;
             }
         }
         "unsubscribe" => {
-            let was = conn.unsubscribe(&sid);
+            let was = target.unsubscribe(conn);
+            let (key, name) = target.key();
             conn.reply(json!({
                 "type": "unsubscribed",
-                "script_id": sid,
+                key: name,
                 "was_subscribed": was,
                 "timestamp": now,
-                "message": format!("已取消订阅脚本 {sid} 的日志"),
+                "message": format!("已取消订阅脚本 {name} 的日志"),
             }));
         }
         "ping" => conn.reply(json!({"type": "pong", "timestamp": now})),
@@ -238,40 +234,46 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
     }
 }
 
-/// `{"type": "subscribe", "script_path": "proj/main.py"}`: lines and status of
-/// every run of that script, across restarts (a script_id changes with each).
-async fn on_path_message(
-    engine: &Arc<Engine>,
-    conn: &Arc<Conn>,
-    kind: &str,
-    path: &str,
-    last: Option<usize>,
-) {
-    let now = crate::clock::utc_now();
-    if kind == "unsubscribe" {
-        let was = conn.unsubscribe_path(path);
-        conn.reply(json!({
-            "type": "unsubscribed",
-            "script_path": path,
-            "was_subscribed": was,
-            "timestamp": now,
-            "message": format!("已取消订阅脚本 {path} 的日志"),
-        }));
-        return;
+/// What a subscribe names: one run (`script_id`, `*` for all), or every run of
+/// one script (`script_path`), across restarts that give it new script_ids.
+enum Target {
+    Run(String),
+    Path(String),
+}
+
+impl Target {
+    fn key(&self) -> (&'static str, &str) {
+        match self {
+            Target::Run(sid) => ("script_id", sid),
+            Target::Path(path) => ("script_path", path),
+        }
     }
-    conn.subscribe_path(path);
-    conn.reply(json!({
-        "type": "subscribed",
-        "script_path": path,
-        "timestamp": now,
-        "message": format!("已订阅脚本 {path} 的日志"),
-    }));
-    if let Some(n) = last.filter(|n| *n > 0) {
-        let filter = LogQuery {
-            script_path: Some(path.to_string()),
-            ..LogQuery::default()
+
+    fn subscribe(&self, conn: &Conn) {
+        match self {
+            Target::Run(sid) => conn.subscribe(sid),
+            Target::Path(path) => conn.subscribe_path(path),
+        }
+    }
+
+    fn unsubscribe(&self, conn: &Conn) -> bool {
+        match self {
+            Target::Run(sid) => conn.unsubscribe(sid),
+            Target::Path(path) => conn.unsubscribe_path(path),
+        }
+    }
+
+    /// The stored lines this subscription covers.
+    fn history(&self) -> LogQuery {
+        let (script_id, script_path) = match self {
+            Target::Run(sid) => ((sid != ALL).then(|| sid.clone()), None),
+            Target::Path(path) => (None, Some(path.clone())),
         };
-        send_history(engine, conn, filter, n.min(MAX_LIMIT)).await;
+        LogQuery {
+            script_id,
+            script_path,
+            ..LogQuery::default()
+        }
     }
 }
 

@@ -213,14 +213,24 @@ impl Engine {
         inst.note(Level::Info, "脚本启动成功");
         tokio::spawn(heartbeat(inst.clone()));
         inst.log.status("started", "脚本启动成功");
-        self.emit(
+        self.emit_lifecycle(
             "script_started",
-            &serde_json::json!({
-                "script_id": &*inst.script_id,
-                "script_path": inst.script_path,
-                "started_at": inst.started_at,
-            }),
+            inst,
+            serde_json::json!({"started_at": inst.started_at}),
         );
+    }
+
+    /// `script_started`, `script_stopped`, `script_crashed`: which script, and
+    /// the `details` of what happened.
+    pub(super) fn emit_lifecycle(&self, event: &str, inst: &Instance, details: Value) {
+        let mut data = serde_json::json!({
+            "script_id": &*inst.script_id,
+            "script_path": inst.script_path,
+        });
+        if let (Some(d), Value::Object(more)) = (data.as_object_mut(), details) {
+            d.extend(more);
+        }
+        self.emit(event, &data);
     }
 
     /// Spawns the worker, runs `boot()` and commits its registrations.
@@ -368,14 +378,10 @@ impl Engine {
             tracing::warn!("script {} crashed: {exit}", inst.script_id);
             inst.log
                 .status("crashed", &format!("脚本进程异常退出 ({exit})"));
-            self.emit(
+            self.emit_lifecycle(
                 "script_crashed",
-                &serde_json::json!({
-                    "script_id": &*inst.script_id,
-                    "script_path": inst.script_path,
-                    "exit_code": exit.code,
-                    "signal": exit.signal,
-                }),
+                inst,
+                serde_json::json!({"exit_code": exit.code, "signal": exit.signal}),
             );
             if !self.is_shutting_down() {
                 let set = self.running_set.clone();

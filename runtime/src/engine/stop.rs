@@ -70,13 +70,10 @@ impl Engine {
                 "脚本已停止"
             },
         );
-        self.emit(
+        self.emit_lifecycle(
             "script_stopped",
-            &serde_json::json!({
-                "script_id": &*inst.script_id,
-                "script_path": inst.script_path,
-                "killed": killed,
-            }),
+            &inst,
+            serde_json::json!({"killed": killed}),
         );
         inst.log.status(
             "stopped",

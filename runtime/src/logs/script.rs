@@ -135,21 +135,15 @@ impl ScriptLogger {
 
     /// `script_status`: started, stopped, crashed.
     pub fn status(&self, status: &str, message: &str) {
-        self.publish(|| {
-            json!({
-                "type": "script_status",
-                "script_id": &*self.script_id,
-                "script_path": &*self.script_path,
-                "timestamp": crate::clock::utc_now(),
-                "status": status,
-                "message": message,
-            })
-        });
+        self.publish(
+            "script_status",
+            || json!({"status": status, "message": message}),
+        );
     }
 
     /// `function_execution` after a call of a registered function.
     pub fn function_execution(&self, function_name: &str, result: Result<&Value, String>, ms: f64) {
-        self.publish(|| {
+        self.publish("function_execution", || {
             let (kind, res) = match result {
                 Ok(v) => (
                     "success",
@@ -161,10 +155,6 @@ impl ScriptLogger {
                 ),
             };
             json!({
-                "type": "function_execution",
-                "script_id": &*self.script_id,
-                "script_path": &*self.script_path,
-                "timestamp": crate::clock::utc_now(),
                 "function_name": function_name,
                 "execution_type": kind,
                 "result": res,
@@ -172,11 +162,23 @@ impl ScriptLogger {
         });
     }
 
-    /// Live only: to the subscribers of this run, of its path and of `*`.
-    fn publish(&self, build: impl FnOnce() -> Value) {
+    /// A live-only message of type `kind` about this run, to the subscribers of
+    /// the run, of its path and of `*`; `details` are built only if one listens.
+    fn publish(&self, kind: &str, details: impl FnOnce() -> Value) {
         self.logs
             .hub
-            .publish_script(&self.script_id, &self.script_path, build);
+            .publish_script(&self.script_id, &self.script_path, || {
+                let mut v = json!({
+                    "type": kind,
+                    "script_id": &*self.script_id,
+                    "script_path": &*self.script_path,
+                    "timestamp": crate::clock::utc_now(),
+                });
+                if let (Some(o), Value::Object(more)) = (v.as_object_mut(), details()) {
+                    o.extend(more);
+                }
+                v
+            });
     }
 
     pub fn stats_json(&self) -> Value {

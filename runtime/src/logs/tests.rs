@@ -24,10 +24,17 @@ fn open(name: &str, limits: StoreLimits, rate: u32, burst: u32) -> Arc<Logs> {
 }
 
 fn all(logs: &Logs, q: LogQuery) -> Vec<super::record::LogEntry> {
-    let mut q = LogQuery {
-        limit: MAX_LIMIT,
-        ..q
-    };
+    paged(
+        logs,
+        LogQuery {
+            limit: MAX_LIMIT,
+            ..q
+        },
+    )
+}
+
+/// Every line `q` selects, page by page of `q.limit`, following the cursor.
+fn paged(logs: &Logs, mut q: LogQuery) -> Vec<super::record::LogEntry> {
     let mut out = Vec::new();
     loop {
         let p = logs.store.page(&q).expect("page");
@@ -387,22 +394,15 @@ fn paging_one_script_among_others_across_chunks() {
         logs.store.flush_blocking().expect("flush");
     }
     for order in [Order::Desc, Order::Asc] {
-        let mut q = LogQuery {
+        let q = LogQuery {
             script_id: Some("a".into()),
             limit: 37,
             order,
             ..LogQuery::default()
         };
-        let mut seqs = Vec::new();
-        loop {
-            let p = logs.store.page(&q).expect("page");
-            assert!(p.entries.iter().all(|e| e.script_id == "a"));
-            seqs.extend(p.entries.iter().map(|e| e.seq));
-            match p.next {
-                Some(s) => q.after = Some(s),
-                None => break,
-            }
-        }
+        let got = paged(&logs, q);
+        assert!(got.iter().all(|e| e.script_id == "a"));
+        let seqs: Vec<u64> = got.iter().map(|e| e.seq).collect();
         assert_eq!(seqs.len(), 1200, "{order:?}");
         let sorted = seqs.windows(2).all(|w| match order {
             Order::Desc => w[0] > w[1],
@@ -434,21 +434,13 @@ fn a_script_path_finds_every_run_of_the_script_across_restarts() {
     }
     logs.store.flush_blocking().expect("flush");
     for order in [Order::Desc, Order::Asc] {
-        let mut q = LogQuery {
+        let q = LogQuery {
             script_path: Some("proj/main.py".into()),
             limit: 51,
             order,
             ..LogQuery::default()
         };
-        let mut got = Vec::new();
-        loop {
-            let p = logs.store.page(&q).expect("page");
-            got.extend(p.entries);
-            match p.next {
-                Some(s) => q.after = Some(s),
-                None => break,
-            }
-        }
+        let got = paged(&logs, q);
         assert_eq!(got.len(), 800, "{order:?}");
         assert!(got.iter().all(|e| e.script_path == "proj/main.py"));
         let runs: std::collections::BTreeSet<_> =

@@ -277,6 +277,13 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Removes the entries `gone` picks; returns how many went.
+fn drop_from<K, V>(map: &mut HashMap<K, V>, gone: impl Fn(&V) -> bool) -> usize {
+    let before = map.len();
+    map.retain(|_, v| !gone(v));
+    before - map.len()
+}
+
 /// Longest function or event name.
 const MAX_NAME: usize = 200;
 
@@ -406,12 +413,7 @@ impl<W: Wiring> Registry<W> {
     fn remove_where(&self, kind: RegKind, gone: impl Fn(&Target<W>) -> bool) -> usize {
         match kind {
             RegKind::Route => write(&self.routes).retain(|e| !gone(&e.target)),
-            RegKind::Function => {
-                let mut f = write(&self.functions);
-                let before = f.len();
-                f.retain(|_, e| !gone(&e.target));
-                before - f.len()
-            }
+            RegKind::Function => drop_from(&mut write(&self.functions), |e| gone(&e.target)),
             RegKind::Listener => {
                 let mut l = write(&self.listeners);
                 let mut removed = 0;
@@ -423,12 +425,7 @@ impl<W: Wiring> Registry<W> {
                 l.retain(|_, v| !v.is_empty());
                 removed
             }
-            RegKind::Timer => {
-                let mut t = write(&self.timers);
-                let before = t.len();
-                t.retain(|_, e| !gone(&e.target));
-                before - t.len()
-            }
+            RegKind::Timer => drop_from(&mut write(&self.timers), |e| gone(&e.target)),
         }
     }
 
