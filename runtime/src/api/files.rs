@@ -12,6 +12,7 @@ use super::reply::{ApiError, Resp, blocking, finish, ok_data, ok_message};
 use super::{query_bool, query_u64};
 use crate::engine::Engine;
 use crate::store::{FileQuery, NewFile, StoreError};
+use vwed_ipc::{Analysis, SyntaxError};
 
 /// The seed's template for a new file created without content.
 pub fn template(file_name: &str) -> String {
@@ -61,11 +62,41 @@ fn check_file_type(t: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn has_boot(engine: &Engine, file_type: &str, content: &str) -> Result<bool, ApiError> {
+/// Whether a saved source has `boot()`, and its syntax error if it has one (the
+/// save goes ahead all the same: people save half-written code).
+async fn check_saved(
+    engine: &Engine,
+    file_type: &str,
+    content: &str,
+) -> Result<Analysis, ApiError> {
     if file_type != "python" {
-        return Ok(false);
+        return Ok(Analysis {
+            syntax_error: None,
+            has_boot_function: false,
+        });
     }
-    Ok(engine.analyzer.analyze(content).await?.has_boot_function)
+    Ok(engine.analyzer.check_saved(content).await?)
+}
+
+/// Where the parser stopped, as `validate-syntax` and a save report it.
+fn syntax_json(e: &SyntaxError) -> Value {
+    json!({
+        "error": format!("语法错误: {}", e.msg),
+        "message": e.message,
+        "line": e.line,
+        "offset": e.offset,
+    })
+}
+
+/// The answer's message, with the syntax error when the saved code has one.
+fn saved_message(done: String, a: &Analysis) -> String {
+    match &a.syntax_error {
+        None => done,
+        Some(e) => match e.line {
+            Some(line) => format!("{done} (第 {line} 行有语法错误: {})", e.msg),
+            None => format!("{done} (有语法错误: {})", e.msg),
+        },
+    }
 }
 
 #[derive(Deserialize)]
@@ -83,13 +114,17 @@ struct CreateFile {
     created_by: Option<String>,
 }
 
-async fn create_inner(engine: &Arc<Engine>, req: CreateFile) -> Result<(Value, String), ApiError> {
+async fn create_inner(
+    engine: &Arc<Engine>,
+    req: CreateFile,
+) -> Result<(Value, String, Analysis), ApiError> {
     let file_type = req.file_type.unwrap_or_else(|| "python".into());
     check_file_type(&file_type)?;
     crate::paths::check_file_name(&req.file_name).map_err(ApiError::bad_request)?;
     let content = req.content.unwrap_or_else(|| template(&req.file_name));
     check_size(engine, &content)?;
-    let boot = has_boot(engine, &file_type, &content).await?;
+    let checked = check_saved(engine, &file_type, &content).await?;
+    let boot = checked.has_boot_function;
     let store = engine.store.clone();
     let file_path = req.file_path.unwrap_or_default();
     let created_by = req.created_by.unwrap_or_default();
@@ -107,17 +142,22 @@ async fn create_inner(engine: &Arc<Engine>, req: CreateFile) -> Result<(Value, S
         })
     })
     .await?;
-    Ok((rec.to_json(), content))
+    Ok((rec.to_json(), content, checked))
 }
 
 pub async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let req: CreateFile = parse_json(&body)?;
-            let (mut data, content) = create_inner(&engine, req).await?;
+            let (mut data, content, checked) = create_inner(&engine, req).await?;
             let name = data["file_name"].as_str().unwrap_or_default().to_string();
             data["content"] = json!(content);
-            Ok(ok_message(format!("文件 {name} 创建成功"), Some(data)))
+            data["syntax_error"] = checked
+                .syntax_error
+                .as_ref()
+                .map_or(Value::Null, syntax_json);
+            let message = saved_message(format!("文件 {name} 创建成功"), &checked);
+            Ok(ok_message(message, Some(data)))
         }
         .await,
     )
@@ -149,7 +189,8 @@ pub async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
             check_size(&engine, &req.content)?;
             let store = engine.store.clone();
             let current = blocking(move || store.get_file(id)).await?;
-            let boot = has_boot(&engine, &current.file_type, &req.content).await?;
+            let checked = check_saved(&engine, &current.file_type, &req.content).await?;
+            let boot = checked.has_boot_function;
             let store = engine.store.clone();
             let content = req.content.clone();
             let by = req.updated_by.unwrap_or_default();
@@ -158,11 +199,12 @@ pub async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
             let mut file = rec.to_json();
             file["content"] = json!(req.content);
             Ok(ok_message(
-                "文件内容更新成功",
+                saved_message("文件内容更新成功".into(), &checked),
                 Some(json!({
                     "file": file,
                     "backup_path": format!("/api/script/files/{id}/versions/{version}"),
                     "backup_version": version,
+                    "syntax_error": checked.syntax_error.as_ref().map_or(Value::Null, syntax_json),
                 })),
             ))
         }
@@ -246,13 +288,11 @@ pub async fn validate(engine: Arc<Engine>, body: Bytes) -> Resp {
         let a = engine.analyzer.analyze(&req.content).await?;
         Ok(ok_data(match a.syntax_error {
             None => json!({"valid": true, "message": "语法检查通过", "has_boot_function": a.has_boot_function}),
-            Some(e) => json!({
-                "valid": false,
-                "error": format!("语法错误: {}", e.msg),
-                "message": e.message,
-                "line": e.line,
-                "offset": e.offset,
-            }),
+            Some(e) => {
+                let mut v = syntax_json(&e);
+                v["valid"] = json!(false);
+                v
+            }
         }))
     }
     .await)
@@ -361,7 +401,7 @@ pub async fn upload(engine: Arc<Engine>, form: warp::multipart::FormData) -> Res
             } else {
                 "text"
             };
-            let (data, _) = create_inner(
+            let (data, _, checked) = create_inner(
                 &engine,
                 CreateFile {
                     project_id,
@@ -383,6 +423,7 @@ pub async fn upload(engine: Arc<Engine>, form: warp::multipart::FormData) -> Res
                     "size": data["size"],
                     "has_boot_function": data["has_boot_function"],
                     "created_at": data["created_at"],
+                    "syntax_error": checked.syntax_error.as_ref().map_or(Value::Null, syntax_json),
                 })),
             ))
         }

@@ -1,10 +1,11 @@
 //! `GET /api/script/logs` (paged history), `/logs/export` (streamed NDJSON or
 //! text) and `/logs/stats` (store, rate-limit and queue counters).
 //!
-//! Pages are newest first unless `order=asc`. `next_cursor` continues the same
-//! query in the same order; it is `null` once the history is exhausted. A page
-//! may hold fewer than `limit` lines and still carry a cursor when a selective
-//! filter made the scan stop early.
+//! `script_id` selects one run of a script; `script_path` (`<project>/<file>`)
+//! every run of it, across restarts. Pages are newest first unless `order=asc`.
+//! `next_cursor` continues the same query in the same order; it is `null` once
+//! the history is exhausted. A page may hold fewer than `limit` lines and still
+//! carry a cursor when a selective filter made the scan stop early.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -90,6 +91,7 @@ fn parse_query(q: &HashMap<String, String>, paged: bool) -> Result<LogQuery, Api
             .get("script_id")
             .filter(|s| !s.is_empty() && *s != "*")
             .cloned(),
+        script_path: q.get("script_path").filter(|s| !s.is_empty()).cloned(),
         q: q.get("q").filter(|s| !s.is_empty()).cloned(),
         ..LogQuery::default()
     };

@@ -17,7 +17,7 @@ use super::body::parse_json;
 use super::reply::{ApiError, Resp, finish, ok_data, ok_message};
 use super::{query, with_engine};
 use crate::engine::Engine;
-use crate::logs::{ALL, Conn, MAX_LIMIT};
+use crate::logs::{ALL, Conn, LogQuery, MAX_LIMIT};
 
 const TEST_PAGE: &str = include_str!("ws_test_page.html");
 
@@ -112,6 +112,9 @@ struct ClientMsg {
     kind: String,
     #[serde(default)]
     script_id: Option<String>,
+    /// Instead of `script_id`: every run of the script at this path.
+    #[serde(default)]
+    script_path: Option<String>,
     /// On subscribe: also send the newest `last` stored lines.
     #[serde(default)]
     last: Option<usize>,
@@ -179,31 +182,37 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
             return;
         }
     };
-    let sid = m
-        .script_id
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| ALL.to_string());
+    let target = match m.script_path.filter(|p| !p.is_empty()) {
+        Some(path) => Target::Path(path),
+        None => Target::Run(
+            m.script_id
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| ALL.to_string()),
+        ),
+    };
     match m.kind.as_str() {
         "subscribe" => {
-            conn.subscribe(&sid);
+            target.subscribe(conn);
+            let (key, name) = target.key();
             conn.reply(json!({
                 "type": "subscribed",
-                "script_id": sid,
+                key: name,
                 "timestamp": now,
-                "message": format!("已订阅脚本 {sid} 的日志"),
+                "message": format!("已订阅脚本 {name} 的日志"),
             }));
             if let Some(n) = m.last.filter(|n| *n > 0) {
-                send_history(engine, conn, &sid, n.min(MAX_LIMIT)).await;
+                send_history(engine, conn, target.history(), n.min(MAX_LIMIT)).await;
             }
         }
         "unsubscribe" => {
-            let was = conn.unsubscribe(&sid);
+            let was = target.unsubscribe(conn);
+            let (key, name) = target.key();
             conn.reply(json!({
                 "type": "unsubscribed",
-                "script_id": sid,
+                key: name,
                 "was_subscribed": was,
                 "timestamp": now,
-                "message": format!("已取消订阅脚本 {sid} 的日志"),
+                "message": format!("已取消订阅脚本 {name} 的日志"),
             }));
         }
         "ping" => conn.reply(json!({"type": "pong", "timestamp": now})),
@@ -225,16 +234,58 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
     }
 }
 
+/// What a subscribe names: one run (`script_id`, `*` for all), or every run of
+/// one script (`script_path`), across restarts that give it new script_ids.
+enum Target {
+    Run(String),
+    Path(String),
+}
+
+impl Target {
+    fn key(&self) -> (&'static str, &str) {
+        match self {
+            Target::Run(sid) => ("script_id", sid),
+            Target::Path(path) => ("script_path", path),
+        }
+    }
+
+    fn subscribe(&self, conn: &Conn) {
+        match self {
+            Target::Run(sid) => conn.subscribe(sid),
+            Target::Path(path) => conn.subscribe_path(path),
+        }
+    }
+
+    fn unsubscribe(&self, conn: &Conn) -> bool {
+        match self {
+            Target::Run(sid) => conn.unsubscribe(sid),
+            Target::Path(path) => conn.unsubscribe_path(path),
+        }
+    }
+
+    /// The stored lines this subscription covers.
+    fn history(&self) -> LogQuery {
+        let (script_id, script_path) = match self {
+            Target::Run(sid) => ((sid != ALL).then(|| sid.clone()), None),
+            Target::Path(path) => (None, Some(path.clone())),
+        };
+        LogQuery {
+            script_id,
+            script_path,
+            ..LogQuery::default()
+        }
+    }
+}
+
 /// Stored lines, oldest first, marked `history` (live lines may overlap them;
 /// `seq` tells them apart).
-async fn send_history(engine: &Arc<Engine>, conn: &Arc<Conn>, sid: &str, n: usize) {
+async fn send_history(engine: &Arc<Engine>, conn: &Arc<Conn>, filter: LogQuery, n: usize) {
     let store = engine.logs.store.clone();
-    let filter = (sid != ALL).then(|| sid.to_string());
     // Commit what is queued first: a line logged just before the subscribe was
     // already broadcast, and must then be in the history instead of nowhere.
     let lines = tokio::task::spawn_blocking(move || {
         let _ = store.flush_blocking();
-        store.last_lines(filter.as_deref(), n)
+        store.last_lines(filter, n)
     })
     .await;
     match lines {

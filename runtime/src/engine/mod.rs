@@ -32,9 +32,27 @@ pub use start::{StartError, StartOk, StartRequest};
 
 use crate::analyzer::Analyzer;
 use crate::config::Config;
-use crate::registry::Registry;
+use crate::registry::{self, Wiring};
 use crate::store::{RunningSet, ScriptData, ScriptStore};
-use crate::worker::{Answer, CallError};
+use crate::worker::{Answer, CallError, WorkerConn};
+
+/// The registry as the engine fills it: targets answer through worker
+/// connections, listeners are fed through event queues.
+pub enum Wired {}
+
+impl Wiring for Wired {
+    type Conn = WorkerConn;
+    type Queue = events::ListenerQueue;
+    fn listener_queue(len: usize) -> events::ListenerQueue {
+        events::ListenerQueue::new(len)
+    }
+}
+
+pub type Registry = registry::Registry<Wired>;
+pub type Target = registry::Target<Wired>;
+pub type Prepared = registry::Prepared<Wired>;
+pub type ListenerEntry = registry::ListenerEntry<Wired>;
+pub type TimerEntry = registry::TimerEntry<Wired>;
 
 /// Ended instances whose output stays queryable.
 const ENDED_KEEP: usize = 64;
@@ -73,7 +91,7 @@ pub enum FnCallError {
     Failed { name: String, message: String },
     #[error("函数 {0} 所在的脚本进程已退出")]
     Gone(String),
-    #[error("函数 {0} 所在的脚本繁忙 (等待中的请求已达上限), 请稍后重试")]
+    #[error("函数 {0} 所在的脚本繁忙 (等待中的请求或待发送的数据已达上限), 请稍后重试")]
     Busy(String),
 }
 
@@ -216,12 +234,13 @@ impl Engine {
             Err(_) => Err(FnCallError::Gone(name.to_string())),
         };
         entry.stats.record(out.is_ok(), us);
-        self.logs.function_execution(
-            &entry.target.script_id,
-            name,
-            out.as_ref().map_err(|e| e.to_string()),
-            us as f64 / 1000.0,
-        );
+        if let Some(inst) = self.any_instance(&entry.target.script_id) {
+            inst.log.function_execution(
+                name,
+                out.as_ref().map_err(|e| e.to_string()),
+                us as f64 / 1000.0,
+            );
+        }
         out
     }
 

@@ -8,9 +8,8 @@ use vwed_ipc::{
     ToWorker,
 };
 
-use super::Engine;
 use super::instance::{Instance, State};
-use crate::registry::{Prepared, Target};
+use super::{Engine, Prepared, Target};
 use crate::worker::{FrameSink, WorkerConn};
 
 pub struct ScriptSink {
