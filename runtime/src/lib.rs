@@ -20,6 +20,7 @@ mod paths;
 mod registry;
 mod sample;
 mod sdnotify;
+mod server;
 mod store;
 mod worker;
 
@@ -81,14 +82,15 @@ pub async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     use warp::Filter;
     let app = gate.or(routes).unify();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        warp::serve(app)
-            .incoming(listener)
-            .graceful(async {
-                let _ = stop_rx.await;
-            })
-            .run(),
-    );
+    let server = tokio::spawn(server::serve(
+        app,
+        listener,
+        server::Limits::from_config(&cfg)?,
+        None,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     tracing::info!(
         "VWED Edge listening on http://{} (data dir {})",
         cfg.listen,
