@@ -18,5 +18,6 @@ mod restore;
 mod sample;
 mod script_api;
 mod seed_examples;
+mod server_bounds;
 mod stubs;
 mod watchdog;
