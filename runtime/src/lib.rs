@@ -20,6 +20,7 @@ mod paths;
 mod registry;
 mod sample;
 mod sdnotify;
+mod server;
 mod store;
 mod worker;
 
@@ -37,6 +38,7 @@ pub use io::IoStartError;
 pub use lock::LockError;
 pub use logs::LogStoreError;
 pub use paths::PathError;
+pub use server::LimitsError;
 pub use store::StoreError;
 
 /// Why the supervisor could not start; each step of start-up has its own kind.
@@ -66,6 +68,8 @@ pub enum ServeError {
     Logs(#[source] LogStoreError),
     #[error("cannot start the I/O")]
     DeviceIo(#[source] IoStartError),
+    #[error("invalid server limits")]
+    ServerLimits(#[from] LimitsError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -85,7 +89,7 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
     let ready = Arc::new(AtomicBool::new(false));
-    let server = Server::start(listener, &engine, started, ready.clone());
+    let server = Server::start(listener, &engine, started, ready.clone())?;
     tracing::info!(
         "VWED Edge listening on http://{addr} (data dir {})",
         engine.cfg.data_dir.display()
@@ -151,7 +155,7 @@ impl Server {
         engine: &Arc<Engine>,
         started: Instant,
         ready: Arc<AtomicBool>,
-    ) -> Server {
+    ) -> Result<Server, ServeError> {
         use warp::Filter;
         let gate = warp::any()
             .and(warp::path::full())
@@ -167,15 +171,11 @@ impl Server {
             });
         let app = gate.or(api::routes(engine.clone(), started)).unify();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(
-            warp::serve(app)
-                .incoming(listener)
-                .graceful(async {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
-        Server { stop, task }
+        let limits = server::Limits::from_config(&engine.cfg)?;
+        let task = tokio::spawn(server::serve(app, listener, limits, None, async {
+            let _ = stopped.await;
+        }));
+        Ok(Server { stop, task })
     }
 }
 

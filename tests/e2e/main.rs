@@ -20,6 +20,7 @@ mod sample;
 mod script_api;
 mod script_errors;
 mod seed_examples;
+mod server_bounds;
 mod startup;
 mod stubs;
 mod watchdog;

@@ -32,7 +32,7 @@ pub fn routes(engine: Arc<Engine>) -> BoxedFilter<(Resp,)> {
         .then(read_point);
     let write = warp::path!("api" / "io" / "points" / String)
         .and(warp::post())
-        .and(warp::addr::remote())
+        .and(crate::server::client_addr())
         .and(e.clone())
         .and(super::body::limited(limit))
         .then(write_point);

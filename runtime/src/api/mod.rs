@@ -219,7 +219,7 @@ pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
         .and(warp::method())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(crate::server::client_addr())
         .and(e.clone())
         .and(body())
         .then(script_api::handle)
