@@ -8,7 +8,7 @@ use bytes::{Buf, Bytes};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::StatusCode;
 
@@ -52,7 +52,8 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     ]
 }
 
-#[derive(OpenApi)]
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
 #[openapi(paths(
     search, versions, version, get, update, delete, create, validate, upload, stubs
 ))]

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use serde_json::json;
-use utoipa::{IntoParams, OpenApi};
+use utoipa::IntoParams;
 use vwed_ipc::Level;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::{Filter, Reply};
@@ -47,7 +47,8 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     ]
 }
 
-#[derive(OpenApi)]
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
 #[openapi(paths(list, export, stats))]
 pub struct Doc;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use serde_json::{Map, Value, json};
-use utoipa::{IntoParams, OpenApi};
+use utoipa::IntoParams;
 use warp::Filter;
 
 use super::query;
@@ -31,7 +31,8 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     ]
 }
 
-#[derive(OpenApi)]
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
 #[openapi(paths(registry_status, integration_functions))]
 pub struct Doc;
 

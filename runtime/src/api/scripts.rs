@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::StatusCode;
 
@@ -44,7 +44,8 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     ]
 }
 
-#[derive(OpenApi)]
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
 #[openapi(paths(start, running, execute_function, stop, restart, output, emit_event))]
 pub struct Doc;
 
@@ -71,9 +72,6 @@ struct OutputQuery {
     /// 最多返回的行数, 默认 200, 上限 10000
     limit: Option<u64>,
 }
-
-/// The answer of start and restart beside the envelope.
-const STARTED: &str = "message, script_id, script_path, registrations (也在 data 中)";
 
 fn start_error(e: StartError) -> ApiError {
     let status = match &e {
@@ -139,7 +137,7 @@ fn started_response(ok: &StartOk, extra: Option<(&str, Value)>) -> Resp {
     tag = "scripts",
     request_body = StartBody,
     responses(
-        (status = 200, description = STARTED, body = Envelope<Value>),
+        (status = 200, description = "message, script_id, script_path, registrations (后三者也在 data 中)", body = Envelope<Value>),
         (status = 400, description = "缺少参数, 语法错误或没有 boot()", body = Envelope<Value>),
         (status = 404, description = "脚本文件不存在", body = Envelope<Value>),
         (status = 409, description = "已在运行, 或接口已被其他脚本注册", body = Envelope<Value>),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::StatusCode;
 
@@ -45,7 +45,8 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     ]
 }
 
-#[derive(OpenApi)]
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
 #[openapi(paths(list, seed, one, unlock))]
 pub struct Doc;
 

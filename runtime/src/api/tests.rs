@@ -602,6 +602,24 @@ async fn locations_and_task_variables() {
     assert_eq!(del.ok()["data"]["deleted"], json!(false));
 }
 
+/// The binary serves `openapi.json` (see doc.rs); it must be what the code
+/// describes now. `VWED_WRITE_OPENAPI=1` writes it instead of comparing.
+#[tokio::test]
+async fn the_served_document_is_the_generated_one() {
+    let api = Api::new();
+    let made = serde_json::to_string_pretty(&document(&api)).expect("document as JSON") + "\n";
+    if std::env::var_os("VWED_WRITE_OPENAPI").is_some() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api/openapi.json");
+        std::fs::write(path, &made).expect("write openapi.json");
+        return;
+    }
+    assert!(
+        made == doc::DOCUMENT,
+        "runtime/src/api/openapi.json is not what the code describes; regenerate it with \
+         VWED_WRITE_OPENAPI=1 cargo test -p vwed-edge --lib the_served_document"
+    );
+}
+
 #[tokio::test]
 async fn the_document_and_its_page_are_served() {
     let api = Api::new();

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 use vwed_ipc::Level;
 use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::{Filter, Reply};
@@ -44,7 +44,8 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     ]
 }
 
-#[derive(OpenApi)]
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
 #[openapi(paths(socket, connections, broadcast_test, test_page))]
 pub struct Doc;
 
