@@ -193,7 +193,7 @@ impl Endpoint {
                     None => Err(warp::reject::not_found()),
                 })
             })
-            .and(self.verb_filter())
+            .and(self.admission())
             .boxed();
         self.route(handler(at))
     }
@@ -234,11 +234,14 @@ impl Endpoint {
                 let got = pattern.captures(full.as_str()).and_then(|c| extract(&c));
                 future::ready(got.ok_or_else(warp::reject::not_found))
             })
-            .and(self.verb_filter())
+            .and(self.admission())
             .boxed()
     }
 
-    fn verb_filter(&self) -> BoxedFilter<()> {
+    /// What a request must pass once its path matched: the method. The access
+    /// check belongs here too, so that it sees only requests for this endpoint
+    /// and runs before the handler reads the body.
+    fn admission(&self) -> BoxedFilter<()> {
         match self.verb {
             Verb::Get => warp::get().boxed(),
             Verb::Post => warp::post().boxed(),
