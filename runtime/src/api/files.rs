@@ -1,3 +1,6 @@
+//! `/api/script/files`, `/validate-syntax`, `/upload` (seed 001 §2) and the
+//! type stubs of the `VWED` object for editors.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -5,14 +8,71 @@ use bytes::{Buf, Bytes};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use warp::Filter;
 use warp::http::StatusCode;
 
 use super::body::parse_json;
-use super::reply::{ApiError, Resp, blocking, finish, ok_data, ok_message};
-use super::{query_bool, query_u64};
+use super::query::{self, query_bool, query_u64};
+use super::reply::{ApiError, Envelope, Resp, blocking, finish, ok_data, ok_message};
+use super::route::{self, Route};
+use super::{body, with_engine};
+use crate::auth::Role;
 use crate::engine::Engine;
 use crate::store::{FileQuery, NewFile, StoreError};
 use vwed_ipc::{Analysis, SyntaxError};
+
+pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+    let (e, b) = (with_engine(engine), body(engine));
+    let form = warp::multipart::form().max_length(engine.cfg.max_body_bytes);
+    vec![
+        route::get("/api/script/files/search", Role::Viewer).to(|at| {
+            at.and(e.clone())
+                .and(query::known::<SearchQuery>())
+                .then(search)
+        }),
+        route::get("/api/script/files/{file_id}/versions", Role::Viewer)
+            .to1(|at| at.and(e.clone()).then(versions)),
+        route::get(
+            "/api/script/files/{file_id}/versions/{version}",
+            Role::Viewer,
+        )
+        .to2(|at| at.and(e.clone()).then(version)),
+        route::get("/api/script/files/{file_id}", Role::Viewer)
+            .to1(|at| at.and(e.clone()).then(get)),
+        route::put("/api/script/files/{file_id}", Role::Engineer)
+            .to1(|at| at.and(e.clone()).and(b.clone()).then(update)),
+        route::delete("/api/script/files/{file_id}", Role::Engineer)
+            .to1(|at| at.and(e.clone()).then(delete)),
+        route::post("/api/script/files", Role::Engineer)
+            .to(|at| at.and(e.clone()).and(b.clone()).then(create)),
+        route::post("/api/script/validate-syntax", Role::Engineer)
+            .to(|at| at.and(e.clone()).and(b).then(validate)),
+        route::post("/api/script/upload", Role::Engineer).to(|at| at.and(e).and(form).then(upload)),
+        route::get("/api/script/stubs/vwed.pyi", Role::Viewer).to(|at| at.then(stubs)),
+    ]
+}
+
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    search, versions, version, get, update, delete, create, validate, upload, stubs
+))]
+pub struct Doc;
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SearchQuery {
+    /// 搜索关键字 (文件名或内容), 必填
+    keyword: String,
+    /// 限制在指定项目中搜索
+    project_id: Option<u64>,
+    /// 文件类型过滤
+    file_type: Option<String>,
+    /// 是否包含 boot 函数
+    has_boot: Option<bool>,
+}
 
 /// The seed's template for a new file created without content.
 pub fn template(file_name: &str) -> String {
@@ -99,15 +159,18 @@ fn saved_message(done: String, a: &Analysis) -> String {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateFile {
     project_id: u64,
     file_name: String,
+    /// 文件相对路径 (项目内的子目录), 默认项目根目录
     #[serde(default)]
     file_path: Option<String>,
+    /// 文件内容; 不给时使用带 boot() 的模板
     #[serde(default)]
     content: Option<String>,
+    /// 默认 python
     #[serde(default)]
     file_type: Option<String>,
     #[serde(default)]
@@ -145,7 +208,20 @@ async fn create_inner(
     Ok((rec.to_json(), content, checked))
 }
 
-pub async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
+/// Creates a file; Python files are checked for a `boot()` function.
+#[utoipa::path(
+    post,
+    path = "/api/script/files",
+    tag = "files",
+    request_body = CreateFile,
+    responses(
+        (status = 200, description = "message, data: the file with its content", body = Envelope<Value>),
+        (status = 404, description = "项目不存在", body = Envelope<Value>),
+        (status = 409, description = "文件已存在", body = Envelope<Value>),
+        (status = 413, description = "脚本内容过大", body = Envelope<Value>),
+    )
+)]
+async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let req: CreateFile = parse_json(&body)?;
@@ -163,7 +239,18 @@ pub async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
     )
 }
 
-pub async fn get(id: u64, engine: Arc<Engine>) -> Resp {
+/// One file with its content.
+#[utoipa::path(
+    get,
+    path = "/api/script/files/{file_id}",
+    tag = "files",
+    params(("file_id" = u64, Path, description = "文件ID")),
+    responses(
+        (status = 200, description = "data: {file, content}", body = Envelope<Value>),
+        (status = 404, description = "文件不存在", body = Envelope<Value>),
+    )
+)]
+async fn get(id: u64, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let store = engine.store.clone();
@@ -174,7 +261,7 @@ pub async fn get(id: u64, engine: Arc<Engine>) -> Resp {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateFile {
     content: String,
@@ -182,7 +269,20 @@ struct UpdateFile {
     updated_by: Option<String>,
 }
 
-pub async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
+/// Replaces a file's content; the previous content is kept as a version.
+#[utoipa::path(
+    put,
+    path = "/api/script/files/{file_id}",
+    tag = "files",
+    params(("file_id" = u64, Path, description = "文件ID")),
+    request_body = UpdateFile,
+    responses(
+        (status = 200, description = "message, data: {file, backup_path, backup_version}", body = Envelope<Value>),
+        (status = 404, description = "文件不存在", body = Envelope<Value>),
+        (status = 413, description = "脚本内容过大", body = Envelope<Value>),
+    )
+)]
+async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let req: UpdateFile = parse_json(&body)?;
@@ -212,7 +312,19 @@ pub async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
     )
 }
 
-pub async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
+/// Deletes a file that no running script uses.
+#[utoipa::path(
+    delete,
+    path = "/api/script/files/{file_id}",
+    tag = "files",
+    params(("file_id" = u64, Path, description = "文件ID")),
+    responses(
+        (status = 200, description = "message", body = Envelope<Value>),
+        (status = 404, description = "文件不存在", body = Envelope<Value>),
+        (status = 409, description = "脚本正在运行", body = Envelope<Value>),
+    )
+)]
+async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let store = engine.store.clone();
@@ -235,7 +347,15 @@ pub async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
     )
 }
 
-pub async fn search(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
+/// Files whose name or content holds the keyword.
+#[utoipa::path(
+    get,
+    path = "/api/script/files/search",
+    tag = "files",
+    params(SearchQuery),
+    responses((status = 200, description = "data: {count, files}", body = Envelope<Value>))
+)]
+async fn search(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     finish(
         async {
             let keyword = q
@@ -276,12 +396,24 @@ pub async fn search(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ValidateReq {
     content: String,
 }
 
-pub async fn validate(engine: Arc<Engine>, body: Bytes) -> Resp {
+/// Checks Python syntax without saving anything. A syntax error is a success
+/// with `data.valid = false`, line and offset.
+#[utoipa::path(
+    post,
+    path = "/api/script/validate-syntax",
+    tag = "files",
+    request_body = ValidateReq,
+    responses(
+        (status = 200, description = "data: {valid, message, has_boot_function} or {valid: false, error, line, offset}", body = Envelope<Value>),
+        (status = 413, description = "脚本内容过大", body = Envelope<Value>),
+    )
+)]
+async fn validate(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(async {
         let req: ValidateReq = parse_json(&body)?;
         check_size(&engine, &req.content)?;
@@ -298,7 +430,15 @@ pub async fn validate(engine: Arc<Engine>, body: Bytes) -> Resp {
     .await)
 }
 
-pub async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
+/// The saved versions of a file, newest last.
+#[utoipa::path(
+    get,
+    path = "/api/script/files/{file_id}/versions",
+    tag = "files",
+    params(("file_id" = u64, Path, description = "文件ID")),
+    responses((status = 200, description = "data: {file_id, versions}", body = Envelope<Value>))
+)]
+async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let store = engine.store.clone();
@@ -321,7 +461,21 @@ pub async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
     )
 }
 
-pub async fn version(id: u64, n: u64, engine: Arc<Engine>) -> Resp {
+/// One saved version with its content.
+#[utoipa::path(
+    get,
+    path = "/api/script/files/{file_id}/versions/{version}",
+    tag = "files",
+    params(
+        ("file_id" = u64, Path, description = "文件ID"),
+        ("version" = u64, Path, description = "版本号"),
+    ),
+    responses(
+        (status = 200, description = "data: {file_id, version, saved_at, saved_by, content}", body = Envelope<Value>),
+        (status = 404, description = "没有此版本", body = Envelope<Value>),
+    )
+)]
+async fn version(id: u64, n: u64, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let store = engine.store.clone();
@@ -341,60 +495,97 @@ pub async fn version(id: u64, n: u64, engine: Arc<Engine>) -> Resp {
     )
 }
 
-pub async fn upload(engine: Arc<Engine>, form: warp::multipart::FormData) -> Resp {
+/// The fields of an upload form.
+#[derive(ToSchema)]
+struct UploadForm {
+    /// 项目ID
+    project_id: u64,
+    /// 脚本文件 (UTF-8 文本); 它的文件名 (不含目录) 即新文件的名字
+    #[schema(value_type = String, format = Binary)]
+    file: Uploaded,
+}
+
+struct Uploaded {
+    name: String,
+    data: Vec<u8>,
+}
+
+type Part = (String, Option<String>, Vec<u8>);
+
+/// Every part of the form: field name, file name, content. The whole form is
+/// bounded by the body limit.
+async fn read_parts(form: warp::multipart::FormData) -> Result<Vec<Part>, ApiError> {
+    form.and_then(|mut part| async move {
+        let name = part.name().to_string();
+        let filename = part.filename().map(str::to_string);
+        let mut data = Vec::new();
+        while let Some(chunk) = part.data().await {
+            let mut chunk = chunk?;
+            while chunk.has_remaining() {
+                let c = chunk.chunk();
+                data.extend_from_slice(c);
+                let n = c.len();
+                chunk.advance(n);
+            }
+        }
+        Ok((name, filename, data))
+    })
+    .try_collect()
+    .await
+    .map_err(|e| ApiError::bad_request(format!("表单解析失败: {e}")))
+}
+
+fn upload_form(parts: Vec<Part>) -> Result<UploadForm, ApiError> {
+    let mut project_id = None;
+    let mut file = None;
+    for (name, filename, data) in parts {
+        match name.as_str() {
+            "project_id" => {
+                let text = String::from_utf8(data)
+                    .map_err(|_| ApiError::bad_request("project_id 必须是数字"))?;
+                project_id = Some(
+                    text.trim()
+                        .parse::<u64>()
+                        .map_err(|_| ApiError::bad_request("project_id 必须是数字"))?,
+                );
+            }
+            "file" => {
+                let name = filename.ok_or_else(|| ApiError::bad_request("上传的文件缺少文件名"))?;
+                file = Some(Uploaded { name, data });
+            }
+            _ => {}
+        }
+    }
+    Ok(UploadForm {
+        project_id: project_id.ok_or_else(|| ApiError::bad_request("缺少必填字段 project_id"))?,
+        file: file.ok_or_else(|| ApiError::bad_request("缺少必填字段 file"))?,
+    })
+}
+
+/// Creates a file from an uploaded one (seed 001 §2.7).
+#[utoipa::path(
+    post,
+    path = "/api/script/upload",
+    tag = "files",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "message, data: the new file", body = Envelope<Value>),
+        (status = 409, description = "文件已存在", body = Envelope<Value>),
+        (status = 413, description = "请求体过大", body = Envelope<Value>),
+    )
+)]
+async fn upload(engine: Arc<Engine>, form: warp::multipart::FormData) -> Resp {
     finish(
         async {
-            let parts: Vec<(String, Option<String>, Vec<u8>)> = form
-                .and_then(|mut part| async move {
-                    let name = part.name().to_string();
-                    let filename = part.filename().map(str::to_string);
-                    let mut data = Vec::new();
-                    while let Some(chunk) = part.data().await {
-                        let mut chunk = chunk?;
-                        while chunk.has_remaining() {
-                            let c = chunk.chunk();
-                            data.extend_from_slice(c);
-                            let n = c.len();
-                            chunk.advance(n);
-                        }
-                    }
-                    Ok((name, filename, data))
-                })
-                .try_collect()
-                .await
-                .map_err(|e| ApiError::bad_request(format!("表单解析失败: {e}")))?;
-            let mut project_id = None;
-            let mut file = None;
-            for (name, filename, data) in parts {
-                match name.as_str() {
-                    "project_id" => {
-                        let text = String::from_utf8(data)
-                            .map_err(|_| ApiError::bad_request("project_id 必须是数字"))?;
-                        project_id = Some(
-                            text.trim()
-                                .parse::<u64>()
-                                .map_err(|_| ApiError::bad_request("project_id 必须是数字"))?,
-                        );
-                    }
-                    "file" => {
-                        let filename = filename
-                            .ok_or_else(|| ApiError::bad_request("上传的文件缺少文件名"))?;
-                        file = Some((filename, data));
-                    }
-                    _ => {}
-                }
-            }
-            let project_id =
-                project_id.ok_or_else(|| ApiError::bad_request("缺少必填字段 project_id"))?;
-            let (filename, data) =
-                file.ok_or_else(|| ApiError::bad_request("缺少必填字段 file"))?;
+            let UploadForm { project_id, file } = upload_form(read_parts(form).await?)?;
             // Browsers may send a path; only its last part names the file.
-            let filename = filename
+            let filename = file
+                .name
                 .rsplit(['/', '\\'])
                 .next()
-                .unwrap_or(&filename)
+                .unwrap_or(&file.name)
                 .to_string();
-            let content = String::from_utf8(data)
+            let content = String::from_utf8(file.data)
                 .map_err(|_| ApiError::bad_request("上传的文件不是 UTF-8 文本"))?;
             let file_type = if filename.ends_with(".py") {
                 "python"
@@ -429,4 +620,20 @@ pub async fn upload(engine: Arc<Engine>, form: warp::multipart::FormData) -> Res
         }
         .await,
     )
+}
+
+/// Type stubs of the `VWED` object, for an editor's completion.
+#[utoipa::path(
+    get,
+    path = "/api/script/stubs/vwed.pyi",
+    tag = "files",
+    responses((status = 200, description = "vwed.pyi", content_type = "text/x-python", body = String))
+)]
+async fn stubs() -> Resp {
+    let mut r = warp::reply::Response::new(vwed_pyhost::STUBS_PYI.into());
+    r.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("text/x-python; charset=utf-8"),
+    );
+    r
 }
