@@ -42,8 +42,8 @@ impl Engine {
         self.perform(inst, service).await.map(|v| v.to_string())
     }
 
-    // One arm per service, so that the compiler checks every one is handled: longer
-    // than a screen on purpose, each arm only hands typed arguments on.
+    // long: one arm per service, so that the compiler checks every one is handled;
+    // each arm only hands typed arguments on.
     async fn perform(
         self: &Arc<Self>,
         inst: &Arc<Instance>,
