@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::service::{ScriptError, Service, ServiceError};
+
 /// JSON text. Kept as a string so that postcard never has to describe a dynamic value.
 pub type Json = String;
 
@@ -26,7 +28,7 @@ pub enum ToWorker {
     /// Answer to a worker's [`FromWorker::Request`] or [`FromWorker::Register`].
     Reply {
         req: u64,
-        result: Result<Json, String>,
+        result: Result<Json, ServiceError>,
     },
     /// Analyzer mode: check a source text.
     Analyze { req: u64, source: String },
@@ -133,17 +135,20 @@ pub enum FromWorker {
     /// A `VWED.*` call that needs the supervisor. Answered with [`ToWorker::Reply`].
     Request {
         req: u64,
-        service: String,
-        args: Json,
+        service: Service,
     },
     /// Like `Request`, but nobody waits for an answer.
     Notify {
-        service: String,
-        args: Json,
+        service: Service,
     },
     /// Text the script wrote to stdout/stderr, one or more whole lines.
     Output {
         stream: Stream,
+        text: String,
+    },
+    /// An exception a script raised (in boot, a handler, a timer, a listener): one
+    /// record, the traceback as one text without the runtime's own frames.
+    Traceback {
         text: String,
     },
     /// A `VWED.log.*` line.
@@ -155,7 +160,7 @@ pub enum FromWorker {
     RouteReply(RouteReply),
     CallReply {
         req: u64,
-        result: Result<Json, String>,
+        result: Result<Json, ScriptError>,
     },
     /// An event or timer delivery finished.
     Done {

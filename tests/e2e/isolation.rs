@@ -456,3 +456,30 @@ fn a_memory_bomb_hits_the_worker_limit_not_the_controller() {
     );
     rt.get("/health").expect_status(200);
 }
+
+#[test]
+fn the_worker_defers_ssl_until_used_and_freezes_what_boot_built() {
+    let rt = Runtime::start();
+    let id = rt.deploy(
+        "iso",
+        "lean.py",
+        &py(r#"
+        import gc, sys
+
+        def boot():
+            @VWED.function.register("lean")
+            def lean(args):
+                before = "ssl" in sys.modules
+                import ssl
+                return {
+                    "ssl_before": before,
+                    "asyncio_has_ssl": sys.modules["asyncio.sslproto"].ssl is ssl,
+                    "frozen": gc.get_freeze_count() > 0,
+                }
+        "#),
+    );
+    let r = rt.execute_ok(Some(&id), "lean", json!({}));
+    assert_eq!(r["ssl_before"], false, "{r}");
+    assert_eq!(r["asyncio_has_ssl"], true, "{r}");
+    assert_eq!(r["frozen"], true, "{r}");
+}

@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 use vwed_ipc::{BootOutcome, Level, SandboxReport};
 
+use super::Prepared;
 use crate::logs::{Logs, ScriptLogger};
 use crate::output::OutputRing;
-use crate::registry::{Counts, Prepared, RegError};
+use crate::registry::{Counts, RegError};
 use crate::worker::{WorkerConn, rss_bytes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

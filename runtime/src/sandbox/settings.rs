@@ -22,7 +22,7 @@ pub struct SandboxSettings {
     pub file_size_mb: u64,
     /// Nice value of workers (0..19): a busy script yields the CPU to the supervisor
     /// and so never slows the API.
-    pub nice: i32,
+    pub nice: u8,
     /// With a delegated cgroup v2 (systemd `Delegate=yes`): CPU of one worker, in
     /// percent of one core (cpu.max; 0 = no quota). Memory is `worker_memory_mb`.
     pub cpu_percent: u32,
@@ -67,7 +67,7 @@ impl SandboxSettings {
         if self.required && !self.enabled {
             return Err("sandbox.required needs sandbox.enabled".into());
         }
-        if !(0..=19).contains(&self.nice) {
+        if self.nice > 19 {
             return Err(format!("sandbox.nice must be 0..19, not {}", self.nice));
         }
         let mut protected = vec![absolute(data_dir)];

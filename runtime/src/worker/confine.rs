@@ -60,7 +60,7 @@ pub fn prepare(cmd: &mut Command) -> io::Result<SpawnPlan> {
         Err(_) => None,
     };
     Ok(SpawnPlan {
-        nice: s.nice,
+        nice: i32::from(s.nice),
         open_files: s.open_files,
         file_size: s.file_size_bytes(),
         cgroup,
