@@ -18,6 +18,8 @@ mod route;
 mod script_api;
 mod scripts;
 mod storage;
+mod system;
+mod tree;
 mod ws;
 
 #[cfg(test)]
@@ -66,6 +68,7 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(script_api::routes(engine));
     t.extend(projects::routes(engine));
     t.extend(files::routes(engine));
+    t.extend(tree::routes(engine));
     t.extend(scripts::routes(engine));
     t.extend(registry::routes(engine));
     t.extend(logs::routes(engine));
@@ -73,6 +76,7 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(io::routes(engine));
     t.extend(integration::routes(engine));
     t.extend(storage::routes(engine));
+    t.extend(system::routes(engine, started));
     t.extend(doc::routes());
     t
 }
@@ -86,6 +90,7 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         script_api::Doc::openapi(),
         projects::Doc::openapi(),
         files::Doc::openapi(),
+        tree::Doc::openapi(),
         scripts::Doc::openapi(),
         registry::Doc::openapi(),
         logs::Doc::openapi(),
@@ -93,6 +98,7 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         io::Doc::openapi(),
         integration::Doc::openapi(),
         storage::Doc::openapi(),
+        system::Doc::openapi(),
     ]
 }
 

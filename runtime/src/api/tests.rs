@@ -673,3 +673,5 @@ async fn the_log_websocket_greets_and_answers() {
         .await;
     assert!(refused.is_err(), "an unknown parameter refuses the upgrade");
 }
+
+mod tree;

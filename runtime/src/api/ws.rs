@@ -240,6 +240,9 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
     };
     match m.kind.as_str() {
         "subscribe" => {
+            if matches!(&target, Target::Run(t) if t == METRICS_TOPIC) {
+                start_metrics(engine, conn);
+            }
             target.subscribe(conn);
             let (key, name) = target.key();
             conn.reply(json!({
@@ -280,6 +283,42 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
             "timestamp": now,
         })),
     }
+}
+
+/// Topic of the running scripts with CPU, memory, uptime and restarts, pushed
+/// every [`METRICS_EVERY`] to the connections that subscribed to it.
+const METRICS_TOPIC: &str = "metrics";
+const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// A connection with more than this many messages waiting gets no new figures.
+const METRICS_BACKLOG: usize = 16;
+
+/// Pushes `scripts_running` to one connection until it unsubscribes or goes.
+/// Per connection, so that nothing runs while nobody watches.
+fn start_metrics(engine: &Arc<Engine>, conn: &Arc<Conn>) {
+    if conn.subscriptions().iter().any(|s| s == METRICS_TOPIC) {
+        return;
+    }
+    let (engine, conn) = (Arc::downgrade(engine), Arc::downgrade(conn));
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(METRICS_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            let (Some(engine), Some(conn)) = (engine.upgrade(), conn.upgrade()) else {
+                return;
+            };
+            if !conn.subscriptions().iter().any(|s| s == METRICS_TOPIC) {
+                return;
+            }
+            if conn.queued() < METRICS_BACKLOG {
+                conn.reply(json!({
+                    "type": "scripts_running",
+                    "timestamp": crate::clock::utc_now(),
+                    "data": engine.running_json(),
+                }));
+            }
+        }
+    });
 }
 
 /// What a subscribe names: one run (`script_id`, `*` for all), or every run of

@@ -11,7 +11,7 @@ use super::Prepared;
 use crate::logs::{Logs, ScriptLogger};
 use crate::output::OutputRing;
 use crate::registry::{Counts, RegError};
-use crate::worker::{WorkerConn, rss_bytes};
+use crate::worker::{CpuMeter, WorkerConn, rss_bytes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ExitInfo {
@@ -80,6 +80,10 @@ pub struct Instance {
     pub registrations: std::sync::atomic::AtomicUsize,
     /// How its worker is confined, as the worker reported at boot.
     pub sandbox: OnceLock<SandboxReport>,
+    /// Starts of the same script path before this one, since the runtime started.
+    pub restarts: AtomicU32,
+    pub cpu: CpuMeter,
+    started_mono: std::time::Instant,
 }
 
 impl Instance {
@@ -110,6 +114,9 @@ impl Instance {
             kill: Mutex::new(None),
             registrations: std::sync::atomic::AtomicUsize::new(0),
             sandbox: OnceLock::new(),
+            restarts: AtomicU32::new(0),
+            cpu: CpuMeter::default(),
+            started_mono: std::time::Instant::now(),
         }
     }
 
@@ -200,6 +207,9 @@ impl Instance {
             "start_params": self.start_params,
             "heartbeat": self.conn().map(|c| c.last_seen_secs()),
             "sandbox": crate::sandbox::status_json(self.sandbox.get()),
+            "cpu_percent": if alive { self.cpu.percent(pid) } else { None },
+            "uptime_s": self.started_mono.elapsed().as_secs(),
+            "restarts": self.restarts.load(Ordering::Relaxed),
         });
         if let State::Crashed(e) = state {
             v["exit_code"] = json!(e.code);

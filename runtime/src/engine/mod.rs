@@ -74,6 +74,8 @@ pub struct Engine {
     pub io: std::sync::OnceLock<Arc<crate::io::IoRuntime>>,
     /// A worker started ahead of need (see spare.rs).
     spare: Mutex<Option<crate::worker::SpawnedWorker>>,
+    /// Starts of each script path since the runtime started: its restarts.
+    starts: Mutex<HashMap<String, u32>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +121,7 @@ impl Engine {
             shutting_down: AtomicBool::new(false),
             io: std::sync::OnceLock::new(),
             spare: Mutex::new(None),
+            starts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -160,6 +163,14 @@ impl Engine {
         while ended.len() > ENDED_KEEP {
             ended.pop_front();
         }
+    }
+
+    /// Counts a start of `script_path`; returns the starts before this one.
+    fn count_start(&self, script_path: &str) -> u32 {
+        let mut m = self.starts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(script_path.to_string()).or_default();
+        *n += 1;
+        *n - 1
     }
 
     pub fn is_shutting_down(&self) -> bool {

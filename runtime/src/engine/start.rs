@@ -201,6 +201,10 @@ impl Engine {
             self.cfg.output_lines,
             &self.logs,
         ));
+        inst.restarts.store(
+            self.count_start(script_path),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         scripts.insert(inst.script_id.to_string(), inst.clone());
         Ok(inst)
     }

@@ -277,6 +277,20 @@ impl Hub {
         self.publish_where(|c| c.wants_script(script_id, script_path), build)
     }
 
+    /// Like `publish_script`, also for the subscribers of `topic` by name.
+    pub fn publish_script_or_topic(
+        &self,
+        script_id: &str,
+        script_path: &str,
+        topic: &str,
+        build: impl FnOnce() -> Value,
+    ) -> usize {
+        self.publish_where(
+            |c| c.wants_script(script_id, script_path) || c.wants_topic(&[topic]),
+            build,
+        )
+    }
+
     /// Like `publish`, for subscribers of any of `topics` by exact name only.
     pub fn publish_topic(&self, topics: &[&str], build: impl FnOnce() -> Value) -> usize {
         self.publish_where(|c| c.wants_topic(topics), build)

@@ -3,6 +3,8 @@
 mod confine;
 mod conn;
 mod spawn;
+mod usage;
 
 pub use conn::{Answer, CallError, FrameSink, WorkerConn};
 pub use spawn::{SpawnedWorker, WorkerMode, rss_bytes, spawn_worker};
+pub use usage::CpuMeter;

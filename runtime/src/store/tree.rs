@@ -1,0 +1,525 @@
+//! A project's folder as a tree: folders (which exist only on disk) and files
+//! (on disk, with their records in redb). Create and delete folders, move and
+//! copy files and folders, search inside file contents. Every path goes through
+//! `paths.rs` and `fsio::stays_inside`, like the files API's own.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{FileRec, NewFile, ProjectRec, ScriptStore, StoreError};
+use crate::clock::local_now;
+use crate::db::{self, FILES};
+use crate::fsio;
+use crate::paths::{check_file_path, join_checked};
+
+/// Most entries a tree lists, files a copy makes or a search reads.
+pub const MAX_ENTRIES: usize = 10_000;
+/// Deepest folder nesting walked.
+const MAX_DEPTH: usize = 32;
+/// Most bytes one copy writes.
+pub const MAX_COPY_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest line text a search hit carries.
+const MAX_HIT_CHARS: usize = 240;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("文件夹 {0} 不存在")]
+    NoDir(String),
+    #[error("{0} 不存在")]
+    NotFound(String),
+    #[error("{0} 已存在")]
+    Exists(String),
+    #[error("文件夹 {0} 不是空的; 要连同内容一起删除请加 recursive=true")]
+    NotEmpty(String),
+    #[error("{0} 正被运行中的脚本使用, 请先停止: {1}")]
+    Running(String, String),
+    #[error("不能把 {0} 移动或复制到它自己里面")]
+    IntoItself(String),
+    #[error("超出上限: {0}")]
+    TooLarge(String),
+}
+
+impl From<std::io::Error> for TreeError {
+    fn from(e: std::io::Error) -> Self {
+        TreeError::Store(StoreError::Io(e))
+    }
+}
+
+impl From<crate::paths::PathError> for TreeError {
+    fn from(e: crate::paths::PathError) -> Self {
+        TreeError::Store(StoreError::Path(e))
+    }
+}
+
+crate::db::from_redb_errors!(TreeError);
+
+impl From<crate::db::DbError> for TreeError {
+    fn from(e: crate::db::DbError) -> Self {
+        TreeError::Store(StoreError::Db(e))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+/// One folder or file of a project.
+#[derive(Debug)]
+pub struct Entry {
+    pub path: String,
+    pub kind: Kind,
+    pub size: u64,
+    pub modified_ms: u64,
+    /// The file's record; `None` for folders and for files put there by hand.
+    pub file: Option<FileRec>,
+}
+
+/// One line that holds what was searched for.
+#[derive(Debug)]
+pub struct Hit {
+    pub file_id: u64,
+    pub project_id: u64,
+    pub project_name: String,
+    pub file_path: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    pub text: String,
+}
+
+/// Which files a script that runs holds: their ids and `<project>/<path>` for the message.
+pub type Busy = Vec<(u64, String)>;
+
+fn modified_ms(meta: &fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `dir` and `path` below it: is `path` the same or inside?
+fn under(path: &str, dir: &str) -> bool {
+    path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+fn rebase(path: &str, from: &str, to: &str) -> String {
+    format!("{to}{}", &path[from.len()..])
+}
+
+impl ScriptStore {
+    /// A checked path below a project's folder that stays inside it.
+    fn inside(&self, project: &ProjectRec, rel: &str) -> Result<PathBuf, TreeError> {
+        let base = self.project_dir(&project.project_name);
+        fs::create_dir_all(&base)?;
+        let p = join_checked(&base, rel)?;
+        if !fsio::stays_inside(&base, &p)? {
+            return Err(StoreError::OutsideProject(rel.to_string()).into());
+        }
+        Ok(p)
+    }
+
+    /// Every folder and file of a project, folders first at each level, by name.
+    pub fn tree(&self, project_id: u64) -> Result<(ProjectRec, Vec<Entry>), TreeError> {
+        let (project, records) = self.project_files(project_id)?;
+        let base = self.project_dir(&project.project_name);
+        let mut out = Vec::new();
+        if base.is_dir() {
+            walk(&base, "", 0, &mut out)?;
+        }
+        let mut seen = HashSet::new();
+        for e in &mut out {
+            if e.kind == Kind::File {
+                e.file = records.iter().find(|f| f.file_path == e.path).cloned();
+                seen.insert(e.path.clone());
+            }
+        }
+        // A record whose file is gone is listed too, so that it can be deleted.
+        for f in records.into_iter().filter(|f| !seen.contains(&f.file_path)) {
+            out.push(Entry {
+                path: f.file_path.clone(),
+                kind: Kind::File,
+                size: 0,
+                modified_ms: 0,
+                file: Some(f),
+            });
+        }
+        Ok((project, out))
+    }
+
+    pub fn make_dir(&self, project_id: u64, rel: &str) -> Result<ProjectRec, TreeError> {
+        let project = self.get_project(project_id)?;
+        let p = self.inside(&project, rel)?;
+        if fs::symlink_metadata(&p).is_ok() {
+            return Err(TreeError::Exists(format!("{}/{rel}", project.project_name)));
+        }
+        fs::create_dir_all(&p)?;
+        if let Some(parent) = p.parent() {
+            fsio::sync_dir(parent)?;
+        }
+        Ok(project)
+    }
+
+    /// Deletes a folder: its files' records (and versions) first, then the folder.
+    pub fn remove_dir(
+        &self,
+        project_id: u64,
+        rel: &str,
+        recursive: bool,
+        busy: &Busy,
+    ) -> Result<usize, TreeError> {
+        let (project, records) = self.project_files(project_id)?;
+        let p = self.inside(&project, rel)?;
+        let meta = fs::symlink_metadata(&p)
+            .map_err(|_| TreeError::NoDir(format!("{}/{rel}", project.project_name)))?;
+        if !meta.is_dir() {
+            return Err(TreeError::NoDir(format!("{}/{rel}", project.project_name)));
+        }
+        if !recursive && fs::read_dir(&p)?.next().is_some() {
+            return Err(TreeError::NotEmpty(format!(
+                "{}/{rel}",
+                project.project_name
+            )));
+        }
+        let mine: Vec<&FileRec> = records
+            .iter()
+            .filter(|f| under(&f.file_path, rel))
+            .collect();
+        check_busy(mine.iter().map(|f| f.id), busy, rel)?;
+        for f in &mine {
+            self.delete_file(f.id)?;
+        }
+        fs::remove_dir_all(&p)?;
+        if let Some(parent) = p.parent() {
+            fsio::sync_dir(parent)?;
+        }
+        Ok(mine.len())
+    }
+
+    /// Renames or moves a file or folder inside its project; records follow
+    /// (same ids, so versions and history stay with the file).
+    pub fn move_path(
+        &self,
+        project_id: u64,
+        from: &str,
+        to: &str,
+        busy: &Busy,
+    ) -> Result<usize, TreeError> {
+        let (project, records) = self.project_files(project_id)?;
+        let (src, dst) = self.endpoints(&project, from, &project, to)?;
+        let moved: Vec<&FileRec> = records
+            .iter()
+            .filter(|f| under(&f.file_path, from))
+            .collect();
+        check_busy(moved.iter().map(|f| f.id), busy, from)?;
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::rename(&src, &dst)?;
+        let commit = || -> Result<(), TreeError> {
+            let tx = self.db.begin_write()?;
+            {
+                let mut t = tx.open_table(FILES)?;
+                for f in &moved {
+                    let mut rec = (*f).clone();
+                    rec.file_path = rebase(&f.file_path, from, to);
+                    rec.file_name = rec.file_path.rsplit('/').next().unwrap_or("").to_string();
+                    rec.updated_at = local_now();
+                    t.insert(rec.id, db::encode(&rec)?.as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        if let Err(e) = commit() {
+            // The records still name the old place: put the files back there.
+            let _ = fs::rename(&dst, &src);
+            return Err(e);
+        }
+        for d in [src.parent(), dst.parent()].into_iter().flatten() {
+            fsio::sync_dir(d)?;
+        }
+        Ok(moved.len())
+    }
+
+    /// Copies a file or folder, into the same or another project. Files that
+    /// have records get new records (new ids, no versions); the rest is copied as is.
+    pub fn copy_path(
+        &self,
+        project_id: u64,
+        from: &str,
+        to_project: u64,
+        to: &str,
+    ) -> Result<usize, TreeError> {
+        let (project, records) = self.project_files(project_id)?;
+        let target = self.get_project(to_project)?;
+        let (src, dst) = self.endpoints(&project, from, &target, to)?;
+        let mut files = Vec::new();
+        if src.is_dir() {
+            let mut entries = Vec::new();
+            walk(&src, "", 0, &mut entries)?;
+            files.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| e.kind == Kind::File)
+                    .map(|e| (format!("{from}/{}", e.path), format!("{to}/{}", e.path))),
+            );
+            fs::create_dir_all(&dst)?;
+        } else {
+            files.push((from.to_string(), to.to_string()));
+        }
+        let mut bytes = 0u64;
+        for (a, _) in &files {
+            bytes += fs::metadata(self.inside(&project, a)?)?.len();
+        }
+        if files.len() > MAX_ENTRIES || bytes > MAX_COPY_BYTES {
+            return Err(TreeError::TooLarge(format!(
+                "{} 个文件, {bytes} 字节 (最多 {MAX_ENTRIES} 个文件, {MAX_COPY_BYTES} 字节)",
+                files.len()
+            )));
+        }
+        for (a, b) in &files {
+            self.copy_one(
+                &project,
+                records.iter().find(|f| f.file_path == *a),
+                a,
+                &target,
+                b,
+            )?;
+        }
+        Ok(files.len())
+    }
+
+    fn copy_one(
+        &self,
+        project: &ProjectRec,
+        rec: Option<&FileRec>,
+        from: &str,
+        target: &ProjectRec,
+        to: &str,
+    ) -> Result<(), TreeError> {
+        let data = fs::read(self.inside(project, from)?)?;
+        match (rec, String::from_utf8(data)) {
+            (Some(f), Ok(content)) => {
+                let name = to.rsplit('/').next().unwrap_or(to);
+                self.create_file(&NewFile {
+                    project_id: target.id,
+                    file_name: name,
+                    file_path: to,
+                    content: &content,
+                    file_type: &f.file_type,
+                    created_by: &f.created_by,
+                    has_boot_function: f.has_boot_function,
+                })?;
+            }
+            (_, Ok(text)) => fsio::write_atomic(&self.inside(target, to)?, text.as_bytes())?,
+            (_, Err(e)) => fsio::write_atomic(&self.inside(target, to)?, e.as_bytes())?,
+        }
+        Ok(())
+    }
+
+    /// The source (which must exist) and the destination (which must not) of a
+    /// move or copy, checked.
+    fn endpoints(
+        &self,
+        project: &ProjectRec,
+        from: &str,
+        target: &ProjectRec,
+        to: &str,
+    ) -> Result<(PathBuf, PathBuf), TreeError> {
+        check_file_path(from)?;
+        check_file_path(to)?;
+        let src = self.inside(project, from)?;
+        let dst = self.inside(target, to)?;
+        if fs::symlink_metadata(&src).is_err() {
+            return Err(TreeError::NotFound(format!(
+                "{}/{from}",
+                project.project_name
+            )));
+        }
+        if fs::symlink_metadata(&dst).is_ok() || self.has_record(target.id, to)? {
+            return Err(TreeError::Exists(format!("{}/{to}", target.project_name)));
+        }
+        if project.id == target.id && under(to, from) {
+            return Err(TreeError::IntoItself(from.to_string()));
+        }
+        Ok((src, dst))
+    }
+
+    fn has_record(&self, project_id: u64, path: &str) -> Result<bool, TreeError> {
+        Ok(self
+            .all_files()?
+            .iter()
+            .any(|f| f.project_id == project_id && under(&f.file_path, path)))
+    }
+
+    /// Lines of the files (of one project, or all) that hold `needle`, ignoring
+    /// case; at most `limit` hits. Returns the hits and whether there were more.
+    pub fn grep(
+        &self,
+        project_id: Option<u64>,
+        needle: &str,
+        limit: usize,
+        max_file_bytes: u64,
+    ) -> Result<(Vec<Hit>, bool), TreeError> {
+        let lower = needle.to_lowercase();
+        let mut hits = Vec::new();
+        let files: Vec<FileRec> = self
+            .all_files()?
+            .into_iter()
+            .filter(|f| project_id.is_none_or(|p| p == f.project_id))
+            .take(MAX_ENTRIES)
+            .collect();
+        for f in files {
+            let project = self.get_project(f.project_id)?;
+            let path = self.inside(&project, &f.file_path)?;
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            if meta.len() > max_file_bytes {
+                continue;
+            }
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            for (i, line) in text.lines().enumerate() {
+                let Some(col) = find_ci(line, &lower) else {
+                    continue;
+                };
+                if hits.len() >= limit {
+                    return Ok((hits, true));
+                }
+                hits.push(Hit {
+                    file_id: f.id,
+                    project_id: f.project_id,
+                    project_name: project.project_name.clone(),
+                    file_path: f.file_path.clone(),
+                    line: i + 1,
+                    column: col + 1,
+                    text: line.chars().take(MAX_HIT_CHARS).collect(),
+                });
+            }
+        }
+        Ok((hits, false))
+    }
+
+    /// The regular files of a project (relative path, full path), for an archive.
+    pub fn project_disk_files(
+        &self,
+        project_id: u64,
+    ) -> Result<(ProjectRec, Vec<(String, PathBuf)>), TreeError> {
+        let project = self.get_project(project_id)?;
+        let base = self.project_dir(&project.project_name);
+        let mut entries = Vec::new();
+        if base.is_dir() {
+            walk(&base, "", 0, &mut entries)?;
+        }
+        let files = entries
+            .into_iter()
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| {
+                let full = base.join(&e.path);
+                (e.path, full)
+            })
+            .collect();
+        Ok((project, files))
+    }
+}
+
+/// The character column where `lower` (already lower case) starts in `line`.
+fn find_ci(line: &str, lower: &str) -> Option<usize> {
+    if lower.is_empty() {
+        return None;
+    }
+    let hay = line.to_lowercase();
+    let at = hay.find(lower)?;
+    Some(hay[..at].chars().count())
+}
+
+fn check_busy(ids: impl Iterator<Item = u64>, busy: &Busy, what: &str) -> Result<(), TreeError> {
+    let ids: HashSet<u64> = ids.collect();
+    let running: Vec<&str> = busy
+        .iter()
+        .filter(|(id, _)| ids.contains(id))
+        .map(|(_, s)| s.as_str())
+        .collect();
+    if running.is_empty() {
+        Ok(())
+    } else {
+        Err(TreeError::Running(what.to_string(), running.join(", ")))
+    }
+}
+
+/// Walks a folder: no symlinks, no dot-names (temporaries of atomic writes, git),
+/// bounded in depth and count.
+fn walk(dir: &Path, rel: &str, depth: usize, out: &mut Vec<Entry>) -> Result<(), TreeError> {
+    if depth > MAX_DEPTH {
+        return Ok(());
+    }
+    let mut items: Vec<(String, fs::Metadata)> = Vec::new();
+    for item in fs::read_dir(dir)? {
+        let item = item?;
+        let Ok(name) = item.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let meta = item.metadata()?;
+        if meta.file_type().is_symlink() || !(meta.is_dir() || meta.is_file()) {
+            continue;
+        }
+        items.push((name, meta));
+    }
+    items.sort_by(|a, b| b.1.is_dir().cmp(&a.1.is_dir()).then(a.0.cmp(&b.0)));
+    for (name, meta) in items {
+        if out.len() >= MAX_ENTRIES {
+            return Err(TreeError::TooLarge(format!(
+                "超过 {MAX_ENTRIES} 个文件和文件夹"
+            )));
+        }
+        let path = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let is_dir = meta.is_dir();
+        out.push(Entry {
+            path: path.clone(),
+            kind: if is_dir { Kind::Dir } else { Kind::File },
+            size: if is_dir { 0 } else { meta.len() },
+            modified_ms: modified_ms(&meta),
+            file: None,
+        });
+        if is_dir {
+            walk(&dir.join(&name), &path, depth + 1, out)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_means_the_same_or_inside() {
+        assert!(under("a/b.py", "a"));
+        assert!(under("a", "a"));
+        assert!(!under("ab/c.py", "a"));
+        assert!(!under("a.py", "a"));
+        assert_eq!(rebase("a/b/c.py", "a/b", "x"), "x/c.py");
+    }
+
+    #[test]
+    fn search_columns_count_characters() {
+        assert_eq!(find_ci("打印 Hello", "hello"), Some(3));
+        assert_eq!(find_ci("nothing", "x"), None);
+        assert_eq!(find_ci("any", ""), None);
+    }
+}
