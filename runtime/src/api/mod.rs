@@ -20,6 +20,7 @@ mod scripts;
 mod storage;
 mod system;
 mod tree;
+mod ui;
 mod ws;
 
 #[cfg(test)]
@@ -78,6 +79,7 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(storage::routes(engine));
     t.extend(system::routes(engine, started));
     t.extend(doc::routes());
+    t.extend(ui::routes());
     t
 }
 
@@ -99,6 +101,7 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         integration::Doc::openapi(),
         storage::Doc::openapi(),
         system::Doc::openapi(),
+        ui::Doc::openapi(),
     ]
 }
 

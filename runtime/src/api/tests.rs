@@ -240,18 +240,20 @@ async fn the_roles_follow_the_rules() {
     let api = Api::new();
     for ep in endpoints(&api) {
         let p = ep.path;
-        let want = if p == "/health" {
-            Access::Public
-        } else if p.starts_with("/script-api/") {
-            Role::Operator.into()
-        } else if p == "/api/script/ws/broadcast/test" {
-            Role::Admin.into()
-        } else if ep.verb == Verb::Get {
-            // Reading: status, logs, registry, I/O values, files, this document.
-            Role::Viewer.into()
-        } else {
-            continue;
-        };
+        let want =
+            if p == "/health" || p == "/" || p.starts_with("/ui/") || p.starts_with("/assets/") {
+                // The web UI's page and bundles hold nothing; the API they call does.
+                Access::Public
+            } else if p.starts_with("/script-api/") {
+                Role::Operator.into()
+            } else if p == "/api/script/ws/broadcast/test" {
+                Role::Admin.into()
+            } else if ep.verb == Verb::Get {
+                // Reading: status, logs, registry, I/O values, files, this document.
+                Role::Viewer.into()
+            } else {
+                continue;
+            };
         assert_eq!(ep.access, want, "{} {p}", ep.verb.as_str());
     }
     let role = |m: Verb, p: &str| {
@@ -360,7 +362,7 @@ async fn unknown_routes_and_wrong_methods_are_enveloped() {
     api.get("/api/script/nothing/here")
         .await
         .fails(404, "接口不存在");
-    api.get("/").await.fails(404, "接口不存在");
+    api.get("/nothing").await.fails(404, "接口不存在");
     api.get("/api/script/files/abc")
         .await
         .fails(404, "接口不存在");

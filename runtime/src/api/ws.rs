@@ -20,7 +20,7 @@ use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::auth::Role;
 use crate::engine::Engine;
-use crate::logs::{ALL, Conn, LogQuery, MAX_LIMIT};
+use crate::logs::{ALL, Conn, LineFilter, LogQuery, MAX_LIMIT};
 
 const TEST_PAGE: &str = include_str!("ws_test_page.html");
 
@@ -166,6 +166,12 @@ struct ClientMsg {
     /// On subscribe: also send the newest `last` stored lines.
     #[serde(default)]
     last: Option<usize>,
+    /// On subscribe: only lines of this level or higher (this connection's lines).
+    #[serde(default)]
+    level: Option<String>,
+    /// On subscribe: only lines whose message or fields hold this text.
+    #[serde(default)]
+    q: Option<String>,
 }
 
 async fn session(socket: WebSocket, q: HashMap<String, String>, engine: Arc<Engine>) {
@@ -243,6 +249,16 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
             if matches!(&target, Target::Run(t) if t == METRICS_TOPIC) {
                 start_metrics(engine, conn);
             }
+            let filter = match line_filter(m.level.as_deref(), m.q) {
+                Ok(f) => f,
+                Err(e) => {
+                    conn.reply(json!({"type": "error", "message": e, "timestamp": now}));
+                    return;
+                }
+            };
+            if let Some(f) = filter {
+                conn.set_filter(f);
+            }
             target.subscribe(conn);
             let (key, name) = target.key();
             conn.reply(json!({
@@ -283,6 +299,21 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
             "timestamp": now,
         })),
     }
+}
+
+/// The log-line filter a subscribe asks for, if it names one.
+fn line_filter(level: Option<&str>, q: Option<String>) -> Result<Option<LineFilter>, String> {
+    let min_level = match level.filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => Some(
+            Level::parse(l)
+                .ok_or_else(|| format!("level 必须是 debug/info/warning/error, 得到 {l}"))?,
+        ),
+    };
+    // Either key present, even empty, sets the filter: an empty one clears it.
+    let asked = level.is_some() || q.is_some();
+    let text = q.filter(|t| !t.is_empty());
+    Ok(asked.then_some(LineFilter { min_level, text }))
 }
 
 /// Topic of the running scripts with CPU, memory, uptime and restarts, pushed

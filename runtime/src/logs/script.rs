@@ -132,7 +132,7 @@ impl ScriptLogger {
         };
         let hub = &self.logs.hub;
         self.logs.store.append(line, |l| {
-            hub.publish_script(&l.script_id, &l.script_path, || script_log_json(l));
+            hub.publish_line(l, || script_log_json(l));
         });
     }
 
