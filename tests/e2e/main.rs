@@ -24,4 +24,5 @@ mod seed_examples;
 mod server_bounds;
 mod startup;
 mod stubs;
+mod ui_backend;
 mod watchdog;

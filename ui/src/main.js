@@ -86,16 +86,19 @@ async function route() {
     clear(app, loginScreen(async () => { await whoAmI(); connect(); go('/ui/files', true); }));
     return;
   }
+  const screen = SCREENS[name] ? name : 'files';
+  // The screen's code loads while we ask who is signed in.
+  const loading = SCREENS[screen].load();
+  loading.catch(() => {});
   if (!session.role || (!session.user && !session.noAuth)) {
     if (!(await whoAmI())) { go('/ui/login', true); return; }
     connect();
   }
-  const screen = SCREENS[name] ? name : 'files';
   const main = h('main', { 'data-screen': screen });
   clear(app, nav(screen), main);
   document.title = `${t(SCREENS[screen].label)} · VWED Edge`;
   try {
-    const mod = await SCREENS[screen].load();
+    const mod = await loading;
     if (id !== mountId) return;
     cleanup = (await mod.mount(main, { args, query, go, can })) || null;
   } catch (e) {

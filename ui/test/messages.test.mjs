@@ -6,14 +6,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { extractCatalog } from '../tools/messages.mjs';
+import { SOURCES, extractCatalog } from '../tools/messages.mjs';
 import { EN } from '../src/messages-en.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const committed = JSON.parse(readFileSync(join(root, 'src', 'messages-zh.json'), 'utf8'));
 
 test('the committed catalogue is what the sources say', () => {
-  assert.deepEqual(extractCatalog(join(root, '..', 'runtime', 'src')), committed,
+  assert.deepEqual(extractCatalog(SOURCES.map((d) => join(root, '..', d))), committed,
     'run npm run build in ui/ to refresh src/messages-zh.json');
 });
 

@@ -6,26 +6,29 @@
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Where the messages come from, relative to the repository. */
+export const SOURCES = ['runtime/src', 'modules/src', 'modules/python'];
+
 const CJK = /[\u3400-\u9fff\uff00-\uffef]/;
 
-function rustFiles(dir, out = []) {
+function sourceFiles(dir, out = []) {
   for (const name of readdirSync(dir).sort()) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) {
-      if (name !== 'tests') rustFiles(p, out);
-    } else if (name.endsWith('.rs') && name !== 'tests.rs' && name !== 'doc.rs') {
+      if (name !== 'tests' && name !== '__pycache__') sourceFiles(p, out);
+    } else if ((name.endsWith('.rs') && name !== 'tests.rs' && name !== 'doc.rs') || name.endsWith('.py')) {
       out.push(p);
     }
   }
   return out;
 }
 
-/** The string literals of one line of Rust ("..." with escapes). */
-function literals(line) {
+/** The string literals of one line: "..." (Rust, Python) and '...' (Python). */
+function literals(line, python) {
   const found = [];
-  const re = /"((?:[^"\\]|\\.)*)"/g;
+  const re = python ? /"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'/g : /"((?:[^"\\]|\\.)*)"/g;
   let m;
-  while ((m = re.exec(line))) found.push(m[1]);
+  while ((m = re.exec(line))) found.push(m[1] ?? m[2]);
   return found;
 }
 
@@ -40,9 +43,11 @@ export function template(lit) {
     .replace(/\u0002/g, '}');
 }
 
-export function extractCatalog(srcDir, outFile) {
+/** `dirs`: the runtime's sources and the worker's (whose messages it relays). */
+export function extractCatalog(dirs, outFile) {
   const seen = new Set();
-  for (const file of rustFiles(srcDir)) {
+  for (const file of [dirs].flat().flatMap((d) => sourceFiles(d))) {
+    const python = file.endsWith('.py');
     const lines = readFileSync(file, 'utf8').split('\n');
     let inTests = false;
     for (const line of lines) {
@@ -50,7 +55,8 @@ export function extractCatalog(srcDir, outFile) {
       if (inTests) continue;
       const t = line.trim();
       if (t.startsWith('//') || /\bdescription\s*=/.test(t) || t.startsWith('#[schema')) continue;
-      for (const lit of literals(line)) {
+      if (python && (t.startsWith('#') || t.includes('"""'))) continue;
+      for (const lit of literals(line, python)) {
         if (CJK.test(lit)) seen.add(template(lit));
       }
     }

@@ -227,7 +227,7 @@ export async function mount(el, { args, query, go }) {
 
   const lines = [];
   function addLine(m) {
-    const row = h(`div.line.${(m.level || 'info').toLowerCase()}`, h('span.ts', (m.timestamp || '').slice(11, 19)), ' ', h('span.lvl', m.level || ''), ' ', m.message);
+    const row = h(`div.line.${(m.level || 'info').toLowerCase()}`, h('span.ts', (m.timestamp || '').slice(11, 19)), ' ', h('span.lvl', m.level || ''), ' ', m.stream === 'system' ? tr(m.message) : m.message);
     lines.push(row);
     output.append(row);
     while (lines.length > 500) lines.shift().remove();
@@ -242,7 +242,7 @@ export async function mount(el, { args, query, go }) {
 
   clear(el, toolbar, banner, h('div.editor-wrap', host, side), h('h3.outhead', t('Output of this script')), output);
   setStatus();
-  await refreshRun();
+  refreshRun().catch((e) => toast(e.message, 'error'));
   const line = Number(query.get('line'));
   if (line > 0 && line <= view.state.doc.lines) {
     const pos = view.state.doc.line(line).from;

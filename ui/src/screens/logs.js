@@ -17,7 +17,8 @@ function fields(f) {
 
 export function row(m) {
   const level = (m.level || 'INFO').toUpperCase();
-  const text = String(m.message ?? '');
+  // The runtime's own lines are messages like the API's: shown in the UI's language.
+  const text = m.stream === 'system' ? tr(String(m.message ?? '')) : String(m.message ?? '');
   const tb = text.indexOf('Traceback (most recent call last)');
   let msg;
   if (tb >= 0 || text.split('\n').length > 3) {
@@ -67,6 +68,7 @@ export async function mount(el) {
   function flush() {
     frame = 0;
     const batch = pending.slice(-MAX_ROWS);
+    stats.rendered += pending.length;
     pending = [];
     const frag = document.createDocumentFragment();
     for (const m of batch) frag.append(row(m));
@@ -85,7 +87,12 @@ export async function mount(el) {
     info.textContent = t('{0} rows shown (at most {1})', list.childElementCount, MAX_ROWS);
   }
 
+  // Counters a benchmark reads: lines received live and lines rendered.
+  const stats = (window.__vwedLogStats = { received: 0, rendered: 0, skipped: 0 });
+
   function push(m) {
+    if (!m.history) stats.received++;
+    if (m.type === 'notice') stats.skipped += m.skipped || 0;
     pending.push(m);
     if (!frame) frame = requestAnimationFrame(flush);
   }
