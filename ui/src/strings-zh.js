@@ -35,7 +35,7 @@ export const ZH = {
   'start_params must be a JSON object': 'start_params 必须是 JSON 对象', value: '值', yes: '是',
   '{0} calls, avg {1} ms': '{0} 次调用, 平均 {1} ms', '{0} calls, {1} errors, avg {2} ms': '{0} 次调用, {1} 次错误, 平均 {2} ms',
   '{0} matches': '{0} 处匹配', '{0} new lines · resume following': '{0} 行新日志 · 继续跟随', '{0} older versions pruned': '已清理 {0} 个旧版本',
-  '{0} points': '{0} 个点位', '{0} rows shown (at most {1})': '显示 {0} 行 (最多 {1} 行)',
+  '{0} points': '{0} 个点位', '{0} / {1} rows': '{0} / {1} 行',
   running: '运行中', starting: '启动中', stopping: '停止中', crashed: '已崩溃', stopped: '已停止', failed: '启动失败',
   viewer: '查看者', operator: '操作员', engineer: '工程师', admin: '管理员', active: '有效', revoked: '已吊销', expired: '已过期',
   open: '已连接', connecting: '连接中', closed: '已断开',

@@ -15,7 +15,7 @@ use warp::http::{HeaderValue, StatusCode, header};
 
 use super::body::parse_json;
 use super::query::{self, query_bool, query_u64};
-use super::reply::{ApiError, Envelope, Resp, finish, ok_data, ok_message};
+use super::reply::{ApiError, Envelope, Resp, finish, off_thread as run, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::archive::{ArchiveError, Tar};
@@ -74,16 +74,6 @@ impl From<TreeError> for ApiError {
                 ApiError::new(status, other)
             }
         }
-    }
-}
-
-/// Runs blocking tree work off the executor threads.
-async fn run<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, TreeError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(ApiError::from),
-        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
     }
 }
 

@@ -84,7 +84,7 @@ export async function mount(el) {
       more.hidden = false;
       more.textContent = t('{0} new lines · resume following', unseen);
     }
-    info.textContent = t('{0} rows shown (at most {1})', list.childElementCount, MAX_ROWS);
+    info.textContent = t('{0} / {1} rows', list.childElementCount, MAX_ROWS);
   }
 
   // Counters a benchmark reads: lines received live and lines rendered.
