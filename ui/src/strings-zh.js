@@ -38,5 +38,7 @@ export const ZH = {
   '{0} points': '{0} 个点位', '{0} / {1} rows': '{0} / {1} 行',
   running: '运行中', starting: '启动中', stopping: '停止中', crashed: '已崩溃', stopped: '已停止', failed: '启动失败',
   viewer: '查看者', operator: '操作员', engineer: '工程师', admin: '管理员', active: '有效', revoked: '已吊销', expired: '已过期',
+  Device: '设备', Kind: '类型', Bus: '总线', Connected: '已连接', Points: '点位数', Counters: '计数', 'Last error': '最近错误', no: '否',
+  'Change my password': '修改我的密码', 'Current password': '当前密码', 'Password changed': '密码已修改', 'Your new password': '新密码',
   open: '已连接', connecting: '连接中', closed: '已断开',
 };

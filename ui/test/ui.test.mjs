@@ -5,6 +5,8 @@
 // viewer sees no edit or run controls; a reload restores an unsaved draft.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { launch, startRuntime } from './harness.mjs';
 
 const WAIT = { timeout: 20_000 };
@@ -24,52 +26,94 @@ const SCRIPT = `def boot():
         VWED.log.sync_info("tick from the ui test")
 `;
 
+const PASSWORD = 'right-password-123';
+const USERS = { engineer: 'tech', viewer: 'look' };
+
 /**
- * The access-control contract, played by the test while the runtime runs
- * without it: /api/auth/me answers 401 until a login with the right body, then
- * the user with `role` and a CSRF token that state-changing calls must carry.
+ * Access control: a runtime with it (data dir with admin.token) gets real
+ * users, made with the admin token; one without it (before the access-control
+ * branch) gets the contract played by the test: /api/auth/me answers 401 until
+ * a login with the right JSON body, then the user with `role` and a CSRF token.
+ * Either way the test records the CSRF header of every state-changing call.
  */
-async function playAuth(context, role) {
-  const state = { loggedIn: false, csrfSeen: [], logins: [] };
-  await context.route('**/api/auth/**', async (route) => {
-    const req = route.request();
-    const path = new URL(req.url()).pathname;
-    if (path === '/api/auth/login') {
-      const body = req.postDataJSON();
-      state.logins.push({ body, type: req.headers()['content-type'] });
-      if (body.username === 'tech' && body.password === 'right-password') {
-        state.loggedIn = true;
-        return route.fulfill({
-          status: 200,
-          contentType: 'application/json',
-          headers: { 'set-cookie': 'vwed_session=x; HttpOnly; SameSite=Strict; Path=/' },
-          body: JSON.stringify({ success: true, data: { user: 'tech', role, csrf_token: 'csrf-123' } }),
-        });
+class Auth {
+  static async of(rt) {
+    const me = await fetch(`${rt.base}/api/auth/me`);
+    const a = new Auth(rt, me.status !== 404);
+    if (a.real) {
+      a.token = readFileSync(join(rt.dir, 'admin.token'), 'utf8').trim();
+      for (const [role, name] of Object.entries(USERS)) {
+        await a.fetch('/api/auth/users', { method: 'POST', body: JSON.stringify({ name, role, password: PASSWORD }) });
       }
-      return route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ success: false, error: '用户名或密码错误' }) });
     }
-    if (path === '/api/auth/me') {
-      if (!state.loggedIn) return route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ success: false, error: '需要登录' }) });
-      return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ success: true, data: { user: 'tech', role, csrf_token: 'csrf-123', via: 'session' } }) });
-    }
-    return route.fulfill({ status: 200, contentType: 'application/json', body: '{"success":true,"data":{}}' });
-  });
-  await context.route('**/api/script/**', (route) => {
-    const req = route.request();
-    if (req.method() !== 'GET') state.csrfSeen.push(req.headers()['x-csrf-token']);
-    return route.continue();
-  });
-  return state;
+    return a;
+  }
+
+  constructor(rt, real) {
+    this.rt = rt;
+    this.real = real;
+  }
+
+  /** A call of the test itself (setup, checks), with the admin token when there is auth. */
+  async fetch(path, init = {}) {
+    const headers = { 'content-type': 'application/json', ...(init.headers || {}) };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const r = await fetch(this.rt.base + path, { ...init, headers });
+    if (!r.ok && r.status !== 409) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+    return r;
+  }
+
+  async json(path) {
+    return (await this.fetch(path)).json();
+  }
+
+  /** Prepares a browser context for `role`; returns what it records. */
+  async context(ctx, role) {
+    const state = { csrfSeen: [], logins: [] };
+    await ctx.route('**/api/script/**', (route) => {
+      const req = route.request();
+      if (req.method() !== 'GET') state.csrfSeen.push(req.headers()['x-csrf-token']);
+      return route.continue();
+    });
+    await ctx.route('**/api/auth/login', (route) => {
+      const req = route.request();
+      state.logins.push({ body: req.postDataJSON(), type: req.headers()['content-type'] });
+      return this.real ? route.continue() : route.fallback();
+    });
+    if (!this.real) await this.playContract(ctx, role, state);
+    return state;
+  }
+
+  async playContract(ctx, role, state) {
+    let loggedIn = false;
+    const reply = (route, status, body, headers) => route.fulfill({ status, contentType: 'application/json', headers, body: JSON.stringify(body) });
+    await ctx.route('**/api/auth/**', async (route) => {
+      const req = route.request();
+      const path = new URL(req.url()).pathname;
+      const who = { user: USERS[role], role, csrf_token: 'csrf-123', via: 'session' };
+      if (path === '/api/auth/login') {
+        const body = req.postDataJSON();
+        if (body.username !== USERS[role] || body.password !== PASSWORD) return reply(route, 401, { success: false, error: '用户名或密码错误' });
+        loggedIn = true;
+        return reply(route, 200, { success: true, data: who }, { 'set-cookie': 'vwed_session=x; HttpOnly; SameSite=Strict; Path=/' });
+      }
+      if (path === '/api/auth/me') {
+        return loggedIn ? reply(route, 200, { success: true, data: who }) : reply(route, 401, { success: false, error: '需要登录' });
+      }
+      return reply(route, 200, { success: true, data: {} });
+    });
+    state.expectedCsrf = 'csrf-123';
+  }
 }
 
-async function login(page, base) {
+async function login(page, base, role = 'engineer') {
   await page.goto(`${base}/ui/files`);
   await page.waitForSelector('form.login', WAIT);
-  await page.fill('input[name=username]', 'tech');
-  await page.fill('input[name=password]', 'wrong');
+  await page.fill('input[name=username]', USERS[role]);
+  await page.fill('input[name=password]', 'wrong-password-0');
   await page.click('form.login button[type=submit]');
   await page.waitForSelector('form.login .error:not(:empty)', WAIT);
-  await page.fill('input[name=password]', 'right-password');
+  await page.fill('input[name=password]', PASSWORD);
   await page.click('form.login button[type=submit]');
   await page.waitForSelector('main[data-screen=files]', WAIT);
 }
@@ -85,10 +129,12 @@ async function typeAll(page, text) {
 describe('web UI', () => {
   let rt;
   let browser;
+  let auth;
   let fileId;
 
   before(async () => {
     rt = await startRuntime();
+    auth = await Auth.of(rt);
     browser = await launch();
   });
 
@@ -99,11 +145,11 @@ describe('web UI', () => {
 
   test('log in, create a project and a file, see a syntax error, fix and save', async () => {
     const ctx = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } });
-    const auth = await playAuth(ctx, 'engineer');
+    const auth = await auth.context(ctx, 'engineer');
     const page = await ctx.newPage();
     await login(page, rt.base);
-    assert.deepEqual(auth.logins[0].body, { username: 'tech', password: 'wrong' });
-    assert.match(auth.logins[0].type, /application\/json/);
+    assert.deepEqual(seen.logins[0].body, { username: 'tech', password: 'wrong-password-0' });
+    assert.match(seen.logins[0].type, /application\/json/);
 
     await page.click('[data-action=new-project]');
     await page.fill('form.dialog input[name=name]', 'uitest');
@@ -128,15 +174,16 @@ describe('web UI', () => {
     await page.waitForFunction(() => !document.querySelector('.cm-lintRange-error'), null, WAIT);
     await page.click('[data-action=save]');
     await page.waitForFunction(() => /Saved · v\d|Saved/.test(document.querySelector('[data-testid=save-state]')?.textContent), null, WAIT);
-    const saved = await (await fetch(`${rt.base}/api/script/files/${fileId}`)).json();
+    const saved = await auth.json(`/api/script/files/${fileId}`);
     assert.equal(saved.data.content, SCRIPT);
-    assert.ok(auth.csrfSeen.length > 0 && auth.csrfSeen.every((t) => t === 'csrf-123'), `CSRF header on every change: ${auth.csrfSeen}`);
+    const csrf = seen.csrfSeen;
+    assert.ok(csrf.length > 0 && csrf.every((t) => t && (!seen.expectedCsrf || t === seen.expectedCsrf)), `CSRF header on every change: ${csrf}`);
     await ctx.close();
   });
 
   test('start, see a log line arrive live, call a function from its form, stop', async () => {
     const ctx = await browser.newContext({ locale: 'en-US' });
-    await playAuth(ctx, 'engineer');
+    await auth.context(ctx, 'engineer');
     const page = await ctx.newPage();
     await login(page, rt.base);
     await page.goto(`${rt.base}/ui/editor/${fileId}`);
@@ -159,21 +206,21 @@ describe('web UI', () => {
     await row.waitFor(WAIT);
     await row.locator('[data-action=stop]').click();
     await row.waitFor({ state: 'detached', timeout: 20_000 });
-    const running = await (await fetch(`${rt.base}/api/script/scripts/running`)).json();
+    const running = await auth.json('/api/script/scripts/running');
     assert.ok(!running.data.some((s) => s.script_path === 'uitest/blink.py' && s.status === 'running'));
     await ctx.close();
   });
 
   test('a save over a newer version gets the conflict view and merges', async (t) => {
-    const probe = await fetch(`${rt.base}/api/script/files/${fileId}`);
+    const probe = await auth.fetch(`/api/script/files/${fileId}`);
     if (!probe.headers.get('etag')) {
       t.skip('this runtime does not version files yet (no ETag on GET /api/script/files/{id})');
       return;
     }
     const a = await browser.newContext({ locale: 'en-US' });
     const b = await browser.newContext({ locale: 'en-US' });
-    await playAuth(a, 'engineer');
-    await playAuth(b, 'engineer');
+    await auth.context(a, 'engineer');
+    await auth.context(b, 'engineer');
     const pa = await a.newPage();
     const pb = await b.newPage();
     await login(pa, rt.base);
@@ -192,7 +239,7 @@ describe('web UI', () => {
     assert.match(await pa.textContent('[data-testid=conflict]'), /boot done \(b\)/);
     await pa.click('[data-action=save-merged]');
     await pa.waitForSelector('[data-testid=conflict]', { state: 'detached', timeout: 20_000 });
-    const now = await (await fetch(`${rt.base}/api/script/files/${fileId}`)).json();
+    const now = await auth.json(`/api/script/files/${fileId}`);
     assert.match(now.data.content, /tick \(a\)/);
     await a.close();
     await b.close();
@@ -200,9 +247,9 @@ describe('web UI', () => {
 
   test('a viewer sees no edit or run controls', async () => {
     const ctx = await browser.newContext({ locale: 'en-US' });
-    await playAuth(ctx, 'viewer');
+    await auth.context(ctx, 'viewer');
     const page = await ctx.newPage();
-    await login(page, rt.base);
+    await login(page, rt.base, 'viewer');
     await page.waitForSelector('.tree .entry', WAIT);
     assert.equal(await page.locator('[data-action=new-file], [data-action=new-project], .entry .actions').count(), 0);
     await page.goto(`${rt.base}/ui/editor/${fileId}`);
@@ -220,7 +267,7 @@ describe('web UI', () => {
 
   test('a reload after typing without saving restores the draft', async () => {
     const ctx = await browser.newContext({ locale: 'en-US' });
-    await playAuth(ctx, 'engineer');
+    await auth.context(ctx, 'engineer');
     const page = await ctx.newPage();
     await login(page, rt.base);
     await page.goto(`${rt.base}/ui/editor/${fileId}`);
@@ -232,7 +279,7 @@ describe('web UI', () => {
     await page.reload();
     await page.waitForSelector('[data-action=discard-draft]', WAIT);
     assert.match(await page.textContent('.cm-content'), /not saved yet 1234/);
-    const server = await (await fetch(`${rt.base}/api/script/files/${fileId}`)).json();
+    const server = await auth.json(`/api/script/files/${fileId}`);
     assert.doesNotMatch(server.data.content, /not saved yet/);
     await ctx.close();
   });

@@ -59,13 +59,16 @@ async function logLines(browser, base) {
   await page.waitForFunction(() => window.__vwedLogStats, null, { timeout: 30_000 });
   await page.waitForTimeout(500);
   const t0 = Date.now();
-  const call = post(base, '/api/script/scripts/execute-function', { function_name: 'burst', function_args: { n: LINES } });
+  let producerMs = 0;
+  const call = post(base, '/api/script/scripts/execute-function', { function_name: 'burst', function_args: { n: LINES } })
+    .then((r) => { producerMs = Date.now() - t0; return r; });
   await page.waitForFunction((n) => { const s = window.__vwedLogStats; return s.rendered + s.skipped >= n; }, LINES, { timeout: 120_000, polling: 'raf' });
   const ms = Date.now() - t0;
   await call;
   const stats = await page.evaluate(() => ({ ...window.__vwedLogStats, rows: document.querySelectorAll('.loglist .line').length }));
   await ctx.close();
-  return { ms, ...stats };
+  // producer_ms: until the script had logged them all (the call returned).
+  return { ms, producer_ms: producerMs, ...stats };
 }
 
 const SCRIPT = `def boot():

@@ -55,7 +55,14 @@ export async function mount(el) {
     h('div.row.toolbar', h('h2', t('I/O')), h('span.spacer'), status.configured === false ? h('span.muted', tr(status.message)) : h('span.muted', `${t('Board')}: ${status.board ?? ''} · ${t('{0} points', status.points ?? 0)}`)),
     h('table.grid', h('thead', h('tr', ['Tag', 'Value', 'Quality', 'Age', 'Error', ''].map((c) => h('th', t(c))))), tbody),
     h('div.cols',
-      h('section', h('h3', t('Devices')), devices.length ? h('pre', JSON.stringify(devices, null, 2)) : h('p.muted', t('None'))),
+      h('section', h('h3', t('Devices')), devices.length ? h('table.grid', { 'data-testid': 'devices' },
+        h('thead', h('tr', ['Device', 'Kind', 'Bus', 'Connected', 'Points', 'Counters', 'Last error'].map((c) => h('th', t(c))))),
+        h('tbody', devices.map((d) => h('tr',
+          h('td', d.device ?? d.name ?? ''), h('td', d.kind ?? ''), h('td', d.bus ?? ''),
+          h('td', h(`span.tag.${d.connected ? 'good' : 'bad'}`, d.connected ? t('yes') : t('no'))),
+          h('td', d.points ?? ''),
+          h('td', h('small', Object.entries(d.counters || {}).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(' '))),
+          h('td', d.last_error ? tr(d.last_error) : ''))))) : h('p.muted', t('None'))),
       h('section', h('h3', t('Write audit')), writes.length ? h('table.grid', h('tbody', writes.slice(-50).reverse().map((w) => h('tr', h('td', w.time || w.timestamp || ''), h('td', w.writer || ''), h('td', w.target || ''), h('td', JSON.stringify(w.value)), h('td', w.error ? tr(w.error) : 'ok'))))) : h('p.muted', t('None')))));
   return () => { clearInterval(timer); off(); unsub(); };
 }

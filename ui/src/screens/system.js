@@ -53,6 +53,20 @@ async function audit(box, before) {
     d.next_before ? h('button', { on: { click: () => audit(box, d.next_before) } }, t('Older')) : null);
 }
 
+async function changePassword() {
+  const v = await dialog(t('Change my password'), [
+    { name: 'current', label: t('Current password'), type: 'password' },
+    { name: 'next', label: t('Your new password'), type: 'password' },
+  ], t('Save'), t('Cancel'));
+  if (!v) return;
+  try {
+    const r = await call('POST', '/api/auth/password', { current_password: v.current, new_password: v.next });
+    // The answer is a new session: all others of this user ended.
+    if (r.json?.data?.csrf_token) session.csrf = r.json.data.csrf_token;
+    toast(t('Password changed'));
+  } catch (e) { toast(e.message, 'error'); }
+}
+
 export async function mount(el) {
   const d = await get('/api/system/info');
   const cfg = h('pre.config', JSON.stringify(d.config, null, 2));
@@ -73,6 +87,7 @@ export async function mount(el) {
         ...d.databases.map((x) => [x.name, bytes(x.bytes)]),
       ]))),
     h('details', h('summary', t('Configuration (secrets hidden)')), cfg),
+    session.user && !session.noAuth ? h('button', { 'data-action': 'password', on: { click: changePassword } }, t('Change my password')) : null,
     can('admin') && !session.noAuth ? admin : null);
   if (can('admin') && !session.noAuth) {
     await Promise.all([users(admin[0]), tokens(admin[1]), audit(admin[2])].map((p) => p.catch((e) => toast(e.message, 'error'))));
