@@ -37,6 +37,7 @@ runtime_modules!(
     "integrations",
     "facade",
     "boot",
+    "job",
     "loop",
     "analyzer",
 );

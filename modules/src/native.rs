@@ -140,6 +140,23 @@ fn to_py_messages<'py>(
             }
             ToWorker::Ping { req } => ("ping", req).into_pyobject(py)?.into_any(),
             ToWorker::Stop => ("stop",).into_pyobject(py)?.into_any(),
+            ToWorker::Job(j) => {
+                if let Ok(mut g) = SCRIPT_ID.lock() {
+                    g.clone_from(&j.execution_id);
+                }
+                let params = json_to_py(py, &j.params)?;
+                (
+                    "job",
+                    j.req,
+                    j.execution_id,
+                    j.job_path,
+                    j.source,
+                    params,
+                    j.env,
+                )
+                    .into_pyobject(py)?
+                    .into_any()
+            }
         };
         list.append(item)?;
     }

@@ -1,0 +1,254 @@
+//! A Python job: a fresh worker (the same sandboxed worker process as a service
+//! script) gets one `Job` message and answers with the result. What the job
+//! writes streams into the execution's output and its log; its `VWED.*` calls are
+//! served like a script's, under the execution id; registrations are refused.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use serde_json::Value;
+use vwed_ipc::{
+    FromWorker, JobRun, Level, ScriptError, ScriptErrorKind, Service, ServiceError,
+    ServiceErrorKind, Stream, ToWorker,
+};
+
+use super::capture::{Capture, read_lines};
+use super::model::ExecStatus;
+use super::process::{Ending, Outcome, drain, end_group, signal_group, supervise};
+use super::run::AttemptRun;
+use super::triggers::emitting_from;
+use crate::engine::{Engine, Instance};
+use crate::logs::ScriptLogger;
+use crate::worker::{Answer, FrameSink, WorkerConn};
+
+pub async fn run(a: &mut AttemptRun) -> Outcome {
+    let engine = a.engine.clone();
+    let mut w = match engine.fresh_worker() {
+        Ok(w) => w,
+        Err(e) => return Outcome::failed(format!("作业进程无法启动: {e}")),
+    };
+    let pid = w.pid;
+    let inst = Arc::new(Instance::new(
+        a.exec.id.clone(),
+        super::model::job_path(a.exec.job_id),
+        0,
+        "job".to_string(),
+        a.exec.params.clone(),
+        engine.cfg.output_lines,
+        &engine.logs,
+    ));
+    inst.set_pid(pid);
+    let sink = Arc::new(JobSink {
+        engine: Arc::downgrade(&engine),
+        inst: inst.clone(),
+        capture: a.capture.clone(),
+        job: a.exec.job_id,
+        depth: a.exec.depth,
+        traceback: Mutex::new(None),
+    });
+    let conn = WorkerConn::start(w.stream, sink.clone());
+    inst.set_conn(conn.clone());
+    let mut readers = Vec::new();
+    if let Some(out) = w.stdout.take() {
+        readers.push(pipe(out, a.capture.clone(), inst.log.clone(), Level::Info));
+    }
+    if let Some(err) = w.stderr.take() {
+        readers.push(pipe(err, a.capture.clone(), inst.log.clone(), Level::Error));
+    }
+    let req = conn.next_req();
+    let msg = ToWorker::Job(JobRun {
+        req,
+        execution_id: a.exec.id.clone(),
+        job_path: super::model::job_path(a.exec.job_id),
+        source: a.spec.content.clone(),
+        params: a.exec.params.to_string(),
+        env: a.env.clone(),
+    });
+    let answer = match conn.send_request(req, &msg) {
+        Ok(rx) => rx,
+        Err(e) => {
+            end_group(&mut w.child, pid, a.grace).await;
+            return Outcome::failed(format!("作业无法发送到工作进程: {e}"));
+        }
+    };
+    let ending = supervise(
+        &mut w.child,
+        async { answer.await.ok() },
+        a.timeout,
+        &mut a.cancel,
+    )
+    .await;
+    let mut outcome = match ending {
+        Ending::Answered(answer) => {
+            let _ = conn.send(&ToWorker::Stop);
+            end_group(&mut w.child, pid, a.grace).await;
+            answered(answer)
+        }
+        Ending::Exited(status) => {
+            signal_group(pid, libc::SIGKILL);
+            Outcome::exited(status)
+        }
+        Ending::TimedOut => {
+            end_group(&mut w.child, pid, a.grace).await;
+            Outcome::timed_out(a.timeout)
+        }
+        Ending::Cancelled(by) => {
+            end_group(&mut w.child, pid, a.grace).await;
+            Outcome::cancelled(&by)
+        }
+    };
+    drain(readers).await;
+    outcome.traceback = sink
+        .traceback
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    outcome
+}
+
+fn answered(answer: Answer) -> Outcome {
+    match answer {
+        Answer::Call(Ok(json)) => {
+            let mut o = Outcome::new(ExecStatus::Succeeded);
+            o.result = Some(serde_json::from_str(&json).unwrap_or(Value::String(json)));
+            o.exit_code = Some(0);
+            o
+        }
+        Answer::Call(Err(ScriptError {
+            kind: ScriptErrorKind::BadResult,
+            message,
+        })) => Outcome::failed(message),
+        Answer::Call(Err(ScriptError { message, .. })) => {
+            let mut o = Outcome::new(ExecStatus::Failed);
+            o.exception = Some(message);
+            o
+        }
+        other => Outcome::failed(format!("工作进程应答类型错误: {other:?}")),
+    }
+}
+
+/// Lines written to the worker's fd 1/2 directly (the interpreter's own errors).
+fn pipe(
+    r: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    capture: Arc<Capture>,
+    log: Arc<ScriptLogger>,
+    level: Level,
+) -> tokio::task::JoinHandle<()> {
+    let stream = if level == Level::Info {
+        "stdout"
+    } else {
+        "stderr"
+    };
+    tokio::spawn(read_lines(r, move |line| {
+        capture.push(&line);
+        log.script_line(level, stream, line, None);
+    }))
+}
+
+struct JobSink {
+    engine: Weak<Engine>,
+    inst: Arc<Instance>,
+    capture: Arc<Capture>,
+    job: u64,
+    depth: u8,
+    /// The last traceback the job reported: its exception, in full.
+    traceback: Mutex<Option<String>>,
+}
+
+impl JobSink {
+    fn line(&self, level: Level, stream: &'static str, text: &str, fields: Option<&Value>) {
+        self.capture.push(text);
+        self.inst
+            .log
+            .script_line(level, stream, text.to_string(), fields);
+    }
+
+    fn on_request(&self, engine: Arc<Engine>, conn: &Arc<WorkerConn>, req: u64, service: Service) {
+        let inst = self.inst.clone();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let result = engine.service(&inst, service).await;
+            let _ = conn.send(&ToWorker::Reply { req, result });
+        });
+    }
+
+    fn on_notify(&self, engine: Arc<Engine>, service: Service) {
+        if let Service::EventEmit { name, data } = &service {
+            match serde_json::from_str::<Value>(data.as_str()) {
+                Ok(v) => {
+                    emitting_from(self.job, self.depth, || engine.emit(name, &v));
+                }
+                Err(e) => self.line(
+                    Level::Warning,
+                    "system",
+                    &format!("event.emit 参数错误: {e}"),
+                    None,
+                ),
+            }
+            return;
+        }
+        let inst = self.inst.clone();
+        tokio::spawn(async move {
+            let name = service.name();
+            if let Err(e) = engine.service(&inst, service).await {
+                inst.note(Level::Warning, format!("{name} 失败: {e}"));
+            }
+        });
+    }
+}
+
+impl FrameSink for JobSink {
+    fn on_frame(&self, conn: &Arc<WorkerConn>, msg: FromWorker) {
+        let Some(engine) = self.engine.upgrade() else {
+            return;
+        };
+        match msg {
+            FromWorker::Output { stream, text } => {
+                let (level, name) = match stream {
+                    Stream::Stdout => (Level::Info, "stdout"),
+                    Stream::Stderr => (Level::Error, "stderr"),
+                };
+                for l in text.split('\n') {
+                    self.line(level, name, l, None);
+                }
+            }
+            FromWorker::Traceback { text } => {
+                self.line(Level::Error, "stderr", &text, None);
+                *self.traceback.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+            }
+            FromWorker::Log {
+                level,
+                message,
+                fields,
+            } => {
+                let fields = serde_json::from_str::<Value>(&fields)
+                    .ok()
+                    .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
+                self.capture
+                    .push(&format!("[{}] {message}", level.as_str()));
+                self.inst
+                    .log
+                    .script_line(level, "log", message, fields.as_ref());
+            }
+            FromWorker::Request { req, service } => self.on_request(engine, conn, req, service),
+            FromWorker::Notify { service } => self.on_notify(engine, service),
+            FromWorker::Register { req, .. } => {
+                let refused = ServiceError::new(
+                    ServiceErrorKind::Conflict,
+                    "作业不能注册接口、函数、事件监听器或定时任务 (注册只属于服务脚本的 boot())",
+                );
+                let _ = conn.send(&ToWorker::Reply {
+                    req,
+                    result: Err(refused),
+                });
+            }
+            FromWorker::Unregister { .. }
+            | FromWorker::Booted(_)
+            | FromWorker::RouteReply(_)
+            | FromWorker::CallReply { .. }
+            | FromWorker::Done { .. }
+            | FromWorker::Analysis { .. } => {}
+        }
+    }
+
+    fn on_closed(&self, _conn: &Arc<WorkerConn>) {}
+}
