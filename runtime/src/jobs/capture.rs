@@ -50,7 +50,8 @@ impl Capture {
 
     pub fn push(&self, line: &str) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let line = truncate(line, g.tail_cap);
+        // At most half the tail: the line and its cut note always fit.
+        let line = truncate(line, g.tail_cap / 2);
         let cost = line.len() + 1;
         if !g.head_full && g.head.len() + cost <= g.head_cap {
             g.head.push_str(&line);
