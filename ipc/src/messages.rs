@@ -55,6 +55,9 @@ pub struct JobRun {
     pub params: Json,
     /// The job's environment, replacing the worker's own `os.environ`.
     pub env: Vec<(String, String)>,
+    /// How the worker confines itself before any of the job's code runs; the
+    /// job's work dir is its scratch folder.
+    pub sandbox: SandboxPolicy,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -64,6 +67,58 @@ pub struct Boot {
     pub file_name: String,
     pub source: String,
     pub start_params: Json,
+    /// How the worker confines itself before any of the script's code runs.
+    pub sandbox: SandboxPolicy,
+}
+
+/// The confinement the supervisor chose for one script (paths are absolute).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct SandboxPolicy {
+    /// Kernel confinement (Landlock, seccomp, no privileges); off only for comparison.
+    pub enabled: bool,
+    /// Refuse to run the script unless every part of the confinement is in force.
+    pub required: bool,
+    /// Where the script may write (`VWED.util.scratch_dir()`); its working directory.
+    pub scratch_dir: String,
+    /// Readable besides Python itself: the project folder and granted paths.
+    pub read: Vec<String>,
+    /// Readable and writable besides the scratch folder: granted paths.
+    pub write: Vec<String>,
+    /// Paths no rule may cover (data dir, config file): a Python search path that
+    /// contains one is left out.
+    pub protect: Vec<String>,
+    pub network: NetworkGrant,
+}
+
+/// The sockets a script may open; the default is none.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkGrant {
+    /// TCP ports it may connect to (any host).
+    pub connect_tcp: Vec<u16>,
+    /// TCP connections to any port.
+    pub any_tcp: bool,
+    /// TCP ports it may bind (listen on).
+    pub bind_tcp: Vec<u16>,
+    /// UDP sockets (ports cannot be limited by the kernel).
+    pub udp: bool,
+}
+
+impl NetworkGrant {
+    pub fn tcp(&self) -> bool {
+        self.any_tcp || !self.connect_tcp.is_empty() || !self.bind_tcp.is_empty()
+    }
+}
+
+/// What the worker actually put in force, one line per area, e.g.
+/// `filesystem: "landlock v7"`. `missing` names each part that is not, and why.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct SandboxReport {
+    pub filesystem: String,
+    pub network: String,
+    pub processes: String,
+    pub signals: String,
+    pub privileges: String,
+    pub missing: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -82,8 +137,11 @@ pub struct RouteRequest {
 /// Worker → supervisor.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum FromWorker {
-    /// `boot()` finished (or could not run).
-    Booted(BootOutcome),
+    /// `boot()` finished (or could not run), and how the worker is confined.
+    Booted {
+        outcome: BootOutcome,
+        sandbox: SandboxReport,
+    },
     /// A `VWED.*` registration. Answered with [`ToWorker::Reply`] so that a refused
     /// registration raises in the script.
     Register {

@@ -8,6 +8,7 @@
 mod channel;
 mod convert;
 mod native;
+pub mod sandbox;
 pub mod worker;
 
 /// The Python half of the worker, compiled into the binary: the package

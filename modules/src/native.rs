@@ -87,6 +87,11 @@ fn to_py_messages<'py>(
     for m in msgs {
         let item: Bound<'py, PyAny> = match m {
             ToWorker::Boot(b) => {
+                // Before the script exists in Python: nothing of it runs unconfined.
+                if let Some(refused) = crate::sandbox::enter(py, &b.sandbox) {
+                    report_boot(refused)?;
+                    continue;
+                }
                 if let Ok(mut g) = SCRIPT_ID.lock() {
                     g.clone_from(&b.script_id);
                 }
@@ -141,6 +146,20 @@ fn to_py_messages<'py>(
             ToWorker::Ping { req } => ("ping", req).into_pyobject(py)?.into_any(),
             ToWorker::Stop => ("stop",).into_pyobject(py)?.into_any(),
             ToWorker::Job(j) => {
+                // As for a script's Boot: nothing of the job runs unconfined.
+                if let Some(refused) = crate::sandbox::enter(py, &j.sandbox) {
+                    let message = match refused {
+                        BootOutcome::Failed { message, .. } => message,
+                        other => format!("{other:?}"),
+                    };
+                    let result = Err(ScriptError {
+                        kind: ScriptErrorKind::Raised,
+                        message,
+                    });
+                    send(FromWorker::CallReply { req: j.req, result })?;
+                    flush()?;
+                    continue;
+                }
                 if let Ok(mut g) = SCRIPT_ID.lock() {
                     g.clone_from(&j.execution_id);
                 }
@@ -492,7 +511,14 @@ fn booted(kind: &str, detail: Option<Bound<'_, PyAny>>, traceback: Option<String
             traceback: traceback.unwrap_or_default(),
         },
     };
-    send(FromWorker::Booted(outcome))?;
+    report_boot(outcome)
+}
+
+fn report_boot(outcome: BootOutcome) -> PyResult<()> {
+    send(FromWorker::Booted {
+        outcome,
+        sandbox: crate::sandbox::report(),
+    })?;
     flush()
 }
 
@@ -610,5 +636,6 @@ pub fn _vwed(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(done, m)?)?;
     m.add_function(wrap_pyfunction!(analysis, m)?)?;
     m.add_function(wrap_pyfunction!(exit, m)?)?;
+    m.add_function(wrap_pyfunction!(crate::sandbox::scratch_dir, m)?)?;
     Ok(())
 }

@@ -39,6 +39,9 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Rule(&'static str),
+    /// A `[sandbox]` setting or a project's grant is not acceptable.
+    #[error("{0}")]
+    Sandbox(String),
 }
 
 fn in_file(file: Option<&Path>) -> String {
@@ -185,6 +188,9 @@ pub struct Config {
     pub job_max_versions: usize,
     /// Jobs that may be defined.
     pub job_max_scripts: usize,
+    /// Confinement and limits of script workers, and per-project grants
+    /// (`[sandbox]`, `[sandbox.projects.<name>]`; see docs/sandbox.md).
+    pub sandbox: crate::sandbox::SandboxSettings,
 }
 
 impl Default for Config {
@@ -250,6 +256,7 @@ impl Default for Config {
             job_history_max: 10_000,
             job_max_versions: 200,
             job_max_scripts: 1_000,
+            sandbox: crate::sandbox::SandboxSettings::default(),
         }
     }
 }
@@ -298,6 +305,7 @@ impl Config {
         if let Some(p) = &overrides.io_config {
             cfg.io_config.clone_from(p);
         }
+        cfg.sandbox.config_file = file.map(Path::to_path_buf);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -318,6 +326,9 @@ impl Config {
         if self.output_lines == 0 {
             return Err(ConfigError::Rule("output_lines must be at least 1"));
         }
+        self.sandbox
+            .validate(&self.data_dir)
+            .map_err(ConfigError::Sandbox)?;
         Ok(())
     }
 }
@@ -533,8 +544,13 @@ mod tests {
     fn every_setting_names_its_variable_when_the_value_is_bad() {
         let table = defaults();
         assert!(table.len() > 30, "defaults serialize to a full table");
-        for (key, default) in &table {
-            let var = format!("VWED_{}", key.to_ascii_uppercase());
+        check_every_setting("VWED_", &table);
+    }
+
+    /// Each setting of `table` (and of its sections, `VWED_SECTION__KEY`).
+    fn check_every_setting(prefix: &str, table: &toml::Table) {
+        for (key, default) in table {
+            let var = format!("{prefix}{}", key.to_ascii_uppercase());
             match default {
                 toml::Value::Integer(_) => {
                     assert_eq!(
@@ -557,6 +573,8 @@ mod tests {
                 toml::Value::String(_) | toml::Value::Array(_) => {
                     assert_eq!(env_error(&var, "abc"), "", "{var}");
                 }
+                // A section; `sandbox.projects` (a map of names) is empty here.
+                toml::Value::Table(inner) => check_every_setting(&format!("{var}__"), inner),
                 other => panic!("setting {key} has a type this test does not cover: {other}"),
             }
         }

@@ -20,6 +20,7 @@ mod output;
 mod paths;
 mod registry;
 mod sample;
+mod sandbox;
 mod sdnotify;
 mod server;
 mod store;
@@ -119,6 +120,9 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
 /// The data dir, its lock, the stores and the engine over them, and the device
 /// I/O: everything that must be there before the API answers.
 async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
+    // Closes the supervisor's /proc entries (environ, memory, fds) to workers.
+    // SAFETY: prctl(PR_SET_DUMPABLE) only sets a flag on this process.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServeError::DataDir {
         path: cfg.data_dir.clone(),
         source,
@@ -136,6 +140,8 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
     let exe = std::env::current_exe().map_err(ServeError::OwnExecutable)?;
     let logs = logs::Logs::open(&cfg).map_err(ServeError::Logs)?;
     logs.start_ticker();
+    // Before the first worker is spawned: probes the kernel, takes the cgroup.
+    sandbox::init(&cfg);
     let cfg = Arc::new(cfg);
     let engine = Engine::new(cfg.clone(), store, exe, Some(lock), logs);
     // Before scripts are restored, so that their boot() can already use I/O.

@@ -195,23 +195,52 @@ fn a_timeout_kills_the_whole_process_group() {
         &rt,
         "slow-python",
         "python",
-        &py(r#"
-            import subprocess, time
-            def main():
-                p = subprocess.Popen(["sleep", "300"])
-                print(f"pid={p.pid}", flush=True)
-                time.sleep(300)
-        "#),
+        "import os, time\nprint(f'pid={os.getpid()}', flush=True)\ntime.sleep(300)\n",
         json!({"timeout": 1.5}),
     );
     let d = run(&rt, python, json!({}));
     assert_eq!(d["status"], "timeout", "{d:#}");
-    let child = printed_pid(d["output"].as_str().expect("output"));
+    let worker = printed_pid(d["output"].as_str().expect("output"));
     vwed_e2e::wait_until(
         Duration::from_secs(10),
-        "the job's subprocess is killed",
-        || !process_alive(child),
+        "the job's worker is killed",
+        || !process_alive(worker),
     );
+}
+
+#[test]
+fn a_python_job_is_confined_like_a_service_script() {
+    let rt = Runtime::start();
+    let id = job(
+        &rt,
+        "confined",
+        "python",
+        &py(r#"
+            import os, subprocess
+            def attempt(f):
+                try:
+                    f()
+                    return "allowed"
+                except OSError as e:
+                    return type(e).__name__
+            def main():
+                with open("mine.txt", "w") as f:
+                    f.write("x")
+                return {
+                    "own_dir": os.path.exists(os.path.join(os.getcwd(), "mine.txt")),
+                    "tmp": attempt(lambda: open("/tmp/job-escape.txt", "w")),
+                    "exec": attempt(lambda: subprocess.run(["true"])),
+                    "etc": attempt(lambda: open("/etc/hostname").read()),
+                }
+        "#),
+        json!({}),
+    );
+    let d = run(&rt, id, json!({}));
+    assert_eq!(d["status"], "succeeded", "{d:#}");
+    assert_eq!(d["result"]["own_dir"], true);
+    for what in ["tmp", "exec", "etc"] {
+        assert_eq!(d["result"][what], "PermissionError", "{what}: {d:#}");
+    }
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod projects;
 mod readme;
 mod restore;
 mod sample;
+mod sandbox;
 mod script_api;
 mod script_errors;
 mod seed_examples;

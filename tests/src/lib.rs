@@ -328,6 +328,11 @@ impl Runtime {
         self.data_dir().join("projects").join(project)
     }
 
+    /// The folder scripts of `project` may write (`VWED.util.scratch_dir()`).
+    pub fn scratch_dir(&self, project: &str) -> PathBuf {
+        self.data_dir().join("scratch").join(project)
+    }
+
     /// What the runtime wrote to stdout (its log) and stderr so far.
     pub fn stderr(&self) -> String {
         let mut s = String::new();

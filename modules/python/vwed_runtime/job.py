@@ -82,9 +82,9 @@ def _environment(env):
 
 
 def run(req, execution_id, job_path, source, params, env):
+    # The worker confined itself when this message arrived (native.rs), as for a
+    # service script's Boot: the job's work dir is the one folder it may write.
     state.script_id, state.script_path = execution_id, job_path
-    # SANDBOX: the worker's own confinement (Landlock, seccomp) applies here, as it
-    # does when a service script's Boot arrives; see runtime/src/jobs/mod.rs.
     _environment(env)
     _flush_while_running()
     try:

@@ -112,3 +112,6 @@ class Util:
 
     def uuid(self):
         return str(_uuid.uuid4())
+
+    def scratch_dir(self):
+        return _vwed.scratch_dir()

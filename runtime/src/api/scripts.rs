@@ -80,7 +80,7 @@ fn start_error(e: StartError) -> ApiError {
         StartError::NoBoot | StartError::Syntax(_) | StartError::BadParams => {
             StatusCode::BAD_REQUEST
         }
-        StartError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StartError::Busy(_) | StartError::Sandbox(_) => StatusCode::SERVICE_UNAVAILABLE,
         StartError::Store(
             crate::store::StoreError::Invalid(_) | crate::store::StoreError::Path(_),
         ) => StatusCode::BAD_REQUEST,

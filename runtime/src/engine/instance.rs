@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
-use vwed_ipc::{BootOutcome, Level};
+use vwed_ipc::{BootOutcome, Level, SandboxReport};
 
 use super::Prepared;
 use crate::logs::{Logs, ScriptLogger};
@@ -78,6 +78,8 @@ pub struct Instance {
     pub kill: Mutex<Option<oneshot::Sender<()>>>,
     /// Registrations made by this run, counted against a limit.
     pub registrations: std::sync::atomic::AtomicUsize,
+    /// How its worker is confined, as the worker reported at boot.
+    pub sandbox: OnceLock<SandboxReport>,
 }
 
 impl Instance {
@@ -107,6 +109,7 @@ impl Instance {
             exited: watch::channel(None).0,
             kill: Mutex::new(None),
             registrations: std::sync::atomic::AtomicUsize::new(0),
+            sandbox: OnceLock::new(),
         }
     }
 
@@ -196,6 +199,7 @@ impl Instance {
             "rss_bytes": if alive { rss_bytes(pid) } else { None },
             "start_params": self.start_params,
             "heartbeat": self.conn().map(|c| c.last_seen_secs()),
+            "sandbox": crate::sandbox::status_json(self.sandbox.get()),
         });
         if let State::Crashed(e) = state {
             v["exit_code"] = json!(e.code);

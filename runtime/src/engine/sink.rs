@@ -85,6 +85,11 @@ impl ScriptSink {
         text: String,
         fields: Option<serde_json::Value>,
     ) {
+        let text = if text.len() > crate::output::MAX_LINE_BYTES {
+            crate::output::clip(&text, 0)
+        } else {
+            text
+        };
         let mut ring = self.inst.output.lock().unwrap_or_else(|p| p.into_inner());
         self.inst
             .log
@@ -99,7 +104,8 @@ impl ScriptSink {
             Stream::Stderr => (Level::Error, "stderr"),
         };
         for line in text.split('\n') {
-            self.record(level, name, line.to_string(), None);
+            // Cut before copying: one printed line may be megabytes.
+            self.record(level, name, crate::output::clip(line, 0), None);
         }
     }
 
@@ -164,7 +170,8 @@ impl FrameSink for ScriptSink {
             return;
         };
         match msg {
-            FromWorker::Booted(outcome) => {
+            FromWorker::Booted { outcome, sandbox } => {
+                let _ = self.inst.sandbox.set(sandbox);
                 let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(done) = boot.as_mut().and_then(|p| p.done.take()) {
                     let _ = done.send(outcome);

@@ -4,7 +4,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::oneshot;
-use vwed_ipc::{Boot, BootOutcome, Level, SyntaxError, ToWorker};
+use vwed_ipc::{Boot, BootOutcome, Level, SandboxPolicy, SyntaxError, ToWorker};
 
 use super::Engine;
 use super::instance::{BootPhase, ExitInfo, Instance, State};
@@ -64,6 +64,8 @@ pub enum StartError {
     Store(StoreError),
     #[error("脚本进程无法启动: {0}")]
     Spawn(std::io::Error),
+    #[error("脚本沙箱不完整, 按配置 (sandbox.required) 拒绝启动: {0}")]
+    Sandbox(String),
 }
 
 /// `<file_name>_<unix_ms>_<8 hex>`, as the seed's examples show.
@@ -75,11 +77,12 @@ fn new_script_id(file_name: &str) -> String {
     )
 }
 
-/// A script's file as a start finds it.
+/// A script's file as a start finds it, and the confinement of its project.
 struct Source {
     script_path: String,
     file: FileRec,
     text: String,
+    sandbox: SandboxPolicy,
 }
 
 /// `null` means no parameters; anything but an object is refused.
@@ -96,7 +99,7 @@ impl Engine {
         let params = start_params(&req.start_params)?;
         let source = self.load_source(&req).await?;
         let inst = self.claim(&source, &params)?;
-        let result = self.boot(&inst, &source.text, &params).await;
+        let result = self.boot(&inst, &source, &params).await;
         self.refill_spare();
         match result {
             Ok(counts) => {
@@ -152,10 +155,16 @@ impl Engine {
                 self.cfg.max_script_bytes
             ))));
         }
+        if let Some(why) = crate::sandbox::host().refusal(&project.project_name) {
+            return Err(StartError::Sandbox(why));
+        }
+        let sandbox = crate::sandbox::policy(&self.cfg, &project.project_name)
+            .map_err(|e| StartError::Store(StoreError::Io(e)))?;
         Ok(Source {
             script_path: format!("{}/{}", project.project_name, file.file_path),
             file,
             text,
+            sandbox,
         })
     }
 
@@ -237,7 +246,7 @@ impl Engine {
     async fn boot(
         self: &Arc<Self>,
         inst: &Arc<Instance>,
-        source: &str,
+        source: &Source,
         params: &Value,
     ) -> Result<Counts, StartError> {
         let (done_tx, done_rx) = oneshot::channel();
@@ -251,8 +260,9 @@ impl Engine {
             script_id: inst.script_id.to_string(),
             script_path: inst.script_path.clone(),
             file_name: inst.file_name.clone(),
-            source: source.to_string(),
+            source: source.text.clone(),
             start_params: params.to_string(),
+            sandbox: source.sandbox.clone(),
         });
         conn.send(&boot).map_err(|_| self.died(inst))?;
         let outcome = self.boot_outcome(inst, done_rx).await;
@@ -331,6 +341,9 @@ impl Engine {
         if let Some(c) = conflict {
             return Err(StartError::Conflict(c));
         }
+        if let Some(why) = self.sandbox_shortfall(inst) {
+            return Err(StartError::Sandbox(why));
+        }
         match outcome {
             BootOutcome::Ok => {}
             BootOutcome::NoBoot => return Err(StartError::NoBoot),
@@ -350,6 +363,12 @@ impl Engine {
             return Err(self.died(inst));
         }
         Ok(self.registry.counts(&inst.script_id))
+    }
+
+    /// With `sandbox.required`, what the worker reported it could not put in force.
+    fn sandbox_shortfall(&self, inst: &Instance) -> Option<String> {
+        let missing = &inst.sandbox.get()?.missing;
+        (self.cfg.sandbox.required && !missing.is_empty()).then(|| missing.join("; "))
     }
 
     fn died(&self, inst: &Instance) -> StartError {
@@ -455,19 +474,42 @@ async fn watch_process(
 }
 
 /// Output written straight to the worker's fd 1/2 (interpreter fatal errors, C
-/// extensions) is kept with the script's output too.
+/// extensions) is kept with the script's output too. A line is held only up to
+/// [`crate::output::MAX_LINE_BYTES`]: the rest is counted and dropped as it comes.
 async fn pipe_lines(
     r: impl AsyncRead + Unpin,
     inst: Arc<Instance>,
     stream: &'static str,
     level: Level,
 ) {
-    let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        inst.log.script_line(level, stream, line.clone(), None);
-        inst.output
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(level, stream, line, None);
+    let mut r = BufReader::new(r);
+    let mut line = Vec::new();
+    let mut dropped = 0usize;
+    loop {
+        let (taken, complete) = match r.fill_buf().await {
+            Ok(buf) if !buf.is_empty() => {
+                let end = buf.iter().position(|&b| b == b'\n');
+                let part = &buf[..end.unwrap_or(buf.len())];
+                let room = crate::output::MAX_LINE_BYTES.saturating_sub(line.len());
+                line.extend_from_slice(&part[..part.len().min(room)]);
+                dropped += part.len().saturating_sub(room);
+                (end.map_or(buf.len(), |e| e + 1), end.is_some())
+            }
+            _ => (0, true),
+        };
+        r.consume(taken);
+        if complete && (taken > 0 || !line.is_empty()) {
+            let text = crate::output::clip(&String::from_utf8_lossy(&line), dropped);
+            inst.log.script_line(level, stream, text.clone(), None);
+            inst.output
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(level, stream, text, None);
+            line.clear();
+            dropped = 0;
+        }
+        if taken == 0 {
+            return;
+        }
     }
 }

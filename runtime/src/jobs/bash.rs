@@ -23,13 +23,9 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         return Outcome::failed(format!("无法写入作业脚本 {}: {e}", script.display()));
     }
     let bash = a.engine.cfg.job_bash_path.clone();
-    let mut cmd = command(
-        &bash,
-        &a.work_dir,
-        &a.env,
-        a.engine.cfg.worker_memory_limit(),
-    );
-    let mut child = match cmd.spawn() {
+    let limit = a.engine.cfg.worker_memory_limit();
+    let spawned = command(&bash, &a.work_dir, &a.env, limit).and_then(|mut c| c.spawn());
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Outcome::failed(format!(
@@ -87,42 +83,39 @@ fn command(
     work_dir: &Path,
     env: &[(String, String)],
     memory_limit: Option<u64>,
-) -> Command {
+) -> std::io::Result<Command> {
     let mut cmd = Command::new(bash);
-    cmd.arg("job.sh")
-        .current_dir(work_dir)
+    cmd.arg("job.sh");
+    // The spawn-time part of worker confinement: limits, priority, cgroup leaf.
+    let plan = crate::worker::prepare(&mut cmd)?;
+    cmd.current_dir(work_dir)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SANDBOX: when worker confinement (runtime/src/worker/confine.rs) is in, a
-    // Bash job must get the same: its spawn-time limits here, and the worker's
-    // Landlock/seccomp rules applied before bash runs (the worker binary
-    // confining itself, then exec'ing bash). Until then: own process group,
-    // parent-death signal, the workers' memory cap and OOM preference.
+    // SANDBOX: a Python worker also confines itself with Landlock and seccomp once
+    // it knows its job (modules/src/sandbox). Bash cannot get that policy: its
+    // seccomp filter forbids fork and exec, which are what a shell script does.
+    // Until the sandbox offers a policy that lets processes be started (files and
+    // sockets confined, exec allowed), a Bash job gets the spawn-time part and
+    // no_new_privs here, and runs in its own process group that dies with the runtime.
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.as_std_mut().pre_exec(move || {
             libc::setpgid(0, 0);
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            crate::worker::in_child(&plan)?;
             if let Some(bytes) = memory_limit {
-                let lim = libc::rlimit {
-                    rlim_cur: bytes,
-                    rlim_max: bytes,
-                };
-                libc::setrlimit(libc::RLIMIT_DATA, &lim);
+                crate::worker::limit_data_segment(bytes);
             }
-            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
-            if fd >= 0 {
-                libc::write(fd, b"500".as_ptr().cast(), 3);
-                libc::close(fd);
-            }
+            crate::worker::prefer_as_oom_victim();
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
             Ok(())
         });
     }
-    cmd
+    Ok(cmd)
 }
 
 /// What the job wrote to `$VWED_RESULT`: JSON if it parses, else the text.

@@ -62,6 +62,13 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         source: a.spec.content.clone(),
         params: a.exec.params.to_string(),
         env: a.env.clone(),
+        sandbox: match sandbox_policy(&engine.cfg, &a.work_dir) {
+            Ok(p) => p,
+            Err(e) => {
+                end_group(&mut w.child, pid, a.grace).await;
+                return Outcome::failed(format!("作业沙箱无法准备: {e}"));
+            }
+        },
     });
     let answer = match conn.send_request(req, &msg) {
         Ok(rx) => rx,
@@ -103,6 +110,21 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         .unwrap_or_else(|p| p.into_inner())
         .take();
     outcome
+}
+
+/// Project grants of jobs (`[sandbox.projects._jobs]`): what a job may read and
+/// reach besides Python; its work dir is the one folder it may write.
+pub const SANDBOX_GRANTS: &str = "_jobs";
+
+fn sandbox_policy(
+    cfg: &crate::config::Config,
+    work_dir: &std::path::Path,
+) -> std::io::Result<vwed_ipc::SandboxPolicy> {
+    let mut policy = crate::sandbox::policy(cfg, SANDBOX_GRANTS)?;
+    policy.scratch_dir = std::fs::canonicalize(work_dir)?
+        .to_string_lossy()
+        .into_owned();
+    Ok(policy)
 }
 
 fn answered(answer: Answer) -> Outcome {
@@ -242,7 +264,7 @@ impl FrameSink for JobSink {
                 });
             }
             FromWorker::Unregister { .. }
-            | FromWorker::Booted(_)
+            | FromWorker::Booted { .. }
             | FromWorker::RouteReply(_)
             | FromWorker::CallReply { .. }
             | FromWorker::Done { .. }

@@ -43,6 +43,7 @@ fn job_env(exec: &ExecRec, spec: &JobSpec, work_dir: &std::path::Path) -> Vec<(S
     let mut env = vec![
         ("PATH".to_string(), JOB_PATH.to_string()),
         ("HOME".to_string(), dir.clone()),
+        ("TMPDIR".to_string(), dir.clone()),
         (
             "LANG".to_string(),
             std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".to_string()),
@@ -152,8 +153,11 @@ impl Jobs {
         log.system(Level::Info, format!("作业 {} 第 {n} 次尝试开始", spec.name));
         self.publish(&exec);
         let work_dir = self.work_dir(&exec.id);
-        let outcome = match std::fs::create_dir_all(&work_dir) {
-            Ok(()) => {
+        // Canonical: the sandbox names the folder a job may write by its real path.
+        let made =
+            std::fs::create_dir_all(&work_dir).and_then(|()| std::fs::canonicalize(&work_dir));
+        let outcome = match made {
+            Ok(work_dir) => {
                 let mut run = AttemptRun {
                     env: job_env(&exec, &spec, &work_dir),
                     engine,

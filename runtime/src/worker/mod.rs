@@ -1,7 +1,10 @@
 //! Worker processes: spawning them and talking to them.
 
+mod confine;
 mod conn;
 mod spawn;
 
+pub(crate) use confine::{in_child, prepare};
 pub use conn::{Answer, CallError, FrameSink, WorkerConn};
 pub use spawn::{SpawnedWorker, WorkerMode, rss_bytes, spawn_worker};
+pub(crate) use spawn::{limit_data_segment, prefer_as_oom_victim};

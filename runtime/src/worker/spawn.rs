@@ -13,6 +13,8 @@ use std::process::Stdio;
 use tokio::net::UnixStream;
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
+use super::confine::SpawnPlan;
+
 /// The socket to the supervisor, as the worker sees it.
 pub const CHANNEL_FD: RawFd = 3;
 /// The inherited data-dir lock.
@@ -59,13 +61,14 @@ pub fn spawn_worker(
     let (ours, theirs) = StdUnixStream::pair()?;
     let child_fd = theirs.as_raw_fd();
     let lock_fd = lock.map(|l| l.as_raw_fd());
-    let mut cmd = worker_command(exe, mode);
+    let (mut cmd, plan) = worker_command(exe, mode)?;
     // SAFETY: only async-signal-safe syscalls run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             // Own process group: a Ctrl-C meant for the supervisor's terminal must
             // not reach scripts; the supervisor stops them itself.
             libc::setpgid(0, 0);
+            super::confine::in_child(&plan)?;
             if let Some(bytes) = memory_limit {
                 limit_data_segment(bytes);
             }
@@ -89,31 +92,24 @@ pub fn spawn_worker(
     })
 }
 
-/// The binary in worker mode, with its environment and pipes.
-fn worker_command(exe: &Path, mode: WorkerMode) -> Command {
+/// The binary in worker mode, with its pipes; its environment, working directory
+/// and spawn-time limits come from `confine.rs`, applied in the child by the plan.
+fn worker_command(exe: &Path, mode: WorkerMode) -> std::io::Result<(Command, SpawnPlan)> {
     let mut cmd = Command::new(exe);
     cmd.arg("worker");
     if matches!(mode, WorkerMode::Analyzer) {
         cmd.arg("--analyzer");
     }
-    cmd.env(
-        vwed_pyhost::worker::SUPERVISOR_PID_ENV,
-        std::process::id().to_string(),
-    )
-    .env("PYTHONDONTWRITEBYTECODE", "1")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
-    // Only the supervisor speaks for the service to systemd.
-    for var in crate::sdnotify::ENV_VARS {
-        cmd.env_remove(var);
-    }
-    cmd
+    let plan = super::confine::prepare(&mut cmd)?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    Ok((cmd, plan))
 }
 
 /// In the forked child: caps heap and anonymous memory at `bytes`.
-fn limit_data_segment(bytes: u64) {
+pub(crate) fn limit_data_segment(bytes: u64) {
     let lim = libc::rlimit {
         rlim_cur: bytes,
         rlim_max: bytes,
@@ -126,7 +122,7 @@ fn limit_data_segment(bytes: u64) {
 
 /// In the forked child: if memory runs out all the same, the kernel should take
 /// a worker, not the supervisor that keeps every other script and the API going.
-fn prefer_as_oom_victim() {
+pub(crate) fn prefer_as_oom_victim() {
     // SAFETY: open/write/close on a /proc file of our own process.
     unsafe {
         let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
