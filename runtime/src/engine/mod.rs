@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
 
 pub use instance::{Instance, State};
+pub use sink::{answer_request, perform_notified};
 pub use start::{StartError, StartOk, StartRequest};
 
 use crate::analyzer::Analyzer;

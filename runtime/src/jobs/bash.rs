@@ -11,7 +11,7 @@ use tokio::process::Command;
 use vwed_ipc::Level;
 
 use super::capture::read_lines;
-use super::process::{Ending, Outcome, drain, end_group, signal_group, supervise};
+use super::process::{Outcome, conclude, drain, supervise};
 use super::run::AttemptRun;
 
 /// Largest result file (`$VWED_RESULT`) read back.
@@ -52,22 +52,11 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         });
     }
     let never = std::future::pending::<Option<()>>();
-    let mut outcome = match supervise(&mut child, never, a.timeout, &mut a.cancel).await {
-        Ending::Exited(status) => {
-            // Background processes the script left behind end with it.
-            signal_group(pid, libc::SIGKILL);
-            Outcome::exited(status)
-        }
-        Ending::TimedOut => {
-            end_group(&mut child, pid, a.grace).await;
-            Outcome::timed_out(a.timeout)
-        }
-        Ending::Cancelled(by) => {
-            end_group(&mut child, pid, a.grace).await;
-            Outcome::cancelled(&by)
-        }
-        Ending::Answered(()) => Outcome::failed("bash 不会应答"),
-    };
+    let ending = supervise(&mut child, never, a.timeout, &mut a.cancel).await;
+    let mut outcome = conclude(ending, &mut child, pid, a.grace, a.timeout, |()| {
+        Outcome::failed("bash 不会应答")
+    })
+    .await;
     drain(readers).await;
     outcome.result = read_result(&a.work_dir.join("result"));
     outcome

@@ -113,6 +113,38 @@ pub async fn supervise<T>(
     }
 }
 
+/// Ends the attempt's process group as `ending` requires and says how it went;
+/// `answered` turns a worker's answer into the outcome.
+pub async fn conclude<T>(
+    ending: Ending<T>,
+    child: &mut Child,
+    pid: u32,
+    grace: Duration,
+    timeout: Duration,
+    answered: impl FnOnce(T) -> Outcome,
+) -> Outcome {
+    match ending {
+        Ending::Answered(answer) => {
+            // The job is over; its worker (and anything it started) goes now.
+            end_group(child, pid, grace).await;
+            answered(answer)
+        }
+        Ending::Exited(status) => {
+            // Background processes the job left behind end with it.
+            signal_group(pid, libc::SIGKILL);
+            Outcome::exited(status)
+        }
+        Ending::TimedOut => {
+            end_group(child, pid, grace).await;
+            Outcome::timed_out(timeout)
+        }
+        Ending::Cancelled(by) => {
+            end_group(child, pid, grace).await;
+            Outcome::cancelled(&by)
+        }
+    }
+}
+
 /// Resolves when someone asks to cancel, with who it was; never if nobody can.
 async fn cancelled(cancel: &mut watch::Receiver<Option<String>>) -> String {
     let by = match cancel.wait_for(Option::is_some).await {

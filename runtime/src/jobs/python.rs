@@ -7,53 +7,32 @@ use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::Value;
 use vwed_ipc::{
-    FromWorker, JobRun, Level, ScriptError, ScriptErrorKind, Service, ServiceError,
-    ServiceErrorKind, Stream, ToWorker,
+    FromWorker, JobRun, Level, ScriptError, ScriptErrorKind, ServiceError, ServiceErrorKind,
+    Stream, ToWorker,
 };
 
 use super::capture::{Capture, read_lines};
 use super::model::ExecStatus;
-use super::process::{Ending, Outcome, drain, end_group, signal_group, supervise};
+use super::process::{Outcome, conclude, drain, end_group, supervise};
 use super::run::AttemptRun;
 use super::triggers::emitting_from;
-use crate::engine::{Engine, Instance};
+use crate::engine::{Engine, Instance, answer_request, perform_notified};
 use crate::logs::ScriptLogger;
 use crate::worker::{Answer, FrameSink, WorkerConn};
 
 pub async fn run(a: &mut AttemptRun) -> Outcome {
     let engine = a.engine.clone();
-    let mut w = match engine.fresh_worker() {
+    let w = match engine.fresh_worker() {
         Ok(w) => w,
         Err(e) => return Outcome::failed(format!("作业进程无法启动: {e}")),
     };
     let pid = w.pid;
-    let inst = Arc::new(Instance::new(
-        a.exec.id.clone(),
-        super::model::job_path(a.exec.job_id),
-        0,
-        "job".to_string(),
-        a.exec.params.clone(),
-        engine.cfg.output_lines,
-        &engine.logs,
-    ));
-    inst.set_pid(pid);
-    let sink = Arc::new(JobSink {
-        engine: Arc::downgrade(&engine),
-        inst: inst.clone(),
-        capture: a.capture.clone(),
-        job: a.exec.job_id,
-        depth: a.exec.depth,
-        traceback: Mutex::new(None),
-    });
-    let conn = WorkerConn::start(w.stream, sink.clone());
-    inst.set_conn(conn.clone());
-    let mut readers = Vec::new();
-    if let Some(out) = w.stdout.take() {
-        readers.push(pipe(out, a.capture.clone(), inst.log.clone(), Level::Info));
-    }
-    if let Some(err) = w.stderr.take() {
-        readers.push(pipe(err, a.capture.clone(), inst.log.clone(), Level::Error));
-    }
+    let Attached {
+        mut child,
+        sink,
+        conn,
+        readers,
+    } = attach(a, &engine, w);
     let req = conn.next_req();
     let msg = ToWorker::Job(JobRun {
         req,
@@ -65,7 +44,7 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         sandbox: match sandbox_policy(&engine.cfg, &a.work_dir) {
             Ok(p) => p,
             Err(e) => {
-                end_group(&mut w.child, pid, a.grace).await;
+                end_group(&mut child, pid, a.grace).await;
                 return Outcome::failed(format!("作业沙箱无法准备: {e}"));
             }
         },
@@ -73,36 +52,18 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
     let answer = match conn.send_request(req, &msg) {
         Ok(rx) => rx,
         Err(e) => {
-            end_group(&mut w.child, pid, a.grace).await;
+            end_group(&mut child, pid, a.grace).await;
             return Outcome::failed(format!("作业无法发送到工作进程: {e}"));
         }
     };
     let ending = supervise(
-        &mut w.child,
+        &mut child,
         async { answer.await.ok() },
         a.timeout,
         &mut a.cancel,
     )
     .await;
-    let mut outcome = match ending {
-        Ending::Answered(answer) => {
-            let _ = conn.send(&ToWorker::Stop);
-            end_group(&mut w.child, pid, a.grace).await;
-            answered(answer)
-        }
-        Ending::Exited(status) => {
-            signal_group(pid, libc::SIGKILL);
-            Outcome::exited(status)
-        }
-        Ending::TimedOut => {
-            end_group(&mut w.child, pid, a.grace).await;
-            Outcome::timed_out(a.timeout)
-        }
-        Ending::Cancelled(by) => {
-            end_group(&mut w.child, pid, a.grace).await;
-            Outcome::cancelled(&by)
-        }
-    };
+    let mut outcome = conclude(ending, &mut child, pid, a.grace, a.timeout, answered).await;
     drain(readers).await;
     outcome.traceback = sink
         .traceback
@@ -110,6 +71,52 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         .unwrap_or_else(|p| p.into_inner())
         .take();
     outcome
+}
+
+/// What an attempt holds of its worker: the process, the connection with the
+/// job's sink, and the readers of its fd 1 and 2.
+struct Attached {
+    child: tokio::process::Child,
+    sink: Arc<JobSink>,
+    conn: Arc<WorkerConn>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker) -> Attached {
+    // The job's `VWED.*` calls are served as a script's, under the execution id.
+    let inst = Arc::new(Instance::new(
+        a.exec.id.clone(),
+        super::model::job_path(a.exec.job_id),
+        0,
+        "job".to_string(),
+        a.exec.params.clone(),
+        engine.cfg.output_lines,
+        &engine.logs,
+    ));
+    inst.set_pid(w.pid);
+    let sink = Arc::new(JobSink {
+        engine: Arc::downgrade(engine),
+        inst: inst.clone(),
+        capture: a.capture.clone(),
+        job: a.exec.job_id,
+        depth: a.exec.depth,
+        traceback: Mutex::new(None),
+    });
+    let conn = WorkerConn::start(w.stream, sink.clone());
+    inst.set_conn(conn.clone());
+    let mut readers = Vec::new();
+    if let Some(out) = w.stdout {
+        readers.push(pipe(out, a.capture.clone(), inst.log.clone(), Level::Info));
+    }
+    if let Some(err) = w.stderr {
+        readers.push(pipe(err, a.capture.clone(), inst.log.clone(), Level::Error));
+    }
+    Attached {
+        child: w.child,
+        sink,
+        conn,
+        readers,
+    }
 }
 
 /// Project grants of jobs (`[sandbox.projects._jobs]`): what a job may read and
@@ -183,39 +190,6 @@ impl JobSink {
             .log
             .script_line(level, stream, text.to_string(), fields);
     }
-
-    fn on_request(&self, engine: Arc<Engine>, conn: &Arc<WorkerConn>, req: u64, service: Service) {
-        let inst = self.inst.clone();
-        let conn = conn.clone();
-        tokio::spawn(async move {
-            let result = engine.service(&inst, service).await;
-            let _ = conn.send(&ToWorker::Reply { req, result });
-        });
-    }
-
-    fn on_notify(&self, engine: Arc<Engine>, service: Service) {
-        if let Service::EventEmit { name, data } = &service {
-            match serde_json::from_str::<Value>(data.as_str()) {
-                Ok(v) => {
-                    emitting_from(self.job, self.depth, || engine.emit(name, &v));
-                }
-                Err(e) => self.line(
-                    Level::Warning,
-                    "system",
-                    &format!("event.emit 参数错误: {e}"),
-                    None,
-                ),
-            }
-            return;
-        }
-        let inst = self.inst.clone();
-        tokio::spawn(async move {
-            let name = service.name();
-            if let Err(e) = engine.service(&inst, service).await {
-                inst.note(Level::Warning, format!("{name} 失败: {e}"));
-            }
-        });
-    }
 }
 
 impl FrameSink for JobSink {
@@ -251,8 +225,15 @@ impl FrameSink for JobSink {
                     .log
                     .script_line(level, "log", message, fields.as_ref());
             }
-            FromWorker::Request { req, service } => self.on_request(engine, conn, req, service),
-            FromWorker::Notify { service } => self.on_notify(engine, service),
+            FromWorker::Request { req, service } => {
+                answer_request(engine, &self.inst, conn, req, service)
+            }
+            FromWorker::Notify { service } => {
+                let (job, depth) = (self.job, self.depth);
+                perform_notified(engine, &self.inst, service, |e, name, data| {
+                    emitting_from(job, depth, || e.emit(name, data));
+                })
+            }
             FromWorker::Register { req, .. } => {
                 let refused = ServiceError::new(
                     ServiceErrorKind::Conflict,
