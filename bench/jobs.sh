@@ -9,7 +9,7 @@ if [ -z "$BIN" ]; then
   cargo build --release -q -p vwed-edge
   BIN=target/release/vwed-edge
 fi
-PORT=${PORT:-18776}
+PORT=${PORT:-$((20000 + RANDOM % 20000))}
 DATA=$(mktemp -d)
 trap 'kill -9 $SUP 2>/dev/null || true; rm -rf "$DATA"' EXIT
 VWED_SAMPLE_PROJECT=false VWED_JOB_QUEUE_LEN=100000 VWED_JOB_HISTORY_MAX=100000 \

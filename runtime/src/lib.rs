@@ -149,8 +149,8 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
         let _ = engine.io.set(io);
     }
     let jobs = jobs::Jobs::open(&engine).map_err(ServeError::Jobs)?;
+    let _ = engine.jobs.set(jobs.clone());
     jobs.start().await;
-    let _ = engine.jobs.set(jobs);
     Ok(engine)
 }
 

@@ -228,7 +228,7 @@ impl Jobs {
         }
         let (mut rec, _) = self.execution(id).await?;
         rec.status = ExecStatus::Cancelled;
-        rec.cancelled_by = Some(format!("已被 {by} 取消"));
+        rec.cancelled_by = Some(by.to_string());
         rec.next_attempt_ms = None;
         rec.finished_ms = Some(crate::clock::unix_ms());
         self.save(&rec, None).await;

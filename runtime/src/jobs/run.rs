@@ -156,7 +156,7 @@ impl Jobs {
         // Canonical: the sandbox names the folder a job may write by its real path.
         let made =
             std::fs::create_dir_all(&work_dir).and_then(|()| std::fs::canonicalize(&work_dir));
-        let outcome = match made {
+        let (outcome, asked) = match made {
             Ok(work_dir) => {
                 let mut run = AttemptRun {
                     env: job_env(&exec, &spec, &work_dir),
@@ -170,15 +170,21 @@ impl Jobs {
                     cancel,
                     grace: Duration::from_millis(self.cfg.job_kill_grace_ms),
                 };
-                match run.spec.language {
+                let outcome = match run.spec.language {
                     Language::Python => python::run(&mut run).await,
                     Language::Bash => bash::run(&mut run).await,
-                }
+                };
+                let asked = run.cancel.borrow().clone();
+                (outcome, asked)
             }
-            Err(e) => Outcome::failed(format!("无法创建工作目录 {}: {e}", work_dir.display())),
+            Err(e) => (
+                Outcome::failed(format!("无法创建工作目录 {}: {e}", work_dir.display())),
+                None,
+            ),
         };
         let _ = std::fs::remove_dir_all(&work_dir);
-        self.finish_attempt(exec, outcome, &capture, &log).await;
+        self.finish_attempt(exec, outcome, asked, &capture, &log)
+            .await;
     }
 
     /// The execution, the version it runs and its output so far; `None` when
@@ -232,18 +238,18 @@ impl Jobs {
         self: &Arc<Self>,
         mut exec: ExecRec,
         mut outcome: Outcome,
+        cancelled_by: Option<String>,
         capture: &Capture,
         log: &ScriptLogger,
     ) {
         let now = crate::clock::unix_ms();
-        let shutdown = outcome.status == ExecStatus::Cancelled
-            && outcome.error.as_deref() == Some(&format!("已被 {SHUTDOWN} 取消"));
+        let cancelled = outcome.status == ExecStatus::Cancelled;
+        let shutdown = cancelled && cancelled_by.as_deref() == Some(SHUTDOWN);
         if shutdown {
             outcome.status = ExecStatus::Interrupted;
             outcome.error = Some("运行时停止, 尝试被中断".to_string());
-        }
-        if outcome.status == ExecStatus::Cancelled {
-            exec.cancelled_by = outcome.error.clone();
+        } else if cancelled {
+            exec.cancelled_by = cancelled_by;
         }
         if let Some(a) = exec.attempts.last_mut() {
             a.status = outcome.status;
