@@ -164,6 +164,30 @@ pub struct Config {
     /// connections: HTTP connections get the limit (the soft RLIMIT_NOFILE, raised
     /// to the hard one at start) minus this, but at least a quarter of the limit.
     pub fd_reserve: u64,
+    // Jobs: one-shot Python and Bash scripts (runtime/src/jobs, docs/jobs.md).
+    /// Job executions that run at once (the seed's MAX_CONCURRENT_SCRIPTS). They
+    /// also count against `max_running_scripts` together with service scripts:
+    /// a job waits while services and jobs use all of it.
+    pub job_max_concurrent: usize,
+    /// Executions waiting for a free slot; a new one beyond is refused (and recorded).
+    pub job_queue_len: usize,
+    /// Timeout of a job that names none, in seconds (the seed's SCRIPT_TIMEOUT).
+    pub job_default_timeout_s: u64,
+    pub job_max_timeout_s: u64,
+    /// Retries a job's policy may ask for.
+    pub job_max_retries: u32,
+    /// After SIGTERM on timeout or cancel, how long a job has before SIGKILL.
+    pub job_kill_grace_ms: u64,
+    /// Bash for Bash jobs; an absolute path.
+    pub job_bash_path: String,
+    /// Output kept per execution (its start and its end; the middle is cut).
+    pub job_output_bytes: u64,
+    /// Executions kept in the history; the oldest finished ones go first.
+    pub job_history_max: usize,
+    /// Versions kept per job; the oldest go first.
+    pub job_max_versions: usize,
+    /// Jobs that may be defined.
+    pub job_max_scripts: usize,
     /// Confinement and limits of script workers, and per-project grants
     /// (`[sandbox]`, `[sandbox.projects.<name>]`; see docs/sandbox.md).
     pub sandbox: crate::sandbox::SandboxSettings,
@@ -221,6 +245,17 @@ impl Default for Config {
             tls_handshake_timeout_ms: 10_000,
             max_connections: 1_024,
             fd_reserve: 256,
+            job_max_concurrent: 10,
+            job_queue_len: 100,
+            job_default_timeout_s: 300,
+            job_max_timeout_s: 86_400,
+            job_max_retries: 10,
+            job_kill_grace_ms: 2_000,
+            job_bash_path: "/bin/bash".to_string(),
+            job_output_bytes: 64 * 1024,
+            job_history_max: 10_000,
+            job_max_versions: 200,
+            job_max_scripts: 1_000,
             sandbox: crate::sandbox::SandboxSettings::default(),
         }
     }

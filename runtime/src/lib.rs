@@ -14,6 +14,7 @@ mod engine;
 mod fsio;
 mod integrations;
 mod io;
+mod jobs;
 mod lock;
 mod logs;
 mod output;
@@ -37,6 +38,7 @@ use sdnotify::Notifier;
 
 pub use db::DbError;
 pub use io::IoStartError;
+pub use jobs::JobStoreError;
 pub use lock::LockError;
 pub use logs::LogStoreError;
 pub use paths::PathError;
@@ -70,6 +72,8 @@ pub enum ServeError {
     Logs(#[source] LogStoreError),
     #[error("cannot start the I/O")]
     DeviceIo(#[source] IoStartError),
+    #[error("cannot open the jobs tables")]
+    Jobs(#[source] jobs::JobStoreError),
     #[error("invalid server limits")]
     ServerLimits(#[from] LimitsError),
     #[error("cannot listen on {addr}")]
@@ -145,6 +149,9 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
     if let Some(io) = io::start(&cfg, &engine).map_err(ServeError::DeviceIo)? {
         let _ = engine.io.set(io);
     }
+    let jobs = jobs::Jobs::open(&engine).map_err(ServeError::Jobs)?;
+    let _ = engine.jobs.set(jobs.clone());
+    jobs.start().await;
     Ok(engine)
 }
 
@@ -201,6 +208,9 @@ async fn shut_down(engine: &Arc<Engine>, notifier: Option<&Notifier>, server: Se
     tracing::info!("shutting down: stopping scripts (they start again with the runtime)");
     if let Some(n) = notifier {
         let _ = n.notify_stopping();
+    }
+    if let Some(jobs) = engine.jobs.get() {
+        jobs.shutdown().await;
     }
     engine.shutdown().await;
     // Commit the lines the stopping scripts just wrote.

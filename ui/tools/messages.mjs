@@ -57,7 +57,8 @@ export function extractCatalog(dirs, outFile) {
       if (t.startsWith('//') || /\bdescription\s*=/.test(t) || t.startsWith('#[schema')) continue;
       if (python && (t.startsWith('#') || t.includes('"""'))) continue;
       for (const lit of literals(line, python)) {
-        if (CJK.test(lit)) seen.add(template(lit));
+        // Lines of shell scripts (job templates) are scripts, not messages.
+        if (CJK.test(lit) && !/\$[A-Za-z_{]/.test(lit)) seen.add(template(lit));
       }
     }
   }

@@ -9,6 +9,7 @@ mod doc;
 mod files;
 mod integration;
 mod io;
+mod jobs;
 mod logs;
 mod projects;
 mod query;
@@ -78,6 +79,7 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(integration::routes(engine));
     t.extend(storage::routes(engine));
     t.extend(system::routes(engine, started));
+    t.extend(jobs::routes(engine));
     t.extend(doc::routes());
     t.extend(ui::routes());
     t
@@ -102,6 +104,7 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         storage::Doc::openapi(),
         system::Doc::openapi(),
         ui::Doc::openapi(),
+        jobs::Doc::openapi(),
     ]
 }
 

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
 
 pub use instance::{Instance, State};
+pub use sink::{answer_request, perform_notified};
 pub use start::{StartError, StartOk, StartRequest};
 
 use crate::analyzer::Analyzer;
@@ -72,6 +73,9 @@ pub struct Engine {
     shutting_down: AtomicBool,
     /// The device I/O, when an `io_config` is set; set once at start-up.
     pub io: std::sync::OnceLock<Arc<crate::io::IoRuntime>>,
+    /// The jobs service (one-shot scripts); set once at start-up. It sees every
+    /// emitted event, for its event triggers.
+    pub jobs: std::sync::OnceLock<Arc<crate::jobs::Jobs>>,
     /// A worker started ahead of need (see spare.rs).
     spare: Mutex<Option<crate::worker::SpawnedWorker>>,
     /// Starts of each script path since the runtime started: its restarts.
@@ -120,6 +124,7 @@ impl Engine {
             ended: Mutex::new(VecDeque::new()),
             shutting_down: AtomicBool::new(false),
             io: std::sync::OnceLock::new(),
+            jobs: std::sync::OnceLock::new(),
             spare: Mutex::new(None),
             starts: Mutex::new(HashMap::new()),
         })
