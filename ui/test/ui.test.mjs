@@ -70,17 +70,18 @@ class Auth {
   /** Prepares a browser context for `role`; returns what it records. */
   async context(ctx, role) {
     const state = { csrfSeen: [], logins: [] };
+    // Handlers registered later run first: the contract goes in before the recorders.
+    if (!this.real) await this.playContract(ctx, role, state);
     await ctx.route('**/api/script/**', (route) => {
       const req = route.request();
       if (req.method() !== 'GET') state.csrfSeen.push(req.headers()['x-csrf-token']);
-      return route.continue();
+      return route.fallback();
     });
     await ctx.route('**/api/auth/login', (route) => {
       const req = route.request();
       state.logins.push({ body: req.postDataJSON(), type: req.headers()['content-type'] });
-      return this.real ? route.continue() : route.fallback();
+      return route.fallback();
     });
-    if (!this.real) await this.playContract(ctx, role, state);
     return state;
   }
 
@@ -145,7 +146,7 @@ describe('web UI', () => {
 
   test('log in, create a project and a file, see a syntax error, fix and save', async () => {
     const ctx = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } });
-    const auth = await auth.context(ctx, 'engineer');
+    const seen = await auth.context(ctx, 'engineer');
     const page = await ctx.newPage();
     await login(page, rt.base);
     assert.deepEqual(seen.logins[0].body, { username: 'tech', password: 'wrong-password-0' });
