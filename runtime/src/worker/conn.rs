@@ -372,6 +372,55 @@ mod tests {
         conn.send_request(req, &msg)
     }
 
+    /// A worker that answers pings only while `free` says so, and never a call.
+    fn fake_worker(mut theirs: UnixStream, free: Arc<AtomicBool>) {
+        tokio::spawn(async move {
+            let mut dec = FrameDecoder::new();
+            loop {
+                let n = match theirs.read(dec.spare(4096)).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                dec.commit(n);
+                while let Ok(Some(msg)) = dec.next_frame::<ToWorker>() {
+                    if let ToWorker::Ping { req } = msg
+                        && free.load(Ordering::SeqCst)
+                    {
+                        let done = FromWorker::Done {
+                            req,
+                            result: Ok(()),
+                        };
+                        let _ = theirs.write_all(&encode(&done).expect("encode")).await;
+                    }
+                }
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_call_makes_the_worker_busy_until_it_answers_a_ping() {
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let conn = WorkerConn::start(ours, Arc::new(Ignore));
+        let free = Arc::new(AtomicBool::new(false));
+        fake_worker(theirs, free.clone());
+        assert!(!conn.ping(Duration::from_millis(50)).await);
+        assert_eq!(conn.busy(), None, "an unanswered ping leaves no mark");
+
+        let rx = call(&conn, "{}").expect("sent");
+        let req = conn.next_req() - 1;
+        let r = conn.wait_answer(req, rx, Duration::from_millis(50)).await;
+        assert!(matches!(r, Err(CallError::Timeout(50))), "{r:?}");
+        let busy = conn.busy().expect("busy after the timeout");
+        assert_eq!((busy.work, busy.timeout_ms), ("function", 50));
+
+        assert!(!conn.ping(Duration::from_millis(50)).await);
+        assert_eq!(conn.busy(), Some(busy), "still busy");
+        free.store(true, Ordering::SeqCst);
+        assert!(conn.ping(Duration::from_secs(5)).await);
+        conn.clear_busy(busy);
+        assert_eq!(conn.busy(), None);
+    }
+
     #[tokio::test]
     async fn requests_to_a_worker_that_stopped_reading_are_refused_by_bytes() {
         let (ours, mut theirs) = UnixStream::pair().expect("socket pair");
