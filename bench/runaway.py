@@ -141,10 +141,9 @@ def window(name, route, again, timeout_ms):
     lat = paced_load(DUR)
     t.join()
     e = entry("bench/offender.py") or {}
+    # What the script saw, else why the supervisor ended its worker.
     why = {s for _, s in result.get("seen", []) if s}
-    stopped = ", ".join(sorted(why)) or (e.get("exit_reason") or {}).get("kind") or ""
-    if not stopped and e.get("restarts_total"):
-        stopped = (e.get("last_failure") or {}).get("reason", "")[:40]
+    stopped = ", ".join(sorted(why)) or (e.get("last_failure") or {}).get("kind", "")
     statuses = sorted({s for s, _ in result.get("seen", [])})
     # Stopped until it stays stopped (a restart may have been in flight).
     while True:
@@ -191,6 +190,7 @@ def main():
         alive = sup.poll() is None and call("GET", "/health")[0] == 200
         print(f"runtime still up after all offenders: {alive}")
         print(f"paced load: {CONNS} connections x one request per {PERIOD*1000:.0f} ms, {DUR:.0f} s per row")
+        print("settings:", " ".join(f"{k}={v}" for k, v in sorted(env.items()) if k.startswith("VWED_")))
         print()
         print("| offender | requests | failed | p50 ms | p99 ms | p99 / alone | offender's answers | stopped by | restarts |")
         print("|---|---|---|---|---|---|---|---|---|")

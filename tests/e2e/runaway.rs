@@ -121,6 +121,7 @@ fn a_segfault_ends_only_its_worker_and_the_script_comes_back() {
     assert!(text.contains("signal 11"), "{text}");
     let e = rt.running_entry(&now).expect("listed");
     assert_eq!(e["restarts"], json!(1), "{e}");
+    assert_eq!(e["last_failure"]["kind"], json!("crashed"), "{e}");
     assert!(
         e["last_failure"]["reason"]
             .as_str()

@@ -90,6 +90,7 @@ fn a_handler_stuck_past_its_timeout_is_busy_then_its_worker_is_restarted() {
     assert_eq!(now["restarts"], json!(1), "{now}");
     assert_eq!(now["start_params"], params, "{now}");
     assert_eq!(now["busy"], Value::Null, "{now}");
+    assert_eq!(now["last_failure"]["kind"], json!("hung"), "{now}");
     let why = now["last_failure"]["reason"].as_str().unwrap_or("");
     assert!(why.contains("route") && why.contains("500 ms"), "{now}");
     assert!(

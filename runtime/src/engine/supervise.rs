@@ -98,11 +98,17 @@ struct Record {
     /// Automatic restarts within the policy's window.
     restarts: VecDeque<Instant>,
     total: u64,
-    last_failure: Option<(String, String)>,
+    last_failure: Option<Failure>,
     next_restart_at: Option<String>,
     broken_since: Option<String>,
     /// Stopped or started anew by someone: a pending restart must not happen.
     cancelled: bool,
+}
+
+struct Failure {
+    at: String,
+    kind: &'static str,
+    reason: String,
 }
 
 /// What a failure leads to.
@@ -133,9 +139,13 @@ impl Supervised {
 
     /// Counts a failure and decides; `permanent` failures (the file is gone, no
     /// longer compiles) make the script broken at once.
-    pub fn on_failure(&self, reason: &str, permanent: bool, now: Instant) -> Decision {
+    pub fn on_failure(&self, reason: &EndReason, permanent: bool, now: Instant) -> Decision {
         let mut r = self.record();
-        r.last_failure = Some((crate::clock::local_now(), reason.to_string()));
+        r.last_failure = Some(Failure {
+            at: crate::clock::local_now(),
+            kind: reason.kind(),
+            reason: reason.to_string(),
+        });
         r.next_restart_at = None;
         if r.cancelled || self.policy.mode == RestartMode::Never {
             return Decision::Stay;
@@ -188,7 +198,7 @@ impl Supervised {
             "restart_policy": self.policy.to_json(),
             "restarts": r.restarts.len(),
             "restarts_total": r.total,
-            "last_failure": r.last_failure.as_ref().map(|(at, why)| json!({"at": at, "reason": why})),
+            "last_failure": r.last_failure.as_ref().map(|f| json!({"at": f.at, "kind": f.kind, "reason": f.reason})),
             "next_restart_at": r.next_restart_at,
             "broken_since": r.broken_since,
         })
@@ -250,7 +260,7 @@ impl Engine {
         let sup = inst.supervised.clone();
         let reason = inst
             .end_reason()
-            .map_or_else(|| "未知原因".to_string(), |r| r.to_string());
+            .unwrap_or_else(|| EndReason::StartFailed("未知原因".into()));
         match sup.on_failure(&reason, permanent, Instant::now()) {
             Decision::Restart { after, attempt } => {
                 inst.note(
@@ -272,7 +282,11 @@ impl Engine {
                 inst.note(Level::Error, why.clone());
                 inst.log.status("broken", &why);
                 tracing::error!("script {} is broken: {reason}", inst.script_path);
-                self.emit_lifecycle("script_broken", inst, json!({"reason": reason}));
+                self.emit_lifecycle(
+                    "script_broken",
+                    inst,
+                    json!({"reason": reason.kind(), "message": reason.to_string()}),
+                );
                 self.drop_from_running_set(&inst.script_path);
             }
         }
@@ -334,6 +348,13 @@ mod tests {
     use super::*;
     use crate::supervision::SupervisionSettings;
 
+    fn boom() -> EndReason {
+        EndReason::Exited(ExitInfo {
+            code: Some(3),
+            signal: None,
+        })
+    }
+
     fn policy(max_restarts: u32) -> RestartPolicy {
         RestartPolicy {
             max_restarts,
@@ -347,16 +368,20 @@ mod tests {
         let t0 = Instant::now();
         let mut delays = Vec::new();
         for _ in 0..3 {
-            match s.on_failure("boom", false, t0) {
+            match s.on_failure(&boom(), false, t0) {
                 Decision::Restart { after, .. } => delays.push(after.as_millis()),
                 other => panic!("{other:?}"),
             }
         }
         assert_eq!(delays, [1000, 2000, 4000]);
-        assert_eq!(s.on_failure("boom", false, t0), Decision::Broken);
+        assert_eq!(s.on_failure(&boom(), false, t0), Decision::Broken);
         assert!(s.is_broken());
         assert_eq!(s.to_json()["restarts_total"], json!(3));
-        assert_eq!(s.to_json()["last_failure"]["reason"], json!("boom"));
+        assert_eq!(s.to_json()["last_failure"]["kind"], json!("crashed"));
+        assert_eq!(
+            s.to_json()["last_failure"]["reason"],
+            json!("脚本进程异常退出 (exit code 3)")
+        );
     }
 
     #[test]
@@ -364,12 +389,12 @@ mod tests {
         let s = Supervised::new("p/a.py".into(), policy(1), Value::Null);
         let t0 = Instant::now();
         assert!(matches!(
-            s.on_failure("x", false, t0),
+            s.on_failure(&boom(), false, t0),
             Decision::Restart { .. }
         ));
         let later = t0 + Duration::from_secs(301);
         assert_eq!(
-            s.on_failure("x", false, later),
+            s.on_failure(&boom(), false, later),
             Decision::Restart {
                 after: Duration::from_secs(1),
                 attempt: 1
@@ -384,11 +409,14 @@ mod tests {
             ..policy(5)
         };
         let s = Supervised::new("p/a.py".into(), never, Value::Null);
-        assert_eq!(s.on_failure("x", false, Instant::now()), Decision::Stay);
+        assert_eq!(s.on_failure(&boom(), false, Instant::now()), Decision::Stay);
         let s = Supervised::new("p/a.py".into(), policy(5), Value::Null);
-        assert_eq!(s.on_failure("gone", true, Instant::now()), Decision::Broken);
+        assert_eq!(
+            s.on_failure(&boom(), true, Instant::now()),
+            Decision::Broken
+        );
         let s = Supervised::new("p/a.py".into(), policy(5), Value::Null);
         s.cancel();
-        assert_eq!(s.on_failure("x", false, Instant::now()), Decision::Stay);
+        assert_eq!(s.on_failure(&boom(), false, Instant::now()), Decision::Stay);
     }
 }
