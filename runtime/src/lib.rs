@@ -19,11 +19,13 @@ mod logs;
 mod output;
 mod paths;
 mod registry;
+mod safe_mode;
 mod sample;
 mod sandbox;
 mod sdnotify;
 mod server;
 mod store;
+mod supervision;
 mod worker;
 
 use std::net::SocketAddr;
@@ -100,7 +102,7 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
         engine.cfg.data_dir.display()
     );
     let notifier = Notifier::from_env();
-    if engine.cfg.restore_on_start {
+    if engine.cfg.restore_on_start || engine.cfg.safe_start {
         restore_scripts(&engine, notifier.as_ref()).await;
     }
     ready.store(true, Ordering::Release);
@@ -192,7 +194,8 @@ impl Server {
     }
 }
 
-/// Starts again the scripts that ran before; tells systemd how long that may take.
+/// Starts again the scripts that ran before (unless in safe mode); tells systemd
+/// how long that may take.
 async fn restore_scripts(engine: &Arc<Engine>, notifier: Option<&Notifier>) {
     if let Some(n) = notifier {
         // Each restored script may take up to its boot timeout.
@@ -200,7 +203,7 @@ async fn restore_scripts(engine: &Arc<Engine>, notifier: Option<&Notifier>) {
             .saturating_mul(u32::try_from(engine.cfg.max_running_scripts).unwrap_or(u32::MAX));
         let _ = n.notify_extend_timeout(most);
     }
-    engine.restore().await;
+    engine.restore_at_start().await;
 }
 
 async fn shut_down(engine: &Arc<Engine>, notifier: Option<&Notifier>, server: Server) {
@@ -212,6 +215,8 @@ async fn shut_down(engine: &Arc<Engine>, notifier: Option<&Notifier>, server: Se
         jobs.shutdown().await;
     }
     engine.shutdown().await;
+    // A clean stop, even soon after a restore, is no reason for safe mode.
+    engine.safe_mode.settled();
     // Commit the lines the stopping scripts just wrote.
     let logs = engine.logs.clone();
     let _ = tokio::task::spawn_blocking(move || logs.close()).await;

@@ -54,6 +54,10 @@ enum Command {
         /// Device config TOML (buses, devices, points, robots); relative to --data-dir.
         #[arg(long)]
         io_config: Option<String>,
+        /// Start without restoring the scripts that ran before (safe mode); they
+        /// stay listed until started again or `POST /api/script/safe-mode/exit`.
+        #[arg(long)]
+        safe: bool,
     },
     /// Print the effective configuration as TOML and exit.
     Config {
@@ -96,12 +100,14 @@ fn main() -> anyhow::Result<()> {
             config,
             board,
             io_config,
+            safe,
         } => {
             let overrides = config::Overrides {
                 listen,
                 data_dir,
                 board,
                 io_config,
+                safe,
             };
             let cfg = config::Config::load(config.as_deref(), &overrides)?;
             init_tracing();

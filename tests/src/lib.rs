@@ -92,6 +92,8 @@ pub struct Opts {
     pub env: Vec<(String, String)>,
     /// Soft and hard `RLIMIT_NOFILE` of the runtime, set before it starts.
     pub nofile: Option<u64>,
+    /// More arguments after `serve --listen .. --data-dir ..`, e.g. `--safe`.
+    pub args: Vec<String>,
 }
 
 impl Opts {
@@ -107,6 +109,11 @@ impl Opts {
 
     pub fn nofile(mut self, limit: u64) -> Opts {
         self.nofile = Some(limit);
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Opts {
+        self.args.push(arg.to_string());
         self
     }
 }
@@ -235,7 +242,8 @@ impl Runtime {
                 .arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--data-dir")
-                .arg(data.path());
+                .arg(data.path())
+                .args(&opts.args);
             // The tests decide every setting; nothing leaks in from the environment.
             for (k, _) in std::env::vars() {
                 if k.starts_with("VWED_") {
