@@ -16,7 +16,7 @@ mod sink;
 mod spare;
 mod start;
 mod stop;
-mod supervise;
+pub(crate) mod supervise;
 mod timers;
 mod watch;
 
