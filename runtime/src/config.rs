@@ -161,6 +161,8 @@ pub struct Config {
     /// connections: HTTP connections get the limit (the soft RLIMIT_NOFILE, raised
     /// to the hard one at start) minus this, but at least a quarter of the limit.
     pub fd_reserve: u64,
+    /// Fleet sync over MQTT (`[fleet]`, docs/fleet.md); off while `broker_url` is empty.
+    pub fleet: crate::fleet::FleetSettings,
 }
 
 impl Default for Config {
@@ -215,6 +217,7 @@ impl Default for Config {
             tls_handshake_timeout_ms: 10_000,
             max_connections: 1_024,
             fd_reserve: 256,
+            fleet: crate::fleet::FleetSettings::default(),
         }
     }
 }
@@ -410,8 +413,9 @@ fn set_known(table: &mut toml::Table, path: &[String], value: toml::Value) -> bo
     }
 }
 
-/// A list of hosts from TOML (an array) or the environment (`"a,b:80"`).
-fn host_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// A list of hosts (or other names) from TOML (an array) or the environment
+/// (`"a,b:80"`).
+pub(crate) fn host_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Hosts {
@@ -498,7 +502,19 @@ mod tests {
     fn every_setting_names_its_variable_when_the_value_is_bad() {
         let table = defaults();
         assert!(table.len() > 30, "defaults serialize to a full table");
+        let mut settings: Vec<(String, toml::Value)> = Vec::new();
         for (key, default) in &table {
+            match default {
+                // `[fleet]`: its keys are VWED_FLEET__KEY.
+                toml::Value::Table(inner) => settings.extend(
+                    inner
+                        .iter()
+                        .map(|(k, v)| (format!("{key}__{k}"), v.clone())),
+                ),
+                other => settings.push((key.clone(), other.clone())),
+            }
+        }
+        for (key, default) in &settings {
             let var = format!("VWED_{}", key.to_ascii_uppercase());
             match default {
                 toml::Value::Integer(_) => {

@@ -5,6 +5,7 @@ mod data_util;
 mod envelope;
 mod events_timers;
 mod files;
+mod fleet_deploy;
 mod functions;
 mod integration;
 mod io;

@@ -5,6 +5,7 @@
 //! The binary comes from `VWED_EDGE_BIN`, or else sits next to the test executables
 //! (`target/<profile>/vwed-edge`, the tests live in `target/<profile>/deps/`).
 
+pub mod fleet;
 pub mod pty;
 pub mod ws;
 
@@ -198,7 +199,7 @@ pub struct Runtime {
     client: reqwest::blocking::Client,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port on 127.0.0.1");
     l.local_addr().expect("local addr").port()
 }
@@ -375,6 +376,30 @@ impl Runtime {
                     let _ = child.wait();
                     panic!(
                         "vwed-edge did not exit within {timeout:?} of SIGTERM:\n{}",
+                        self.stderr()
+                    );
+                }
+            }
+        }
+        self.data.take().expect("data dir")
+    }
+
+    /// Waits (bounded) for the supervisor to die on its own, e.g. by a test hook
+    /// that kills it; reaps it and hands back its data dir.
+    pub fn wait_dead_keep_data(mut self, timeout: Duration) -> TempDir {
+        let mut child = self.child.take().expect("runtime running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "vwed-edge did not die within {timeout:?}:\n{}",
                         self.stderr()
                     );
                 }

@@ -7,6 +7,7 @@
 mod body;
 mod doc;
 mod files;
+mod fleet;
 mod integration;
 mod io;
 mod logs;
@@ -73,6 +74,7 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(io::routes(engine));
     t.extend(integration::routes(engine));
     t.extend(storage::routes(engine));
+    t.extend(fleet::routes(engine));
     t.extend(doc::routes());
     t
 }
@@ -93,6 +95,7 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         io::Doc::openapi(),
         integration::Doc::openapi(),
         storage::Doc::openapi(),
+        fleet::Doc::openapi(),
     ]
 }
 
