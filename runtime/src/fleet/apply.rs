@@ -271,15 +271,20 @@ impl<H: ScriptHost> Ctx<H> {
             last_revision: rec.last_revision,
             max_bytes: core.s.max_deployment_bytes,
         };
-        let m = match manifest::verify(&p.envelope, &checks) {
+        let opened = manifest::open(&p.envelope, &checks);
+        let admitted = opened.and_then(|m| {
+            // Genuine from here on: a refusal names the deployment.
+            if let Some(p) = rec.pending.as_mut() {
+                p.deployment_id.clone_from(&m.deployment_id);
+                p.revision = m.revision;
+                p.manifest = Some(serde_json::to_string(&m).unwrap_or_default());
+            }
+            manifest::admit(&m, &checks).map(|()| m)
+        });
+        let m = match admitted {
             Ok(m) => m,
             Err(r) => return Ok(Err(self.refuse(rec, r.code(), r.to_string(), true).await?)),
         };
-        if let Some(p) = rec.pending.as_mut() {
-            p.deployment_id.clone_from(&m.deployment_id);
-            p.revision = m.revision;
-            p.manifest = Some(serde_json::to_string(&m).unwrap_or_default());
-        }
         let rec = self.step(rec, Step::Verified, json!({})).await?;
         Ok(Ok((rec, m)))
     }

@@ -152,9 +152,9 @@ pub struct Checks<'a> {
 }
 
 /// Checks, in this order: envelope, signature present, key trusted, signature
-/// valid (nothing of the manifest is read before), manifest well-formed, scope,
-/// expiry, revision.
-pub fn verify(payload: &[u8], c: &Checks<'_>) -> Result<Manifest, Refusal> {
+/// valid (nothing of the manifest is read before), manifest well-formed. Then
+/// [`admit`] decides whether this device takes it.
+pub fn open(payload: &[u8], c: &Checks<'_>) -> Result<Manifest, Refusal> {
     if payload.len() > MAX_ENVELOPE_BYTES {
         return Err(Refusal::Malformed(format!(
             "{} 字节, 上限 {MAX_ENVELOPE_BYTES}",
@@ -176,6 +176,11 @@ pub fn verify(payload: &[u8], c: &Checks<'_>) -> Result<Manifest, Refusal> {
     let m: Manifest =
         serde_json::from_str(&env.manifest).map_err(|e| Refusal::Invalid(e.to_string()))?;
     m.check_shape(c.max_bytes).map_err(Refusal::Invalid)?;
+    Ok(m)
+}
+
+/// A genuine manifest is for this device: scope, expiry, revision.
+pub fn admit(m: &Manifest, c: &Checks<'_>) -> Result<(), Refusal> {
     m.check_scope(&c.me, c.source)?;
     if c.now_ms > m.expires_at_ms {
         return Err(Refusal::Expired(m.expires_at_ms));
@@ -186,7 +191,7 @@ pub fn verify(payload: &[u8], c: &Checks<'_>) -> Result<Manifest, Refusal> {
             last: c.last_revision,
         });
     }
-    Ok(m)
+    Ok(())
 }
 
 impl Manifest {
@@ -349,21 +354,21 @@ mod tests {
         last: u64,
     ) -> Result<Manifest, Refusal> {
         let groups = vec!["g".to_string()];
-        verify(
-            payload,
-            &Checks {
-                trusted,
-                me: Identity {
-                    device: "d1",
-                    fleet: "f",
-                    groups: &groups,
-                },
-                source: &Source::Device,
-                now_ms: now,
-                last_revision: last,
-                max_bytes: 1 << 20,
+        let c = Checks {
+            trusted,
+            me: Identity {
+                device: "d1",
+                fleet: "f",
+                groups: &groups,
             },
-        )
+            source: &Source::Device,
+            now_ms: now,
+            last_revision: last,
+            max_bytes: 1 << 20,
+        };
+        let m = open(payload, &c)?;
+        admit(&m, &c)?;
+        Ok(m)
     }
 
     #[test]
