@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use vwed_e2e::fleet::{Fleet, project_dir, write_files};
-use vwed_e2e::{Runtime, json, py};
+use vwed_e2e::{Runtime, json};
 
-use crate::fleet_deploy::{app, helper};
+use crate::fleet_deploy::{app, crashing, helper};
 
 const CRASH_AT: &str = "VWED_FLEET_CRASH_AT";
 
@@ -123,14 +123,7 @@ fn a_kill_at_every_step_before_the_commit_ends_with_the_new_revision_committed()
 fn a_kill_during_a_rollback_ends_with_the_old_revision_running() {
     let fleet = Fleet::new();
     let old = good("v1");
-    let crashes = py(r#"
-        import os
-
-        def boot():
-            @VWED.timer.once(delay=0.3)
-            def die():
-                os._exit(3)
-        "#);
+    let crashes = crashing();
     let bad = vec![("main.py", crashes), ("helper.py", helper("bad"))];
     for step in ["rolling_back", "rolled_back"] {
         let (rt, printed) = cut_at(&fleet, step, &old, &bad);

@@ -17,6 +17,18 @@ pub fn app(version: &str) -> String {
     ))
 }
 
+/// A script that boots and then dies, inside any health window of a test.
+pub fn crashing() -> String {
+    py(r#"
+        import os
+
+        def boot():
+            @VWED.timer.once(delay=0.3)
+            def die():
+                os._exit(3)
+        "#)
+}
+
 /// A file beside the script (scripts do not import each other: it is data).
 pub fn helper(text: &str) -> String {
     format!("greeting = \"{text}\"\n")

@@ -85,27 +85,9 @@ fn forged_unsigned_foreign_replayed_expired_and_misaddressed_deployments_are_ref
     let stranger = fleet.dir().join("stranger.key");
     let out = cli_output(&["fleet", "keygen", "--out", &stranger.display().to_string()]);
     assert!(out.status.success());
-    let url = fleet.broker.url();
-    let out = cli_output(&[
-        "fleet",
-        "deploy",
-        "--broker",
-        &url,
-        "--fleet",
-        &fleet.name,
-        "--device",
-        "d1",
-        "--project",
-        &project,
-        "--run",
-        "main.py",
-        "--key",
-        &stranger.display().to_string(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    fleet.deploy_signed(
+        &stranger,
+        &["--device", "d1", "--project", &project, "--run", "main.py"],
     );
     refused(&fleet, "d1", "untrusted_key");
 

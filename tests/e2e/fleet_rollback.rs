@@ -5,7 +5,7 @@
 use vwed_e2e::fleet::{Fleet, project_dir, write_files};
 use vwed_e2e::{json, py};
 
-use crate::fleet_deploy::{app, helper};
+use crate::fleet_deploy::{app, crashing, helper};
 
 fn whoami(fleet: &Fleet, device: &str) -> serde_json::Value {
     let out = fleet.cli("call", &[device, "whoami", "{}"]);
@@ -29,14 +29,7 @@ fn a_deployment_that_crashes_or_fails_to_boot_is_rolled_back_by_the_device() {
     let v1 = deploy();
     fleet.converge(&["--device", "d1"], 1);
 
-    let crashes = py(r#"
-        import os
-
-        def boot():
-            @VWED.timer.once(delay=0.3)
-            def die():
-                os._exit(3)
-        "#);
+    let crashes = crashing();
     let boot_fails = py(r#"
         def boot():
             raise RuntimeError("the PLC is not there")

@@ -98,21 +98,19 @@ impl Broker {
         self.spawn();
     }
 
+    /// `mosquitto_pub` or `mosquitto_sub` on this broker, QoS 1, for `topic`.
+    fn client(&self, program: &str, topic: &str) -> Command {
+        let mut cmd = Command::new(program);
+        let port = self.port.to_string();
+        cmd.args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-t", topic]);
+        cmd
+    }
+
     /// `mosquitto_pub`: QoS 1, retained if asked.
     pub fn publish(&self, topic: &str, payload: &[u8], retain: bool) {
         use std::io::Write;
-        let mut cmd = Command::new("mosquitto_pub");
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-s",
-        ]);
+        let mut cmd = self.client("mosquitto_pub", topic);
+        cmd.arg("-s");
         if retain {
             cmd.arg("-r");
         }
@@ -132,17 +130,8 @@ impl Broker {
 
     /// The message retained on `topic`, if any.
     pub fn retained(&self, topic: &str) -> Option<Vec<u8>> {
-        let out = Command::new("mosquitto_sub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-q",
-                "1",
-                "-t",
-                topic,
-            ])
+        let out = self
+            .client("mosquitto_sub", topic)
             .args(["--retained-only", "-C", "1", "-W", "2", "-N"])
             .output()
             .expect("mosquitto_sub");
@@ -163,17 +152,7 @@ impl Broker {
         let dir = TempDir::new("mqtt-rec");
         let file = dir.path().join("messages.txt");
         let out = std::fs::File::create(&file).expect("recorder file");
-        let mut cmd = Command::new("mosquitto_sub");
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            topic,
-        ]);
+        let mut cmd = self.client("mosquitto_sub", topic);
         if let Some(id) = session {
             cmd.args(["-c", "-i", id]);
         }
@@ -293,7 +272,13 @@ impl Fleet {
     /// Deploys; panics unless the command succeeds. Returns what it printed.
     #[track_caller]
     pub fn deploy(&self, args: &[&str]) -> Value {
-        let key = self.key.display().to_string();
+        self.deploy_signed(&self.key, args)
+    }
+
+    /// Deploys signed with `key`.
+    #[track_caller]
+    pub fn deploy_signed(&self, key: &Path, args: &[&str]) -> Value {
+        let key = key.display().to_string();
         let mut all = args.to_vec();
         all.extend_from_slice(&["--key", &key]);
         let out = self.cli("deploy", &all);

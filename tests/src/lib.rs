@@ -357,29 +357,16 @@ impl Runtime {
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    assert!(
-                        status.success(),
-                        "vwed-edge exited with {status} after SIGTERM:\n{}",
-                        self.stderr()
-                    );
-                    break;
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "vwed-edge did not exit within {timeout:?} of SIGTERM:\n{}",
-                        self.stderr()
-                    );
-                }
-            }
+        match reap(&mut child, timeout) {
+            Some(status) => assert!(
+                status.success(),
+                "vwed-edge exited with {status} after SIGTERM:\n{}",
+                self.stderr()
+            ),
+            None => panic!(
+                "vwed-edge did not exit within {timeout:?} of SIGTERM:\n{}",
+                self.stderr()
+            ),
         }
         self.data.take().expect("data dir")
     }
@@ -388,22 +375,11 @@ impl Runtime {
     /// that kills it; reaps it and hands back its data dir.
     pub fn wait_dead_keep_data(mut self, timeout: Duration) -> TempDir {
         let mut child = self.child.take().expect("runtime running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "vwed-edge did not die within {timeout:?}:\n{}",
-                        self.stderr()
-                    );
-                }
-            }
+        if reap(&mut child, timeout).is_none() {
+            panic!(
+                "vwed-edge did not die within {timeout:?}:\n{}",
+                self.stderr()
+            );
         }
         self.data.take().expect("data dir")
     }
@@ -629,6 +605,22 @@ impl Runtime {
         let r = self.get("/api/script/registry/status");
         r.ok();
         r.data().clone()
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit; past it, kills it and says `None`.
+fn reap(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
     }
 }
 

@@ -313,3 +313,104 @@ fn jitter(d: Duration) -> Duration {
     let f = 0.75 + rand::random::<f64>() * 0.5;
     d.mul_f64(f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Mosquitto with a TLS listener whose certificate the test made.
+    struct TlsBroker {
+        child: std::process::Child,
+        port: u16,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for TlsBroker {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn tls_broker() -> TlsBroker {
+        let dir = std::env::temp_dir().join(format!("vwed-mqtts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+        std::fs::write(dir.join("cert.pem"), made.cert.pem()).expect("cert.pem");
+        std::fs::write(dir.join("key.pem"), made.signing_key.serialize_pem()).expect("key.pem");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let d = dir.display();
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n\
+             certfile {d}/cert.pem\nkeyfile {d}/key.pem\n"
+        );
+        std::fs::write(dir.join("m.conf"), conf).expect("conf");
+        let child = std::process::Command::new("mosquitto")
+            .arg("-c")
+            .arg(dir.join("m.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto (scripts/install-deps installs it)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsBroker { child, port, dir }
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<LinkEvent>) -> LinkEvent {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("an event within the bound")
+            .expect("the link runs")
+    }
+
+    #[tokio::test]
+    async fn mqtts_works_with_rustls_on_ring_and_a_packet_above_rumqttcs_default() {
+        let b = tls_broker();
+        let ca = b.dir.join("cert.pem");
+        let tls = crate::fleet::tls::client_config(Some(&ca), None, None).expect("TLS config");
+        let (link, mut rx) = Link::start(&LinkOptions {
+            client_id: "tls-test".into(),
+            broker: BrokerAddr {
+                host: "127.0.0.1".into(),
+                port: b.port,
+                tls: true,
+            },
+            login: BrokerLogin {
+                tls: Some(tls),
+                ..BrokerLogin::default()
+            },
+            keep_alive: Duration::from_secs(10),
+            clean_session: true,
+            max_packet_bytes: 1024 * 1024,
+            will: None,
+        });
+        assert!(matches!(next(&mut rx).await, LinkEvent::Connected));
+        link.subscribe(&["t/x".to_string()]);
+        // 100 KiB: ten times rumqttc's default maximum packet size.
+        let big = vec![7u8; 100 * 1024];
+        link.publish("t/x", big.clone(), false, Some(1))
+            .expect("publish");
+        let (mut acked, mut got) = (false, None);
+        while !(acked && got.is_some()) {
+            match next(&mut rx).await {
+                LinkEvent::Acked(1) => acked = true,
+                LinkEvent::Message { topic, payload } if topic == "t/x" => got = Some(payload),
+                _ => {}
+            }
+        }
+        assert_eq!(got.map(|p| p.len()), Some(big.len()));
+        link.stop();
+    }
+}
