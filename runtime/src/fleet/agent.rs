@@ -28,6 +28,8 @@ pub const CRASH_AT_ENV: &str = "VWED_FLEET_CRASH_AT";
 /// Remote calls that run at once; more wait for the broker to deliver them again.
 const CALL_SLOTS: usize = 8;
 const TICK: Duration = Duration::from_secs(1);
+/// Every this many ticks the database is looked at too.
+const SLOW_TICKS: u64 = 10;
 /// If the device's own marker does not come back, it decides on what it has.
 const SETTLE_AFTER: Duration = Duration::from_secs(3);
 /// Events in flight to the broker at once.
@@ -269,6 +271,10 @@ struct Loop<H> {
     blocked: Option<(String, Vec<String>)>,
     outbox: OutboxPump,
     last_report: String,
+    /// The scripts the last report listed, and how they were: a change is news.
+    watched: Vec<String>,
+    watched_states: String,
+    ticks: u64,
     calls: Arc<Semaphore>,
     done: mpsc::Sender<Result<End, FleetError>>,
 }
@@ -286,6 +292,9 @@ impl<H: ScriptHost> Loop<H> {
             blocked: None,
             outbox: OutboxPump::default(),
             last_report: String::new(),
+            watched: Vec::new(),
+            watched_states: String::new(),
+            ticks: 0,
             calls: Arc::new(Semaphore::new(CALL_SLOTS)),
             done,
         }
@@ -373,6 +382,8 @@ impl<H: ScriptHost> Loop<H> {
         // The broker sends every retained desired state again for the new
         // subscriptions; one deleted meanwhile does not come back.
         self.desired.clear();
+        // What was waiting for files may find them over this connection.
+        self.blocked = None;
         let online = json!({
             "device": c.s.device_id,
             "online": true,
@@ -447,14 +458,32 @@ impl<H: ScriptHost> Loop<H> {
                 self.maybe_apply();
             }
         }
-        self.publish_report().await;
-        self.outbox.pump(&self.ctx).await;
+        // Idle, a tick only looks at the scripts (in memory); the database is read
+        // when they changed or every SLOW_TICKS (a project detached through the
+        // local API, events it queued).
+        self.ticks += 1;
+        let slow = self.ticks.is_multiple_of(SLOW_TICKS);
+        if slow || self.script_states() != self.watched_states {
+            self.publish_report().await;
+        }
+        if slow {
+            self.outbox.pump(&self.ctx).await;
+        }
+    }
+
+    fn script_states(&self) -> String {
+        let host = &self.ctx.core.host;
+        self.watched
+            .iter()
+            .map(|s| host.status(s).state)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     async fn on_apply_end(&mut self, end: Result<End, FleetError>) {
         self.apply = None;
         let blocked_digest = match end {
-            Ok(End::Refused { blocked: true }) => self.candidate().map(|(_, d, _)| d),
+            Ok(End::Blocked(digest)) => Some(digest),
             Ok(_) => None,
             Err(e) => {
                 tracing::error!("fleet: apply failed: {e}");
@@ -518,7 +547,18 @@ impl<H: ScriptHost> Loop<H> {
         }
         let built = tokio::task::spawn_blocking(move || report::build(&core, online)).await;
         let text = match built {
-            Ok(Ok(v)) => v.to_string(),
+            Ok(Ok(v)) => {
+                self.watched = v["scripts"]
+                    .as_array()
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|x| x["script"].as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.watched_states = self.script_states();
+                v.to_string()
+            }
             Ok(Err(e)) => {
                 tracing::warn!("fleet: cannot build the reported state: {e}");
                 return;

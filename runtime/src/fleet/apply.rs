@@ -19,15 +19,15 @@ use super::topics::Source;
 use super::{FleetError, blobs::Fetched, crypto};
 
 /// How an apply ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum End {
     Committed,
     RolledBack,
-    /// `blocked`: refused for a reason that may pass (a detached project), so
-    /// the same message is tried again when that changes.
-    Refused {
-        blocked: bool,
-    },
+    Refused,
+    /// Refused for a reason that may pass (a detached project, files that did
+    /// not arrive): the envelope with this digest is tried again when that
+    /// changes (the project is attached, the link connects again).
+    Blocked(String),
     Nothing,
 }
 
@@ -238,12 +238,15 @@ impl<H: ScriptHost> Ctx<H> {
         rec.step = Step::Refused;
         rec.since_ms = err.at_ms;
         rec.last_error = Some(err);
-        if handled {
+        let end = if handled {
             rec.handled = Some(p.digest);
-        }
+            End::Refused
+        } else {
+            End::Blocked(p.digest)
+        };
         self.save(rec, vec![ev], None).await?;
         self.core.fetches.clear();
-        Ok(End::Refused { blocked: !handled })
+        Ok(end)
     }
 
     async fn verify(
@@ -310,7 +313,13 @@ impl<H: ScriptHost> Ctx<H> {
         };
         let (fetched, bytes) = match self.fetch(m, &missing).await? {
             Ok(v) => v,
-            Err(r) => return Ok(Err(self.refuse(rec, r.code(), r.to_string(), true).await?)),
+            Err(r) => {
+                // Files that did not come may come over the next connection.
+                let again = matches!(r, Refusal::FetchTimeout(_));
+                return Ok(Err(self
+                    .refuse(rec, r.code(), r.to_string(), !again)
+                    .await?));
+            }
         };
         let has_boot = {
             let m = m.clone();
