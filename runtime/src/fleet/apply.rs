@@ -526,14 +526,16 @@ impl<H: ScriptHost> Ctx<H> {
         })
         .await?;
         let (rec, ev, snapshot) = rolled_back(rec)?;
-        self.save(rec, vec![ev], Some(snapshot.clone())).await?;
-        self.core.crash_point(Step::RolledBack.as_str());
+        // The old scripts are up before the device says it rolled back (a power
+        // cut meanwhile finishes the rollback, and the restore starts them).
         for r in &snapshot.run {
             let params: Value = serde_json::from_str(&r.params).unwrap_or(Value::Null);
             if let Err(e) = self.core.host.start(&r.script, &params).await {
                 tracing::error!("fleet: after the rollback {} did not start: {e}", r.script);
             }
         }
+        self.save(rec, vec![ev], Some(snapshot)).await?;
+        self.core.crash_point(Step::RolledBack.as_str());
         self.forget_blobs().await;
         Ok(End::RolledBack)
     }
