@@ -42,6 +42,9 @@ pub enum ConfigError {
     /// A `[sandbox]` setting or a project's grant is not acceptable.
     #[error("{0}")]
     Sandbox(String),
+    /// A `[supervision]` setting is not acceptable.
+    #[error("{0}")]
+    Supervision(String),
 }
 
 fn in_file(file: Option<&Path>) -> String {
@@ -191,6 +194,14 @@ pub struct Config {
     /// Confinement and limits of script workers, and per-project grants
     /// (`[sandbox]`, `[sandbox.projects.<name>]`; see docs/sandbox.md).
     pub sandbox: crate::sandbox::SandboxSettings,
+    /// Restart policy defaults, busy grace, CPU limit, safe mode (`[supervision]`;
+    /// see docs/sandbox.md).
+    pub supervision: crate::supervision::SupervisionSettings,
+    /// `serve --safe`: start without restoring the scripts that ran before.
+    #[serde(skip)]
+    pub safe_start: bool,
+    /// Fleet sync over MQTT (`[fleet]`, docs/fleet.md); off while `broker_url` is empty.
+    pub fleet: crate::fleet::FleetSettings,
 }
 
 impl Default for Config {
@@ -257,6 +268,9 @@ impl Default for Config {
             job_max_versions: 200,
             job_max_scripts: 1_000,
             sandbox: crate::sandbox::SandboxSettings::default(),
+            supervision: crate::supervision::SupervisionSettings::default(),
+            safe_start: false,
+            fleet: crate::fleet::FleetSettings::default(),
         }
     }
 }
@@ -268,6 +282,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub board: Option<String>,
     pub io_config: Option<String>,
+    /// Start in safe mode (`serve --safe`).
+    pub safe: bool,
 }
 
 impl Config {
@@ -306,6 +322,7 @@ impl Config {
             cfg.io_config.clone_from(p);
         }
         cfg.sandbox.config_file = file.map(Path::to_path_buf);
+        cfg.safe_start = overrides.safe;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -329,6 +346,9 @@ impl Config {
         self.sandbox
             .validate(&self.data_dir)
             .map_err(ConfigError::Sandbox)?;
+        self.supervision
+            .validate()
+            .map_err(ConfigError::Supervision)?;
         Ok(())
     }
 }
@@ -456,8 +476,9 @@ fn set_known(table: &mut toml::Table, path: &[String], value: toml::Value) -> bo
     }
 }
 
-/// A list of hosts from TOML (an array) or the environment (`"a,b:80"`).
-fn host_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// A list of hosts (or other names) from TOML (an array) or the environment
+/// (`"a,b:80"`).
+pub(crate) fn host_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Hosts {
@@ -564,9 +585,12 @@ mod tests {
                     env_error(&var, "abc"),
                     format!("{var}: invalid boolean \"abc\" (true or false)"),
                 ),
-                toml::Value::String(_) if key == "listen" => {
+                toml::Value::String(_) if key == "listen" || key == "restart" => {
                     let e = env_error(&var, "abc");
-                    assert!(e.starts_with("VWED_LISTEN: invalid value \"abc\": "), "{e}");
+                    assert!(
+                        e.starts_with(&format!("{var}: invalid value \"abc\": ")),
+                        "{e}"
+                    );
                 }
                 // Any text is a valid path, URL, name or list of hosts; they are
                 // checked where they are used.

@@ -54,6 +54,10 @@ enum Command {
         /// Device config TOML (buses, devices, points, robots); relative to --data-dir.
         #[arg(long)]
         io_config: Option<String>,
+        /// Start without restoring the scripts that ran before (safe mode); they
+        /// stay listed until started again or `POST /api/script/safe-mode/exit`.
+        #[arg(long)]
+        safe: bool,
     },
     /// Print the effective configuration as TOML and exit.
     Config {
@@ -62,6 +66,9 @@ enum Command {
     },
     /// Print the type stubs of the VWED object (vwed.pyi) for editors.
     Stubs,
+    /// Fleet sync, the central side: keys, deployments, status, calls (docs/fleet.md).
+    #[command(subcommand)]
+    Fleet(vwed_runtime::fleet::central::FleetCommand),
     /// Internal: a script worker. Started by `serve`, never by hand.
     #[command(hide = true)]
     Worker {
@@ -81,6 +88,7 @@ fn main() -> anyhow::Result<()> {
             };
             std::process::exit(vwed_pyhost::worker::run(3, mode));
         }
+        Command::Fleet(cmd) => std::process::exit(vwed_runtime::fleet::central::run(cmd)?),
         Command::Stubs => {
             print!("{}", vwed_pyhost::STUBS_PYI);
             Ok(())
@@ -96,12 +104,14 @@ fn main() -> anyhow::Result<()> {
             config,
             board,
             io_config,
+            safe,
         } => {
             let overrides = config::Overrides {
                 listen,
                 data_dir,
                 board,
                 io_config,
+                safe,
             };
             let cfg = config::Config::load(config.as_deref(), &overrides)?;
             init_tracing();

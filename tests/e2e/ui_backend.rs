@@ -35,9 +35,10 @@ fn running_scripts_show_cpu_uptime_and_restarts() {
     let sid = rt.deploy("ui", "busy.py", &py(BUSY));
     let t0 = Instant::now();
     let first = rt.running_entry(&sid).expect("running");
-    assert_eq!(first["restarts"], 0, "{first}");
+    assert_eq!(first["restarts_total"], 0, "{first}");
     assert!(first["uptime_s"].is_u64(), "{first}");
-    assert!(first["cpu_percent"].is_number(), "{first}");
+    // The first reading has no window yet.
+    assert!(first["cpu_percent"].is_null(), "{first}");
     rt.execute_ok(Some(&sid), "spin", json!({"cpu_s": 0.6}));
     let busy = rt.running_entry(&sid).expect("running");
     let window = t0.elapsed().as_secs_f64();
@@ -48,7 +49,8 @@ fn running_scripts_show_cpu_uptime_and_restarts() {
     let r = rt.restart(&sid);
     r.ok();
     let new_id = r.data()["script_id"].as_str().expect("new id").to_string();
-    assert_eq!(rt.running_entry(&new_id).expect("restarted")["restarts"], 1);
+    // A restart asked for is not one of supervision's automatic restarts.
+    assert!(rt.running_entry(&new_id).expect("restarted")["uptime_s"].is_u64());
 
     let reg = rt.get("/api/script/registry/status");
     let timers = reg.ok().data()["timers"]

@@ -5,6 +5,7 @@
 //! The binary comes from `VWED_EDGE_BIN`, or else sits next to the test executables
 //! (`target/<profile>/vwed-edge`, the tests live in `target/<profile>/deps/`).
 
+pub mod fleet;
 pub mod pty;
 pub mod ws;
 
@@ -92,6 +93,8 @@ pub struct Opts {
     pub env: Vec<(String, String)>,
     /// Soft and hard `RLIMIT_NOFILE` of the runtime, set before it starts.
     pub nofile: Option<u64>,
+    /// More arguments after `serve --listen .. --data-dir ..`, e.g. `--safe`.
+    pub args: Vec<String>,
 }
 
 impl Opts {
@@ -107,6 +110,11 @@ impl Opts {
 
     pub fn nofile(mut self, limit: u64) -> Opts {
         self.nofile = Some(limit);
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Opts {
+        self.args.push(arg.to_string());
         self
     }
 }
@@ -198,7 +206,7 @@ pub struct Runtime {
     client: reqwest::blocking::Client,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port on 127.0.0.1");
     l.local_addr().expect("local addr").port()
 }
@@ -235,7 +243,8 @@ impl Runtime {
                 .arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--data-dir")
-                .arg(data.path());
+                .arg(data.path())
+                .args(&opts.args);
             // The tests decide every setting; nothing leaks in from the environment.
             for (k, _) in std::env::vars() {
                 if k.starts_with("VWED_") {
@@ -361,29 +370,29 @@ impl Runtime {
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    assert!(
-                        status.success(),
-                        "vwed-edge exited with {status} after SIGTERM:\n{}",
-                        self.stderr()
-                    );
-                    break;
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "vwed-edge did not exit within {timeout:?} of SIGTERM:\n{}",
-                        self.stderr()
-                    );
-                }
-            }
+        match reap(&mut child, timeout) {
+            Some(status) => assert!(
+                status.success(),
+                "vwed-edge exited with {status} after SIGTERM:\n{}",
+                self.stderr()
+            ),
+            None => panic!(
+                "vwed-edge did not exit within {timeout:?} of SIGTERM:\n{}",
+                self.stderr()
+            ),
+        }
+        self.data.take().expect("data dir")
+    }
+
+    /// Waits (bounded) for the supervisor to die on its own, e.g. by a test hook
+    /// that kills it; reaps it and hands back its data dir.
+    pub fn wait_dead_keep_data(mut self, timeout: Duration) -> TempDir {
+        let mut child = self.child.take().expect("runtime running");
+        if reap(&mut child, timeout).is_none() {
+            panic!(
+                "vwed-edge did not die within {timeout:?}:\n{}",
+                self.stderr()
+            );
         }
         self.data.take().expect("data dir")
     }
@@ -609,6 +618,22 @@ impl Runtime {
         let r = self.get("/api/script/registry/status");
         r.ok();
         r.data().clone()
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit; past it, kills it and says `None`.
+fn reap(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
     }
 }
 

@@ -40,5 +40,6 @@ export const ZH = {
   viewer: '查看者', operator: '操作员', engineer: '工程师', admin: '管理员', active: '有效', revoked: '已吊销', expired: '已过期',
   Device: '设备', Kind: '类型', Bus: '总线', Connected: '已连接', Points: '点位数', Counters: '计数', 'Last error': '最近错误', no: '否',
   'Change my password': '修改我的密码', 'Current password': '当前密码', 'Password changed': '密码已修改', 'Your new password': '新密码',
+  broken: '已放弃重启', 'restarts at {0}': '将于 {0} 重启', '{0} in the policy window': '策略窗口内 {0} 次',
   open: '已连接', connecting: '连接中', closed: '已断开',
 };

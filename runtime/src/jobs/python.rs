@@ -16,8 +16,10 @@ use super::model::ExecStatus;
 use super::process::{Outcome, conclude, drain, end_group, supervise};
 use super::run::AttemptRun;
 use super::triggers::emitting_from;
+use crate::engine::supervise::Supervised;
 use crate::engine::{Engine, Instance, answer_request, perform_notified};
 use crate::logs::ScriptLogger;
+use crate::supervision::{RestartMode, RestartPolicy};
 use crate::worker::{Answer, FrameSink, WorkerConn};
 
 pub async fn run(a: &mut AttemptRun) -> Outcome {
@@ -84,14 +86,23 @@ struct Attached {
 
 fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker) -> Attached {
     // The job's `VWED.*` calls are served as a script's, under the execution id.
+    // A job is never restarted by the service supervision: its retries are its own.
+    let policy = RestartPolicy {
+        mode: RestartMode::Never,
+        ..engine.cfg.supervision.default_policy()
+    };
+    let supervised = Arc::new(Supervised::new(
+        super::model::job_path(a.exec.job_id),
+        policy,
+        a.exec.params.clone(),
+    ));
     let inst = Arc::new(Instance::new(
         a.exec.id.clone(),
-        super::model::job_path(a.exec.job_id),
         0,
         "job".to_string(),
-        a.exec.params.clone(),
         engine.cfg.output_lines,
         &engine.logs,
+        supervised,
     ));
     inst.set_pid(w.pid);
     let sink = Arc::new(JobSink {

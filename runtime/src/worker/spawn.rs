@@ -32,6 +32,8 @@ pub struct SpawnedWorker {
     pub stream: UnixStream,
     pub stdout: Option<ChildStdout>,
     pub stderr: Option<ChildStderr>,
+    /// Its own cgroup, with a delegated cgroup.
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 fn move_fd(from: RawFd, to: RawFd) -> std::io::Result<()> {
@@ -62,6 +64,7 @@ pub fn spawn_worker(
     let child_fd = theirs.as_raw_fd();
     let lock_fd = lock.map(|l| l.as_raw_fd());
     let (mut cmd, plan) = worker_command(exe, mode)?;
+    let cgroup = plan.cgroup_dir.clone();
     // SAFETY: only async-signal-safe syscalls run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -89,6 +92,7 @@ pub fn spawn_worker(
         stream,
         stdout,
         stderr,
+        cgroup,
     })
 }
 
