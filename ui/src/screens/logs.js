@@ -113,7 +113,7 @@ export async function mount(el) {
     unsub = subscribe(sub);
   }
 
-  const exportHref = (format) => `/api/script/logs/export${q({ ...filters(), format })}`;
+  const exportHref = (format) => `/api/script/logs/export${q({ ...filters(), order: 'asc', format })}`;
   const exp = (format) => h('a.button', {
     href: '#', 'data-export': format,
     on: { click: (e) => { e.currentTarget.href = exportHref(format); } },
