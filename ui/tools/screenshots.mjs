@@ -16,6 +16,57 @@ async function post(base, path, body) {
   return r.json();
 }
 
+/**
+ * The conflict view: two browsers edit lib/robots.py; the second save is over
+ * a stale version. Without file versions in the runtime, ETag/If-Match/409 are
+ * played in front of it (as in ui/test/ui.test.mjs).
+ */
+async function conflictShot(browser, base) {
+  const found = await fetch(`${base}/api/script/files/search?keyword=robots`).then((r) => r.json());
+  const id = found.data.files[0].id;
+  const probe = await fetch(`${base}/api/script/files/${id}`);
+  const played = !probe.headers.get('etag');
+  const v = { current: 1 };
+  const ctxs = [];
+  for (let i = 0; i < 2; i++) {
+    const ctx = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } });
+    if (played) {
+      await ctx.route(`**/api/script/files/${id}`, async (route) => {
+        const req = route.request();
+        const etag = `"${v.current}"`;
+        if (req.method() === 'GET') {
+          const res = await route.fetch();
+          return route.fulfill({ response: res, headers: { ...res.headers(), etag } });
+        }
+        if ((req.headers()['if-match'] || '').replace(/"/g, '') !== String(v.current)) {
+          return route.fulfill({ status: 409, contentType: 'application/json', body: JSON.stringify({ success: false, error: `文件 ${id} 已被修改`, data: { current_version: v.current } }) });
+        }
+        const { base_version: _, ...body } = req.postDataJSON();
+        const res = await route.fetch({ postData: JSON.stringify(body) });
+        v.current += 1;
+        return route.fulfill({ response: res, headers: { ...res.headers(), etag: `"${v.current}"` } });
+      });
+    }
+    ctxs.push(ctx);
+  }
+  const [a, b] = await Promise.all(ctxs.map((c) => c.newPage()));
+  for (const p of [a, b]) {
+    await p.goto(`${base}/ui/editor/${id}`);
+    await p.waitForSelector('.cm-content');
+  }
+  for (const [p, text] of [[b, '    # checked by the night shift\n'], [a, '    # TODO: retry when the robot is busy\n']]) {
+    await p.click('.cm-content');
+    await p.keyboard.press('Control+End');
+    await p.keyboard.insertText(text);
+    await p.click('[data-action=save]');
+    await p.waitForTimeout(800);
+  }
+  await a.waitForSelector('[data-testid=conflict] .cm-mergeView');
+  await a.waitForTimeout(500);
+  await a.screenshot({ path: join(out, 'conflict.png') });
+  for (const c of ctxs) await c.close();
+}
+
 const rt = await startRuntime(['--io-config', join(root, 'boards', 'examples', 'sim-demo.toml')]);
 const browser = await launch();
 try {
@@ -55,6 +106,7 @@ try {
       await p.waitForSelector('.cm-lint-marker-error', { timeout: 5000 }).catch(() => {});
     },
   });
+  await conflictShot(browser, base);
   await shot('run', '/ui/run');
   await shot('logs', '/ui/logs');
   await shot('registry', '/ui/registry', {
