@@ -135,6 +135,7 @@ impl Engine {
                     self.after_failure(&inst, permanent(&e));
                 } else {
                     self.end_supervision(&inst);
+                    inst.set_state(State::Failed);
                     self.retire(&inst);
                 }
                 Err(e)
@@ -233,7 +234,7 @@ impl Engine {
             new_script_id(&file.file_name),
             file.id,
             file.file_name.clone(),
-            self.cfg.output_lines,
+            crate::output::OutputRing::new(self.cfg.output_lines, self.cfg.output_max_bytes),
             &self.logs,
             supervised,
         ));
@@ -333,6 +334,7 @@ impl Engine {
             source: source.text.clone(),
             start_params: params.to_string(),
             sandbox: source.sandbox.clone(),
+            max_line_bytes: u32::try_from(self.cfg.max_line_bytes).unwrap_or(u32::MAX),
         });
         conn.send(&boot).map_err(|_| self.died(inst))?;
         let outcome = self.boot_outcome(inst, done_rx).await;
@@ -355,11 +357,12 @@ impl Engine {
         let sink = Arc::new(ScriptSink::new(Arc::downgrade(self), inst.clone()));
         let conn = WorkerConn::start(spawned.stream, sink);
         inst.set_conn(conn.clone());
+        let limit = self.cfg.max_line_bytes;
         if let Some(out) = spawned.stdout.take() {
-            tokio::spawn(pipe_lines(out, inst.clone(), "stdout", Level::Info));
+            tokio::spawn(pipe_lines(out, inst.clone(), "stdout", Level::Info, limit));
         }
         if let Some(err) = spawned.stderr.take() {
-            tokio::spawn(pipe_lines(err, inst.clone(), "stderr", Level::Error));
+            tokio::spawn(pipe_lines(err, inst.clone(), "stderr", Level::Error, limit));
         }
         let (kill_tx, kill_rx) = oneshot::channel();
         *inst.kill.lock().unwrap_or_else(|p| p.into_inner()) = Some(kill_tx);
@@ -541,12 +544,13 @@ async fn watch_process(
 
 /// Output written straight to the worker's fd 1/2 (interpreter fatal errors, C
 /// extensions) is kept with the script's output too. A line is held only up to
-/// [`crate::output::MAX_LINE_BYTES`]: the rest is counted and dropped as it comes.
+/// `limit` (`max_line_bytes`): the rest is counted and dropped as it comes.
 async fn pipe_lines(
     r: impl AsyncRead + Unpin,
     inst: Arc<Instance>,
     stream: &'static str,
     level: Level,
+    limit: usize,
 ) {
     let mut r = BufReader::new(r);
     let mut line = Vec::new();
@@ -556,7 +560,7 @@ async fn pipe_lines(
             Ok(buf) if !buf.is_empty() => {
                 let end = buf.iter().position(|&b| b == b'\n');
                 let part = &buf[..end.unwrap_or(buf.len())];
-                let room = crate::output::MAX_LINE_BYTES.saturating_sub(line.len());
+                let room = limit.saturating_sub(line.len());
                 line.extend_from_slice(&part[..part.len().min(room)]);
                 dropped += part.len().saturating_sub(room);
                 (end.map_or(buf.len(), |e| e + 1), end.is_some())
@@ -565,7 +569,10 @@ async fn pipe_lines(
         };
         r.consume(taken);
         if complete && (taken > 0 || !line.is_empty()) {
-            let text = crate::output::clip(&String::from_utf8_lossy(&line), dropped);
+            let mut text = vwed_ipc::lines::prefix(&String::from_utf8_lossy(&line), limit).to_string();
+            if dropped > 0 {
+                vwed_ipc::lines::mark(&mut text, dropped as u64, limit);
+            }
             inst.log.script_line(level, stream, text.clone(), None);
             inst.output
                 .lock()

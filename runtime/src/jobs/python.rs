@@ -100,7 +100,7 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
         a.exec.id.clone(),
         0,
         "job".to_string(),
-        engine.cfg.output_lines,
+        crate::output::OutputRing::new(engine.cfg.output_lines, engine.cfg.output_max_bytes),
         &engine.logs,
         supervised,
     ));
