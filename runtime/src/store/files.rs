@@ -4,7 +4,7 @@ use super::{FileRec, ProjectRec, ScriptStore, StoreError, VersionRec, versions};
 use crate::clock::local_now;
 use crate::db::{self, FILE_VERSIONS, FILES, PROJECTS};
 use crate::fsio::{Dir, FsError, Kind};
-use crate::paths::{check_file_name, check_file_path};
+use crate::paths::{check_file_name, check_file_path, check_project_name};
 
 /// What a new file is made of; `has_boot_function` comes from Python's parser,
 /// which the caller ran.
@@ -60,7 +60,7 @@ impl ScriptStore {
     /// link is followed anywhere below the data dir.
     fn locate<'a>(
         &self,
-        project: &ProjectRec,
+        project: &str,
         file_path: &'a str,
         create: bool,
     ) -> Result<(Dir, &'a str), StoreError> {
@@ -70,15 +70,44 @@ impl ScriptStore {
             None => (None, file_path),
         };
         let below = dirs.into_iter().flat_map(|d| d.split('/'));
-        let dir = self.folder(&project.project_name, below, create)?;
+        let dir = self.folder(project, below, create)?;
         Ok((dir, name))
+    }
+
+    /// The bytes at `file_path` in the project folder `project`, whether a file
+    /// record names it or not; `None` when nothing is there. A link is an error,
+    /// never read through.
+    pub fn read_at(&self, project: &str, file_path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_project_name(project)?;
+        let (dir, name) = match self.locate(project, file_path, false) {
+            Ok(found) => found,
+            Err(StoreError::FileNotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match dir.read(name) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(FsError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes durably whatever is at `file_path` in the project folder (a link
+    /// itself, not its target): for a file no record names, such as one a create
+    /// cut short left behind.
+    pub fn remove_at(&self, project: &str, file_path: &str) -> Result<(), StoreError> {
+        check_project_name(project)?;
+        let (dir, name) = self.locate(project, file_path, false)?;
+        match dir.remove(name) {
+            Ok(()) | Err(FsError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn create_file(&self, new: &NewFile<'_>) -> Result<(ProjectRec, FileRec), StoreError> {
         let project = self.get_project(new.project_id)?;
         let file_path = resolve_file_path(new.file_name, new.file_path)?;
         let exists = || StoreError::FileExists(format!("{}/{}", project.project_name, file_path));
-        let (dir, name) = self.locate(&project, &file_path, true)?;
+        let (dir, name) = self.locate(&project.project_name, &file_path, true)?;
         let tx = self.db.begin_write()?;
         let rec = {
             let mut t = tx.open_table(FILES)?;
@@ -137,7 +166,7 @@ impl ScriptStore {
     pub fn read_file(&self, id: u64) -> Result<(ProjectRec, FileRec, String), StoreError> {
         let mut rec = self.get_file(id)?;
         let project = self.get_project(rec.project_id)?;
-        let (dir, name) = self.locate(&project, &rec.file_path, false)?;
+        let (dir, name) = self.locate(&project.project_name, &rec.file_path, false)?;
         let bytes = dir.read(name).map_err(|e| match e {
             FsError::NotFound(_) => StoreError::FileNotFound(format!(
                 "{}/{} (磁盘上不存在)",
@@ -185,7 +214,7 @@ impl ScriptStore {
                 base,
             });
         }
-        let (dir, name) = self.locate(&project, &rec.file_path, false)?;
+        let (dir, name) = self.locate(&project.project_name, &rec.file_path, false)?;
         let backup_version = rec.versions + 1;
         let saved = VersionRec {
             content: old,
@@ -214,7 +243,7 @@ impl ScriptStore {
         let _turn = self.turn(id);
         let rec = self.get_file(id)?;
         let project = self.get_project(rec.project_id)?;
-        let (dir, name) = self.locate(&project, &rec.file_path, false)?;
+        let (dir, name) = self.locate(&project.project_name, &rec.file_path, false)?;
         let tx = self.db.begin_write()?;
         tx.open_table(FILES)?.remove(id)?;
         versions::forget(&tx, id)?;
