@@ -164,6 +164,7 @@ fn to_py_messages<'py>(
 /// the confinement the policy requires is not complete (the job is answered as
 /// failed instead of run).
 fn job_message<'py>(py: Python<'py>, j: vwed_ipc::JobRun) -> PyResult<Option<Bound<'py, PyAny>>> {
+    bounded::set_line_limit(j.max_line_bytes as usize);
     // As for a script's Boot: nothing of the job runs unconfined.
     if let Some(refused) = crate::sandbox::enter(py, &j.sandbox) {
         let message = match refused {

@@ -20,6 +20,7 @@ mod lock;
 mod logs;
 mod output;
 mod paths;
+mod pipe;
 mod registry;
 mod safe_mode;
 mod sample;

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
 
 pub use instance::{Instance, State};
-pub use sink::{answer_request, perform_notified};
+pub use sink::{answer_request, log_fields, perform_notified};
 pub use start::{StartError, StartOk, StartRequest};
 
 use crate::analyzer::Analyzer;

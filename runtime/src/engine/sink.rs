@@ -115,18 +115,6 @@ impl ScriptSink {
         }
     }
 
-    /// The fields of a `VWED.log` line; a JSON text over the line limit is
-    /// replaced by a note rather than parsed.
-    fn log_fields(&self, fields: &str) -> Option<serde_json::Value> {
-        if fields.len() > self.line_limit {
-            let note = format!("字段过长 ({} 字节), 已省略", fields.len());
-            return Some(serde_json::json!({ "_truncated": note }));
-        }
-        serde_json::from_str::<serde_json::Value>(fields)
-            .ok()
-            .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
-    }
-
     fn on_register(&self, engine: &Engine, conn: &Arc<WorkerConn>, req: u64, reg: Registration) {
         let result = self
             .register(engine, conn, reg)
@@ -221,7 +209,7 @@ impl FrameSink for ScriptSink {
                 message,
                 fields,
             } => {
-                let fields = self.log_fields(&fields);
+                let fields = log_fields(&fields, self.line_limit);
                 self.record(level, "log", &message, fields);
             }
             FromWorker::RouteReply(_)
@@ -232,4 +220,16 @@ impl FrameSink for ScriptSink {
     }
 
     fn on_closed(&self, _conn: &Arc<WorkerConn>) {}
+}
+
+/// The fields of a `VWED.log` line (a script's or a job's); a JSON text over the
+/// line limit is replaced by a note rather than parsed.
+pub fn log_fields(fields: &str, limit: usize) -> Option<serde_json::Value> {
+    if fields.len() > limit {
+        let note = format!("字段过长 ({} 字节), 已省略", fields.len());
+        return Some(serde_json::json!({ "_truncated": note }));
+    }
+    serde_json::from_str::<serde_json::Value>(fields)
+        .ok()
+        .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
 }

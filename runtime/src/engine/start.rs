@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::sync::oneshot;
 use vwed_ipc::{Boot, BootOutcome, Level, SandboxPolicy, SyntaxError, ToWorker};
 
@@ -543,8 +543,8 @@ async fn watch_process(
 }
 
 /// Output written straight to the worker's fd 1/2 (interpreter fatal errors, C
-/// extensions) is kept with the script's output too. A line is held only up to
-/// `limit` (`max_line_bytes`): the rest is counted and dropped as it comes.
+/// extensions) is kept with the script's output too, in lines of at most `limit`
+/// (`max_line_bytes`).
 async fn pipe_lines(
     r: impl AsyncRead + Unpin,
     inst: Arc<Instance>,
@@ -552,37 +552,12 @@ async fn pipe_lines(
     level: Level,
     limit: usize,
 ) {
-    let mut r = BufReader::new(r);
-    let mut line = Vec::new();
-    let mut dropped = 0usize;
-    loop {
-        let (taken, complete) = match r.fill_buf().await {
-            Ok(buf) if !buf.is_empty() => {
-                let end = buf.iter().position(|&b| b == b'\n');
-                let part = &buf[..end.unwrap_or(buf.len())];
-                let room = limit.saturating_sub(line.len());
-                line.extend_from_slice(&part[..part.len().min(room)]);
-                dropped += part.len().saturating_sub(room);
-                (end.map_or(buf.len(), |e| e + 1), end.is_some())
-            }
-            _ => (0, true),
-        };
-        r.consume(taken);
-        if complete && (taken > 0 || !line.is_empty()) {
-            let mut text = vwed_ipc::lines::prefix(&String::from_utf8_lossy(&line), limit).to_string();
-            if dropped > 0 {
-                vwed_ipc::lines::mark(&mut text, dropped as u64, limit);
-            }
-            inst.log.script_line(level, stream, text.clone(), None);
-            inst.output
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(level, stream, text, None);
-            line.clear();
-            dropped = 0;
-        }
-        if taken == 0 {
-            return;
-        }
-    }
+    crate::pipe::read_lines(r, limit, |text| {
+        inst.log.script_line(level, stream, text.clone(), None);
+        inst.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(level, stream, text, None);
+    })
+    .await;
 }

@@ -10,9 +10,9 @@ use serde_json::Value;
 use tokio::process::Command;
 use vwed_ipc::Level;
 
-use super::capture::read_lines;
 use super::process::{Outcome, conclude, drain, supervise};
 use super::run::AttemptRun;
+use crate::pipe::read_lines;
 
 /// Largest result file (`$VWED_RESULT`) read back.
 const MAX_RESULT_BYTES: u64 = 1024 * 1024;
@@ -35,6 +35,7 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         Err(e) => return Outcome::failed(format!("bash 无法启动 ({bash}): {e}")),
     };
     let pid = child.id().unwrap_or(0);
+    let limit = a.engine.cfg.max_line_bytes;
     let mut readers = Vec::new();
     for (pipe, level, stream) in [
         (child.stdout.take().map(Pipe::Out), Level::Info, "stdout"),
@@ -47,8 +48,8 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
             log.script_line(level, stream, line, None);
         };
         readers.push(match pipe {
-            Pipe::Out(r) => tokio::spawn(read_lines(r, on_line)),
-            Pipe::Err(r) => tokio::spawn(read_lines(r, on_line)),
+            Pipe::Out(r) => tokio::spawn(read_lines(r, limit, on_line)),
+            Pipe::Err(r) => tokio::spawn(read_lines(r, limit, on_line)),
         });
     }
     let never = std::future::pending::<Option<()>>();
