@@ -406,6 +406,26 @@ echo '{"done": true}' > "$VWED_RESULT"
 }
 
 #[test]
+fn a_process_that_leaves_the_jobs_process_group_ends_with_the_job() {
+    let rt = Runtime::start();
+    let id = job(
+        &rt,
+        "escapee",
+        "bash",
+        "setsid sleep 300 &\necho pid=$!\nsleep 1\n",
+        json!({}),
+    );
+    let d = run(&rt, id, json!({}));
+    assert_eq!(d["status"], "succeeded", "{d:#}");
+    let pid = printed_pid(d["output"].as_str().unwrap_or(""));
+    vwed_e2e::wait_until(
+        Duration::from_secs(10),
+        "the escaped process is gone",
+        || !process_alive(pid),
+    );
+}
+
+#[test]
 fn a_python_job_records_its_sandbox_too() {
     let rt = Runtime::start();
     let id = job(

@@ -193,7 +193,10 @@ pub fn filter(profile: Profile, net: &NetworkGrant) -> Result<Vec<sock_filter>, 
         } => {
             // A pid is an int: -n is its two's complement in the low 32 bits.
             a.jeq(supervisor, eperm, Label::NEXT);
-            a.jeq(supervisor_group.wrapping_neg(), eperm, Label::NEXT);
+            // (0 would be the job's own group: never refused.)
+            if supervisor_group != 0 {
+                a.jeq(supervisor_group.wrapping_neg(), eperm, Label::NEXT);
+            }
             a.jeq(u32::MAX, eperm, allow);
         }
     }

@@ -82,6 +82,12 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
     })
     .await;
     drain(readers).await;
+    // A process that left the job's process group (setsid, setpgid) is the
+    // job's all the same: found by its execution id, as after a restart.
+    let id = a.exec.id.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || super::orphans::sweep(std::iter::once(id.as_str())))
+            .await;
     outcome.result = read_result(&a.work_dir.join("result"));
     outcome.sandbox = Some(report);
     outcome
