@@ -200,6 +200,8 @@ pub struct Config {
     /// `serve --safe`: start without restoring the scripts that ran before.
     #[serde(skip)]
     pub safe_start: bool,
+    /// Fleet sync over MQTT (`[fleet]`, docs/fleet.md); off while `broker_url` is empty.
+    pub fleet: crate::fleet::FleetSettings,
 }
 
 impl Default for Config {
@@ -268,6 +270,7 @@ impl Default for Config {
             sandbox: crate::sandbox::SandboxSettings::default(),
             supervision: crate::supervision::SupervisionSettings::default(),
             safe_start: false,
+            fleet: crate::fleet::FleetSettings::default(),
         }
     }
 }
@@ -473,8 +476,9 @@ fn set_known(table: &mut toml::Table, path: &[String], value: toml::Value) -> bo
     }
 }
 
-/// A list of hosts from TOML (an array) or the environment (`"a,b:80"`).
-fn host_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// A list of hosts (or other names) from TOML (an array) or the environment
+/// (`"a,b:80"`).
+pub(crate) fn host_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Hosts {

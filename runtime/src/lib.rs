@@ -10,6 +10,7 @@ pub mod config;
 mod cron;
 mod db;
 mod engine;
+pub mod fleet;
 mod fsio;
 mod integrations;
 mod io;
@@ -77,6 +78,8 @@ pub enum ServeError {
     Jobs(#[source] jobs::JobStoreError),
     #[error("invalid server limits")]
     ServerLimits(#[from] LimitsError),
+    #[error("cannot start fleet sync")]
+    Fleet(#[source] fleet::FleetError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -89,6 +92,11 @@ pub enum ServeError {
 pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     let started = Instant::now();
     let engine = open_engine(cfg).await?;
+    // A switch or rollback a power cut interrupted ends before scripts restore.
+    let fleet = fleet::runtime_agent(&engine).map_err(ServeError::Fleet)?;
+    if let Some(agent) = &fleet {
+        agent.recover().map_err(ServeError::Fleet)?;
+    }
     // The first spare worker comes up while the API binds and scripts restore.
     engine.refill_spare();
     let addr = engine.cfg.listen;
@@ -105,6 +113,7 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     if engine.cfg.restore_on_start || engine.cfg.safe_start {
         restore_scripts(&engine, notifier.as_ref()).await;
     }
+    let fleet = fleet.map(|agent| agent.spawn());
     ready.store(true, Ordering::Release);
     if let Some(n) = &notifier {
         if let Err(e) = n.notify_ready() {
@@ -115,6 +124,9 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     tracing::info!("ready in {} ms", started.elapsed().as_millis());
 
     shutdown_signal().await;
+    if let Some(f) = fleet {
+        f.shutdown().await;
+    }
     shut_down(&engine, notifier.as_ref(), server).await;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! The binary comes from `VWED_EDGE_BIN`, or else sits next to the test executables
 //! (`target/<profile>/vwed-edge`, the tests live in `target/<profile>/deps/`).
 
+pub mod fleet;
 pub mod pty;
 pub mod ws;
 
@@ -205,7 +206,7 @@ pub struct Runtime {
     client: reqwest::blocking::Client,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port on 127.0.0.1");
     l.local_addr().expect("local addr").port()
 }
@@ -369,29 +370,29 @@ impl Runtime {
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    assert!(
-                        status.success(),
-                        "vwed-edge exited with {status} after SIGTERM:\n{}",
-                        self.stderr()
-                    );
-                    break;
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "vwed-edge did not exit within {timeout:?} of SIGTERM:\n{}",
-                        self.stderr()
-                    );
-                }
-            }
+        match reap(&mut child, timeout) {
+            Some(status) => assert!(
+                status.success(),
+                "vwed-edge exited with {status} after SIGTERM:\n{}",
+                self.stderr()
+            ),
+            None => panic!(
+                "vwed-edge did not exit within {timeout:?} of SIGTERM:\n{}",
+                self.stderr()
+            ),
+        }
+        self.data.take().expect("data dir")
+    }
+
+    /// Waits (bounded) for the supervisor to die on its own, e.g. by a test hook
+    /// that kills it; reaps it and hands back its data dir.
+    pub fn wait_dead_keep_data(mut self, timeout: Duration) -> TempDir {
+        let mut child = self.child.take().expect("runtime running");
+        if reap(&mut child, timeout).is_none() {
+            panic!(
+                "vwed-edge did not die within {timeout:?}:\n{}",
+                self.stderr()
+            );
         }
         self.data.take().expect("data dir")
     }
@@ -617,6 +618,22 @@ impl Runtime {
         let r = self.get("/api/script/registry/status");
         r.ok();
         r.data().clone()
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit; past it, kills it and says `None`.
+fn reap(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
     }
 }
 

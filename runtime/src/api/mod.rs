@@ -7,6 +7,7 @@
 mod body;
 mod doc;
 mod files;
+mod fleet;
 mod integration;
 mod io;
 mod jobs;
@@ -75,6 +76,7 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(integration::routes(engine));
     t.extend(storage::routes(engine));
     t.extend(jobs::routes(engine));
+    t.extend(fleet::routes(engine));
     t.extend(doc::routes());
     t
 }
@@ -96,6 +98,7 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         integration::Doc::openapi(),
         storage::Doc::openapi(),
         jobs::Doc::openapi(),
+        fleet::Doc::openapi(),
     ]
 }
 
