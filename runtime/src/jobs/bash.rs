@@ -33,12 +33,11 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
     };
     let report = confinement.report().clone();
     if a.engine.cfg.sandbox.required && !report.missing.is_empty() {
-        let mut o = Outcome::failed(format!(
-            "作业沙箱不完整, 按配置 (sandbox.required) 拒绝运行: {}",
-            report.missing.join("; ")
-        ));
-        o.sandbox = Some(report);
-        return o;
+        let why = report.missing.join("; ");
+        return Outcome::failed(format!(
+            "作业沙箱不完整, 按配置 (sandbox.required) 拒绝运行: {why}"
+        ))
+        .under(report);
     }
     let limit = a.engine.cfg.worker_memory_limit();
     let spawned =
@@ -46,17 +45,10 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut o = Outcome::failed(format!(
-                "找不到 bash: {bash} (设置 job_bash_path / VWED_JOB_BASH_PATH)"
-            ));
-            o.sandbox = Some(report);
-            return o;
+            let why = format!("找不到 bash: {bash} (设置 job_bash_path / VWED_JOB_BASH_PATH)");
+            return Outcome::failed(why).under(report);
         }
-        Err(e) => {
-            let mut o = Outcome::failed(format!("bash 无法启动 ({bash}): {e}"));
-            o.sandbox = Some(report);
-            return o;
-        }
+        Err(e) => return Outcome::failed(format!("bash 无法启动 ({bash}): {e}")).under(report),
     };
     let pid = child.id().unwrap_or(0);
     let mut readers = Vec::new();
@@ -89,8 +81,7 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         tokio::task::spawn_blocking(move || super::orphans::sweep(std::iter::once(id.as_str())))
             .await;
     outcome.result = read_result(&a.work_dir.join("result"));
-    outcome.sandbox = Some(report);
-    outcome
+    outcome.under(report)
 }
 
 /// What the job's process puts in force before it execs bash.

@@ -67,6 +67,12 @@ impl Outcome {
         o
     }
 
+    /// The same outcome, with the confinement the attempt ran (or was to run) under.
+    pub fn under(mut self, sandbox: SandboxReport) -> Outcome {
+        self.sandbox = Some(sandbox);
+        self
+    }
+
     pub fn timed_out(timeout: Duration) -> Outcome {
         let mut o = Outcome::new(ExecStatus::Timeout);
         o.error = Some(format!(
