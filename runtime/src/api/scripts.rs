@@ -367,7 +367,7 @@ async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, Strin
             let (lines, omitted) = ring.tail(after, limit, engine.cfg.output_max_bytes);
             Ok(ok_data(json!({
                 "script_id": script_id,
-                "status": inst.state().as_str(),
+                "status": inst.status(),
                 "lines": lines,
                 "omitted": omitted,
                 "dropped": ring.dropped(),
