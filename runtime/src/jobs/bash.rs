@@ -22,9 +22,18 @@ use crate::pipe::read_lines;
 const MAX_RESULT_BYTES: u64 = 1024 * 1024;
 
 pub async fn run(a: &mut AttemptRun) -> Outcome {
-    let script = a.work_dir.join("job.sh");
-    if let Err(e) = std::fs::write(&script, &a.spec.content) {
-        return Outcome::failed(format!("无法写入作业脚本 {}: {e}", script.display()));
+    // Through the folder's descriptor: `job.sh` is never a link followed elsewhere.
+    let written = crate::fsio::Dir::open(&a.work_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|d| {
+            d.write_atomic("job.sh", a.spec.content.as_bytes())
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = written {
+        return Outcome::failed(format!(
+            "无法写入作业脚本 {}/job.sh: {e}",
+            a.work_dir.display()
+        ));
     }
     let bash = a.engine.cfg.job_bash_path.clone();
     let confinement = match confinement(&a.engine.cfg, &a.work_dir, &bash).await {
