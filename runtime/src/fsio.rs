@@ -250,13 +250,13 @@ impl Dir {
         self.sync().map_err(|e| self.io_error(name, e))
     }
 
-    /// Removes durably every entry that is not a directory and whose name
-    /// `gone` picks (a link is removed, not its target); one fsync for all.
-    /// Returns how many were removed.
+    /// Removes durably every regular file whose name `gone` picks; one fsync for
+    /// all. Folders, links and anything else by such a name are not ours: they
+    /// stay. Returns how many were removed.
     pub fn remove_where(&self, gone: impl Fn(&str) -> bool) -> Result<usize, FsError> {
         let mut removed = 0;
         for (name, kind) in self.names().map_err(|e| self.io_error(".", e))? {
-            if kind != Kind::Dir && gone(&name) {
+            if kind == Kind::File && gone(&name) {
                 self.unlink(&name).map_err(|e| self.io_error(&name, e))?;
                 removed += 1;
             }

@@ -341,12 +341,12 @@ impl Jobs {
     fn make_work_dir(&self, id: &str, language: Language) -> Result<PathBuf, String> {
         let made = || -> Result<PathBuf, String> {
             let err = |e: &dyn std::fmt::Display| e.to_string();
+            // `<data-dir>/jobs/work`, made: every Python job's root, and a Bash
+            // job's unless it runs as a user of its own.
+            let data = Dir::open(&self.cfg.data_dir).map_err(|e| err(&e))?;
+            data.walk(["jobs", "work"], true).map_err(|e| err(&e))?;
             let root = match language {
-                Language::Python => {
-                    let data = Dir::open(&self.cfg.data_dir).map_err(|e| err(&e))?;
-                    data.walk(["jobs", "work"], true).map_err(|e| err(&e))?;
-                    self.cfg.data_dir.join("jobs").join("work")
-                }
+                Language::Python => self.cfg.data_dir.join("jobs").join("work"),
                 Language::Bash => {
                     crate::sandbox::shell::work_root(&self.cfg).map_err(|e| err(&e))?
                 }
