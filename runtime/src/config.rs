@@ -161,6 +161,22 @@ pub struct Config {
     /// connections: HTTP connections get the limit (the soft RLIMIT_NOFILE, raised
     /// to the hard one at start) minus this, but at least a quarter of the limit.
     pub fd_reserve: u64,
+    // Bounds of script output, logs and file history (docs/limits.md).
+    /// Longest line of script output, `VWED.log` message or traceback, in bytes;
+    /// a longer one is cut (in the worker already) and ends with a marker.
+    pub max_line_bytes: usize,
+    /// Bytes of output kept in memory per running script, beside `output_lines`.
+    pub output_max_bytes: usize,
+    /// Bytes of log lines waiting for the log writer; beyond this, lines are
+    /// dropped and counted, like beyond `log_queue_lines`.
+    pub log_queue_bytes: usize,
+    /// Bytes of messages queued per WebSocket client, beside `ws_client_queue`.
+    pub ws_client_queue_bytes: usize,
+    /// Previous versions of a file kept; older ones are pruned (and counted).
+    pub file_versions_keep: u64,
+    /// Bytes of previous versions kept across all files, pruned oldest first
+    /// (the newest version of a file is kept even above it).
+    pub file_versions_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -215,6 +231,12 @@ impl Default for Config {
             tls_handshake_timeout_ms: 10_000,
             max_connections: 1_024,
             fd_reserve: 256,
+            max_line_bytes: 64 * 1024,
+            output_max_bytes: 1024 * 1024,
+            log_queue_bytes: 16 * 1024 * 1024,
+            ws_client_queue_bytes: 4 * 1024 * 1024,
+            file_versions_keep: 100,
+            file_versions_max_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -283,9 +305,22 @@ impl Config {
         if self.output_lines == 0 {
             return Err(ConfigError::Rule("output_lines must be at least 1"));
         }
+        if !(MIN_LINE_BYTES..=MAX_LINE_BYTES).contains(&self.max_line_bytes) {
+            return Err(ConfigError::Rule(
+                "max_line_bytes must be between 256 and 4194304 (4 MiB)",
+            ));
+        }
+        if self.file_versions_keep == 0 {
+            return Err(ConfigError::Rule("file_versions_keep must be at least 1"));
+        }
         Ok(())
     }
 }
+
+/// Range of `max_line_bytes`: a line must hold a marker, and a few lines must fit
+/// in one worker frame.
+const MIN_LINE_BYTES: usize = 256;
+const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The built-in defaults as a TOML table: every setting is there, with its type.
 fn defaults() -> toml::Table {

@@ -82,7 +82,9 @@ fn start_error(e: StartError) -> ApiError {
         }
         StartError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         StartError::Store(
-            crate::store::StoreError::Invalid(_) | crate::store::StoreError::Path(_),
+            crate::store::StoreError::Invalid(_)
+            | crate::store::StoreError::Path(_)
+            | crate::store::StoreError::OutsideProject(_),
         ) => StatusCode::BAD_REQUEST,
         StartError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         StartError::BootFailed { .. }

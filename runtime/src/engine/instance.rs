@@ -34,6 +34,10 @@ pub enum State {
     Starting,
     Running,
     Stopping,
+    /// Stopped by a user or by the runtime's shutdown; the worker has exited.
+    Stopped,
+    /// The start failed; the worker was ended.
+    Failed,
     Crashed(ExitInfo),
 }
 
@@ -43,13 +47,20 @@ impl State {
             State::Starting => "starting",
             State::Running => "running",
             State::Stopping => "stopping",
+            State::Stopped => "stopped",
+            State::Failed => "failed",
             State::Crashed(_) => "crashed",
         }
     }
 
     /// Holds its script path: another start of the same script must wait.
     pub fn occupies_path(self) -> bool {
-        !matches!(self, State::Crashed(_))
+        !self.ended()
+    }
+
+    /// The worker is gone for good: the final state of a run.
+    pub fn ended(self) -> bool {
+        matches!(self, State::Stopped | State::Failed | State::Crashed(_))
     }
 }
 
@@ -184,7 +195,7 @@ impl Instance {
     pub fn to_json(&self, counts: Counts) -> Value {
         let state = self.state();
         let pid = self.pid();
-        let alive = !matches!(state, State::Crashed(_));
+        let alive = !state.ended();
         let mut v = json!({
             "script_id": &*self.script_id,
             "script_path": self.script_path,

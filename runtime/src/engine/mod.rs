@@ -313,6 +313,7 @@ impl Engine {
                     | StartError::NoBoot
                     | StartError::Syntax(_)
                     | StartError::BadParams
+                    | StartError::Store(crate::store::StoreError::OutsideProject(_))
             )
         };
         if permanent(&first) {

@@ -111,6 +111,7 @@ impl Engine {
                 inst.note(Level::Error, e.to_string());
                 inst.kill();
                 inst.wait_exit(Duration::from_secs(5)).await;
+                inst.set_state(State::Failed);
                 self.retire(&inst);
                 Err(e)
             }

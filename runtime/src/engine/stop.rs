@@ -28,7 +28,7 @@ impl Engine {
             .instance(script_id)
             .ok_or_else(|| StopError::NotRunning(script_id.to_string()))?;
         let state = inst.state();
-        if let State::Crashed(_) = state {
+        if state.ended() {
             self.retire(&inst);
             return Ok(Stopped {
                 script_path: inst.script_path.clone(),
@@ -55,6 +55,7 @@ impl Engine {
                 );
             }
         }
+        inst.set_state(State::Stopped);
         if !self.is_shutting_down() {
             let set = self.running_set.clone();
             let path = inst.script_path.clone();
