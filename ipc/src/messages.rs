@@ -46,6 +46,8 @@ pub struct Boot {
     pub file_name: String,
     pub source: String,
     pub start_params: Json,
+    /// Longest line of output or log the worker sends, in bytes (see `lines`).
+    pub max_line_bytes: u32,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -11,6 +11,7 @@ mod cron;
 mod db;
 mod engine;
 mod fsio;
+mod heap;
 mod integrations;
 mod io;
 mod lock;

@@ -14,6 +14,7 @@ mod io_rtu;
 mod isolation;
 mod lifecycle;
 mod logs_ws;
+mod output_bounds;
 mod paths;
 mod projects;
 mod readme;

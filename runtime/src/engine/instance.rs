@@ -98,7 +98,7 @@ impl Instance {
         file_id: u64,
         file_name: String,
         start_params: Value,
-        output_lines: usize,
+        output: OutputRing,
         logs: &Arc<Logs>,
     ) -> Instance {
         let log = logs.script(&script_id, &script_path);
@@ -112,7 +112,7 @@ impl Instance {
             pid: AtomicU32::new(0),
             conn: OnceLock::new(),
             state: Mutex::new(State::Starting),
-            output: Mutex::new(OutputRing::new(output_lines)),
+            output: Mutex::new(output),
             log,
             boot: Mutex::new(None),
             exited: watch::channel(None).0,

@@ -56,6 +56,8 @@ pub type TimerEntry = registry::TimerEntry<Wired>;
 
 /// Ended instances whose output stays queryable.
 const ENDED_KEEP: usize = 64;
+/// Bytes of output an ended instance keeps (its last lines say how it ended).
+const ENDED_OUTPUT_BYTES: usize = 64 * 1024;
 
 pub struct Engine {
     pub cfg: Arc<Config>,
@@ -152,13 +154,29 @@ impl Engine {
         v
     }
 
+    /// Moves an instance whose worker is gone to the ended ones, with only the
+    /// end of its output, and gives the memory its run used back.
     fn retire(&self, inst: &Arc<Instance>) {
         self.scripts().remove(&*inst.script_id);
-        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
-        ended.retain(|i| i.script_id != inst.script_id);
-        ended.push_back(inst.clone());
-        while ended.len() > ENDED_KEEP {
-            ended.pop_front();
+        inst.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retire(ENDED_OUTPUT_BYTES);
+        {
+            let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+            ended.retain(|i| i.script_id != inst.script_id);
+            ended.push_back(inst.clone());
+            while ended.len() > ENDED_KEEP {
+                ended.pop_front();
+            }
+        }
+        // Once the run's last lines are written, its buffers are free.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let store = self.logs.store.clone();
+            tokio::spawn(async move {
+                let _ = store.flush().await;
+                let _ = tokio::task::spawn_blocking(crate::heap::give_back_free_pages).await;
+            });
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Weak};
 
+use vwed_ipc::lines;
 use vwed_ipc::{
     FromWorker, Level, RegKind, Registration, Service, ServiceError, ServiceErrorKind, Stream,
     ToWorker,
@@ -15,11 +16,21 @@ use crate::worker::{FrameSink, WorkerConn};
 pub struct ScriptSink {
     engine: Weak<Engine>,
     inst: Arc<Instance>,
+    /// `max_line_bytes`: the worker cuts longer lines already; this holds for
+    /// whatever arrives all the same.
+    line_limit: usize,
 }
 
 impl ScriptSink {
     pub fn new(engine: Weak<Engine>, inst: Arc<Instance>) -> Self {
-        ScriptSink { engine, inst }
+        let line_limit = engine
+            .upgrade()
+            .map_or(lines::DEFAULT_LINE_BYTES, |e| e.cfg.max_line_bytes);
+        ScriptSink {
+            engine,
+            inst,
+            line_limit,
+        }
     }
 
     fn register(
@@ -77,14 +88,15 @@ impl ScriptSink {
             .map_err(Into::into)
     }
 
-    /// One record in the script's log and output ring.
+    /// One record in the script's log and output ring, cut to the line limit.
     fn record(
         &self,
         level: Level,
         stream: &'static str,
-        text: String,
+        text: &str,
         fields: Option<serde_json::Value>,
     ) {
+        let text = lines::cut(text, self.line_limit).into_owned();
         let mut ring = self.inst.output.lock().unwrap_or_else(|p| p.into_inner());
         self.inst
             .log
@@ -99,8 +111,20 @@ impl ScriptSink {
             Stream::Stderr => (Level::Error, "stderr"),
         };
         for line in text.split('\n') {
-            self.record(level, name, line.to_string(), None);
+            self.record(level, name, line, None);
         }
+    }
+
+    /// The fields of a `VWED.log` line; a JSON text over the line limit is
+    /// replaced by a note rather than parsed.
+    fn log_fields(&self, fields: &str) -> Option<serde_json::Value> {
+        if fields.len() > self.line_limit {
+            let note = format!("字段过长 ({} 字节), 已省略", fields.len());
+            return Some(serde_json::json!({ "_truncated": note }));
+        }
+        serde_json::from_str::<serde_json::Value>(fields)
+            .ok()
+            .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
     }
 
     fn on_register(&self, engine: &Engine, conn: &Arc<WorkerConn>, req: u64, reg: Registration) {
@@ -175,16 +199,14 @@ impl FrameSink for ScriptSink {
             FromWorker::Request { req, service } => self.on_request(engine, conn, req, service),
             FromWorker::Notify { service } => self.on_notify(engine, service),
             FromWorker::Output { stream, text } => self.lines(stream, &text),
-            FromWorker::Traceback { text } => self.record(Level::Error, "stderr", text, None),
+            FromWorker::Traceback { text } => self.record(Level::Error, "stderr", &text, None),
             FromWorker::Log {
                 level,
                 message,
                 fields,
             } => {
-                let fields = serde_json::from_str::<serde_json::Value>(&fields)
-                    .ok()
-                    .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
-                self.record(level, "log", message, fields);
+                let fields = self.log_fields(&fields);
+                self.record(level, "log", &message, fields);
             }
             FromWorker::RouteReply(_)
             | FromWorker::CallReply { .. }

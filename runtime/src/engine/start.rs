@@ -190,7 +190,7 @@ impl Engine {
             file.id,
             file.file_name.clone(),
             params.clone(),
-            self.cfg.output_lines,
+            crate::output::OutputRing::new(self.cfg.output_lines, self.cfg.output_max_bytes),
             &self.logs,
         ));
         scripts.insert(inst.script_id.to_string(), inst.clone());
@@ -254,6 +254,7 @@ impl Engine {
             file_name: inst.file_name.clone(),
             source: source.to_string(),
             start_params: params.to_string(),
+            max_line_bytes: u32::try_from(self.cfg.max_line_bytes).unwrap_or(u32::MAX),
         });
         conn.send(&boot).map_err(|_| self.died(inst))?;
         let outcome = self.boot_outcome(inst, done_rx).await;

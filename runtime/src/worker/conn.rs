@@ -232,6 +232,8 @@ async fn write_loop(
         }
         queued.fetch_sub(buf.len(), Ordering::AcqRel);
         buf.clear();
+        // One large request body must not keep its buffer for the worker's life.
+        buf.shrink_to(2 * 1024 * 1024);
     }
 }
 
