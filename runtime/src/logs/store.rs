@@ -152,6 +152,7 @@ impl LogStore {
         let (tx, rx) = channel(limits.queue_lines.max(16));
         let writer = Writer {
             db: db.clone(),
+            path: path.to_path_buf(),
             stats: stats.clone(),
             limits: limits.clone(),
             last_prune: Instant::now(),
@@ -419,6 +420,8 @@ struct Batch {
 
 struct Writer {
     db: Arc<Database>,
+    /// The file, whose size pruning keeps in view.
+    path: std::path::PathBuf,
     stats: Arc<Stats>,
     limits: StoreLimits,
     last_prune: Instant,
@@ -488,17 +491,17 @@ impl Writer {
         let incoming: u64 = chunks(coming)
             .map(|c| chunk_charge(c.iter().map(LogLine::stored_bytes).sum(), 2))
             .sum();
-        let bytes = self.stats.bytes.load(Ordering::Relaxed);
-        let over = bytes + incoming > ceiling(self.limits.max_bytes);
+        let file_len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        // Deleting at least twice what comes in keeps a sustained flood from
+        // outgrowing the limit, while each pass stays bounded.
+        let budget = self.limits.prune_batch.max(2 * coming.len());
+        let pass = Pass::new(&self.limits, file_len, incoming, budget);
+        let over = pass.over(self.stats.bytes.load(Ordering::Relaxed));
         if !over && asked.is_empty() && self.last_prune.elapsed() < self.limits.prune_interval {
             return;
         }
         self.last_prune = Instant::now();
-        // Deleting at least twice what comes in keeps a sustained flood from
-        // outgrowing the limit, while each pass stays bounded.
-        let budget = self.limits.prune_batch.max(2 * coming.len());
-        let now = crate::clock::unix_ms();
-        let deleted = match prune(&self.db, &self.stats, &self.limits, budget, now, incoming) {
+        let deleted = match prune(&self.db, &self.stats, &self.limits, &pass) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!("log pruning failed: {e}");
@@ -582,53 +585,75 @@ fn collect(
     }
 }
 
-/// The largest file the store aims at for `max_bytes`: redb starts a file at
-/// 1 MiB and grows it by doubling, so its sizes are powers of two of MiB; the
-/// largest of those within 125 % of `max_bytes`.
-pub(super) fn file_cap(max_bytes: u64) -> u64 {
-    const MIB: u64 = 1024 * 1024;
+/// The largest size the store lets `logs.redb` reach for `max_bytes`, given
+/// its size now: redb grows a file by doubling it (and shrinks it from its end
+/// now and then), so the file can reach `file_len` times a power of two; the
+/// largest of those within 125 % of `max_bytes`. A file already larger (from
+/// an earlier version) only must not grow.
+pub(super) fn file_cap(max_bytes: u64, file_len: u64) -> u64 {
     let most = max_bytes.saturating_add(max_bytes / 4);
-    if most < MIB {
-        return MIB;
+    let mut cap = file_len.max(1);
+    while cap.saturating_mul(2) <= most {
+        cap *= 2;
     }
-    1 << (63 - most.leading_zeros())
+    cap
 }
 
-/// What the stored chunks may take: 90 % of `max_bytes` or of the file cap,
-/// whichever is less. The rest is for redb's B-tree pages and the pages the
-/// last commits freed, which become free space only a commit later; kept
-/// below it, the file never has to double past its cap.
-fn ceiling(max_bytes: u64) -> u64 {
-    max_bytes.min(file_cap(max_bytes)) / 10 * 9
+/// How far one pruning pass goes.
+pub(super) struct Pass {
+    /// Lines it deletes at most.
+    pub budget: usize,
+    pub now_ms: u64,
+    /// Bytes the batch about to be committed will be charged.
+    pub incoming: u64,
+    /// Above this, with `incoming`, old lines are pruned ...
+    pub ceiling: u64,
+    /// ... down to this.
+    pub down_to: u64,
 }
 
-/// Where a pruning pass that had to make room stops, so that it does not run
-/// for every batch.
-fn pruned_down_to(max_bytes: u64) -> u64 {
-    max_bytes.min(file_cap(max_bytes)) / 10 * 8
+impl Pass {
+    /// What the stored chunks may take: 90 % of `max_bytes` or of the file cap,
+    /// whichever is less; the rest is for redb's B-tree pages and the pages the
+    /// last commits freed, which become free space only a commit later. Kept
+    /// below it, the file never has to double past its cap. A pass that has to
+    /// make room goes down to 80 %, so that it does not run for every batch.
+    pub fn new(limits: &StoreLimits, file_len: u64, incoming: u64, budget: usize) -> Pass {
+        let room = limits.max_bytes.min(file_cap(limits.max_bytes, file_len));
+        Pass {
+            budget,
+            now_ms: crate::clock::unix_ms(),
+            incoming,
+            ceiling: room / 10 * 9,
+            down_to: room / 10 * 8,
+        }
+    }
+
+    fn over(&self, bytes: u64) -> bool {
+        bytes + self.incoming > self.ceiling
+    }
 }
 
 /// One bounded pruning pass: deletes the oldest chunks while the store and the
-/// `incoming` bytes are over the ceiling (down to `pruned_down_to`) or while
-/// all their lines are older than the age limit. Stops after about `budget`
+/// incoming bytes are over the ceiling (down to `Pass::down_to`) or while all
+/// their lines are older than the age limit. Stops after about `pass.budget`
 /// lines.
 pub(super) fn prune(
     db: &Database,
     stats: &Stats,
     limits: &StoreLimits,
-    budget: usize,
-    now_ms: u64,
-    incoming: u64,
+    pass: &Pass,
 ) -> Result<u64, LogStoreError> {
-    let cutoff = now_ms.saturating_sub(limits.max_age_ms);
+    let (budget, incoming) = (pass.budget, pass.incoming);
+    let cutoff = pass.now_ms.saturating_sub(limits.max_age_ms);
     let w = db.begin_write()?;
     let mut deleted = 0u64;
     {
         let mut m = w.open_table(META)?;
         let mut bytes = m.get("bytes")?.map(|v| v.value()).unwrap_or(0);
         let mut lines = m.get("lines")?.map(|v| v.value()).unwrap_or(0);
-        let target = if bytes + incoming > ceiling(limits.max_bytes) {
-            pruned_down_to(limits.max_bytes).saturating_sub(incoming)
+        let target = if pass.over(bytes) {
+            pass.down_to.saturating_sub(incoming)
         } else {
             u64::MAX
         };

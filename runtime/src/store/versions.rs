@@ -209,3 +209,59 @@ fn index_old(t: &mut Tables<'_>) -> Result<(), StoreError> {
     t.meta.insert(BYTES, total)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewFile, ScriptStore};
+
+    #[test]
+    fn version_history_no_longer_grows_without_bound() {
+        let dir = std::env::temp_dir().join(format!("vwed-versions-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let db_path = dir.join("vwed.redb");
+        let db = crate::db::open(&db_path, 1 << 20).expect("db");
+        let limits = VersionLimits {
+            keep: 10,
+            max_bytes: 1 << 30,
+        };
+        let store = ScriptStore::new(db, &dir)
+            .expect("store")
+            .with_version_limits(limits);
+        store.prepare().expect("prepare");
+        let p = store.create_project("p", "", "t").expect("project");
+        let page = "x".repeat(4096);
+        let (_, f) = store
+            .create_file(&NewFile {
+                project_id: p.id,
+                file_name: "a.txt",
+                file_path: "a.txt",
+                content: &page,
+                file_type: "text",
+                created_by: "t",
+                has_boot_function: false,
+            })
+            .expect("file");
+        let size = || std::fs::metadata(&db_path).map(|m| m.len()).unwrap_or(0);
+        let mut largest = 0;
+        for i in 0..300 {
+            let content = format!("{i}{page}");
+            store
+                .update_file(f.id, &content, "t", false, None)
+                .expect("update");
+            largest = largest.max(size());
+        }
+        let (kept, pruned) = store.list_versions(f.id).expect("versions");
+        assert_eq!(kept.len(), 10);
+        assert_eq!(pruned, 290);
+        assert_eq!(kept.first().map(|(n, _)| *n), Some(291));
+        // Unbounded, 300 updates of 4 KiB took 2 MB (5,000 took 35.7 MB); ten
+        // versions need some 50 KiB.
+        assert!(
+            largest <= 1024 * 1024 + 128 * 1024,
+            "vwed.redb reached {largest} bytes"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
