@@ -269,6 +269,9 @@ impl Dir {
             unsafe { libc::close(raw) };
             return Err(e);
         }
+        // The duplicate shares its position with `self.fd`: start from the top.
+        // SAFETY: `dirp` is a valid open DIR stream.
+        unsafe { libc::rewinddir(dirp) };
         loop {
             // SAFETY: `dirp` is a valid open DIR stream.
             let ent = unsafe { libc::readdir(dirp) };

@@ -23,13 +23,18 @@ fn versions(rt: &Runtime, fid: u64) -> Resp {
     r
 }
 
-fn version_numbers(r: &Resp) -> Vec<u64> {
+/// One number field of every entry of a versions list.
+fn each_version(r: &Resp, field: &str) -> Vec<u64> {
     r.data()["versions"]
         .as_array()
         .expect("versions")
         .iter()
-        .map(|v| v["version"].as_u64().expect("number"))
+        .map(|v| v[field].as_u64().expect(field))
         .collect()
+}
+
+fn version_numbers(r: &Resp) -> Vec<u64> {
+    each_version(r, "version")
 }
 
 #[test]
@@ -177,14 +182,15 @@ fn version_history_is_bounded_by_count_and_bytes_and_says_what_was_pruned() {
     let rt = Runtime::start_in(data, opts);
     let pid = rt.create_project("p");
     let page = |tag: &str| format!("{tag}{}", "x".repeat(4096));
+    // Updates `fid` to pages "<tag>1" … "<tag><n>".
+    let update = |fid: u64, tag: &str, n: u32| {
+        for i in 1..=n {
+            let body = json!({"content": page(&format!("{tag}{i}"))});
+            rt.put(&format!("/api/script/files/{fid}"), &body).ok();
+        }
+    };
     let a = text_file(&rt, pid, "a.txt", &page("a0"));
-    for i in 1..=30 {
-        rt.put(
-            &format!("/api/script/files/{a}"),
-            &json!({"content": page(&format!("a{i}"))}),
-        )
-        .ok();
-    }
+    update(a, "a", 30);
     let list = versions(&rt, a);
     assert_eq!(version_numbers(&list), vec![26, 27, 28, 29, 30]);
     assert_eq!(list.data()["pruned"], json!(25));
@@ -202,13 +208,7 @@ fn version_history_is_bounded_by_count_and_bytes_and_says_what_was_pruned() {
     // A second file's history pushes the first one's oldest out: 40 KiB hold
     // about nine versions of 4 KiB in all.
     let b = text_file(&rt, pid, "b.txt", &page("b0"));
-    for i in 1..=5 {
-        rt.put(
-            &format!("/api/script/files/{b}"),
-            &json!({"content": page(&format!("b{i}"))}),
-        )
-        .ok();
-    }
+    update(b, "b", 5);
     let (la, lb) = (versions(&rt, a), versions(&rt, b));
     assert_eq!(version_numbers(&lb), vec![1, 2, 3, 4, 5], "the newest stay");
     let kept_a = version_numbers(&la);
@@ -216,14 +216,7 @@ fn version_history_is_bounded_by_count_and_bytes_and_says_what_was_pruned() {
     assert_eq!(kept_a.last(), Some(&30), "oldest first: {kept_a:?}");
     let pruned_a = la.data()["pruned"].as_u64().expect("pruned");
     assert_eq!(pruned_a, 25 + 5 - kept_a.len() as u64);
-    let size = |r: &Resp| -> u64 {
-        r.data()["versions"]
-            .as_array()
-            .expect("versions")
-            .iter()
-            .map(|v| v["size"].as_u64().expect("size"))
-            .sum()
-    };
+    let size = |r: &Resp| -> u64 { each_version(r, "size").iter().sum() };
     assert!(size(&la) + size(&lb) <= 40 * 1024, "within the byte budget");
 
     // Lower limits at the next start apply to what is stored.
