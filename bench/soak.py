@@ -265,11 +265,13 @@ def main():
     rows = [sample(t0, last)]
     cols = list(rows[0])
     print(" | ".join(cols), flush=True)
-    while time.monotonic() - t0 < DURATION:
-        time.sleep(SAMPLE)
-        rows.append(sample(t0, last))
+    while True:
         print(" | ".join(f"{rows[-1][k]:.1f}" if isinstance(rows[-1][k], float)
                          else str(rows[-1][k]) for k in cols), flush=True)
+        if time.monotonic() - t0 >= DURATION:
+            break
+        time.sleep(SAMPLE)
+        rows.append(sample(t0, last))
     stop.set()
     _, versions = c.call("GET", f"/api/script/files/{notes}/versions")
     print()

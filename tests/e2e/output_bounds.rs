@@ -139,3 +139,34 @@ fn after_a_stop_the_output_says_stopped_not_stopping() {
     let lines = r.data()["lines"].as_array().expect("lines");
     assert!(lines.iter().any(|l| l["message"] == "up"), "{}", r.text);
 }
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .count()
+}
+
+#[test]
+fn an_ended_run_does_not_keep_its_worker_socket() {
+    let rt = Runtime::with(Opts::default().env("VWED_SPARE_WORKER", "false"));
+    let pid = rt.create_project("p");
+    rt.create_file(pid, "s.py", "def boot():\n    print('up')\n");
+    let cycle = || {
+        let sid = rt.start_ok("p/s.py", None);
+        rt.stop(&sid).ok();
+    };
+    cycle();
+    let before = open_fds(rt.pid());
+    for _ in 0..10 {
+        cycle();
+    }
+    let mut after = open_fds(rt.pid());
+    wait_until(std::time::Duration::from_secs(10), "sockets closed", || {
+        after = open_fds(rt.pid());
+        after <= before + 1
+    });
+    assert!(
+        after <= before + 1,
+        "{before} descriptors before, {after} after"
+    );
+}

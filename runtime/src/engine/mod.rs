@@ -57,7 +57,7 @@ pub type TimerEntry = registry::TimerEntry<Wired>;
 /// Ended instances whose output stays queryable.
 const ENDED_KEEP: usize = 64;
 /// Bytes of output an ended instance keeps (its last lines say how it ended).
-const ENDED_OUTPUT_BYTES: usize = 64 * 1024;
+const ENDED_OUTPUT_BYTES: usize = 16 * 1024;
 
 pub struct Engine {
     pub cfg: Arc<Config>,
