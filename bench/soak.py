@@ -1,11 +1,16 @@
 """Soak: scripts that log, print, update files and data and serve routes, under a
-fixed client load, for a sustained period. Samples the supervisor's RSS (and its
-anonymous part), the workers' RSS, the sizes of vwed.redb and logs.redb and the
-supervisor's open descriptors, and prints them over time with the slope of each
-(least squares over the samples after the first `WARMUP_S`): a flat slope is the
-point.
+fixed client load, for a sustained period; one of them is restarted every
+RESTART_S. Samples the supervisor's RSS (and its anonymous part), the workers'
+RSS, the sizes of vwed.redb and logs.redb and the supervisor's open descriptors,
+and prints them over time with the slope of each (least squares over the samples
+after the first WARMUP_S): a flat slope is the point.
+
+The warm-up covers what fills up to a bound by design: the redb page caches
+(db_cache_bytes each), logs.redb up to its cap, and the table of ended runs (64
+runs, each with the end of its output), full after 64 restarts.
 
 Usage: python3 bench/soak.py http://127.0.0.1:PORT SUPERVISOR_PID DATA_DIR [DURATION_S] [SAMPLE_S]
+Environment: RESTART_S (default 5), WARMUP_S (default 360).
 """
 
 import http.client
@@ -21,12 +26,12 @@ SUP = int(sys.argv[2])
 DATA = sys.argv[3]
 DURATION = float(sys.argv[4]) if len(sys.argv) > 4 else 600
 SAMPLE = float(sys.argv[5]) if len(sys.argv) > 5 else 30
-WARMUP_S = 60
+WARMUP_S = float(os.environ.get("WARMUP_S", 360))
 CLIENTS = 4
 # Each client does one round (route, data, function, output) every PERIOD_S.
 PERIOD_S = 0.02
 # The chatty script is stopped and started again this often.
-RESTART_S = 60
+RESTART_S = float(os.environ.get("RESTART_S", 5))
 
 HOST = urllib.parse.urlparse(BASE).netloc
 
@@ -122,7 +127,7 @@ def start(c, path):
     return r["script_id"]
 
 
-stats = {"ok": 0, "err": 0}
+stats = {"ok": 0, "err": 0, "restarts": 0}
 lock = threading.Lock()
 stop = threading.Event()
 
@@ -182,6 +187,8 @@ def restart_loop(chatty):
             count(st == 200)
             if st == 200:
                 current = r["script_id"]
+                with lock:
+                    stats["restarts"] += 1
         except (OSError, http.client.HTTPException, ValueError):
             count(False)
 
@@ -275,9 +282,10 @@ def main():
     stop.set()
     _, versions = c.call("GET", f"/api/script/files/{notes}/versions")
     print()
-    print(f"requests: {stats['ok']} ok, {stats['err']} failed; file versions kept "
+    print(f"requests: {stats['ok']} ok, {stats['err']} failed; {stats['restarts']} restarts; "
+          f"file versions kept "
           f"{len(versions['data']['versions'])}, pruned {versions['data']['pruned']}")
-    print(f"slope per minute after the first {WARMUP_S} s:")
+    print(f"slope per minute after the first {WARMUP_S:.0f} s:")
     for k in ("sup_rss_mb", "sup_anon_mb", "workers_rss_mb", "vwed_redb_mb",
               "logs_redb_mb", "fds"):
         print(f"  {k}: {slope_per_min(rows, k):+.3f}/min")
