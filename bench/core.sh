@@ -7,18 +7,10 @@
 # measures the same without the script sandbox (Landlock, seccomp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-}
-if [ -z "$BIN" ]; then
-  cargo build --release -q -p vwed-edge
-  BIN=target/release/vwed-edge
-fi
 PORT=${PORT:-18765}
 DUR=${DUR:-10}
-DATA=$(mktemp -d)
-trap 'kill -9 $SUP 2>/dev/null || true; rm -rf "$DATA"' EXIT
-VWED_SAMPLE_PROJECT=false "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" >"$DATA/log" 2>&1 &
-SUP=$!
-for _ in $(seq 100); do curl -sf localhost:$PORT/health >/dev/null && break; sleep 0.05; done
+. bench/runtime.sh
+start_runtime "${1:-}"
 base=http://127.0.0.1:$PORT
 curl -s -X POST $base/api/script/projects -d '{"project_name":"bench"}' >/dev/null
 python3 - "$base" <<'PY'

@@ -311,21 +311,18 @@ async fn archive(project_id: u64, engine: Arc<Engine>) -> Resp {
         async {
             let store = engine.store.clone();
             let (name, bytes) = run(move || {
-                let (project, files) = store.project_disk_files(project_id)?;
+                let (project, entries) = store.tree(project_id)?;
                 let name = project.project_name;
                 let mut tar = Tar::new(MAX_ARCHIVE_BYTES);
-                for (rel, full) in files {
-                    let meta = std::fs::metadata(&full)?;
-                    if meta.len() > MAX_ARCHIVE_BYTES {
+                for e in entries.into_iter().filter(|e| e.kind == Kind::File) {
+                    if e.size > MAX_ARCHIVE_BYTES {
                         return Err(tar_error(ArchiveError::TooLarge(MAX_ARCHIVE_BYTES)));
                     }
-                    let data = std::fs::read(&full)?;
-                    let mtime = meta
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_secs());
-                    tar.add(&format!("{name}/{rel}"), &data, mtime)
+                    // A record whose file is gone has nothing to archive.
+                    let Some(data) = store.read_at(&name, &e.path)? else {
+                        continue;
+                    };
+                    tar.add(&format!("{name}/{}", e.path), &data, e.modified_ms / 1000)
                         .map_err(tar_error)?;
                 }
                 Ok((name, tar.finish()))

@@ -1,17 +1,16 @@
 //! A project's folder as a tree: folders (which exist only on disk) and files
 //! (on disk, with their records in redb). Create and delete folders, move and
 //! copy files and folders, search inside file contents. Every path goes through
-//! `paths.rs` and `fsio::stays_inside`, like the files API's own.
+//! `paths.rs` and is reached through `fsio::Dir` (no link followed), like the
+//! files API's own.
 
 use std::collections::HashSet;
-use std::fs;
-use std::path::{Path, PathBuf};
 
 use super::{FileRec, NewFile, ProjectRec, ScriptStore, StoreError};
 use crate::clock::local_now;
 use crate::db::{self, FILES};
-use crate::fsio;
-use crate::paths::{check_file_path, join_checked};
+use crate::fsio::{self, Dir, FsError};
+use crate::paths::check_file_path;
 
 /// Most entries a tree lists, files a copy makes or a search reads.
 pub const MAX_ENTRIES: usize = 10_000;
@@ -56,6 +55,12 @@ impl From<crate::paths::PathError> for TreeError {
 
 crate::db::from_redb_errors!(TreeError);
 
+impl From<FsError> for TreeError {
+    fn from(e: FsError) -> Self {
+        TreeError::Store(StoreError::from(e))
+    }
+}
+
 impl From<crate::db::DbError> for TreeError {
     fn from(e: crate::db::DbError) -> Self {
         TreeError::Store(StoreError::Db(e))
@@ -96,13 +101,6 @@ pub struct Hit {
 /// Which files a script that runs holds: their ids and `<project>/<path>` for the message.
 pub type Busy = Vec<(u64, String)>;
 
-fn modified_ms(meta: &fs::Metadata) -> u64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// `dir` and `path` below it: is `path` the same or inside?
 fn under(path: &str, dir: &str) -> bool {
     path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
@@ -112,24 +110,37 @@ fn rebase(path: &str, from: &str, to: &str) -> String {
     format!("{to}{}", &path[from.len()..])
 }
 
+/// One end of a move or copy: the folder that holds it and its name there.
+struct End<'a> {
+    dir: Dir,
+    name: &'a str,
+}
+
 impl ScriptStore {
-    /// A checked path below a project's folder that stays inside it.
-    fn inside(&self, project: &ProjectRec, rel: &str) -> Result<PathBuf, TreeError> {
-        let base = self.project_dir(&project.project_name);
-        fs::create_dir_all(&base)?;
-        let p = join_checked(&base, rel)?;
-        if !fsio::stays_inside(&base, &p)? {
-            return Err(StoreError::OutsideProject(rel.to_string()).into());
+    /// What is at `rel` in the project's folder; `None` when nothing (or no
+    /// folder on the way) is there.
+    fn stat_at(&self, project: &ProjectRec, rel: &str) -> Result<Option<fsio::Stat>, TreeError> {
+        match self.locate(&project.project_name, rel, false) {
+            Ok((dir, name)) => Ok(dir.stat(name)?),
+            Err(StoreError::FileNotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        Ok(p)
+    }
+
+    /// The project's folder, `None` when it is not on disk.
+    fn project_folder(&self, project: &ProjectRec) -> Result<Option<Dir>, TreeError> {
+        match self.folder(&project.project_name, [], false) {
+            Ok(d) => Ok(Some(d)),
+            Err(StoreError::FileNotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every folder and file of a project, folders first at each level, by name.
     pub fn tree(&self, project_id: u64) -> Result<(ProjectRec, Vec<Entry>), TreeError> {
         let (project, records) = self.project_files(project_id)?;
-        let base = self.project_dir(&project.project_name);
         let mut out = Vec::new();
-        if base.is_dir() {
+        if let Some(base) = self.project_folder(&project)? {
             walk(&base, "", 0, &mut out)?;
         }
         let mut seen = HashSet::new();
@@ -154,14 +165,11 @@ impl ScriptStore {
 
     pub fn make_dir(&self, project_id: u64, rel: &str) -> Result<ProjectRec, TreeError> {
         let project = self.get_project(project_id)?;
-        let p = self.inside(&project, rel)?;
-        if fs::symlink_metadata(&p).is_ok() {
+        let (parent, name) = self.locate(&project.project_name, rel, true)?;
+        if parent.kind(name)?.is_some() {
             return Err(TreeError::Exists(format!("{}/{rel}", project.project_name)));
         }
-        fs::create_dir_all(&p)?;
-        if let Some(parent) = p.parent() {
-            fsio::sync_dir(parent)?;
-        }
+        parent.child(name, true)?;
         Ok(project)
     }
 
@@ -174,13 +182,16 @@ impl ScriptStore {
         busy: &Busy,
     ) -> Result<usize, TreeError> {
         let (project, records) = self.project_files(project_id)?;
-        let p = self.inside(&project, rel)?;
-        let meta = fs::symlink_metadata(&p)
-            .map_err(|_| TreeError::NoDir(format!("{}/{rel}", project.project_name)))?;
-        if !meta.is_dir() {
-            return Err(TreeError::NoDir(format!("{}/{rel}", project.project_name)));
+        let no_dir = || TreeError::NoDir(format!("{}/{rel}", project.project_name));
+        let (parent, name) = match self.locate(&project.project_name, rel, false) {
+            Ok(found) => found,
+            Err(StoreError::FileNotFound(_)) => return Err(no_dir()),
+            Err(e) => return Err(e.into()),
+        };
+        if parent.kind(name)? != Some(fsio::Kind::Dir) {
+            return Err(no_dir());
         }
-        if !recursive && fs::read_dir(&p)?.next().is_some() {
+        if !recursive && !parent.child(name, false)?.names()?.is_empty() {
             return Err(TreeError::NotEmpty(format!(
                 "{}/{rel}",
                 project.project_name
@@ -194,10 +205,7 @@ impl ScriptStore {
         for f in &mine {
             self.delete_file(f.id)?;
         }
-        fs::remove_dir_all(&p)?;
-        if let Some(parent) = p.parent() {
-            fsio::sync_dir(parent)?;
-        }
+        parent.remove_tree(name)?;
         Ok(mine.len())
     }
 
@@ -217,10 +225,7 @@ impl ScriptStore {
             .filter(|f| under(&f.file_path, from))
             .collect();
         check_busy(moved.iter().map(|f| f.id), busy, from)?;
-        if let Some(parent) = dst.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::rename(&src, &dst)?;
+        src.dir.rename(src.name, &dst.dir, dst.name)?;
         let commit = || -> Result<(), TreeError> {
             let tx = self.db.begin_write()?;
             {
@@ -238,17 +243,15 @@ impl ScriptStore {
         };
         if let Err(e) = commit() {
             // The records still name the old place: put the files back there.
-            let _ = fs::rename(&dst, &src);
+            let _ = dst.dir.rename(dst.name, &src.dir, src.name);
             return Err(e);
-        }
-        for d in [src.parent(), dst.parent()].into_iter().flatten() {
-            fsio::sync_dir(d)?;
         }
         Ok(moved.len())
     }
 
     /// Copies a file or folder, into the same or another project. Files that
-    /// have records get new records (new ids, no versions); the rest is copied as is.
+    /// have records get new records (new ids, no versions); the rest is copied
+    /// as is, and so are the folders.
     pub fn copy_path(
         &self,
         project_id: u64,
@@ -259,40 +262,47 @@ impl ScriptStore {
         let (project, records) = self.project_files(project_id)?;
         let target = self.get_project(to_project)?;
         let (src, dst) = self.endpoints(&project, from, &target, to)?;
-        let mut files = Vec::new();
-        if src.is_dir() {
-            let mut entries = Vec::new();
-            walk(&src, "", 0, &mut entries)?;
-            files.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| e.kind == Kind::File)
-                    .map(|e| (format!("{from}/{}", e.path), format!("{to}/{}", e.path))),
-            );
-            fs::create_dir_all(&dst)?;
+        let mut entries = Vec::new();
+        if src.dir.kind(src.name)? == Some(fsio::Kind::Dir) {
+            walk(&src.dir.child(src.name, false)?, "", 0, &mut entries)?;
+            dst.dir.child(dst.name, true)?;
         } else {
-            files.push((from.to_string(), to.to_string()));
+            let size = src.dir.stat(src.name)?.map_or(0, |s| s.size);
+            entries.push(Entry {
+                path: String::new(),
+                kind: Kind::File,
+                size,
+                modified_ms: 0,
+                file: None,
+            });
         }
-        let mut bytes = 0u64;
-        for (a, _) in &files {
-            bytes += fs::metadata(self.inside(&project, a)?)?.len();
-        }
-        if files.len() > MAX_ENTRIES || bytes > MAX_COPY_BYTES {
+        let bytes: u64 = entries.iter().map(|e| e.size).sum();
+        if entries.len() > MAX_ENTRIES || bytes > MAX_COPY_BYTES {
             return Err(TreeError::TooLarge(format!(
                 "{} 个文件, {bytes} 字节 (最多 {MAX_ENTRIES} 个文件, {MAX_COPY_BYTES} 字节)",
-                files.len()
+                entries.len()
             )));
         }
-        for (a, b) in &files {
-            self.copy_one(
-                &project,
-                records.iter().find(|f| f.file_path == *a),
-                a,
-                &target,
-                b,
-            )?;
+        let at = |base: &str, rel: &str| {
+            if rel.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base}/{rel}")
+            }
+        };
+        let mut files = 0;
+        for e in &entries {
+            let (a, b) = (at(from, &e.path), at(to, &e.path));
+            if e.kind == Kind::Dir {
+                let (parent, name) = self.locate(&target.project_name, &b, true)?;
+                parent.child(name, true)?;
+                continue;
+            }
+            let rec = records.iter().find(|f| f.file_path == a);
+            self.copy_one(&project, rec, &a, &target, &b)?;
+            files += 1;
         }
-        Ok(files.len())
+        Ok(files)
     }
 
     fn copy_one(
@@ -303,13 +313,14 @@ impl ScriptStore {
         target: &ProjectRec,
         to: &str,
     ) -> Result<(), TreeError> {
-        let data = fs::read(self.inside(project, from)?)?;
+        let data = self
+            .read_at(&project.project_name, from)?
+            .ok_or_else(|| TreeError::NotFound(format!("{}/{from}", project.project_name)))?;
         match (rec, String::from_utf8(data)) {
             (Some(f), Ok(content)) => {
-                let name = to.rsplit('/').next().unwrap_or(to);
                 self.create_file(&NewFile {
                     project_id: target.id,
-                    file_name: name,
+                    file_name: last_name(to),
                     file_path: to,
                     content: &content,
                     file_type: &f.file_type,
@@ -317,38 +328,49 @@ impl ScriptStore {
                     has_boot_function: f.has_boot_function,
                 })?;
             }
-            (_, Ok(text)) => fsio::write_atomic(&self.inside(target, to)?, text.as_bytes())?,
-            (_, Err(e)) => fsio::write_atomic(&self.inside(target, to)?, e.as_bytes())?,
+            (_, text) => {
+                let bytes = text.map_or_else(|e| e.into_bytes(), String::into_bytes);
+                let (dir, name) = self.locate(&target.project_name, to, true)?;
+                dir.write_atomic(name, &bytes)?;
+            }
         }
         Ok(())
     }
 
     /// The source (which must exist) and the destination (which must not) of a
-    /// move or copy, checked.
-    fn endpoints(
+    /// move or copy, checked; the destination's folder is made.
+    fn endpoints<'a>(
         &self,
         project: &ProjectRec,
-        from: &str,
+        from: &'a str,
         target: &ProjectRec,
-        to: &str,
-    ) -> Result<(PathBuf, PathBuf), TreeError> {
+        to: &'a str,
+    ) -> Result<(End<'a>, End<'a>), TreeError> {
         check_file_path(from)?;
         check_file_path(to)?;
-        let src = self.inside(project, from)?;
-        let dst = self.inside(target, to)?;
-        if fs::symlink_metadata(&src).is_err() {
-            return Err(TreeError::NotFound(format!(
-                "{}/{from}",
-                project.project_name
-            )));
+        let missing = || TreeError::NotFound(format!("{}/{from}", project.project_name));
+        let (dir, name) = match self.locate(&project.project_name, from, false) {
+            Ok(found) => found,
+            Err(StoreError::FileNotFound(_)) => return Err(missing()),
+            Err(e) => return Err(e.into()),
+        };
+        if !matches!(dir.kind(name)?, Some(fsio::Kind::Dir | fsio::Kind::File)) {
+            return Err(missing());
         }
-        if fs::symlink_metadata(&dst).is_ok() || self.has_record(target.id, to)? {
+        if self.stat_at(target, to)?.is_some() || self.has_record(target.id, to)? {
             return Err(TreeError::Exists(format!("{}/{to}", target.project_name)));
         }
         if project.id == target.id && under(to, from) {
             return Err(TreeError::IntoItself(from.to_string()));
         }
-        Ok((src, dst))
+        let (to_dir, to_name) = self.locate(&target.project_name, to, true)?;
+        Ok((
+            End { dir, name },
+            End {
+                dir: to_dir,
+                name: to_name,
+            },
+        ))
     }
 
     fn has_record(&self, project_id: u64, path: &str) -> Result<bool, TreeError> {
@@ -377,14 +399,15 @@ impl ScriptStore {
             .collect();
         for f in files {
             let project = self.get_project(f.project_id)?;
-            let path = self.inside(&project, &f.file_path)?;
-            let Ok(meta) = fs::metadata(&path) else {
+            // A file that is gone, too large or not text is not searched.
+            match self.stat_at(&project, &f.file_path) {
+                Ok(Some(st)) if st.kind == fsio::Kind::File && st.size <= max_file_bytes => {}
+                _ => continue,
+            }
+            let Ok(Some(bytes)) = self.read_at(&project.project_name, &f.file_path) else {
                 continue;
             };
-            if meta.len() > max_file_bytes {
-                continue;
-            }
-            let Ok(text) = fs::read_to_string(&path) else {
+            let Ok(text) = String::from_utf8(bytes) else {
                 continue;
             };
             for (i, line) in text.lines().enumerate() {
@@ -407,28 +430,11 @@ impl ScriptStore {
         }
         Ok((hits, false))
     }
+}
 
-    /// The regular files of a project (relative path, full path), for an archive.
-    pub fn project_disk_files(
-        &self,
-        project_id: u64,
-    ) -> Result<(ProjectRec, Vec<(String, PathBuf)>), TreeError> {
-        let project = self.get_project(project_id)?;
-        let base = self.project_dir(&project.project_name);
-        let mut entries = Vec::new();
-        if base.is_dir() {
-            walk(&base, "", 0, &mut entries)?;
-        }
-        let files = entries
-            .into_iter()
-            .filter(|e| e.kind == Kind::File)
-            .map(|e| {
-                let full = base.join(&e.path);
-                (e.path, full)
-            })
-            .collect();
-        Ok((project, files))
-    }
+/// The last name of a checked path.
+fn last_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// The character column where `lower` (already lower case) starts in `line`.
@@ -455,29 +461,24 @@ fn check_busy(ids: impl Iterator<Item = u64>, busy: &Busy, what: &str) -> Result
     }
 }
 
-/// Walks a folder: no symlinks, no dot-names (temporaries of atomic writes, git),
+/// Walks a folder: no links, no dot-names (temporaries of atomic writes, git),
 /// bounded in depth and count.
-fn walk(dir: &Path, rel: &str, depth: usize, out: &mut Vec<Entry>) -> Result<(), TreeError> {
+fn walk(dir: &Dir, rel: &str, depth: usize, out: &mut Vec<Entry>) -> Result<(), TreeError> {
     if depth > MAX_DEPTH {
         return Ok(());
     }
-    let mut items: Vec<(String, fs::Metadata)> = Vec::new();
-    for item in fs::read_dir(dir)? {
-        let item = item?;
-        let Ok(name) = item.file_name().into_string() else {
-            continue;
-        };
-        if name.starts_with('.') {
+    let mut items: Vec<(String, fsio::Stat)> = Vec::new();
+    for (name, kind) in dir.names()? {
+        if name.starts_with('.') || !matches!(kind, fsio::Kind::Dir | fsio::Kind::File) {
             continue;
         }
-        let meta = item.metadata()?;
-        if meta.file_type().is_symlink() || !(meta.is_dir() || meta.is_file()) {
-            continue;
+        if let Some(st) = dir.stat(&name)? {
+            items.push((name, st));
         }
-        items.push((name, meta));
     }
-    items.sort_by(|a, b| b.1.is_dir().cmp(&a.1.is_dir()).then(a.0.cmp(&b.0)));
-    for (name, meta) in items {
+    let is_dir = |s: &fsio::Stat| s.kind == fsio::Kind::Dir;
+    items.sort_by(|a, b| is_dir(&b.1).cmp(&is_dir(&a.1)).then(a.0.cmp(&b.0)));
+    for (name, st) in items {
         if out.len() >= MAX_ENTRIES {
             return Err(TreeError::TooLarge(format!(
                 "超过 {MAX_ENTRIES} 个文件和文件夹"
@@ -488,16 +489,16 @@ fn walk(dir: &Path, rel: &str, depth: usize, out: &mut Vec<Entry>) -> Result<(),
         } else {
             format!("{rel}/{name}")
         };
-        let is_dir = meta.is_dir();
+        let folder = is_dir(&st);
         out.push(Entry {
             path: path.clone(),
-            kind: if is_dir { Kind::Dir } else { Kind::File },
-            size: if is_dir { 0 } else { meta.len() },
-            modified_ms: modified_ms(&meta),
+            kind: if folder { Kind::Dir } else { Kind::File },
+            size: if folder { 0 } else { st.size },
+            modified_ms: st.modified_ms,
             file: None,
         });
-        if is_dir {
-            walk(&dir.join(&name), &path, depth + 1, out)?;
+        if folder {
+            walk(&dir.child(&name, false)?, &path, depth + 1, out)?;
         }
     }
     Ok(())

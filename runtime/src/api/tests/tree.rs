@@ -223,3 +223,63 @@ async fn system_info_tells_version_disk_and_hides_secrets() {
     assert!(d["config"]["data_dir"].is_string());
     assert_eq!(d["board"]["arch"], std::env::consts::ARCH);
 }
+
+#[tokio::test]
+async fn links_in_a_project_are_never_followed_by_tree_move_copy_or_delete() {
+    let api = Api::new();
+    let id = project(&api).await;
+    let dir = api._dir.0.join("projects/demo");
+    let outside = api._dir.0.join("outside");
+    std::fs::create_dir_all(outside.join("secret")).expect("mkdir");
+    std::fs::write(outside.join("secret/keep.txt"), "KEEP").expect("write");
+    std::os::unix::fs::symlink(&outside, dir.join("lib/out")).expect("symlink");
+    std::os::unix::fs::symlink(outside.join("secret/keep.txt"), dir.join("f.txt"))
+        .expect("symlink");
+    let list = paths(&api, id).await;
+    assert!(
+        !list.iter().any(|(p, _)| p.contains("out") || p == "f.txt"),
+        "{list:?}"
+    );
+    let post = |what: &str, from: &str, to: &str| {
+        (
+            format!("/api/script/projects/{id}/{what}"),
+            json!({"from": from, "to": to}),
+        )
+    };
+    // Through a link, or a link itself as the thing copied: refused.
+    let (u, b) = post("copy", "lib/out/secret", "stolen");
+    api.post(&u, b).await.fails(400, "符号链接");
+    let (u, b) = post("copy", "f.txt", "g.txt");
+    api.post(&u, b).await.fails(404, "不存在");
+    let (u, b) = post("move", "lib/util.txt", "lib/out/secret/util.txt");
+    api.post(&u, b).await.fails(400, "符号链接");
+    // A folder copy takes its empty folders with it.
+    api.post(
+        &format!("/api/script/projects/{id}/dirs"),
+        json!({"path": "lib/empty"}),
+    )
+    .await
+    .ok();
+    let (u, b) = post("copy", "lib", "lib2");
+    api.post(&u, b).await.ok();
+    let list = paths(&api, id).await;
+    assert!(has(&list, "lib2/empty", "dir"), "{list:?}");
+    assert!(
+        !list.iter().any(|(p, _)| p.starts_with("lib2/out")),
+        "{list:?}"
+    );
+    // Deleting the folder removes the link, not what it points at.
+    let r = api
+        .send(
+            "DELETE",
+            &format!("/api/script/projects/{id}/dirs?path=lib&recursive=true"),
+            b"",
+        )
+        .await;
+    r.ok();
+    assert!(!dir.join("lib").exists());
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret/keep.txt")).expect("kept"),
+        "KEEP"
+    );
+}
