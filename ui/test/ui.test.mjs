@@ -69,13 +69,20 @@ class Auth {
 
   /** Prepares a browser context for `role`; returns what it records. */
   async context(ctx, role) {
-    const state = { csrfSeen: [], logins: [] };
+    const state = { csrfSeen: [], logins: [], saves: [] };
     // Handlers registered later run first: the contract goes in before the recorders.
     if (!this.real) await this.playContract(ctx, role, state);
     await ctx.route('**/api/script/**', (route) => {
       const req = route.request();
       if (req.method() !== 'GET') state.csrfSeen.push(req.headers()['x-csrf-token']);
       return route.fallback();
+    });
+    // What the runtime answered to each save of a file.
+    ctx.on('response', (res) => {
+      const req = res.request();
+      if (req.method() === 'PUT' && /\/api\/script\/files\/\d+$/.test(req.url())) {
+        state.saves.push({ ifMatch: req.headers()['if-match'], status: res.status() });
+      }
     });
     await ctx.route('**/api/auth/login', (route) => {
       const req = route.request();
@@ -105,37 +112,6 @@ class Auth {
     });
     state.expectedCsrf = 'csrf-123';
   }
-}
-
-/**
- * The file-version contract (ETag on GET, If-Match on PUT, 409 with the current
- * version when stale) for one file, played in front of a runtime that does not
- * version files yet; `versions` is shared by the contexts that edit the file.
- */
-async function playVersions(ctx, id, versions) {
-  await ctx.route(`**/api/script/files/${id}`, async (route) => {
-    const req = route.request();
-    const etag = () => `"${versions.current}"`;
-    if (req.method() === 'GET') {
-      const res = await route.fetch();
-      return route.fulfill({ response: res, headers: { ...res.headers(), etag: etag() } });
-    }
-    if (req.method() !== 'PUT') return route.fallback();
-    const asked = (req.headers()['if-match'] || '').replace(/"/g, '');
-    if (asked !== String(versions.current)) {
-      return route.fulfill({
-        status: 409,
-        contentType: 'application/json',
-        headers: { etag: etag() },
-        body: JSON.stringify({ success: false, error: `文件 ${id} 已被修改`, data: { file_id: id, current_version: versions.current, base_version: Number(asked) } }),
-      });
-    }
-    // The runtime behind does not know base_version yet.
-    const { base_version: _, ...body } = req.postDataJSON();
-    const res = await route.fetch({ postData: JSON.stringify(body), headers: { ...req.headers(), 'if-match': '' } });
-    if (res.ok()) versions.current += 1;
-    return route.fulfill({ response: res, headers: { ...res.headers(), etag: etag() } });
-  });
 }
 
 async function login(page, base, role = 'engineer') {
@@ -245,16 +221,12 @@ describe('web UI', () => {
 
   test('a save over a newer version gets the conflict view and merges', async () => {
     const probe = await auth.fetch(`/api/script/files/${fileId}`);
+    const opened = Number(probe.headers.get('etag')?.replace(/"/g, ''));
+    assert.ok(Number.isInteger(opened), `the runtime versions files (ETag): ${probe.headers.get('etag')}`);
     const a = await browser.newContext({ locale: 'en-US' });
     const b = await browser.newContext({ locale: 'en-US' });
-    await auth.context(a, 'engineer');
+    const seenA = await auth.context(a, 'engineer');
     await auth.context(b, 'engineer');
-    // A runtime without file versions gets the If-Match contract played.
-    if (!probe.headers.get('etag')) {
-      const versions = { current: 1 };
-      await playVersions(a, fileId, versions);
-      await playVersions(b, fileId, versions);
-    }
     const pa = await a.newPage();
     const pb = await b.newPage();
     await login(pa, rt.base);
@@ -271,10 +243,19 @@ describe('web UI', () => {
     await pa.click('[data-action=save]');
     await pa.waitForSelector('[data-testid=conflict] .cm-mergeView', WAIT);
     assert.match(await pa.textContent('[data-testid=conflict]'), /boot done \(b\)/);
+    // The runtime refused A's save: B's version is still the file's.
+    const refused = seenA.saves.find((s) => s.status === 409);
+    assert.equal(refused?.ifMatch, `"${opened}"`, JSON.stringify(seenA.saves));
+    const between = await auth.fetch(`/api/script/files/${fileId}`);
+    assert.equal(between.headers.get('etag'), `"${opened + 1}"`);
+    assert.match((await between.json()).data.content, /boot done \(b\)/);
     await pa.click('[data-action=save-merged]');
     await pa.waitForSelector('[data-testid=conflict]', { state: 'detached', timeout: 20_000 });
-    const now = await auth.json(`/api/script/files/${fileId}`);
-    assert.match(now.data.content, /tick \(a\)/);
+    const now = await auth.fetch(`/api/script/files/${fileId}`);
+    assert.equal(now.headers.get('etag'), `"${opened + 2}"`);
+    assert.match((await now.json()).data.content, /tick \(a\)/);
+    // The merged save said it started from B's version.
+    assert.equal(seenA.saves.at(-1).ifMatch, `"${opened + 1}"`);
     await a.close();
     await b.close();
   });

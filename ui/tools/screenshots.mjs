@@ -18,36 +18,14 @@ async function post(base, path, body) {
 
 /**
  * The conflict view: two browsers edit lib/robots.py; the second save is over
- * a stale version. Without file versions in the runtime, ETag/If-Match/409 are
- * played in front of it (as in ui/test/ui.test.mjs).
+ * a stale version, which the runtime refuses (If-Match, 409).
  */
 async function conflictShot(browser, base) {
   const found = await fetch(`${base}/api/script/files/search?keyword=robots`).then((r) => r.json());
   const id = found.data.files[0].id;
-  const probe = await fetch(`${base}/api/script/files/${id}`);
-  const played = !probe.headers.get('etag');
-  const v = { current: 1 };
   const ctxs = [];
   for (let i = 0; i < 2; i++) {
-    const ctx = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } });
-    if (played) {
-      await ctx.route(`**/api/script/files/${id}`, async (route) => {
-        const req = route.request();
-        const etag = `"${v.current}"`;
-        if (req.method() === 'GET') {
-          const res = await route.fetch();
-          return route.fulfill({ response: res, headers: { ...res.headers(), etag } });
-        }
-        if ((req.headers()['if-match'] || '').replace(/"/g, '') !== String(v.current)) {
-          return route.fulfill({ status: 409, contentType: 'application/json', body: JSON.stringify({ success: false, error: `文件 ${id} 已被修改`, data: { current_version: v.current } }) });
-        }
-        const { base_version: _, ...body } = req.postDataJSON();
-        const res = await route.fetch({ postData: JSON.stringify(body) });
-        v.current += 1;
-        return route.fulfill({ response: res, headers: { ...res.headers(), etag: `"${v.current}"` } });
-      });
-    }
-    ctxs.push(ctx);
+    ctxs.push(await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } }));
   }
   const [a, b] = await Promise.all(ctxs.map((c) => c.newPage()));
   for (const p of [a, b]) {
