@@ -60,4 +60,10 @@ for (const name of readdirSync(assets).sort()) {
   raw += data.length;
   gz += packed.length;
 }
-console.log(`ui/dist: ${outputs.length} assets, ${(raw / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzipped`);
+console.log(`ui/dist: ${outputs.length} assets, ${(raw / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzipped (${gz} bytes)`);
+// Issue 11's budget for the whole UI on gateway hardware: 250 KB gzipped.
+const BUDGET = 250_000;
+if (gz > BUDGET) {
+  console.error(`ui/dist is ${gz} bytes gzipped, over the budget of ${BUDGET}`);
+  process.exit(1);
+}
