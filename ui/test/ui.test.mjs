@@ -299,6 +299,29 @@ describe('web UI', () => {
     await ctx.close();
   });
 
+  test('every screen fits a 1280x800 panel, and a phone shows without edit or run controls', async () => {
+    const screens = ['files', `editor/${fileId}`, 'run', 'logs', 'registry', 'io', 'system'];
+    for (const [width, height] of [[1280, 800], [390, 844]]) {
+      const ctx = await browser.newContext({ locale: 'en-US', viewport: { width, height } });
+      await auth.context(ctx, 'engineer');
+      const page = await ctx.newPage();
+      await login(page, rt.base);
+      for (const s of screens) {
+        await page.goto(`${rt.base}/ui/${s}`);
+        await page.waitForSelector('main[data-screen] > *', WAIT);
+        if (s.startsWith('editor')) await page.waitForSelector('.cm-content', WAIT);
+        const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(wide <= width, `${s} at ${width}x${height} is ${wide} px wide`);
+        if (width > 760) continue;
+        // Visible controls that change something: none on a phone.
+        const controls = await page.locator('[data-action]:visible, .actions:visible, form.card:not(.fn):visible, .fn button:visible').count();
+        assert.equal(controls, 0, `${s} on a phone shows controls`);
+        if (s.startsWith('editor')) assert.equal(await page.getAttribute('.cm-content', 'contenteditable'), 'false');
+      }
+      await ctx.close();
+    }
+  });
+
   test('the page is served offline from the binary, with long caching of hashed bundles', async () => {
     const r = await fetch(`${rt.base}/`);
     assert.equal(r.status, 200);
