@@ -80,9 +80,10 @@ const SCRIPT = `def boot():
 `;
 
 // 10,000 lines at once fit the default rate limit (burst 20,000) but not the
-// default per-connection WebSocket queue (1,024, where a slow client skips and
-// is told): a larger queue measures delivery of all of them.
+// default per-connection WebSocket queue (1,024 messages or 4 MiB, where a slow
+// client skips and is told): a larger queue measures delivery of all of them.
 process.env.VWED_WS_CLIENT_QUEUE = process.env.VWED_WS_CLIENT_QUEUE || '16384';
+process.env.VWED_WS_CLIENT_QUEUE_BYTES = process.env.VWED_WS_CLIENT_QUEUE_BYTES || String(64 << 20);
 const rt = await startRuntime();
 const browser = await launch();
 try {
