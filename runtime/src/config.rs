@@ -98,6 +98,38 @@ pub struct Config {
     /// Heap and anonymous memory one script's worker may use, in MiB (0: no limit).
     /// Past it the script gets a MemoryError; the runtime and other scripts go on.
     pub worker_memory_mb: u64,
+    // --- access control, TLS and secrets (issue 10) ---
+    /// `serve --no-auth`: no credentials asked, every caller is admin. For
+    /// development only: refused unless `listen` is a loopback address.
+    pub no_auth: bool,
+    /// Lifetime of a browser session after login, in hours.
+    pub session_hours: u64,
+    /// Host names (besides IP addresses, `localhost` and this machine's name) the
+    /// API answers to, e.g. `["edge-07.plant.example"]`. Others get 403: that is
+    /// what stops DNS rebinding. As an environment variable, a comma-separated list.
+    #[serde(deserialize_with = "host_list")]
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (`https://ui.example`) besides the API's own that may send
+    /// state-changing requests and open WebSockets.
+    #[serde(deserialize_with = "host_list")]
+    pub allowed_origins: Vec<String>,
+    /// The audit log (in auth.redb) is pruned, oldest first, above this size.
+    pub audit_max_bytes: u64,
+    /// Audit entries older than this are pruned.
+    pub audit_max_age_days: u64,
+    /// Serve the API over HTTPS. With `tls_cert`/`tls_key` empty, a self-signed
+    /// certificate is made on first start (`<data-dir>/tls/`) and its SHA-256
+    /// fingerprint logged.
+    pub tls: bool,
+    /// PEM certificate chain and private key for HTTPS; setting them turns `tls` on.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Extra PEM root certificates trusted by `VWED.http` and SMTP STARTTLS,
+    /// besides the system's (`/etc/ssl/certs`).
+    pub tls_ca_file: String,
+    /// Read `smtp_password` from this file (e.g. a systemd credential; a relative
+    /// path is taken below `$CREDENTIALS_DIRECTORY` when that is set).
+    pub smtp_password_file: String,
 }
 
 impl Default for Config {
@@ -144,6 +176,17 @@ impl Default for Config {
             max_registrations: 10_000,
             executor_threads: 2,
             worker_memory_mb: 512,
+            no_auth: false,
+            session_hours: 12,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            audit_max_bytes: 16 * 1024 * 1024,
+            audit_max_age_days: 180,
+            tls: false,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_ca_file: String::new(),
+            smtp_password_file: String::new(),
         }
     }
 }

@@ -7,6 +7,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, data, 0o666)
+}
+
+/// `write_atomic` with the file created with `mode` (before the umask): `0o600`
+/// for files that hold secrets, so that they are never readable by others, not
+/// even for a moment.
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
@@ -21,7 +29,11 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         rand::random::<u32>()
     ));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);

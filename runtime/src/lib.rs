@@ -20,7 +20,9 @@ mod paths;
 mod registry;
 mod sample;
 mod sdnotify;
+pub mod secrets;
 mod store;
+pub mod tls;
 mod worker;
 
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let lock = lock::acquire(&cfg.data_dir).await?;
+    let auth = auth::Auth::start(&cfg, false).context("cannot start access control")?;
     let db_path = cfg.data_dir.join("vwed.redb");
     let db = db::open(&db_path, cfg.db_cache_bytes)
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
@@ -79,7 +82,11 @@ pub async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             })
     };
     use warp::Filter;
-    let app = gate.or(routes).unify();
+    let app = gate
+        .or(api::auth::routes(auth.clone()))
+        .unify()
+        .or(routes)
+        .unify();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         warp::serve(app)
@@ -123,6 +130,7 @@ pub async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let _ = tokio::task::spawn_blocking(move || logs.close()).await;
     let _ = stop_tx.send(());
     let _ = server.await;
+    let _ = tokio::task::spawn_blocking(move || auth.stop()).await;
     Ok(())
 }
 

@@ -1,13 +1,14 @@
 //! The HTTP API: `/api/script/*` (the seed's contract), `/script-api/*` (routes
 //! scripts registered) and `/health`.
 
+pub(crate) mod auth;
 mod body;
 mod files;
 mod integration;
 mod io;
 mod logs;
 mod projects;
-mod reply;
+pub(crate) mod reply;
 mod script_api;
 mod scripts;
 mod storage;
@@ -297,7 +298,7 @@ pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
         .boxed()
 }
 
-async fn recover(err: Rejection) -> Result<Resp, Infallible> {
+pub(crate) async fn recover(err: Rejection) -> Result<Resp, Infallible> {
     use warp::reject::{
         InvalidQuery, LengthRequired, MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType,
     };
