@@ -1,6 +1,7 @@
 //! End-to-end tests: one test binary, one module per area. Each test starts the real
 //! `vwed-edge` binary on a loopback port with its own data dir (see `vwed_e2e`).
 
+mod auth;
 mod data_util;
 mod envelope;
 mod events_timers;
