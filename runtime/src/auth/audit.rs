@@ -97,6 +97,24 @@ impl Entry {
         self
     }
 
+    /// An I/O write by a script (HTTP writes are audited by their route): what
+    /// `io::audit::write` feeds in with `record_nowait`, so a script never waits
+    /// for the audit commit.
+    pub fn io_write(
+        script_id: &str,
+        target: &str,
+        value: &Value,
+        result: &Result<(), String>,
+    ) -> Entry {
+        let mut e = Entry::new(None, "", "io.write", target);
+        e.user = clip(&format!("script:{script_id}"));
+        e.via = "script".into();
+        match result {
+            Ok(()) => e.status(200).detail(value.to_string()),
+            Err(err) => e.status(409).detail(format!("{value}: {err}")),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "seq": self.seq,

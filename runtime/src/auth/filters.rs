@@ -22,6 +22,17 @@ pub fn addr_text(addr: Option<SocketAddr>) -> String {
     addr.map(|a| a.to_string()).unwrap_or_default()
 }
 
+/// What the checks and the audit record look at.
+fn parts() -> impl Filter<
+    Extract = (Method, HeaderMap, FullPath, Option<SocketAddr>),
+    Error = std::convert::Infallible,
+> + Clone {
+    warp::method()
+        .and(warp::header::headers_cloned())
+        .and(warp::path::full())
+        .and(warp::addr::remote())
+}
+
 /// Checks Host, Origin, the credential, `need`, CSRF and (with `json_body`) the
 /// content type; extracts the caller.
 pub fn guard(
@@ -29,25 +40,21 @@ pub fn guard(
     need: Role,
     json_body: bool,
 ) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
-    warp::method()
-        .and(warp::header::headers_cloned())
-        .and(warp::path::full())
-        .and(warp::addr::remote())
-        .and_then(
-            move |method: Method, headers: HeaderMap, path: FullPath, addr| {
-                let auth = auth.clone();
-                async move {
-                    match auth.check(&method, &headers, need, json_body) {
-                        Ok(p) => Ok(p),
-                        Err(d) => {
-                            // Who was refused, when a credential checked out (403).
-                            let who = auth.authenticate(&headers).ok();
-                            Err(refuse(&auth, who.as_ref(), &method, path.as_str(), addr, d).await)
-                        }
+    parts().and_then(
+        move |method: Method, headers: HeaderMap, path: FullPath, addr| {
+            let auth = auth.clone();
+            async move {
+                match auth.check(&method, &headers, need, json_body) {
+                    Ok(p) => Ok(p),
+                    Err(d) => {
+                        // Who was refused, when a credential checked out (403).
+                        let who = auth.authenticate(&headers).ok();
+                        Err(refuse(&auth, who.as_ref(), &method, path.as_str(), addr, d).await)
                     }
                 }
-            },
-        )
+            }
+        },
+    )
 }
 
 /// Checks Host, Origin and (with `json_body`) the content type of a route that
@@ -56,10 +63,7 @@ pub fn public(
     auth: Arc<Auth>,
     json_body: bool,
 ) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::method()
-        .and(warp::header::headers_cloned())
-        .and(warp::path::full())
-        .and(warp::addr::remote())
+    parts()
         .and_then(
             move |method: Method, headers: HeaderMap, path: FullPath, addr| {
                 let auth = auth.clone();

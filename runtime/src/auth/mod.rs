@@ -378,12 +378,7 @@ impl Auth {
         need: Role,
         json_body: bool,
     ) -> Result<Principal, Denied> {
-        checks::check_origin(
-            &self.settings.hosts,
-            &self.settings.origins,
-            method,
-            headers,
-        )?;
+        self.check_public(method, headers, false)?;
         let p = self.authenticate(headers)?;
         if !p.role.includes(need) {
             return Err(Denied::forbidden(format!(

@@ -162,23 +162,22 @@ impl AuthStore {
     }
 
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
-        let r = self.db.begin_read()?;
-        let t = r.open_table(USERS)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (_, v) = row?;
-            out.push(decode(v.value())?);
-        }
-        Ok(out)
+        self.values(USERS)
     }
 
     pub fn tokens(&self) -> Result<Vec<Token>, StoreError> {
+        self.values(TOKENS)
+    }
+
+    fn values<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+        &self,
+        def: TableDefinition<K, &[u8]>,
+    ) -> Result<Vec<T>, StoreError> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(TOKENS)?;
+        let t = r.open_table(def)?;
         let mut out = Vec::new();
         for row in t.iter()? {
-            let (_, v) = row?;
-            out.push(decode(v.value())?);
+            out.push(decode(row?.1.value())?);
         }
         Ok(out)
     }

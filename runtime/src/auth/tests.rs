@@ -714,6 +714,49 @@ async fn audit_is_pruned_by_size_and_age() {
 }
 
 #[tokio::test]
+async fn script_io_writes_are_queued_without_waiting() {
+    let t = TestAuth::new("io");
+    let ok: Result<(), String> = Ok(());
+    let refused: Result<(), String> = Err("只读点".into());
+    let a = &t.auth.audit;
+    a.record_nowait(Entry::io_write(
+        "line.py_1",
+        "conveyor.run",
+        &serde_json::json!(true),
+        &ok,
+    ));
+    a.record_nowait(Entry::io_write(
+        "line.py_1",
+        "door",
+        &serde_json::json!(1),
+        &refused,
+    ));
+    // A durable record after them commits them too (one writer, in order).
+    a.record(Entry::new(None, "", "marker", ""))
+        .await
+        .expect("marker");
+    let page = a
+        .query(&Query {
+            action: Some("io.write".into()),
+            limit: 10,
+            ..Query::default()
+        })
+        .expect("page");
+    let got: Vec<(String, u16, String)> = page
+        .entries
+        .iter()
+        .map(|e| (e.target.clone(), e.status, e.user.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("door".into(), 409, "script:line.py_1".into()),
+            ("conveyor.run".into(), 200, "script:line.py_1".into()),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn around_records_the_answer_status_before_answering() {
     let t = TestAuth::new("around");
     let resp = t
