@@ -54,7 +54,7 @@ pub fn run(cfg: &Config, cmd: Command) -> Result<(Value, Route), CliError> {
     let sock = socket::path(dir);
     let start = Instant::now();
     loop {
-        match UnixStream::connect(&sock) {
+        match socket::with_short_path(dir, |short| UnixStream::connect(short)) {
             Ok(s) => return Ok((over_socket(s, &cmd)?, Route::Socket)),
             Err(e) if gone(&e) => {}
             Err(e) => return Err(CliError::Connect(sock.display().to_string(), e)),

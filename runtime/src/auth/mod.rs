@@ -634,7 +634,10 @@ impl Auth {
         let auth = Auth::open(&cfg.data_dir, Settings::from_config(cfg, tls))?;
         auth.first_start()?;
         auth.start_maintenance();
-        socket::serve(auth.clone())?;
+        // Without the socket the runtime still serves; only the CLI cannot reach it.
+        if let Err(e) = socket::serve(auth.clone()) {
+            tracing::warn!("{e}; `vwed-edge user|token` cannot reach this runtime");
+        }
         if auth.settings.no_auth {
             tracing::warn!("--no-auth: the API asks for no credentials (loopback only)");
         }

@@ -29,6 +29,24 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_FILE)
 }
 
+/// Runs `f` with a path to the socket that fits `sockaddr_un` (108 bytes): a
+/// deep data dir is reached through a descriptor of it (`/proc/self/fd/N/`).
+pub fn with_short_path<T>(
+    data_dir: &Path,
+    f: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    use std::os::fd::AsRawFd;
+    let full = path(data_dir);
+    if full.as_os_str().len() < 100 {
+        return f(&full);
+    }
+    let dir = std::fs::File::open(data_dir)?;
+    f(Path::new(&format!(
+        "/proc/self/fd/{}/{SOCKET_FILE}",
+        dir.as_raw_fd()
+    )))
+}
+
 /// Binds the socket and serves it until the runtime exits. The caller holds
 /// the data-dir lock, so a socket file left there is a dead runtime's.
 pub fn serve(auth: Arc<Auth>) -> Result<tokio::task::JoinHandle<()>, AuthError> {
@@ -40,7 +58,8 @@ pub fn serve(auth: Arc<Auth>) -> Result<tokio::task::JoinHandle<()>, AuthError> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
-    let listener = UnixListener::bind(&p).map_err(err)?;
+    let listener =
+        with_short_path(auth.data_dir(), |short| UnixListener::bind(short)).map_err(err)?;
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
     let slots = Arc::new(Semaphore::new(AT_ONCE));
     Ok(tokio::spawn(async move {

@@ -440,6 +440,44 @@ async fn until_invalid_resolves_when_the_token_is_revoked() {
         .expect("task");
 }
 
+#[tokio::test]
+async fn cli_reaches_a_runtime_in_a_deep_data_dir_through_the_socket() {
+    let t = TestAuth::new("sock");
+    // Deeper than a Unix socket path may be.
+    let deep = t.dir.join("d".repeat(60)).join("e".repeat(60));
+    std::fs::create_dir_all(&deep).expect("deep dir");
+    let cfg = Config {
+        data_dir: deep.clone(),
+        ..Config::default()
+    };
+    let auth = Auth::open(&deep, Settings::from_config(&cfg, false)).expect("open");
+    socket::serve(auth.clone()).expect("socket");
+    let (out, route) = tokio::task::spawn_blocking(move || {
+        cli::run(
+            &cfg,
+            Command::UserAdd {
+                name: "sam".into(),
+                role: Role::Viewer,
+                password: None,
+            },
+        )
+    })
+    .await
+    .expect("task")
+    .expect("through the socket");
+    assert_eq!(route, cli::Route::Socket);
+    assert!(out["password"].is_string(), "generated and shown: {out}");
+    assert!(
+        auth.snapshot().users.contains_key("sam"),
+        "the runtime sees it at once"
+    );
+    let mode = std::fs::metadata(socket::path(&deep))
+        .expect("sock")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
 // ------------------------------------------------------- warp filters
 
 fn operator_route(auth: Arc<Auth>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
