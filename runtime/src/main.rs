@@ -116,6 +116,7 @@ enum UserAction {
     /// Add a user; prints a generated password unless --password-stdin.
     Add {
         name: String,
+        /// viewer, operator, engineer or admin.
         #[arg(long, value_parser = role)]
         role: Role,
         /// Read the password from the first line of standard input.
@@ -148,8 +149,10 @@ enum TokenAction {
     List,
     /// Create a token; it is printed once and stored only as a hash.
     Create {
+        /// What the token is for, e.g. "task-server" (shown in lists and the audit log).
         #[arg(long)]
         name: String,
+        /// viewer, operator, engineer or admin.
         #[arg(long, value_parser = role)]
         role: Role,
         /// Days until it stops working (default: never).
