@@ -11,6 +11,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Config;
 
+mod cert;
+
 /// Where the self-signed certificate lives, below the data dir.
 pub const SELF_SIGNED_DIR: &str = "tls";
 
@@ -102,16 +104,11 @@ fn self_signed_names(cfg: &Config, names: &[String]) -> Vec<String> {
 }
 
 fn make_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<(), TlsError> {
-    let gen_err = |e: rcgen::Error| TlsError::Generate(e.to_string());
-    let pair = rcgen::KeyPair::generate().map_err(gen_err)?;
-    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(gen_err)?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "VWED Edge (self-signed)");
-    let c = params.self_signed(&pair).map_err(gen_err)?;
-    crate::fsio::write_atomic_mode(key, pair.serialize_pem().as_bytes(), 0o600)
+    let (cert_pem, key_pem) = cert::self_signed(names, "VWED Edge (self-signed)")
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    crate::fsio::write_atomic_mode(key, key_pem.as_bytes(), 0o600)
         .map_err(|e| TlsError::Write(key.display().to_string(), e))?;
-    crate::fsio::write_atomic_mode(cert, c.pem().as_bytes(), 0o644)
+    crate::fsio::write_atomic_mode(cert, cert_pem.as_bytes(), 0o644)
         .map_err(|e| TlsError::Write(cert.display().to_string(), e))?;
     Ok(())
 }
