@@ -3,6 +3,8 @@
 # execute-function round trip, start time of a script with 3 registrations, idle RSS
 # of the supervisor and of one worker. Usage: bench/core.sh [path/to/vwed-edge]
 # (default: a release build made here). Needs wrk (Debian package).
+# Settings pass through the environment: VWED_SANDBOX__ENABLED=false bench/core.sh
+# measures the same without the script sandbox (Landlock, seccomp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-}
@@ -67,6 +69,7 @@ sup_after=$(rss_kb $SUP)
 echo
 echo "| figure | value |"
 echo "|---|---|"
+echo "| sandbox of the worker | $(curl -s $base/api/script/scripts/running | python3 -c 'import json,sys; s=json.load(sys.stdin)["data"][0]["sandbox"]; print(s.get("filesystem"), "/", s.get("processes"), "/ complete:", s.get("complete"))') |"
 echo "| route throughput | $(awk '/Requests\/sec/ {print $2}' "$DATA/route.txt") req/s |"
 echo "| route latency p50 / p99 | $(awk '$1=="50%" {print $2}' "$DATA/route.txt") / $(awk '$1=="99%" {print $2}' "$DATA/route.txt") |"
 echo "| execute-function round trip p50 / p99 | $(awk '$1=="50%" {print $2}' "$DATA/exec.txt") / $(awk '$1=="99%" {print $2}' "$DATA/exec.txt") |"

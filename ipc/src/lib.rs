@@ -10,6 +10,8 @@
 
 mod frame;
 mod messages;
+mod service;
 
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME, encode, encode_into};
 pub use messages::*;
+pub use service::*;

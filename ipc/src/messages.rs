@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::service::{ScriptError, Service, ServiceError};
+
 /// JSON text. Kept as a string so that postcard never has to describe a dynamic value.
 pub type Json = String;
 
@@ -26,7 +28,7 @@ pub enum ToWorker {
     /// Answer to a worker's [`FromWorker::Request`] or [`FromWorker::Register`].
     Reply {
         req: u64,
-        result: Result<Json, String>,
+        result: Result<Json, ServiceError>,
     },
     /// Analyzer mode: check a source text.
     Analyze { req: u64, source: String },
@@ -44,6 +46,58 @@ pub struct Boot {
     pub file_name: String,
     pub source: String,
     pub start_params: Json,
+    /// How the worker confines itself before any of the script's code runs.
+    pub sandbox: SandboxPolicy,
+}
+
+/// The confinement the supervisor chose for one script (paths are absolute).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct SandboxPolicy {
+    /// Kernel confinement (Landlock, seccomp, no privileges); off only for comparison.
+    pub enabled: bool,
+    /// Refuse to run the script unless every part of the confinement is in force.
+    pub required: bool,
+    /// Where the script may write (`VWED.util.scratch_dir()`); its working directory.
+    pub scratch_dir: String,
+    /// Readable besides Python itself: the project folder and granted paths.
+    pub read: Vec<String>,
+    /// Readable and writable besides the scratch folder: granted paths.
+    pub write: Vec<String>,
+    /// Paths no rule may cover (data dir, config file): a Python search path that
+    /// contains one is left out.
+    pub protect: Vec<String>,
+    pub network: NetworkGrant,
+}
+
+/// The sockets a script may open; the default is none.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkGrant {
+    /// TCP ports it may connect to (any host).
+    pub connect_tcp: Vec<u16>,
+    /// TCP connections to any port.
+    pub any_tcp: bool,
+    /// TCP ports it may bind (listen on).
+    pub bind_tcp: Vec<u16>,
+    /// UDP sockets (ports cannot be limited by the kernel).
+    pub udp: bool,
+}
+
+impl NetworkGrant {
+    pub fn tcp(&self) -> bool {
+        self.any_tcp || !self.connect_tcp.is_empty() || !self.bind_tcp.is_empty()
+    }
+}
+
+/// What the worker actually put in force, one line per area, e.g.
+/// `filesystem: "landlock v7"`. `missing` names each part that is not, and why.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct SandboxReport {
+    pub filesystem: String,
+    pub network: String,
+    pub processes: String,
+    pub signals: String,
+    pub privileges: String,
+    pub missing: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -62,8 +116,11 @@ pub struct RouteRequest {
 /// Worker → supervisor.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum FromWorker {
-    /// `boot()` finished (or could not run).
-    Booted(BootOutcome),
+    /// `boot()` finished (or could not run), and how the worker is confined.
+    Booted {
+        outcome: BootOutcome,
+        sandbox: SandboxReport,
+    },
     /// A `VWED.*` registration. Answered with [`ToWorker::Reply`] so that a refused
     /// registration raises in the script.
     Register {
@@ -78,17 +135,20 @@ pub enum FromWorker {
     /// A `VWED.*` call that needs the supervisor. Answered with [`ToWorker::Reply`].
     Request {
         req: u64,
-        service: String,
-        args: Json,
+        service: Service,
     },
     /// Like `Request`, but nobody waits for an answer.
     Notify {
-        service: String,
-        args: Json,
+        service: Service,
     },
     /// Text the script wrote to stdout/stderr, one or more whole lines.
     Output {
         stream: Stream,
+        text: String,
+    },
+    /// An exception a script raised (in boot, a handler, a timer, a listener): one
+    /// record, the traceback as one text without the runtime's own frames.
+    Traceback {
         text: String,
     },
     /// A `VWED.log.*` line.
@@ -100,7 +160,7 @@ pub enum FromWorker {
     RouteReply(RouteReply),
     CallReply {
         req: u64,
-        result: Result<Json, String>,
+        result: Result<Json, ScriptError>,
     },
     /// An event or timer delivery finished.
     Done {

@@ -3,6 +3,17 @@
 Put this file next to your scripts (or on your editor's stub path) and add
 ``from vwed import VWED`` under ``if TYPE_CHECKING:`` for completion. At run time the
 runtime provides ``VWED`` as a global; nothing needs importing.
+
+Every failing ``VWED.*`` call raises ``VWEDError`` or one of its subclasses below,
+one per kind of failure (``.kind``). They are globals of every script and also
+``VWED.errors.<Name>``, so ``except VWEDTimeoutError:`` works without an import::
+
+    try:
+        VWED.device.modbus("press").read_holding(100)
+    except VWEDDeviceError as e:      # the device answered with a Modbus exception
+        print(e.code)                 # e.g. 2 (illegal data address)
+    except VWEDTransportError:        # device unreachable, connection lost
+        ...
 """
 
 from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Mapping, Optional, TypeVar, Union
@@ -10,7 +21,53 @@ from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Mapping, Opt
 _F = TypeVar("_F", bound=Callable[..., Any])
 JSON = Any
 
-class VWEDError(Exception): ...
+class VWEDError(Exception):
+    """A VWED call the runtime refused or could not complete."""
+    kind: str
+    message: str
+    code: Optional[int]
+
+class VWEDArgumentError(VWEDError):
+    """kind "bad_arguments": unknown call, wrong argument shape or value; nothing was done."""
+class VWEDNotFoundError(VWEDError):
+    """kind "not_found": no such point, device, robot, function, location, timer."""
+class VWEDTimeoutError(VWEDError, TimeoutError):
+    """kind "timeout": the device, peer or function did not answer in time."""
+class VWEDTransportError(VWEDError, ConnectionError):
+    """kind "transport": device or peer unreachable, connection lost."""
+class VWEDDeviceError(VWEDError):
+    """kind "device_exception": the device answered with a Modbus exception; ``code``
+    is its exception code (2 = illegal data address, ...)."""
+    code: int
+class VWEDPermissionError(VWEDError):
+    """kind "permission_denied": a read-only point, a host not in http_allow_hosts."""
+class VWEDBusyError(VWEDError):
+    """kind "busy": a queue is full; may succeed later."""
+class VWEDLimitError(VWEDError):
+    """kind "limit_exceeded": a size or count limit of the runtime."""
+class VWEDNotConfiguredError(VWEDError):
+    """kind "not_configured": io_config, task_server_url or smtp_host missing."""
+class VWEDConflictError(VWEDError):
+    """kind "conflict": a route or function name taken, a lock held by another task."""
+class VWEDFunctionError(VWEDError):
+    """kind "raised": a function called through VWED.function.call raised."""
+class VWEDInternalError(VWEDError):
+    """kind "internal": a fault of the runtime itself."""
+
+class _Errors:
+    VWEDError: type[VWEDError]
+    VWEDArgumentError: type[VWEDArgumentError]
+    VWEDNotFoundError: type[VWEDNotFoundError]
+    VWEDTimeoutError: type[VWEDTimeoutError]
+    VWEDTransportError: type[VWEDTransportError]
+    VWEDDeviceError: type[VWEDDeviceError]
+    VWEDPermissionError: type[VWEDPermissionError]
+    VWEDBusyError: type[VWEDBusyError]
+    VWEDLimitError: type[VWEDLimitError]
+    VWEDNotConfiguredError: type[VWEDNotConfiguredError]
+    VWEDConflictError: type[VWEDConflictError]
+    VWEDFunctionError: type[VWEDFunctionError]
+    VWEDInternalError: type[VWEDInternalError]
 
 class Response:
     status: int
@@ -41,7 +98,9 @@ class _Function:
         params: Optional[List[str]] = None,
         **kw: Any,
     ) -> Any: ...
-    def call(self, name: str = ..., args: JSON = None, timeout: Optional[float] = None, **kw: Any) -> JSON: ...
+    def call(self, name: str = ..., args: JSON = None, timeout: Optional[float] = None, **kw: Any) -> JSON:
+        """Raises VWEDArgumentError when ``args`` do not fit the function's signature,
+        VWEDFunctionError when it raised, VWEDNotFoundError when no script registers it."""
     async def call_async(self, name: str = ..., args: JSON = None, timeout: Optional[float] = None, **kw: Any) -> JSON: ...
     def list_all(self) -> List[Dict[str, Any]]: ...
     def clear_all(self) -> None: ...
@@ -73,7 +132,8 @@ class _Log:
     def sync_error(self, *args: Any, **fields: Any) -> None: ...
     def sync_debug(self, *args: Any, **fields: Any) -> None: ...
     def flush(self, timeout: float = ...) -> Any:
-        """Blocks until every line logged or printed so far is on disk."""
+        """Blocks until every line logged or printed so far is on disk. A ``timeout``
+        that is not a finite number of seconds >= 0 raises VWEDArgumentError."""
     async def flush_async(self) -> Any: ...
 
 class _Data:
@@ -90,6 +150,10 @@ class _Util:
     def sleep(self, seconds: float) -> None: ...
     def async_sleep(self, seconds: float) -> Awaitable[None]: ...
     def uuid(self) -> str: ...
+    def scratch_dir(self) -> str:
+        """The one folder this script may write (``<data-dir>/scratch/<project>``);
+        also its working directory, ``HOME`` and ``TMPDIR``."""
+        ...
 
 class IoChange(Dict[str, Any]):
     """Data of the event ``io.<tag>``: tag, value, previous, quality ("good"/"bad"),
@@ -97,11 +161,13 @@ class IoChange(Dict[str, Any]):
 
 class _Io:
     def read(self, tag: str, detail: bool = False, live: bool = False) -> Any:
-        """The point's value; raises VWEDError when it has no good value. ``detail=True``
-        returns ``{tag, value, quality, error, last_change, last_read, writable}``."""
+        """The point's value; raises VWEDTransportError when it has no good value,
+        VWEDNotFoundError for an unknown tag. ``detail=True`` returns
+        ``{tag, value, quality, error, last_change, last_read, writable}``."""
     async def read_async(self, tag: str, detail: bool = False, live: bool = False) -> Any: ...
     def write(self, tag: str, value: Union[bool, int, float]) -> None:
-        """Writes a point; refused (VWEDError) for read-only points and input tables."""
+        """Writes a point; refused (VWEDPermissionError) for read-only points and input
+        tables."""
     async def write_async(self, tag: str, value: Union[bool, int, float]) -> None: ...
     def points(self) -> List[Dict[str, Any]]: ...
     def on_change(self, tag: str, priority: int = 1) -> Callable[[_F], _F]:
@@ -225,6 +291,7 @@ class _VWED:
     storage: _Storage
     http: _Http
     mail: _Mail
+    errors: _Errors
     Error: type[VWEDError]
     def get_script_id(self) -> str: ...
 

@@ -12,7 +12,10 @@ use std::os::fd::RawFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use vwed_ipc::{FrameDecoder, FrameError, FromWorker, Json, ToWorker, encode_into};
+use vwed_ipc::{
+    FrameDecoder, FrameError, FromWorker, Json, ServiceError, ServiceErrorKind, ToWorker,
+    encode_into,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -26,6 +29,17 @@ pub enum ChannelError {
     Timeout(Duration),
     #[error("worker channel not initialised")]
     NotInstalled,
+}
+
+impl From<ChannelError> for ServiceError {
+    fn from(e: ChannelError) -> Self {
+        let kind = match e {
+            ChannelError::Timeout(_) => ServiceErrorKind::Timeout,
+            ChannelError::Closed | ChannelError::Io(_) => ServiceErrorKind::Transport,
+            ChannelError::Frame(_) | ChannelError::NotInstalled => ServiceErrorKind::Internal,
+        };
+        ServiceError::new(kind, e.to_string())
+    }
 }
 
 pub struct Channel {
@@ -184,7 +198,7 @@ impl Channel {
         req: u64,
         msg: &FromWorker,
         timeout: Duration,
-    ) -> Result<Result<Json, String>, ChannelError> {
+    ) -> Result<Result<Json, ServiceError>, ChannelError> {
         self.send(msg)?;
         self.flush()?;
         let deadline = Instant::now() + timeout;

@@ -4,12 +4,13 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyConnectionError, PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use vwed_ipc::{
     Analysis, BootOutcome, FromWorker, Level, RegKind, Registration, RouteReply, RouteRequest,
-    Stream, SyntaxError, TimerSchedule, ToWorker,
+    ScriptError, ScriptErrorKind, Service, ServiceError, ServiceErrorKind, Stream, SyntaxError,
+    TimerSchedule, ToWorker,
 };
 
 use crate::channel::{self, ChannelError};
@@ -17,16 +18,56 @@ use crate::convert::{json_to_py, py_to_json, py_to_json_string, value_to_py};
 
 static SCRIPT_ID: Mutex<String> = Mutex::new(String::new());
 static HEADERS_TYPE: OnceLock<Py<PyAny>> = OnceLock::new();
+/// `(kind, code, message) -> VWEDError`: the facade's error classes.
+static ERROR_FACTORY: OnceLock<Py<PyAny>> = OnceLock::new();
 
 /// Registrations are answered at once by the supervisor; this only bounds a stuck one.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn chan_err(e: ChannelError) -> PyErr {
-    match e {
-        ChannelError::Timeout(_) => PyTimeoutError::new_err(e.to_string()),
-        ChannelError::Closed => PyConnectionError::new_err(e.to_string()),
-        other => PyRuntimeError::new_err(other.to_string()),
+    service_err(ServiceError::from(e))
+}
+
+/// The `VWEDError` subclass for `e`'s kind, with its message (and Modbus code).
+fn service_err(e: ServiceError) -> PyErr {
+    Python::attach(|py| {
+        let made = ERROR_FACTORY.get().map(|f| {
+            f.bind(py)
+                .call1((e.kind.as_str(), e.kind.code(), e.message.as_str()))
+        });
+        match made {
+            Some(Ok(err)) => PyErr::from_value(err),
+            Some(Err(failed)) => failed,
+            None => PyRuntimeError::new_err(e.message),
+        }
+    })
+}
+
+/// `(kind, code, message)`, as the loop hands an asynchronous failure to the facade.
+fn error_tuple(e: &ServiceError) -> (&'static str, Option<u8>, &str) {
+    (e.kind.as_str(), e.kind.code(), e.message.as_str())
+}
+
+fn bad_arguments(message: String) -> PyErr {
+    service_err(ServiceError::new(ServiceErrorKind::BadArguments, message))
+}
+
+/// A wait in seconds from a script: NaN, infinite or negative is refused instead
+/// of reaching `Duration`, which panics on them.
+fn wait_of(timeout_s: f64) -> PyResult<Duration> {
+    if !timeout_s.is_finite() || timeout_s < 0.0 {
+        return Err(bad_arguments(format!(
+            "timeout 必须是有限的非负秒数, 得到 {timeout_s}"
+        )));
     }
+    Ok(Duration::from_secs_f64(timeout_s.clamp(0.001, 86_400.0)))
+}
+
+/// The service `name` with the script's `args`, checked against [`Service`].
+fn service_of(name: &str, args: &Bound<'_, PyAny>) -> PyResult<Service> {
+    let args =
+        py_to_json_string(args).map_err(|e| bad_arguments(format!("{name} 参数错误: {e}")))?;
+    Service::from_json(name, &args).map_err(service_err)
 }
 
 fn send(msg: FromWorker) -> PyResult<()> {
@@ -46,6 +87,11 @@ fn to_py_messages<'py>(
     for m in msgs {
         let item: Bound<'py, PyAny> = match m {
             ToWorker::Boot(b) => {
+                // Before the script exists in Python: nothing of it runs unconfined.
+                if let Some(refused) = crate::sandbox::enter(py, &b.sandbox) {
+                    report_boot(refused)?;
+                    continue;
+                }
                 if let Ok(mut g) = SCRIPT_ID.lock() {
                     g.clone_from(&b.script_id);
                 }
@@ -87,10 +133,12 @@ fn to_py_messages<'py>(
             }
             ToWorker::Cancel { req } => ("cancel", req).into_pyobject(py)?.into_any(),
             ToWorker::Reply { req, result } => match result {
-                Ok(v) => ("reply", req, true, json_to_py(py, &v)?)
+                Ok(v) => ("reply", req, json_to_py(py, &v)?, py.None())
                     .into_pyobject(py)?
                     .into_any(),
-                Err(e) => ("reply", req, false, e).into_pyobject(py)?.into_any(),
+                Err(e) => ("reply", req, py.None(), error_tuple(&e))
+                    .into_pyobject(py)?
+                    .into_any(),
             },
             ToWorker::Analyze { req, source } => {
                 ("analyze", req, source).into_pyobject(py)?.into_any()
@@ -156,8 +204,25 @@ fn request_data<'py>(py: Python<'py>, r: RouteRequest) -> PyResult<Bound<'py, Py
 }
 
 #[pyfunction]
-fn configure(headers_type: Bound<'_, PyAny>) {
+fn configure(headers_type: Bound<'_, PyAny>, error_factory: Bound<'_, PyAny>) {
     let _ = HEADERS_TYPE.set(headers_type.unbind());
+    let _ = ERROR_FACTORY.set(error_factory.unbind());
+}
+
+/// The submodules of `vwed_runtime`, by name: the worker needs no files on disk.
+#[pyfunction]
+fn runtime_sources(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, source) in crate::RUNTIME_MODULES {
+        d.set_item(name, source)?;
+    }
+    Ok(d)
+}
+
+/// Every service name, for the facade's self-check.
+#[pyfunction]
+fn service_names() -> Vec<&'static str> {
+    Service::names().to_vec()
 }
 
 #[pyfunction]
@@ -224,26 +289,26 @@ fn log(level: &str, message: String, fields: Bound<'_, PyAny>) -> PyResult<()> {
     })
 }
 
+/// Sends a request and waits for its answer; a refusal raises its `VWEDError`.
 fn blocking_request(
     py: Python<'_>,
     msg_for: impl FnOnce(u64) -> FromWorker,
     timeout: Duration,
-) -> PyResult<Result<String, String>> {
+) -> PyResult<String> {
     let req = channel::with(|ch| Ok(ch.next_req())).map_err(chan_err)?;
     let msg = msg_for(req);
     py.detach(|| channel::with(|ch| ch.request(req, &msg, timeout)))
-        .map_err(chan_err)
+        .map_err(chan_err)?
+        .map_err(service_err)
 }
 
 fn register(py: Python<'_>, reg: Registration) -> PyResult<()> {
-    match blocking_request(
+    blocking_request(
         py,
         |req| FromWorker::Register { req, reg },
         REGISTER_TIMEOUT,
-    )? {
-        Ok(_) => Ok(()),
-        Err(e) => Err(PyRuntimeError::new_err(e)),
-    }
+    )
+    .map(drop)
 }
 
 #[pyfunction]
@@ -354,39 +419,39 @@ fn unregister(kind: &str, handler: u32) -> PyResult<()> {
 #[pyfunction]
 fn request<'py>(
     py: Python<'py>,
-    service: String,
+    name: &str,
     args: Bound<'py, PyAny>,
     timeout_s: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let args = py_to_json_string(&args)?;
-    let timeout = Duration::from_secs_f64(timeout_s.clamp(0.001, 86_400.0));
-    match blocking_request(
-        py,
-        |req| FromWorker::Request { req, service, args },
-        timeout,
-    )? {
-        Ok(v) => json_to_py(py, &v),
-        Err(e) => Err(PyRuntimeError::new_err(e)),
-    }
+    let timeout = wait_of(timeout_s)?;
+    let service = service_of(name, &args)?;
+    let v = blocking_request(py, |req| FromWorker::Request { req, service }, timeout)?;
+    json_to_py(py, &v)
 }
 
 /// An asynchronous service call: the answer comes back through `recv()` as
-/// `("reply", req, ok, value)`.
+/// `("reply", req, value, None)` or `("reply", req, None, (kind, code, message))`.
 #[pyfunction]
-fn request_nowait(service: String, args: Bound<'_, PyAny>) -> PyResult<u64> {
-    let args = py_to_json_string(&args)?;
+fn request_nowait(name: &str, args: Bound<'_, PyAny>) -> PyResult<u64> {
+    let service = service_of(name, &args)?;
     channel::with(|ch| {
         let req = ch.next_req();
-        ch.send(&FromWorker::Request { req, service, args })?;
+        ch.send(&FromWorker::Request { req, service })?;
         Ok(req)
     })
     .map_err(chan_err)
 }
 
 #[pyfunction]
-fn notify(service: String, args: Bound<'_, PyAny>) -> PyResult<()> {
-    let args = py_to_json_string(&args)?;
-    send_soon(FromWorker::Notify { service, args })
+fn notify(name: &str, args: Bound<'_, PyAny>) -> PyResult<()> {
+    let service = service_of(name, &args)?;
+    send_soon(FromWorker::Notify { service })
+}
+
+/// An exception the script raised, as one record.
+#[pyfunction]
+fn traceback(text: String) -> PyResult<()> {
+    send_soon(FromWorker::Traceback { text })
 }
 
 fn syntax_from_tuple(t: &Bound<'_, PyTuple>) -> PyResult<SyntaxError> {
@@ -415,7 +480,14 @@ fn booted(kind: &str, detail: Option<Bound<'_, PyAny>>, traceback: Option<String
             traceback: traceback.unwrap_or_default(),
         },
     };
-    send(FromWorker::Booted(outcome))?;
+    report_boot(outcome)
+}
+
+fn report_boot(outcome: BootOutcome) -> PyResult<()> {
+    send(FromWorker::Booted {
+        outcome,
+        sandbox: crate::sandbox::report(),
+    })?;
     flush()
 }
 
@@ -450,14 +522,25 @@ fn route_reply(
     }))
 }
 
+/// Answers a function call: `error` is None for a result, else the failure's kind
+/// (`argument_mismatch`, `raised`, `bad_result`) with `value` as its message.
 #[pyfunction]
-fn call_reply(req: u64, ok: bool, value: Bound<'_, PyAny>) -> PyResult<()> {
-    let result = if ok {
-        Ok(py_to_json_string(&value)?)
-    } else {
-        Err(value.to_string())
+#[pyo3(signature = (req, value, error=None))]
+fn call_reply(req: u64, value: Bound<'_, PyAny>, error: Option<&str>) -> PyResult<()> {
+    let kind = match error {
+        None => {
+            let result = Ok(py_to_json_string(&value)?);
+            return send(FromWorker::CallReply { req, result });
+        }
+        Some("argument_mismatch") => ScriptErrorKind::ArgumentMismatch,
+        Some("bad_result") => ScriptErrorKind::BadResult,
+        Some(_) => ScriptErrorKind::Raised,
     };
-    send(FromWorker::CallReply { req, result })
+    let message = value.to_string();
+    send(FromWorker::CallReply {
+        req,
+        result: Err(ScriptError { kind, message }),
+    })
 }
 
 #[pyfunction]
@@ -513,11 +596,15 @@ pub fn _vwed(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(request, m)?)?;
     m.add_function(wrap_pyfunction!(request_nowait, m)?)?;
     m.add_function(wrap_pyfunction!(notify, m)?)?;
+    m.add_function(wrap_pyfunction!(traceback, m)?)?;
+    m.add_function(wrap_pyfunction!(service_names, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime_sources, m)?)?;
     m.add_function(wrap_pyfunction!(booted, m)?)?;
     m.add_function(wrap_pyfunction!(route_reply, m)?)?;
     m.add_function(wrap_pyfunction!(call_reply, m)?)?;
     m.add_function(wrap_pyfunction!(done, m)?)?;
     m.add_function(wrap_pyfunction!(analysis, m)?)?;
     m.add_function(wrap_pyfunction!(exit, m)?)?;
+    m.add_function(wrap_pyfunction!(crate::sandbox::scratch_dir, m)?)?;
     Ok(())
 }

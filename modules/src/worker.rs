@@ -46,7 +46,10 @@ fn start(py: Python<'_>, mode: Mode) -> PyResult<()> {
     let m = PyModule::from_code(py, &code, c"vwed_runtime.py", c"vwed_runtime")?;
     let entry = match mode {
         Mode::Script => "main",
-        Mode::Analyzer => "analyzer_main",
+        Mode::Analyzer => {
+            crate::sandbox::enter_analyzer(py);
+            "analyzer_main"
+        }
     };
     m.getattr(entry)?.call0()?;
     Ok(())

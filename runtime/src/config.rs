@@ -4,8 +4,50 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be loaded. Environment errors name the
+/// variable, so that a typo in a systemd unit is found without guessing.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML")]
+    Toml {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid configuration{}: {message}", in_file(.file.as_deref()))]
+    Invalid {
+        file: Option<PathBuf>,
+        message: String,
+    },
+    #[error("{var}: invalid number \"{raw}\"")]
+    EnvNumber { var: String, raw: String },
+    #[error("{var}: invalid boolean \"{raw}\" (true or false)")]
+    EnvBool { var: String, raw: String },
+    #[error("{var}: invalid value \"{raw}\": {message}")]
+    EnvValue {
+        var: String,
+        raw: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Rule(&'static str),
+    /// A `[sandbox]` setting or a project's grant is not acceptable.
+    #[error("{0}")]
+    Sandbox(String),
+}
+
+fn in_file(file: Option<&Path>) -> String {
+    file.map(|p| format!(" (file {})", p.display()))
+        .unwrap_or_default()
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -98,6 +140,30 @@ pub struct Config {
     /// Heap and anonymous memory one script's worker may use, in MiB (0: no limit).
     /// Past it the script gets a MemoryError; the runtime and other scripts go on.
     pub worker_memory_mb: u64,
+    // HTTP server bounds (runtime/src/server, docs/limits.md).
+    /// Time a client has to send a request head (request line and headers): from
+    /// the start of the connection (after the TLS handshake), or from the first byte
+    /// of a later request on a kept-alive connection. Past it the connection closes.
+    pub header_read_timeout_ms: u64,
+    /// Longest a request body may take to arrive, counted from the first time the
+    /// handler waits for it; past it the answer is 408 and the connection closes.
+    pub body_read_timeout_ms: u64,
+    /// Slowest a request body may arrive, in bytes per second over each
+    /// `body_rate_window_ms` (408 below it); 0 = no floor.
+    pub body_min_bytes_per_s: u64,
+    pub body_rate_window_ms: u64,
+    /// How long a kept-alive connection may wait for its next request.
+    pub keep_alive_idle_ms: u64,
+    /// How long a connection may take for its TLS handshake (with TLS on).
+    pub tls_handshake_timeout_ms: u64,
+    /// HTTP connections open at once, WebSockets included. The descriptor limit
+    /// may lower it: see `fd_reserve`. At the cap a new connection closes the one
+    /// that has waited longest for its client.
+    pub max_connections: usize,
+    /// Descriptors kept for the runtime's own files, workers and outgoing
+    /// connections: HTTP connections get the limit (the soft RLIMIT_NOFILE, raised
+    /// to the hard one at start) minus this, but at least a quarter of the limit.
+    pub fd_reserve: u64,
     // --- access control, TLS and secrets (issue 10) ---
     /// `serve --no-auth`: no credentials asked, every caller is admin. For
     /// development only: refused unless `listen` is a loopback address.
@@ -130,6 +196,10 @@ pub struct Config {
     /// Read `smtp_password` from this file (e.g. a systemd credential; a relative
     /// path is taken below `$CREDENTIALS_DIRECTORY` when that is set).
     pub smtp_password_file: String,
+    // A table: after the plain settings, so the TOML form lists it last.
+    /// Confinement and limits of script workers, and per-project grants
+    /// (`[sandbox]`, `[sandbox.projects.<name>]`; see docs/sandbox.md).
+    pub sandbox: crate::sandbox::SandboxSettings,
 }
 
 impl Default for Config {
@@ -176,6 +246,15 @@ impl Default for Config {
             max_registrations: 10_000,
             executor_threads: 2,
             worker_memory_mb: 512,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 60_000,
+            body_min_bytes_per_s: 1_024,
+            body_rate_window_ms: 10_000,
+            keep_alive_idle_ms: 30_000,
+            tls_handshake_timeout_ms: 10_000,
+            max_connections: 1_024,
+            fd_reserve: 256,
+            sandbox: crate::sandbox::SandboxSettings::default(),
             no_auth: false,
             session_hours: 12,
             allowed_hosts: Vec::new(),
@@ -201,24 +280,28 @@ pub struct Overrides {
 }
 
 impl Config {
-    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
-        let mut table = toml::Table::try_from(Config::default()).context("default config")?;
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut table = defaults();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            let from_file: toml::Table = toml::from_str(&text)
-                .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let from_file: toml::Table =
+                toml::from_str(&text).map_err(|source| ConfigError::Toml {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             merge(&mut table, from_file);
         }
         apply_env(&mut table, "VWED_", std::env::vars())?;
-        let mut cfg: Config = table.try_into().map_err(|e: toml::de::Error| {
-            anyhow::anyhow!(
-                "invalid configuration{}: {}",
-                file.map(|p| format!(" (file {})", p.display()))
-                    .unwrap_or_default(),
-                e.message()
-            )
-        })?;
+        let mut cfg: Config =
+            table
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    file: file.map(Path::to_path_buf),
+                    message: e.message().to_string(),
+                })?;
         if let Some(l) = overrides.listen {
             cfg.listen = l;
         }
@@ -231,6 +314,7 @@ impl Config {
         if let Some(p) = &overrides.io_config {
             cfg.io_config.clone_from(p);
         }
+        cfg.sandbox.config_file = file.map(Path::to_path_buf);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -239,17 +323,31 @@ impl Config {
         (self.worker_memory_mb > 0).then(|| self.worker_memory_mb.saturating_mul(1024 * 1024))
     }
 
-    fn validate(&self) -> anyhow::Result<()> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.call_timeout_ms == 0 || self.boot_timeout_ms == 0 {
-            bail!("call_timeout_ms and boot_timeout_ms must be more than 0");
+            return Err(ConfigError::Rule(
+                "call_timeout_ms and boot_timeout_ms must be more than 0",
+            ));
         }
         if self.max_running_scripts == 0 {
-            bail!("max_running_scripts must be at least 1");
+            return Err(ConfigError::Rule("max_running_scripts must be at least 1"));
         }
         if self.output_lines == 0 {
-            bail!("output_lines must be at least 1");
+            return Err(ConfigError::Rule("output_lines must be at least 1"));
         }
+        self.sandbox
+            .validate(&self.data_dir)
+            .map_err(ConfigError::Sandbox)?;
         Ok(())
+    }
+}
+
+/// The built-in defaults as a TOML table: every setting is there, with its type.
+fn defaults() -> toml::Table {
+    match toml::Table::try_from(Config::default()) {
+        Ok(t) => t,
+        // Config serializes to a table by construction (a unit test checks it).
+        Err(_) => toml::Table::new(),
     }
 }
 
@@ -265,26 +363,87 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 }
 
 /// `VWED_CALL_TIMEOUT_MS=5000` sets `call_timeout_ms`; `VWED_SECTION__KEY` reaches
-/// into a table. Values are read as TOML (numbers, booleans, arrays) and otherwise
-/// taken as plain strings. Variables that name no setting are ignored, so that
-/// `VWED_CONFIG` and the like can share the prefix.
+/// into a table. A value is read as the setting's type (number, boolean, list of
+/// hosts, string) and checked on its own, so an error names the variable.
+/// Variables that name no setting are ignored, so that `VWED_CONFIG` and the like
+/// can share the prefix.
 fn apply_env(
     table: &mut toml::Table,
     prefix: &str,
     vars: impl Iterator<Item = (String, String)>,
-) -> anyhow::Result<()> {
-    for (name, raw) in vars {
-        let Some(rest) = name.strip_prefix(prefix) else {
+) -> Result<(), ConfigError> {
+    let defaults = defaults();
+    for (var, raw) in vars {
+        let Some(rest) = var.strip_prefix(prefix) else {
             continue;
         };
         let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-            .ok()
-            .and_then(|mut v| v.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let Some(default) = lookup(&defaults, &path) else {
+            continue;
+        };
+        let value = env_value(&var, &raw, default)?;
+        // Range and syntax (a port above 65535, an address without port) show
+        // only when the value meets its field.
+        let mut probe = defaults.clone();
+        set_known(&mut probe, &path, value.clone());
+        if let Err(e) = probe.try_into::<Config>() {
+            return Err(ConfigError::EnvValue {
+                var,
+                raw,
+                message: e.message().to_string(),
+            });
+        }
         set_known(table, &path, value);
     }
     Ok(())
+}
+
+/// Reads `raw` as the type of the setting's default.
+fn env_value(var: &str, raw: &str, default: &toml::Value) -> Result<toml::Value, ConfigError> {
+    use toml::Value as V;
+    let text = raw.trim();
+    let as_toml = || {
+        toml::from_str::<toml::Table>(&format!("v = {text}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+    };
+    let number = || ConfigError::EnvNumber {
+        var: var.to_string(),
+        raw: raw.to_string(),
+    };
+    // TOML's digit separators stay allowed: 5_000.
+    let digits = text.replace('_', "");
+    match default {
+        V::Integer(_) => digits.parse::<i64>().map(V::Integer).map_err(|_| number()),
+        V::Float(_) => digits.parse::<f64>().map(V::Float).map_err(|_| number()),
+        V::Boolean(_) => match text.to_ascii_lowercase().as_str() {
+            "true" => Ok(V::Boolean(true)),
+            "false" => Ok(V::Boolean(false)),
+            _ => Err(ConfigError::EnvBool {
+                var: var.to_string(),
+                raw: raw.to_string(),
+            }),
+        },
+        // A quoted TOML string loses its quotes; anything else is taken as is
+        // (a password of digits stays a string). Lists also take "a,b".
+        V::String(_) | V::Array(_) => Ok(match as_toml() {
+            Some(v @ (V::String(_) | V::Array(_))) => v,
+            _ => V::String(raw.to_string()),
+        }),
+        _ => Ok(as_toml().unwrap_or_else(|| V::String(raw.to_string()))),
+    }
+}
+
+/// The value at `path`, if that setting exists.
+fn lookup<'a>(table: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    match path {
+        [] => None,
+        [last] => table.get(last),
+        [first, rest @ ..] => match table.get(first) {
+            Some(toml::Value::Table(inner)) => lookup(inner, rest),
+            _ => None,
+        },
+    }
 }
 
 /// Sets `path` in `table` only if that key already exists (every known setting
@@ -379,5 +538,79 @@ mod tests {
         std::fs::write(&f, "call_timeout = 5\n").expect("write");
         let err = Config::load(Some(&f), &Overrides::default()).expect_err("must fail");
         assert!(format!("{err:#}").contains("call_timeout"), "{err:#}");
+    }
+
+    fn env_error(var: &str, raw: &str) -> String {
+        let mut table = defaults();
+        let vars = vec![(var.to_string(), raw.to_string())];
+        match apply_env(&mut table, "VWED_", vars.into_iter()) {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_setting_names_its_variable_when_the_value_is_bad() {
+        let table = defaults();
+        assert!(table.len() > 30, "defaults serialize to a full table");
+        check_every_setting("VWED_", &table);
+    }
+
+    /// Each setting of `table` (and of its sections, `VWED_SECTION__KEY`).
+    fn check_every_setting(prefix: &str, table: &toml::Table) {
+        for (key, default) in table {
+            let var = format!("{prefix}{}", key.to_ascii_uppercase());
+            match default {
+                toml::Value::Integer(_) => {
+                    assert_eq!(
+                        env_error(&var, "abc"),
+                        format!("{var}: invalid number \"abc\""),
+                    );
+                    let negative = env_error(&var, "-1");
+                    assert!(negative.starts_with(&format!("{var}: invalid value \"-1\"")));
+                }
+                toml::Value::Boolean(_) => assert_eq!(
+                    env_error(&var, "abc"),
+                    format!("{var}: invalid boolean \"abc\" (true or false)"),
+                ),
+                toml::Value::String(_) if key == "listen" => {
+                    let e = env_error(&var, "abc");
+                    assert!(e.starts_with("VWED_LISTEN: invalid value \"abc\": "), "{e}");
+                }
+                // Any text is a valid path, URL, name or list of hosts; they are
+                // checked where they are used.
+                toml::Value::String(_) | toml::Value::Array(_) => {
+                    assert_eq!(env_error(&var, "abc"), "", "{var}");
+                }
+                // A section; `sandbox.projects` (a map of names) is empty here.
+                toml::Value::Table(inner) => check_every_setting(&format!("{var}__"), inner),
+                other => panic!("setting {key} has a type this test does not cover: {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn env_values_out_of_range_or_in_other_spellings() {
+        let e = env_error("VWED_SMTP_PORT", "70000");
+        assert!(
+            e.starts_with("VWED_SMTP_PORT: invalid value \"70000\": "),
+            "{e}"
+        );
+        assert_eq!(env_error("VWED_CALL_TIMEOUT_MS", " 5_000 "), "");
+        assert_eq!(env_error("VWED_SPARE_WORKER", "False"), "");
+        let mut table = defaults();
+        let vars = [
+            ("VWED_SMTP_PASSWORD", "12345"),
+            ("VWED_SMTP_USERNAME", "\"quoted\""),
+        ];
+        apply_env(
+            &mut table,
+            "VWED_",
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .expect("env");
+        let cfg: Config = table.try_into().expect("config");
+        assert_eq!(cfg.smtp_password, "12345", "digits stay a string");
+        assert_eq!(cfg.smtp_username, "quoted");
     }
 }

@@ -19,97 +19,90 @@ mod output;
 mod paths;
 mod registry;
 mod sample;
+mod sandbox;
 mod sdnotify;
 pub mod secrets;
+mod server;
 mod store;
 pub mod tls;
 mod worker;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use engine::Engine;
+use sdnotify::Notifier;
+
+pub use db::DbError;
+pub use io::IoStartError;
+pub use lock::LockError;
+pub use logs::LogStoreError;
+pub use paths::PathError;
+pub use server::LimitsError;
+pub use store::StoreError;
+
+/// Why the supervisor could not start; each step of start-up has its own kind.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data dir {path}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("cannot open database {path}")]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: DbError,
+    },
+    #[error("cannot prepare projects dir")]
+    Projects(#[source] std::io::Error),
+    #[error("cannot create the sample project")]
+    Sample(#[source] StoreError),
+    #[error("cannot find own executable")]
+    OwnExecutable(#[source] std::io::Error),
+    #[error("cannot open the log store")]
+    Logs(#[source] LogStoreError),
+    #[error("cannot start the I/O")]
+    DeviceIo(#[source] IoStartError),
+    #[error("invalid server limits")]
+    ServerLimits(#[from] LimitsError),
+    #[error("cannot start access control")]
+    Auth(#[source] auth::AuthError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Runs the supervisor until SIGTERM or Ctrl-C.
-pub async fn serve(cfg: config::Config) -> anyhow::Result<()> {
+pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     let started = Instant::now();
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
-    let lock = lock::acquire(&cfg.data_dir).await?;
-    let auth = auth::Auth::start(&cfg, false).context("cannot start access control")?;
-    let db_path = cfg.data_dir.join("vwed.redb");
-    let db = db::open(&db_path, cfg.db_cache_bytes)
-        .with_context(|| format!("cannot open database {}", db_path.display()))?;
-    let store =
-        store::ScriptStore::new(db, &cfg.data_dir).context("cannot prepare projects dir")?;
-    if cfg.sample_project {
-        sample::ensure(&store).context("cannot create the sample project")?;
-    }
-    let exe = std::env::current_exe().context("cannot find own executable")?;
-    let logs = logs::Logs::open(&cfg).context("cannot open the log store")?;
-    logs.start_ticker();
-    let cfg = Arc::new(cfg);
-    let engine = engine::Engine::new(cfg.clone(), store, exe, Some(lock), logs.clone());
-
-    // Before scripts are restored, so that their boot() can already use I/O.
-    if let Some(io) = io::start(&cfg, &engine).context("cannot start the I/O")? {
-        let _ = engine.io.set(io);
-    }
-
+    let engine = open_engine(cfg).await?;
+    let auth = auth::Auth::start(&engine.cfg, false).map_err(ServeError::Auth)?;
     // The first spare worker comes up while the API binds and scripts restore.
     engine.refill_spare();
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
+    let addr = engine.cfg.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        .map_err(|source| ServeError::Listen { addr, source })?;
     let ready = Arc::new(AtomicBool::new(false));
-    let routes = api::routes(engine.clone(), started);
-    let gate = {
-        let ready = ready.clone();
-        warp::any()
-            .and(warp::path::full())
-            .and_then(move |p: warp::path::FullPath| {
-                let ready = ready.load(Ordering::Acquire);
-                async move {
-                    // Until restored scripts are up, health says so; the rest of the
-                    // API already answers.
-                    if !ready && p.as_str() == "/health" {
-                        Ok(api::not_ready())
-                    } else {
-                        Err(warp::reject::not_found())
-                    }
-                }
-            })
-    };
-    use warp::Filter;
-    let app = gate
-        .or(api::auth::routes(auth.clone()))
-        .unify()
-        .or(routes)
-        .unify();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        warp::serve(app)
-            .incoming(listener)
-            .graceful(async {
-                let _ = stop_rx.await;
-            })
-            .run(),
-    );
+    let server = Server::start(listener, &engine, &auth, started, ready.clone())?;
     tracing::info!(
-        "VWED Edge listening on http://{} (data dir {})",
-        cfg.listen,
-        cfg.data_dir.display()
+        "VWED Edge listening on http://{addr} (data dir {})",
+        engine.cfg.data_dir.display()
     );
-    let notifier = sdnotify::Notifier::from_env();
-    if cfg.restore_on_start {
-        if let Some(n) = &notifier {
-            // Each restored script may take up to its boot timeout.
-            let most = std::time::Duration::from_millis(cfg.boot_timeout_ms)
-                .saturating_mul(u32::try_from(cfg.max_running_scripts).unwrap_or(u32::MAX));
-            let _ = n.notify_extend_timeout(most);
-        }
-        engine.restore().await;
+    let notifier = Notifier::from_env();
+    if engine.cfg.restore_on_start {
+        restore_scripts(&engine, notifier.as_ref()).await;
     }
     ready.store(true, Ordering::Release);
     if let Some(n) = &notifier {
@@ -121,17 +114,115 @@ pub async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     tracing::info!("ready in {} ms", started.elapsed().as_millis());
 
     shutdown_signal().await;
+    shut_down(&engine, notifier.as_ref(), server, auth).await;
+    Ok(())
+}
+
+/// The data dir, its lock, the stores and the engine over them, and the device
+/// I/O: everything that must be there before the API answers.
+async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
+    // Closes the supervisor's /proc entries (environ, memory, fds) to workers.
+    // SAFETY: prctl(PR_SET_DUMPABLE) only sets a flag on this process.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServeError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let lock = lock::acquire(&cfg.data_dir).await?;
+    let db_path = cfg.data_dir.join("vwed.redb");
+    let db = db::open(&db_path, cfg.db_cache_bytes).map_err(|source| ServeError::Database {
+        path: db_path,
+        source,
+    })?;
+    let store = store::ScriptStore::new(db, &cfg.data_dir).map_err(ServeError::Projects)?;
+    if cfg.sample_project {
+        sample::ensure(&store).map_err(ServeError::Sample)?;
+    }
+    let exe = std::env::current_exe().map_err(ServeError::OwnExecutable)?;
+    let logs = logs::Logs::open(&cfg).map_err(ServeError::Logs)?;
+    logs.start_ticker();
+    // Before the first worker is spawned: probes the kernel, takes the cgroup.
+    sandbox::init(&cfg);
+    let cfg = Arc::new(cfg);
+    let engine = Engine::new(cfg.clone(), store, exe, Some(lock), logs);
+    // Before scripts are restored, so that their boot() can already use I/O.
+    if let Some(io) = io::start(&cfg, &engine).map_err(ServeError::DeviceIo)? {
+        let _ = engine.io.set(io);
+    }
+    Ok(engine)
+}
+
+/// The HTTP server task and the switch that ends it gracefully.
+struct Server {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Serves the API; until `ready`, `/health` answers 503 while the rest of
+    /// the API already works.
+    fn start(
+        listener: tokio::net::TcpListener,
+        engine: &Arc<Engine>,
+        auth: &Arc<auth::Auth>,
+        started: Instant,
+        ready: Arc<AtomicBool>,
+    ) -> Result<Server, ServeError> {
+        use warp::Filter;
+        let gate = warp::any()
+            .and(warp::path::full())
+            .and_then(move |p: warp::path::FullPath| {
+                let ready = ready.load(Ordering::Acquire);
+                async move {
+                    if !ready && p.as_str() == "/health" {
+                        Ok(api::not_ready())
+                    } else {
+                        Err(warp::reject::not_found())
+                    }
+                }
+            });
+        let app = gate
+            .or(api::auth::routes(auth.clone()))
+            .unify()
+            .or(api::routes(engine.clone(), started))
+            .unify();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let limits = server::Limits::from_config(&engine.cfg)?;
+        let task = tokio::spawn(server::serve(app, listener, limits, None, async {
+            let _ = stopped.await;
+        }));
+        Ok(Server { stop, task })
+    }
+}
+
+/// Starts again the scripts that ran before; tells systemd how long that may take.
+async fn restore_scripts(engine: &Arc<Engine>, notifier: Option<&Notifier>) {
+    if let Some(n) = notifier {
+        // Each restored script may take up to its boot timeout.
+        let most = Duration::from_millis(engine.cfg.boot_timeout_ms)
+            .saturating_mul(u32::try_from(engine.cfg.max_running_scripts).unwrap_or(u32::MAX));
+        let _ = n.notify_extend_timeout(most);
+    }
+    engine.restore().await;
+}
+
+async fn shut_down(
+    engine: &Arc<Engine>,
+    notifier: Option<&Notifier>,
+    server: Server,
+    auth: Arc<auth::Auth>,
+) {
     tracing::info!("shutting down: stopping scripts (they start again with the runtime)");
-    if let Some(n) = &notifier {
+    if let Some(n) = notifier {
         let _ = n.notify_stopping();
     }
     engine.shutdown().await;
     // Commit the lines the stopping scripts just wrote.
+    let logs = engine.logs.clone();
     let _ = tokio::task::spawn_blocking(move || logs.close()).await;
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    let _ = server.stop.send(());
+    let _ = server.task.await;
     let _ = tokio::task::spawn_blocking(move || auth.stop()).await;
-    Ok(())
 }
 
 /// What the watchdog checks before each ping: the executor still runs new tasks

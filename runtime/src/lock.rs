@@ -4,21 +4,42 @@
 
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use anyhow::{Context, bail};
 
 const WAIT_FOR_OLD_WORKERS: Duration = Duration::from_secs(10);
 
-pub async fn acquire(data_dir: &Path) -> anyhow::Result<OwnedFd> {
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot open lock file {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot lock {path}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "data dir {0} is in use by another vwed-edge (or workers of one that is still exiting)"
+    )]
+    InUse(PathBuf),
+}
+
+pub async fn acquire(data_dir: &Path) -> Result<OwnedFd, LockError> {
     let path = data_dir.join("vwed-edge.lock");
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        .map_err(|source| LockError::Open {
+            path: path.clone(),
+            source,
+        })?;
     let fd = OwnedFd::from(file);
     let start = Instant::now();
     let mut warned = false;
@@ -30,13 +51,10 @@ pub async fn acquire(data_dir: &Path) -> anyhow::Result<OwnedFd> {
         }
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+            return Err(LockError::Lock { path, source: err });
         }
         if start.elapsed() > WAIT_FOR_OLD_WORKERS {
-            bail!(
-                "data dir {} is in use by another vwed-edge (or workers of one that is still exiting)",
-                data_dir.display()
-            );
+            return Err(LockError::InUse(data_dir.to_path_buf()));
         }
         if !warned {
             tracing::warn!("data dir is locked; waiting for a previous runtime's workers to exit");

@@ -39,11 +39,12 @@ enum Command {
     /// call_timeout_ms), and these flags. The first start on an empty data dir
     /// creates a sample project.
     Serve {
-        /// Address for the HTTP/WebSocket API [default: 127.0.0.1:8000].
-        #[arg(long, env = "VWED_LISTEN")]
+        /// Address for the HTTP/WebSocket API [default: 127.0.0.1:8000; env: VWED_LISTEN].
+        #[arg(long)]
         listen: Option<SocketAddr>,
-        /// Directory for the database and project sources [default: ./vwed-data].
-        #[arg(long, env = "VWED_DATA_DIR")]
+        /// Directory for the database and project sources [default: ./vwed-data;
+        /// env: VWED_DATA_DIR].
+        #[arg(long)]
         data_dir: Option<PathBuf>,
         /// TOML configuration file.
         #[arg(long, env = "VWED_CONFIG")]
@@ -294,16 +295,21 @@ fn main() -> anyhow::Result<()> {
                 .thread_name("vwed-rt")
                 .build()
                 .context("cannot start the async runtime")?;
-            rt.block_on(vwed_runtime::serve(cfg))
+            Ok(rt.block_on(vwed_runtime::serve(cfg))?)
         }
     }
 }
 
+/// The runtime's own log goes to stderr, coloured only for a terminal: journald
+/// and log files get plain text.
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

@@ -7,6 +7,25 @@ use serde::Serialize;
 use serde_json::Value;
 use vwed_ipc::Level;
 
+/// Longest line kept from a script's output. A script printing megabytes in one
+/// line must not make the runtime hold, persist and broadcast megabytes per line;
+/// the rest of such a line is cut and the cut is said.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// `line`, cut to [`MAX_LINE_BYTES`] (on a character boundary) when longer;
+/// `more` counts bytes already dropped before it reached here.
+pub fn clip(line: &str, more: usize) -> String {
+    if line.len() <= MAX_LINE_BYTES && more == 0 {
+        return line.to_string();
+    }
+    let mut end = line.len().min(MAX_LINE_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = line.len() - end + more;
+    format!("{}… ({cut} bytes cut)", &line[..end])
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OutLine {
     pub seq: u64,
@@ -99,5 +118,22 @@ mod tests {
         assert_eq!(r.dropped(), 2);
         assert_eq!(r.tail(4, 10).len(), 1);
         assert_eq!(r.tail(0, 1)[0].message, "l4");
+    }
+}
+
+#[cfg(test)]
+mod clip_tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_on_a_character_boundary_and_say_so() {
+        assert_eq!(clip("short", 0), "short");
+        let long = "界".repeat(MAX_LINE_BYTES);
+        let cut = clip(&long, 0);
+        assert!(cut.len() < MAX_LINE_BYTES + 64, "{}", cut.len());
+        let kept = cut.split('…').next().unwrap_or("");
+        assert!(kept.chars().all(|c| c == '界'));
+        assert!(cut.ends_with(&format!("({} bytes cut)", long.len() - kept.len())));
+        assert_eq!(clip("head", 10), "head… (10 bytes cut)");
     }
 }

@@ -10,9 +10,8 @@
 //! Outside systemd (`NOTIFY_SOCKET` unset) [`Notifier::from_env`] returns `None`
 //! and the runtime simply has nothing to notify.
 //!
-//! Worker processes must not inherit the variables in [`ENV_VARS`]: remove them
-//! from the worker `Command` (`cmd.env_remove(..)`), so that only the supervisor
-//! speaks for the service.
+//! Worker processes start with a cleared environment (`worker/confine.rs`), so
+//! only the supervisor speaks for the service.
 
 use std::future::Future;
 use std::io;
@@ -20,9 +19,6 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Environment variables systemd passes to the main process for this protocol.
-pub const ENV_VARS: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
 
 /// Where the notification socket is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,7 +41,7 @@ def boot():
     def not_json(args):
         try:
             VWED.data.set("obj", object())
-        except TypeError as e:
+        except VWEDArgumentError as e:
             return {"error": str(e)}
 
     @VWED.function.register("util")

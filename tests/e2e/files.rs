@@ -357,3 +357,56 @@ fn upload_creates_a_file() {
     rt.send_multipart("/api/script/upload", form)
         .fails(409, "已存在");
 }
+
+#[test]
+fn saving_code_with_a_syntax_error_succeeds_and_says_where() {
+    let rt = Runtime::start();
+    let pid = rt.create_project("p");
+    // boot() is there; line 4 is half-written.
+    let broken = "def boot():\n    pass\n\nif (:\n";
+    let r = rt.create_file_resp(pid, "main.py", broken);
+    r.ok();
+    let d = r.data();
+    assert_eq!(d["has_boot_function"], json!(true), "{}", r.text);
+    assert_eq!(d["syntax_error"]["line"], json!(4), "{}", r.text);
+    assert!(d["syntax_error"]["offset"].as_u64().is_some(), "{}", r.text);
+    assert!(
+        d["syntax_error"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("语法错误")
+    );
+    assert!(
+        r.get("message").as_str().unwrap_or("").contains("第 4 行"),
+        "{}",
+        r.text
+    );
+    let fid = d["id"].as_u64().expect("id");
+    assert_eq!(disk(&rt, "p", "main.py"), broken, "saved all the same");
+    let g = rt.get(&format!("/api/script/files/{fid}"));
+    assert_eq!(g.data()["file"]["has_boot_function"], json!(true));
+
+    // PUT: the same, and a fix clears the error.
+    let no_boot = "def setup():\n    pass\nx = = 1\n";
+    let r = rt.put(
+        &format!("/api/script/files/{fid}"),
+        &json!({"content": no_boot}),
+    );
+    r.ok();
+    assert_eq!(
+        r.data()["file"]["has_boot_function"],
+        json!(false),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.data()["syntax_error"]["line"], json!(3), "{}", r.text);
+    let fixed = "async def boot():\n    pass\n";
+    let r = rt.put(
+        &format!("/api/script/files/{fid}"),
+        &json!({"content": fixed}),
+    );
+    r.ok();
+    assert_eq!(r.data()["file"]["has_boot_function"], json!(true));
+    assert!(r.data()["syntax_error"].is_null(), "{}", r.text);
+    assert_eq!(r.get("message"), "文件内容更新成功");
+}

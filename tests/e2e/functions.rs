@@ -63,12 +63,12 @@ def boot():
 
     @VWED.function.register("slow")
     def slow(args):
-        time.sleep(2)
+        time.sleep(6)
         return "late"
 
     @VWED.function.register("aslow")
     async def aslow(args):
-        await asyncio.sleep(2)
+        await asyncio.sleep(6)
         return "late"
 "#;
 
@@ -184,7 +184,7 @@ fn exceptions_and_timeouts() {
     );
     r.fails(504, "超时");
     assert!(
-        t0.elapsed() < Duration::from_millis(1500),
+        t0.elapsed() < Duration::from_millis(5000),
         "{:?}",
         t0.elapsed()
     );
@@ -195,7 +195,7 @@ fn exceptions_and_timeouts() {
     );
     r.fails(504, "超时");
     assert!(
-        t0.elapsed() < Duration::from_millis(1500),
+        t0.elapsed() < Duration::from_millis(5000),
         "{:?}",
         t0.elapsed()
     );
@@ -303,8 +303,9 @@ fn argument_rules() {
     }
     std::thread::sleep(Duration::from_millis(200));
     assert!(!marker.exists(), "a string argument was evaluated");
-    // Wrong arity is the function's error, reported as such.
-    rt.execute(s, "add", json!([1])).fails(500, "TypeError");
+    // Arguments that do not fit the signature are the caller's mistake: 400, with
+    // the signature in the message. The function never ran.
+    rt.execute(s, "add", json!([1])).fails(400, "add(a, b)");
 }
 
 #[test]

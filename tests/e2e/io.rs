@@ -13,7 +13,7 @@ use vwed_e2e::pty::PtyPair;
 use vwed_e2e::ws;
 use vwed_e2e::{Opts, Runtime, TempDir, Value, json, py, wait_until};
 
-const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
 // ------------------------------------------------------------------ the peer
 
@@ -26,13 +26,13 @@ fn peer_script() -> PathBuf {
 }
 
 /// `hal/tests/peers/modbus_server.py` on a loopback port; killed on drop.
-struct ModbusServer {
+pub(crate) struct ModbusServer {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl ModbusServer {
-    fn start() -> ModbusServer {
+    pub(crate) fn start() -> ModbusServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -72,7 +72,7 @@ impl ModbusServer {
         }
     }
 
-    fn kill(mut self) -> u16 {
+    pub(crate) fn kill(mut self) -> u16 {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.port
@@ -216,7 +216,7 @@ goto = "agv.target"
 }
 
 /// A runtime whose `io_config` points at a device config for the peer on `port`.
-fn runtime_with_io(port: u16) -> (Runtime, TempDir) {
+pub(crate) fn runtime_with_io(port: u16) -> (Runtime, TempDir) {
     let dir = TempDir::new("io");
     let cfg = dir.path().join("io.toml");
     std::fs::write(&cfg, device_config(port)).expect("write device config");
@@ -228,7 +228,7 @@ fn runtime_with_io(port: u16) -> (Runtime, TempDir) {
     (rt, dir)
 }
 
-fn point(rt: &Runtime, tag: &str) -> Value {
+pub(crate) fn point(rt: &Runtime, tag: &str) -> Value {
     let r = rt.get("/api/io/points");
     r.ok();
     r.data()

@@ -2,6 +2,7 @@
 //! in one is stopped within the grace period while the others keep answering, and
 //! a crash of one leaves the others alone.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -49,7 +50,8 @@ def boot():
         return {"pong": "busy"}
 "#;
 
-const FAST: &str = r#"
+/// A script that always answers at once; other tests use it as the bystander.
+pub(crate) const FAST: &str = r#"
 def boot():
     @VWED.api.get("/fast/ping")
     def ping(req):
@@ -60,11 +62,14 @@ def boot():
         return "fast"
 "#;
 
-fn setup() -> (Runtime, String, String, TempDir) {
+/// The runtime, both scripts, and the folder the busy handlers put their markers in
+/// (their project's scratch folder: the one they may write).
+fn setup() -> (Runtime, String, String, PathBuf) {
     let rt = Runtime::with(Opts::default().env("VWED_STOP_GRACE_MS", GRACE_MS));
     let busy = rt.deploy("p", "busy.py", BUSY);
     let fast = rt.deploy("p", "fast.py", FAST);
-    (rt, busy, fast, TempDir::new("markers"))
+    let markers = rt.scratch_dir("p");
+    (rt, busy, fast, markers)
 }
 
 /// Fires a request that never finishes by itself, in a thread.
@@ -86,7 +91,7 @@ fn stop_hung_script(handler: &str) {
     let worker = rt.running_entry(&busy).expect("busy listed")["pid"]
         .as_u64()
         .expect("pid") as u32;
-    let marker = markers.path().join("entered");
+    let marker = markers.join("entered");
     let pending = fire(
         &rt,
         format!("/script-api/busy/{handler}?marker={}", marker.display()),
@@ -197,7 +202,7 @@ fn stop_during_an_endless_sleep_in_a_handler() {
 #[test]
 fn stop_during_a_busy_function_call() {
     let (rt, busy, fast, markers) = setup();
-    let marker = markers.path().join("entered");
+    let marker = markers.join("entered");
     let done = Arc::new(AtomicBool::new(false));
     let url = rt.url("/api/script/scripts/execute-function");
     let flag = done.clone();
@@ -366,9 +371,15 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Only where scripts can start processes: with the sandbox turned off, or on a
+/// kernel without seccomp (sandbox.rs shows that a confined script cannot).
 #[test]
 fn processes_a_script_started_end_when_it_stops_or_crashes() {
-    let rt = Runtime::with(Opts::default().env("VWED_STOP_GRACE_MS", GRACE_MS));
+    let rt = Runtime::with(
+        Opts::default()
+            .env("VWED_STOP_GRACE_MS", GRACE_MS)
+            .env("VWED_SANDBOX__ENABLED", "false"),
+    );
     let dir = TempDir::new("helpers");
     let pids = dir.path().join("pids");
     let src = py(&format!(
@@ -444,4 +455,31 @@ fn a_memory_bomb_hits_the_worker_limit_not_the_controller() {
         "running"
     );
     rt.get("/health").expect_status(200);
+}
+
+#[test]
+fn the_worker_defers_ssl_until_used_and_freezes_what_boot_built() {
+    let rt = Runtime::start();
+    let id = rt.deploy(
+        "iso",
+        "lean.py",
+        &py(r#"
+        import gc, sys
+
+        def boot():
+            @VWED.function.register("lean")
+            def lean(args):
+                before = "ssl" in sys.modules
+                import ssl
+                return {
+                    "ssl_before": before,
+                    "asyncio_has_ssl": sys.modules["asyncio.sslproto"].ssl is ssl,
+                    "frozen": gc.get_freeze_count() > 0,
+                }
+        "#),
+    );
+    let r = rt.execute_ok(Some(&id), "lean", json!({}));
+    assert_eq!(r["ssl_before"], false, "{r}");
+    assert_eq!(r["asyncio_has_ssl"], true, "{r}");
+    assert_eq!(r["frozen"], true, "{r}");
 }

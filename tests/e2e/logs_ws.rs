@@ -513,3 +513,102 @@ fn slow_websocket_client_never_slows_a_script_and_is_told() {
     let stats = rt.get("/api/script/logs/stats");
     assert_eq!(stats.data()["store"]["queue_dropped"], 0);
 }
+
+/// The script ids a page of history names.
+fn run_ids(data: &Value) -> std::collections::BTreeSet<String> {
+    data["logs"]
+        .as_array()
+        .expect("logs array")
+        .iter()
+        .filter_map(|l| l["script_id"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn a_scripts_logs_are_found_by_its_path_across_restarts() {
+    let rt = Runtime::start();
+    let src = py(r#"
+        def boot():
+            VWED.log.sync_info("path boot line " + VWED.get_script_id())
+            VWED.log.flush()
+    "#);
+    let first = rt.deploy("pathlogs", "main.py", &src);
+    rt.deploy("pathlogs", "other.py", &src);
+    // A restart of the runtime restores the script under a new script_id.
+    let rt = Runtime::start_in(
+        rt.terminate_keep_data(Duration::from_secs(30)),
+        Opts::default(),
+    );
+    let mut second = String::new();
+    wait_until(Duration::from_secs(20), "main.py restored", || {
+        rt.running().iter().any(|r| {
+            let restored = r["script_path"] == "pathlogs/main.py";
+            if restored {
+                second = r["script_id"].as_str().unwrap_or("").to_string();
+            }
+            restored
+        })
+    });
+    assert_ne!(first, second);
+
+    // Live lines by path: this subscription also gets the next run.
+    let mut ws = ws::connect(&rt, "?client_id=path&client_type=test");
+    ws::send(
+        &mut ws,
+        json!({"type": "subscribe", "script_path": "pathlogs/main.py", "last": 5}),
+    );
+    ws::wait(&mut ws, "subscribed", |v| {
+        v["type"] == "subscribed" && v["script_path"] == "pathlogs/main.py"
+    });
+    ws::wait(&mut ws, "history of the restored run", |v| {
+        v["history"] == true && v["script_id"] == json!(second)
+    });
+
+    let q = "script_path=pathlogs/main.py&q=path%20boot%20line";
+    wait_until(Duration::from_secs(10), "both runs' lines", || {
+        run_ids(&logs(&rt, q)).len() == 2
+    });
+    let page = logs(&rt, q);
+    assert_eq!(
+        run_ids(&page),
+        [first.clone(), second.clone()].into_iter().collect()
+    );
+    assert!(
+        page["logs"]
+            .as_array()
+            .expect("logs")
+            .iter()
+            .all(|l| l["script_path"] == "pathlogs/main.py"),
+        "{page}"
+    );
+
+    let export = rt.get(&format!("/api/script/logs/export?{q}"));
+    export.expect_status(200);
+    let exported: Vec<Value> = export
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("ndjson line"))
+        .collect();
+    assert_eq!(exported.len(), 2, "{}", export.text);
+    assert!(
+        exported
+            .iter()
+            .all(|l| l["script_path"] == "pathlogs/main.py")
+    );
+
+    // A third run (a restart of the script) reaches the path subscriber live.
+    let r = rt.restart(&second);
+    r.ok();
+    let third = r
+        .get("script_id")
+        .as_str()
+        .expect("new script_id")
+        .to_string();
+    let line = ws::wait(&mut ws, "the third run's line", |v| {
+        v["type"] == "script_log" && v["script_id"] == json!(third) && v["history"].is_null()
+    });
+    assert_eq!(line["script_path"], "pathlogs/main.py");
+    ws::wait(&mut ws, "the third run's status", |v| {
+        v["type"] == "script_status" && v["script_id"] == json!(third)
+    });
+}

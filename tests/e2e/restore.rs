@@ -203,9 +203,15 @@ impl Drop for KillOnDrop {
     }
 }
 
+fn unconfined() -> vwed_e2e::Opts {
+    vwed_e2e::Opts::default().env("VWED_SANDBOX__ENABLED", "false")
+}
+
+/// Only where scripts can start processes: with the sandbox turned off, or on a
+/// kernel without seccomp (sandbox.rs shows that a confined script cannot).
 #[test]
 fn a_helper_process_left_by_a_script_does_not_keep_the_next_runtime_out() {
-    let rt = Runtime::start();
+    let rt = Runtime::with(unconfined());
     let dir = vwed_e2e::TempDir::new("helpers");
     let pids = dir.path().join("pids");
     let src = py(&format!(
@@ -246,7 +252,7 @@ fn a_helper_process_left_by_a_script_does_not_keep_the_next_runtime_out() {
 
     let data = rt.kill9_keep_data();
     let t0 = std::time::Instant::now();
-    let rt = Runtime::start_in(data, vwed_e2e::Opts::default());
+    let rt = Runtime::start_in(data, unconfined());
     assert!(
         t0.elapsed() < Duration::from_secs(8),
         "the next runtime waited {:?} for the data dir",
@@ -258,9 +264,10 @@ fn a_helper_process_left_by_a_script_does_not_keep_the_next_runtime_out() {
     );
 }
 
+/// As above: forking needs the sandbox turned off.
 #[test]
 fn a_forked_child_of_a_script_does_not_keep_the_next_runtime_out() {
-    let rt = Runtime::start();
+    let rt = Runtime::with(unconfined());
     let dir = vwed_e2e::TempDir::new("forked");
     let pids = dir.path().join("pids");
     let src = py(&format!(
@@ -291,7 +298,7 @@ fn a_forked_child_of_a_script_does_not_keep_the_next_runtime_out() {
     let _guard = KillOnDrop(children.clone());
     let data = rt.kill9_keep_data();
     let t0 = std::time::Instant::now();
-    let rt = Runtime::start_in(data, vwed_e2e::Opts::default());
+    let rt = Runtime::start_in(data, unconfined());
     assert!(
         t0.elapsed() < Duration::from_secs(8),
         "the next runtime waited {:?} for the data dir",

@@ -90,6 +90,8 @@ pub struct Opts {
     pub sample_project: bool,
     /// Extra `VWED_*` settings, e.g. `("VWED_STOP_GRACE_MS", "300")`.
     pub env: Vec<(String, String)>,
+    /// Soft and hard `RLIMIT_NOFILE` of the runtime, set before it starts.
+    pub nofile: Option<u64>,
 }
 
 impl Opts {
@@ -100,6 +102,11 @@ impl Opts {
 
     pub fn sample(mut self) -> Opts {
         self.sample_project = true;
+        self
+    }
+
+    pub fn nofile(mut self, limit: u64) -> Opts {
+        self.nofile = Some(limit);
         self
     }
 }
@@ -243,9 +250,13 @@ impl Runtime {
             for (k, v) in &opts.env {
                 cmd.env(k, v);
             }
+            if let Some(limit) = opts.nofile {
+                set_nofile(&mut cmd, limit);
+            }
             let child = cmd
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
+                // The log goes to stdout: keep it with stderr, for tests and failures.
+                .stdout(Stdio::from(stderr.try_clone().expect("clone the log file")))
                 .stderr(Stdio::from(stderr))
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
@@ -317,7 +328,12 @@ impl Runtime {
         self.data_dir().join("projects").join(project)
     }
 
-    /// What the runtime wrote to stderr so far.
+    /// The folder scripts of `project` may write (`VWED.util.scratch_dir()`).
+    pub fn scratch_dir(&self, project: &str) -> PathBuf {
+        self.data_dir().join("scratch").join(project)
+    }
+
+    /// What the runtime wrote to stdout (its log) and stderr so far.
     pub fn stderr(&self) -> String {
         let mut s = String::new();
         if let Ok(mut f) = fs::File::open(&self.stderr_path) {
@@ -593,6 +609,26 @@ impl Runtime {
         let r = self.get("/api/script/registry/status");
         r.ok();
         r.data().clone()
+    }
+}
+
+/// Starts `cmd` with `limit` as its soft and hard `RLIMIT_NOFILE`.
+fn set_nofile(cmd: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let rl = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // setrlimit(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
 }
 

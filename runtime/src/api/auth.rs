@@ -46,7 +46,7 @@ fn with(
 }
 
 fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
-    warp::addr::remote()
+    crate::server::client_addr()
 }
 
 pub fn routes(auth: Arc<Auth>) -> BoxedFilter<(Resp,)> {

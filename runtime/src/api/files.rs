@@ -1,3 +1,6 @@
+//! `/api/script/files`, `/validate-syntax`, `/upload` (seed 001 §2) and the
+//! type stubs of the `VWED` object for editors.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -5,13 +8,71 @@ use bytes::{Buf, Bytes};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use warp::Filter;
 use warp::http::StatusCode;
 
 use super::body::parse_json;
-use super::reply::{ApiError, Resp, blocking, finish, ok_data, ok_message};
-use super::{query_bool, query_u64};
+use super::query::{self, query_bool, query_u64};
+use super::reply::{ApiError, Envelope, Resp, blocking, finish, ok_data, ok_message};
+use super::route::{self, Route};
+use super::{body, with_engine};
+use crate::auth::Role;
 use crate::engine::Engine;
 use crate::store::{FileQuery, NewFile, StoreError};
+use vwed_ipc::{Analysis, SyntaxError};
+
+pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+    let (e, b) = (with_engine(engine), body(engine));
+    let form = warp::multipart::form().max_length(engine.cfg.max_body_bytes);
+    vec![
+        route::get("/api/script/files/search", Role::Viewer).to(|at| {
+            at.and(e.clone())
+                .and(query::known::<SearchQuery>())
+                .then(search)
+        }),
+        route::get("/api/script/files/{file_id}/versions", Role::Viewer)
+            .to1(|at| at.and(e.clone()).then(versions)),
+        route::get(
+            "/api/script/files/{file_id}/versions/{version}",
+            Role::Viewer,
+        )
+        .to2(|at| at.and(e.clone()).then(version)),
+        route::get("/api/script/files/{file_id}", Role::Viewer)
+            .to1(|at| at.and(e.clone()).then(get)),
+        route::put("/api/script/files/{file_id}", Role::Engineer)
+            .to1(|at| at.and(e.clone()).and(b.clone()).then(update)),
+        route::delete("/api/script/files/{file_id}", Role::Engineer)
+            .to1(|at| at.and(e.clone()).then(delete)),
+        route::post("/api/script/files", Role::Engineer)
+            .to(|at| at.and(e.clone()).and(b.clone()).then(create)),
+        route::post("/api/script/validate-syntax", Role::Engineer)
+            .to(|at| at.and(e.clone()).and(b).then(validate)),
+        route::post("/api/script/upload", Role::Engineer).to(|at| at.and(e).and(form).then(upload)),
+        route::get("/api/script/stubs/vwed.pyi", Role::Viewer).to(|at| at.then(stubs)),
+    ]
+}
+
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    search, versions, version, get, update, delete, create, validate, upload, stubs
+))]
+pub struct Doc;
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SearchQuery {
+    /// 搜索关键字 (文件名或内容), 必填
+    keyword: String,
+    /// 限制在指定项目中搜索
+    project_id: Option<u64>,
+    /// 文件类型过滤
+    file_type: Option<String>,
+    /// 是否包含 boot 函数
+    has_boot: Option<bool>,
+}
 
 /// The seed's template for a new file created without content.
 pub fn template(file_name: &str) -> String {
@@ -61,35 +122,72 @@ fn check_file_type(t: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn has_boot(engine: &Engine, file_type: &str, content: &str) -> Result<bool, ApiError> {
+/// Whether a saved source has `boot()`, and its syntax error if it has one (the
+/// save goes ahead all the same: people save half-written code).
+async fn check_saved(
+    engine: &Engine,
+    file_type: &str,
+    content: &str,
+) -> Result<Analysis, ApiError> {
     if file_type != "python" {
-        return Ok(false);
+        return Ok(Analysis {
+            syntax_error: None,
+            has_boot_function: false,
+        });
     }
-    Ok(engine.analyzer.analyze(content).await?.has_boot_function)
+    Ok(engine.analyzer.check_saved(content).await?)
 }
 
-#[derive(Deserialize)]
+/// Where the parser stopped, as `validate-syntax` and a save report it.
+fn syntax_json(e: &SyntaxError) -> Value {
+    json!({
+        "error": format!("语法错误: {}", e.msg),
+        "message": e.message,
+        "line": e.line,
+        "offset": e.offset,
+    })
+}
+
+/// The answer's message, with the syntax error when the saved code has one.
+fn saved_message(done: String, a: &Analysis) -> String {
+    match &a.syntax_error {
+        None => done,
+        Some(e) => match e.line {
+            Some(line) => format!("{done} (第 {line} 行有语法错误: {})", e.msg),
+            None => format!("{done} (有语法错误: {})", e.msg),
+        },
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateFile {
     project_id: u64,
     file_name: String,
+    /// 文件相对路径 (项目内的子目录), 默认项目根目录
     #[serde(default)]
     file_path: Option<String>,
+    /// 文件内容; 不给时使用带 boot() 的模板
     #[serde(default)]
     content: Option<String>,
+    /// 默认 python
     #[serde(default)]
     file_type: Option<String>,
     #[serde(default)]
     created_by: Option<String>,
 }
 
-async fn create_inner(engine: &Arc<Engine>, req: CreateFile) -> Result<(Value, String), ApiError> {
+async fn create_inner(
+    engine: &Arc<Engine>,
+    req: CreateFile,
+) -> Result<(Value, String, Analysis), ApiError> {
     let file_type = req.file_type.unwrap_or_else(|| "python".into());
     check_file_type(&file_type)?;
     crate::paths::check_file_name(&req.file_name).map_err(ApiError::bad_request)?;
     let content = req.content.unwrap_or_else(|| template(&req.file_name));
     check_size(engine, &content)?;
-    let boot = has_boot(engine, &file_type, &content).await?;
+    let checked = check_saved(engine, &file_type, &content).await?;
+    let boot = checked.has_boot_function;
     let store = engine.store.clone();
     let file_path = req.file_path.unwrap_or_default();
     let created_by = req.created_by.unwrap_or_default();
@@ -107,23 +205,52 @@ async fn create_inner(engine: &Arc<Engine>, req: CreateFile) -> Result<(Value, S
         })
     })
     .await?;
-    Ok((rec.to_json(), content))
+    Ok((rec.to_json(), content, checked))
 }
 
-pub async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
+/// Creates a file; Python files are checked for a `boot()` function.
+#[utoipa::path(
+    post,
+    path = "/api/script/files",
+    tag = "files",
+    request_body = CreateFile,
+    responses(
+        (status = 200, description = "message, data: the file with its content", body = Envelope<Value>),
+        (status = 404, description = "项目不存在", body = Envelope<Value>),
+        (status = 409, description = "文件已存在", body = Envelope<Value>),
+        (status = 413, description = "脚本内容过大", body = Envelope<Value>),
+    )
+)]
+async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let req: CreateFile = parse_json(&body)?;
-            let (mut data, content) = create_inner(&engine, req).await?;
+            let (mut data, content, checked) = create_inner(&engine, req).await?;
             let name = data["file_name"].as_str().unwrap_or_default().to_string();
             data["content"] = json!(content);
-            Ok(ok_message(format!("文件 {name} 创建成功"), Some(data)))
+            data["syntax_error"] = checked
+                .syntax_error
+                .as_ref()
+                .map_or(Value::Null, syntax_json);
+            let message = saved_message(format!("文件 {name} 创建成功"), &checked);
+            Ok(ok_message(message, Some(data)))
         }
         .await,
     )
 }
 
-pub async fn get(id: u64, engine: Arc<Engine>) -> Resp {
+/// One file with its content.
+#[utoipa::path(
+    get,
+    path = "/api/script/files/{file_id}",
+    tag = "files",
+    params(("file_id" = u64, Path, description = "文件ID")),
+    responses(
+        (status = 200, description = "data: {file, content}", body = Envelope<Value>),
+        (status = 404, description = "文件不存在", body = Envelope<Value>),
+    )
+)]
+async fn get(id: u64, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let store = engine.store.clone();
@@ -134,7 +261,7 @@ pub async fn get(id: u64, engine: Arc<Engine>) -> Resp {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateFile {
     content: String,
@@ -142,14 +269,28 @@ struct UpdateFile {
     updated_by: Option<String>,
 }
 
-pub async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
+/// Replaces a file's content; the previous content is kept as a version.
+#[utoipa::path(
+    put,
+    path = "/api/script/files/{file_id}",
+    tag = "files",
+    params(("file_id" = u64, Path, description = "文件ID")),
+    request_body = UpdateFile,
+    responses(
+        (status = 200, description = "message, data: {file, backup_path, backup_version}", body = Envelope<Value>),
+        (status = 404, description = "文件不存在", body = Envelope<Value>),
+        (status = 413, description = "脚本内容过大", body = Envelope<Value>),
+    )
+)]
+async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let req: UpdateFile = parse_json(&body)?;
             check_size(&engine, &req.content)?;
             let store = engine.store.clone();
             let current = blocking(move || store.get_file(id)).await?;
-            let boot = has_boot(&engine, &current.file_type, &req.content).await?;
+            let checked = check_saved(&engine, &current.file_type, &req.content).await?;
+            let boot = checked.has_boot_function;
             let store = engine.store.clone();
             let content = req.content.clone();
             let by = req.updated_by.unwrap_or_default();
@@ -158,11 +299,12 @@ pub async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
             let mut file = rec.to_json();
             file["content"] = json!(req.content);
             Ok(ok_message(
-                "文件内容更新成功",
+                saved_message("文件内容更新成功".into(), &checked),
                 Some(json!({
                     "file": file,
                     "backup_path": format!("/api/script/files/{id}/versions/{version}"),
                     "backup_version": version,
+                    "syntax_error": checked.syntax_error.as_ref().map_or(Value::Null, syntax_json),
                 })),
             ))
         }
@@ -170,7 +312,19 @@ pub async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
     )
 }
 
-pub async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
+/// Deletes a file that no running script uses.
+#[utoipa::path(
+    delete,
+    path = "/api/script/files/{file_id}",
+    tag = "files",
+    params(("file_id" = u64, Path, description = "文件ID")),
+    responses(
+        (status = 200, description = "message", body = Envelope<Value>),
+        (status = 404, description = "文件不存在", body = Envelope<Value>),
+        (status = 409, description = "脚本正在运行", body = Envelope<Value>),
+    )
+)]
+async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let store = engine.store.clone();
@@ -193,7 +347,15 @@ pub async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
     )
 }
 
-pub async fn search(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
+/// Files whose name or content holds the keyword.
+#[utoipa::path(
+    get,
+    path = "/api/script/files/search",
+    tag = "files",
+    params(SearchQuery),
+    responses((status = 200, description = "data: {count, files}", body = Envelope<Value>))
+)]
+async fn search(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     finish(
         async {
             let keyword = q
@@ -234,31 +396,49 @@ pub async fn search(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ValidateReq {
     content: String,
 }
 
-pub async fn validate(engine: Arc<Engine>, body: Bytes) -> Resp {
+/// Checks Python syntax without saving anything. A syntax error is a success
+/// with `data.valid = false`, line and offset.
+#[utoipa::path(
+    post,
+    path = "/api/script/validate-syntax",
+    tag = "files",
+    request_body = ValidateReq,
+    responses(
+        (status = 200, description = "data: {valid, message, has_boot_function} or {valid: false, error, line, offset}", body = Envelope<Value>),
+        (status = 413, description = "脚本内容过大", body = Envelope<Value>),
+    )
+)]
+async fn validate(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(async {
         let req: ValidateReq = parse_json(&body)?;
         check_size(&engine, &req.content)?;
         let a = engine.analyzer.analyze(&req.content).await?;
         Ok(ok_data(match a.syntax_error {
             None => json!({"valid": true, "message": "语法检查通过", "has_boot_function": a.has_boot_function}),
-            Some(e) => json!({
-                "valid": false,
-                "error": format!("语法错误: {}", e.msg),
-                "message": e.message,
-                "line": e.line,
-                "offset": e.offset,
-            }),
+            Some(e) => {
+                let mut v = syntax_json(&e);
+                v["valid"] = json!(false);
+                v
+            }
         }))
     }
     .await)
 }
 
-pub async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
+/// The saved versions of a file, newest last.
+#[utoipa::path(
+    get,
+    path = "/api/script/files/{file_id}/versions",
+    tag = "files",
+    params(("file_id" = u64, Path, description = "文件ID")),
+    responses((status = 200, description = "data: {file_id, versions}", body = Envelope<Value>))
+)]
+async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let store = engine.store.clone();
@@ -281,7 +461,21 @@ pub async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
     )
 }
 
-pub async fn version(id: u64, n: u64, engine: Arc<Engine>) -> Resp {
+/// One saved version with its content.
+#[utoipa::path(
+    get,
+    path = "/api/script/files/{file_id}/versions/{version}",
+    tag = "files",
+    params(
+        ("file_id" = u64, Path, description = "文件ID"),
+        ("version" = u64, Path, description = "版本号"),
+    ),
+    responses(
+        (status = 200, description = "data: {file_id, version, saved_at, saved_by, content}", body = Envelope<Value>),
+        (status = 404, description = "没有此版本", body = Envelope<Value>),
+    )
+)]
+async fn version(id: u64, n: u64, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let store = engine.store.clone();
@@ -301,67 +495,104 @@ pub async fn version(id: u64, n: u64, engine: Arc<Engine>) -> Resp {
     )
 }
 
-pub async fn upload(engine: Arc<Engine>, form: warp::multipart::FormData) -> Resp {
+/// The fields of an upload form.
+#[derive(ToSchema)]
+struct UploadForm {
+    /// 项目ID
+    project_id: u64,
+    /// 脚本文件 (UTF-8 文本); 它的文件名 (不含目录) 即新文件的名字
+    #[schema(value_type = String, format = Binary)]
+    file: Uploaded,
+}
+
+struct Uploaded {
+    name: String,
+    data: Vec<u8>,
+}
+
+type Part = (String, Option<String>, Vec<u8>);
+
+/// Every part of the form: field name, file name, content. The whole form is
+/// bounded by the body limit.
+async fn read_parts(form: warp::multipart::FormData) -> Result<Vec<Part>, ApiError> {
+    form.and_then(|mut part| async move {
+        let name = part.name().to_string();
+        let filename = part.filename().map(str::to_string);
+        let mut data = Vec::new();
+        while let Some(chunk) = part.data().await {
+            let mut chunk = chunk?;
+            while chunk.has_remaining() {
+                let c = chunk.chunk();
+                data.extend_from_slice(c);
+                let n = c.len();
+                chunk.advance(n);
+            }
+        }
+        Ok((name, filename, data))
+    })
+    .try_collect()
+    .await
+    .map_err(|e| ApiError::bad_request(format!("表单解析失败: {e}")))
+}
+
+fn upload_form(parts: Vec<Part>) -> Result<UploadForm, ApiError> {
+    let mut project_id = None;
+    let mut file = None;
+    for (name, filename, data) in parts {
+        match name.as_str() {
+            "project_id" => {
+                let text = String::from_utf8(data)
+                    .map_err(|_| ApiError::bad_request("project_id 必须是数字"))?;
+                project_id = Some(
+                    text.trim()
+                        .parse::<u64>()
+                        .map_err(|_| ApiError::bad_request("project_id 必须是数字"))?,
+                );
+            }
+            "file" => {
+                let name = filename.ok_or_else(|| ApiError::bad_request("上传的文件缺少文件名"))?;
+                file = Some(Uploaded { name, data });
+            }
+            _ => {}
+        }
+    }
+    Ok(UploadForm {
+        project_id: project_id.ok_or_else(|| ApiError::bad_request("缺少必填字段 project_id"))?,
+        file: file.ok_or_else(|| ApiError::bad_request("缺少必填字段 file"))?,
+    })
+}
+
+/// Creates a file from an uploaded one (seed 001 §2.7).
+#[utoipa::path(
+    post,
+    path = "/api/script/upload",
+    tag = "files",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "message, data: the new file", body = Envelope<Value>),
+        (status = 409, description = "文件已存在", body = Envelope<Value>),
+        (status = 413, description = "请求体过大", body = Envelope<Value>),
+    )
+)]
+async fn upload(engine: Arc<Engine>, form: warp::multipart::FormData) -> Resp {
     finish(
         async {
-            let parts: Vec<(String, Option<String>, Vec<u8>)> = form
-                .and_then(|mut part| async move {
-                    let name = part.name().to_string();
-                    let filename = part.filename().map(str::to_string);
-                    let mut data = Vec::new();
-                    while let Some(chunk) = part.data().await {
-                        let mut chunk = chunk?;
-                        while chunk.has_remaining() {
-                            let c = chunk.chunk();
-                            data.extend_from_slice(c);
-                            let n = c.len();
-                            chunk.advance(n);
-                        }
-                    }
-                    Ok((name, filename, data))
-                })
-                .try_collect()
-                .await
-                .map_err(|e| ApiError::bad_request(format!("表单解析失败: {e}")))?;
-            let mut project_id = None;
-            let mut file = None;
-            for (name, filename, data) in parts {
-                match name.as_str() {
-                    "project_id" => {
-                        let text = String::from_utf8(data)
-                            .map_err(|_| ApiError::bad_request("project_id 必须是数字"))?;
-                        project_id = Some(
-                            text.trim()
-                                .parse::<u64>()
-                                .map_err(|_| ApiError::bad_request("project_id 必须是数字"))?,
-                        );
-                    }
-                    "file" => {
-                        let filename = filename
-                            .ok_or_else(|| ApiError::bad_request("上传的文件缺少文件名"))?;
-                        file = Some((filename, data));
-                    }
-                    _ => {}
-                }
-            }
-            let project_id =
-                project_id.ok_or_else(|| ApiError::bad_request("缺少必填字段 project_id"))?;
-            let (filename, data) =
-                file.ok_or_else(|| ApiError::bad_request("缺少必填字段 file"))?;
+            let UploadForm { project_id, file } = upload_form(read_parts(form).await?)?;
             // Browsers may send a path; only its last part names the file.
-            let filename = filename
+            let filename = file
+                .name
                 .rsplit(['/', '\\'])
                 .next()
-                .unwrap_or(&filename)
+                .unwrap_or(&file.name)
                 .to_string();
-            let content = String::from_utf8(data)
+            let content = String::from_utf8(file.data)
                 .map_err(|_| ApiError::bad_request("上传的文件不是 UTF-8 文本"))?;
             let file_type = if filename.ends_with(".py") {
                 "python"
             } else {
                 "text"
             };
-            let (data, _) = create_inner(
+            let (data, _, checked) = create_inner(
                 &engine,
                 CreateFile {
                     project_id,
@@ -383,9 +614,26 @@ pub async fn upload(engine: Arc<Engine>, form: warp::multipart::FormData) -> Res
                     "size": data["size"],
                     "has_boot_function": data["has_boot_function"],
                     "created_at": data["created_at"],
+                    "syntax_error": checked.syntax_error.as_ref().map_or(Value::Null, syntax_json),
                 })),
             ))
         }
         .await,
     )
+}
+
+/// Type stubs of the `VWED` object, for an editor's completion.
+#[utoipa::path(
+    get,
+    path = "/api/script/stubs/vwed.pyi",
+    tag = "files",
+    responses((status = 200, description = "vwed.pyi", content_type = "text/x-python", body = String))
+)]
+async fn stubs() -> Resp {
+    let mut r = warp::reply::Response::new(vwed_pyhost::STUBS_PYI.into());
+    r.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("text/x-python; charset=utf-8"),
+    );
+    r
 }

@@ -9,17 +9,37 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 
 use super::body::parse_json;
-use super::reply::{ApiError, Resp, finish, json_response, ok_data};
+use super::reply::{ApiError, Envelope, Resp, finish, json_response, ok_data};
+use super::route::{self, Route};
 use super::scripts::fn_error_status;
+use super::{body, with_engine};
+use crate::auth::Role;
 use crate::engine::Engine;
 use crate::integrations::task_block::{self, Block, MAX_RETRIES, Mode};
 use crate::integrations::task_vars::{self, TaskVarsError};
 
+pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+    let (e, b) = (with_engine(engine), body(engine));
+    let vars = "/api/script/integration/tasks/{task_id}/variables";
+    vec![
+        route::post("/api/script/integration/execute", Role::Operator)
+            .to(|at| at.and(e.clone()).and(b).then(execute)),
+        route::get(vars, Role::Viewer).to1(|at| at.and(e.clone()).then(variables)),
+        route::delete(vars, Role::Operator).to1(|at| at.and(e).then(delete_variables)),
+    ]
+}
+
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(execute, variables, delete_variables))]
+pub struct Doc;
+
+/// A task id: text or a number.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Id {
@@ -27,11 +47,14 @@ enum Id {
     Num(serde_json::Number),
 }
 
-#[derive(Deserialize)]
+/// One script block of a task (seed 001 §6.1).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExecBody {
+    /// 只支持 script
     #[serde(default)]
     block_type: Option<String>,
+    /// function_call (SCRIPT, 默认) 或 set_task_variables (SET_TASK_VARIABLES)
     #[serde(default)]
     execution_mode: Option<String>,
     #[serde(default)]
@@ -40,13 +63,17 @@ struct ExecBody {
     function_args: Value,
     #[serde(default)]
     script_id: Option<String>,
+    /// 任务ID (文本或数字); 给出时任务变量保存在此任务下
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     task_id: Option<Id>,
+    /// 任务变量; 保存在任务下, 函数通过 VWED.task 读取
     #[serde(default)]
     task_variables: Option<Map<String, Value>>,
     /// Milliseconds, per attempt.
     #[serde(default)]
     timeout: Option<u64>,
+    /// 失败后的重试次数
     #[serde(default)]
     retry_count: Option<u32>,
 }
@@ -116,17 +143,34 @@ fn block_of(b: ExecBody) -> Result<Block, ApiError> {
     })
 }
 
+/// Runs one script block of a task: calls the function (with retries) or sets
+/// task variables. The answer adds `result: {data, execution_time_ms}` beside
+/// the envelope.
+#[utoipa::path(
+    post,
+    path = "/api/script/integration/execute",
+    tag = "integration",
+    request_body = ExecBody,
+    responses(
+        (status = 200, description = "success, result, message, data: {task_id, execution_mode, attempts, set_variables, task_variables}", body = Envelope<Value>),
+        (status = 400, description = "参数无效", body = Envelope<Value>),
+        (status = 404, description = "函数未注册", body = Envelope<Value>),
+        (status = 504, description = "函数执行超时", body = Envelope<Value>),
+    )
+)]
 async fn execute(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let block = block_of(parse_json(&body)?)?;
             let (task_id, mode) = (block.task_id.clone(), block.mode);
-            let out = task_block::run(&engine, block).await.map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("任务变量保存失败: {e}"),
-                )
-            })?;
+            let out = task_block::run(&*engine, engine.store.db().clone(), block)
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("任务变量保存失败: {e}"),
+                    )
+                })?;
             let data = json!({
                 "task_id": task_id,
                 "execution_mode": mode.as_str(),
@@ -165,25 +209,45 @@ pub(super) fn path_param(raw: String) -> String {
     super::script_api::percent_decode(&raw).unwrap_or(raw)
 }
 
+/// The variables a task's blocks left.
+#[utoipa::path(
+    get,
+    path = "/api/script/integration/tasks/{task_id}/variables",
+    tag = "integration",
+    params(("task_id" = String, Path, description = "任务ID")),
+    responses(
+        (status = 200, description = "data: {task_id, variables}", body = Envelope<Value>),
+        (status = 404, description = "任务没有任务变量", body = Envelope<Value>),
+    )
+)]
 async fn variables(task_id: String, engine: Arc<Engine>) -> Resp {
     let task_id = path_param(task_id);
     finish(
         async {
-            let vars = crate::integrations::task_variables(&engine, task_id.clone())
-                .await
-                .map_err(vars_error)?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        format!("任务 {task_id} 没有任务变量"),
-                    )
-                })?;
+            let vars =
+                crate::integrations::task_variables(engine.store.db().clone(), task_id.clone())
+                    .await
+                    .map_err(vars_error)?
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            format!("任务 {task_id} 没有任务变量"),
+                        )
+                    })?;
             Ok(ok_data(json!({"task_id": task_id, "variables": vars})))
         }
         .await,
     )
 }
 
+/// Forgets a task's variables (when the task has ended).
+#[utoipa::path(
+    delete,
+    path = "/api/script/integration/tasks/{task_id}/variables",
+    tag = "integration",
+    params(("task_id" = String, Path, description = "任务ID")),
+    responses((status = 200, description = "data: {task_id, deleted}", body = Envelope<Value>))
+)]
 async fn delete_variables(task_id: String, engine: Arc<Engine>) -> Resp {
     let task_id = path_param(task_id);
     finish(
@@ -198,22 +262,4 @@ async fn delete_variables(task_id: String, engine: Arc<Engine>) -> Resp {
         }
         .await,
     )
-}
-
-pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Resp,)> {
-    let e = warp::any().map(move || engine.clone());
-    let api = || warp::path("api").and(warp::path("script"));
-    let exec = api()
-        .and(warp::path!("integration" / "execute"))
-        .and(warp::post())
-        .and(e.clone())
-        .and(super::body::limited(limit))
-        .then(execute);
-    let vars_path = move || api().and(warp::path!("integration" / "tasks" / String / "variables"));
-    let vars = vars_path().and(warp::get()).and(e.clone()).then(variables);
-    let del = vars_path()
-        .and(warp::delete())
-        .and(e)
-        .then(delete_variables);
-    exec.or(vars).unify().or(del).unify().boxed()
 }

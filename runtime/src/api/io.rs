@@ -8,87 +8,120 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 
 use super::body::parse_json;
-use super::reply::{ApiError, Resp, finish, ok_data, ok_message};
-use super::with_engine;
+use super::query;
+use super::reply::{ApiError, Envelope, Resp, finish, ok_data, ok_message};
+use super::route::{self, Route};
+use super::{body, with_engine};
+use crate::auth::Role;
 use crate::engine::Engine;
 use crate::io::{IoOpError, IoRuntime, Who};
 
-pub fn routes(engine: Arc<Engine>) -> BoxedFilter<(Resp,)> {
-    let limit = engine.cfg.max_body_bytes;
-    let e = with_engine(engine);
-    let points = warp::path!("api" / "io" / "points")
-        .and(warp::get())
-        .and(e.clone())
-        .and(super::query())
-        .map(list_points);
-    let point = warp::path!("api" / "io" / "points" / String)
-        .and(warp::get())
-        .and(e.clone())
-        .then(read_point);
-    let write = warp::path!("api" / "io" / "points" / String)
-        .and(warp::post())
-        .and(warp::addr::remote())
-        .and(e.clone())
-        .and(super::body::limited(limit))
-        .then(write_point);
-    let devices = warp::path!("api" / "io" / "devices")
-        .and(warp::get())
-        .and(e.clone())
-        .map(|e: Arc<Engine>| {
-            ok_data(json!(
-                e.io.get().map(|io| io.devices_json()).unwrap_or_default()
-            ))
-        });
-    let robots = warp::path!("api" / "io" / "robots")
-        .and(warp::get())
-        .and(e.clone())
-        .map(|e: Arc<Engine>| {
-            ok_data(json!(
-                e.io.get().map(|io| io.robots_json()).unwrap_or_default()
-            ))
-        });
-    let writes = warp::path!("api" / "io" / "writes")
-        .and(warp::get())
-        .and(e.clone())
-        .map(|e: Arc<Engine>| {
-            ok_data(json!(
-                e.io.get()
-                    .map(|io| io.recent_writes.to_json())
-                    .unwrap_or_default()
-            ))
-        });
-    let status = warp::path!("api" / "io" / "status")
-        .and(warp::get())
-        .and(e)
-        .map(|e: Arc<Engine>| match e.io.get() {
-            Some(io) => ok_data(io.stats_json()),
-            None => ok_data(
-                json!({"configured": false, "message": IoOpError::NotConfigured.to_string()}),
-            ),
-        });
-    points
-        .or(point)
-        .unify()
-        .or(write)
-        .unify()
-        .or(devices)
-        .unify()
-        .or(robots)
-        .unify()
-        .or(writes)
-        .unify()
-        .or(status)
-        .unify()
-        .boxed()
+pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+    let (e, b) = (with_engine(engine), body(engine));
+    vec![
+        route::get("/api/io/points", Role::Viewer).to(|at| {
+            at.and(e.clone())
+                .and(query::known::<PointsQuery>())
+                .then(list_points)
+        }),
+        route::get("/api/io/points/{tag}", Role::Viewer)
+            .to1(|at| at.and(e.clone()).then(read_point)),
+        route::post("/api/io/points/{tag}", Role::Operator).to1(|at| {
+            at.and(crate::server::client_addr())
+                .and(e.clone())
+                .and(b)
+                .then(write_point)
+        }),
+        route::get("/api/io/devices", Role::Viewer).to(|at| at.and(e.clone()).then(devices)),
+        route::get("/api/io/robots", Role::Viewer).to(|at| at.and(e.clone()).then(robots)),
+        route::get("/api/io/writes", Role::Viewer).to(|at| at.and(e.clone()).then(writes)),
+        route::get("/api/io/status", Role::Viewer).to(|at| at.and(e).then(status)),
+    ]
 }
 
-/// All points, or those whose tag starts with `?prefix=`.
-fn list_points(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_points, read_point, write_point, devices, robots, writes, status))]
+pub struct Doc;
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct PointsQuery {
+    /// 只要标签以此开头的点位
+    prefix: Option<String>,
+}
+
+/// The devices: connection state and error counters.
+#[utoipa::path(
+    get,
+    path = "/api/io/devices",
+    tag = "io",
+    responses((status = 200, description = "data: list of devices (empty without I/O)", body = Envelope<Value>))
+)]
+async fn devices(engine: Arc<Engine>) -> Resp {
+    listing(&engine, |io| io.devices_json())
+}
+
+/// The configured robots and their state.
+#[utoipa::path(
+    get,
+    path = "/api/io/robots",
+    tag = "io",
+    responses((status = 200, description = "data: list of robots (empty without I/O)", body = Envelope<Value>))
+)]
+async fn robots(engine: Arc<Engine>) -> Resp {
+    listing(&engine, |io| io.robots_json())
+}
+
+/// The most recent point writes (the audit trail kept in memory).
+#[utoipa::path(
+    get,
+    path = "/api/io/writes",
+    tag = "io",
+    responses((status = 200, description = "data: recent writes", body = Envelope<Value>))
+)]
+async fn writes(engine: Arc<Engine>) -> Resp {
+    listing(&engine, |io| io.recent_writes.to_json())
+}
+
+/// A list the I/O keeps; empty without an I/O configuration.
+fn listing(engine: &Engine, list: impl FnOnce(&IoRuntime) -> Vec<Value>) -> Resp {
+    ok_data(Value::Array(
+        engine.io.get().map(|io| list(io)).unwrap_or_default(),
+    ))
+}
+
+/// I/O counters, or `configured: false` without an I/O configuration.
+#[utoipa::path(
+    get,
+    path = "/api/io/status",
+    tag = "io",
+    responses((status = 200, description = "data: counters", body = Envelope<Value>))
+)]
+async fn status(engine: Arc<Engine>) -> Resp {
+    match engine.io.get() {
+        Some(io) => ok_data(io.stats_json()),
+        None => {
+            ok_data(json!({"configured": false, "message": IoOpError::NotConfigured.to_string()}))
+        }
+    }
+}
+
+/// All points (value, quality, last change), or those whose tag starts with `prefix`.
+#[utoipa::path(
+    get,
+    path = "/api/io/points",
+    tag = "io",
+    params(PointsQuery),
+    responses((status = 200, description = "data: list of points", body = Envelope<Value>))
+)]
+async fn list_points(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     let mut snaps = engine
         .io
         .get()
@@ -120,6 +153,18 @@ fn runtime(engine: &Engine) -> Result<Arc<IoRuntime>, ApiError> {
         .ok_or_else(|| io_error(IoOpError::NotConfigured))
 }
 
+/// One point as last polled; reading does not touch the device.
+#[utoipa::path(
+    get,
+    path = "/api/io/points/{tag}",
+    tag = "io",
+    params(("tag" = String, Path, description = "点位标签")),
+    responses(
+        (status = 200, description = "data: the point", body = Envelope<Value>),
+        (status = 404, description = "未知的点位", body = Envelope<Value>),
+        (status = 503, description = "未配置 I/O", body = Envelope<Value>),
+    )
+)]
 async fn read_point(tag: String, engine: Arc<Engine>) -> Resp {
     finish(
         async {
@@ -136,12 +181,29 @@ async fn read_point(tag: String, engine: Arc<Engine>) -> Resp {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WriteBody {
+    /// 要写入的值 (数字或布尔, 按点位类型检查)
     value: Value,
 }
 
+/// Writes a point: checked against the point's type and limits, and audited.
+#[utoipa::path(
+    post,
+    path = "/api/io/points/{tag}",
+    tag = "io",
+    params(("tag" = String, Path, description = "点位标签")),
+    request_body = WriteBody,
+    responses(
+        (status = 200, description = "message, data: {tag, value, writer}", body = Envelope<Value>),
+        (status = 400, description = "值无效", body = Envelope<Value>),
+        (status = 403, description = "点位只读", body = Envelope<Value>),
+        (status = 404, description = "未知的点位", body = Envelope<Value>),
+        (status = 502, description = "设备应答异常或超时", body = Envelope<Value>),
+        (status = 503, description = "未配置 I/O", body = Envelope<Value>),
+    )
+)]
 async fn write_point(
     tag: String,
     remote: Option<SocketAddr>,
@@ -154,7 +216,7 @@ async fn write_point(
             let b: WriteBody = parse_json(&body)?;
             let who =
                 Who::Http(remote.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string()));
-            io.write_point(&engine, &who, &tag, &b.value)
+            io.write_point(&who, &tag, &b.value)
                 .await
                 .map_err(io_error)?;
             Ok(ok_message(

@@ -1,10 +1,11 @@
 //! `GET /api/script/logs` (paged history), `/logs/export` (streamed NDJSON or
 //! text) and `/logs/stats` (store, rate-limit and queue counters).
 //!
-//! Pages are newest first unless `order=asc`. `next_cursor` continues the same
-//! query in the same order; it is `null` once the history is exhausted. A page
-//! may hold fewer than `limit` lines and still carry a cursor when a selective
-//! filter made the scan stop early.
+//! `script_id` selects one run of a script; `script_path` (`<project>/<file>`)
+//! every run of it, across restarts. Pages are newest first unless `order=asc`.
+//! `next_cursor` continues the same query in the same order; it is `null` once
+//! the history is exhausted. A page may hold fewer than `limit` lines and still
+//! carry a cursor when a selective filter made the scan stop early.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -13,41 +14,93 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use serde_json::json;
+use utoipa::IntoParams;
 use vwed_ipc::Level;
-use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::{Filter, Reply};
 
-use super::reply::{ApiError, Resp, finish, ok_data};
-use super::{query, with_engine};
+use super::query::{self, names};
+use super::reply::{ApiError, Envelope, Resp, finish, ok_data};
+use super::route::{self, Route};
+use super::with_engine;
+use crate::auth::Role;
 use crate::engine::Engine;
 use crate::logs::{LogQuery, MAX_LIMIT, Order, decode_cursor, encode_cursor};
 
-pub fn routes(engine: Arc<Engine>) -> BoxedFilter<(Resp,)> {
+pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     let e = with_engine(engine);
-    let base = || {
-        warp::path("api")
-            .and(warp::path("script"))
-            .and(warp::path("logs"))
-    };
-    let list = base()
-        .and(warp::path::end())
-        .and(warp::get())
-        .and(e.clone())
-        .and(query())
-        .then(list);
-    let export = base()
-        .and(warp::path!("export"))
-        .and(warp::get())
-        .and(e.clone())
-        .and(query())
-        .then(export);
-    let stats = base()
-        .and(warp::path!("stats"))
-        .and(warp::get())
-        .and(e)
-        .map(|e: Arc<Engine>| ok_data(e.logs.stats_json()));
-    list.or(export).unify().or(stats).unify().boxed()
+    vec![
+        route::get("/api/script/logs", Role::Viewer).to(|at| {
+            at.and(e.clone())
+                .and(query::accept(
+                    [names::<Filters>(), names::<Paging>()].concat(),
+                ))
+                .then(list)
+        }),
+        route::get("/api/script/logs/export", Role::Viewer).to(|at| {
+            at.and(e.clone())
+                .and(query::accept(
+                    [names::<Filters>(), names::<Format>()].concat(),
+                ))
+                .then(export)
+        }),
+        route::get("/api/script/logs/stats", Role::Viewer).to(|at| at.and(e).then(stats)),
+    ]
+}
+
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, export, stats))]
+pub struct Doc;
+
+/// The filters both queries share.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct Filters {
+    /// 只要这个脚本的日志; 不给或 * 表示全部
+    script_id: Option<String>,
+    /// 只要这个脚本文件 (<项目>/<文件>) 的日志, 跨越每次运行
+    script_path: Option<String>,
+    /// 消息中包含的文字
+    q: Option<String>,
+    /// 最低级别: DEBUG, INFO, WARNING 或 ERROR
+    level: Option<String>,
+    /// 起始时间: unix 毫秒, RFC 3339 或本地时间 (2025-09-11T12:00:00)
+    since: Option<String>,
+    /// 截止时间, 格式同 since
+    until: Option<String>,
+    /// desc (默认, 最新在前) 或 asc
+    order: Option<String>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct Paging {
+    /// 每页最多行数
+    limit: Option<u64>,
+    /// 上一页的 next_cursor
+    cursor: Option<String>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct Format {
+    /// ndjson (默认) 或 text
+    format: Option<String>,
+}
+
+/// Store, rate-limit and queue counters of the script logs.
+#[utoipa::path(
+    get,
+    path = "/api/script/logs/stats",
+    tag = "logs",
+    responses((status = 200, description = "data: counters", body = Envelope<serde_json::Value>))
+)]
+async fn stats(engine: Arc<Engine>) -> Resp {
+    ok_data(engine.logs.stats_json())
 }
 
 /// `1726059000000` (unix ms), RFC 3339 (`2025-09-11T12:00:00Z`, with offset) or
@@ -90,6 +143,7 @@ fn parse_query(q: &HashMap<String, String>, paged: bool) -> Result<LogQuery, Api
             .get("script_id")
             .filter(|s| !s.is_empty() && *s != "*")
             .cloned(),
+        script_path: q.get("script_path").filter(|s| !s.is_empty()).cloned(),
         q: q.get("q").filter(|s| !s.is_empty()).cloned(),
         ..LogQuery::default()
     };
@@ -134,6 +188,17 @@ fn parse_query(q: &HashMap<String, String>, paged: bool) -> Result<LogQuery, Api
     Ok(lq)
 }
 
+/// One page of the persisted script logs; `next_cursor` continues it.
+#[utoipa::path(
+    get,
+    path = "/api/script/logs",
+    tag = "logs",
+    params(Filters, Paging),
+    responses(
+        (status = 200, description = "data: {logs, count, order, next_cursor}", body = Envelope<serde_json::Value>),
+        (status = 400, description = "参数无效", body = Envelope<serde_json::Value>),
+    )
+)]
 async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     finish(
         async {
@@ -166,6 +231,18 @@ impl futures::Stream for ChunkStream {
     }
 }
 
+/// The whole matching history, streamed as NDJSON or text, in the order asked
+/// (newest first unless `order=asc`).
+#[utoipa::path(
+    get,
+    path = "/api/script/logs/export",
+    tag = "logs",
+    params(Filters, Format),
+    responses(
+        (status = 200, description = "logs.ndjson (每行一个 JSON 对象), format=text 时为 logs.txt (text/plain)", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "参数无效", body = Envelope<serde_json::Value>),
+    )
+)]
 async fn export(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     let text = match q.get("format").map(String::as_str) {
         None | Some("") | Some("ndjson") => false,

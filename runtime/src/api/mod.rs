@@ -1,20 +1,29 @@
-//! The HTTP API: `/api/script/*` (the seed's contract), `/script-api/*` (routes
-//! scripts registered) and `/health`.
+//! The HTTP API: `/api/script/*` (the seed's contract), `/api/io/*`,
+//! `/script-api/*` (routes scripts registered), `/api/openapi.json`, `/api/docs`
+//! and `/health`. Each module declares its endpoints in the route table
+//! (`route.rs`) and describes them for the OpenAPI document (`doc.rs`); this file
+//! joins them and turns every rejection into the envelope.
 
 pub(crate) mod auth;
 mod body;
+mod doc;
 mod files;
 mod integration;
 mod io;
 mod logs;
 mod projects;
+mod query;
+mod registry;
 pub(crate) mod reply;
+mod route;
 mod script_api;
 mod scripts;
 mod storage;
 mod ws;
 
-use std::collections::HashMap;
+#[cfg(test)]
+mod tests;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,281 +33,107 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
+use query::query_u64;
 pub use reply::Resp;
-use reply::{ApiError, fail, ok_data};
+use reply::{Envelope, fail, ok_data};
+use route::{Access, Route};
 
 use crate::engine::Engine;
 
-pub fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<Option<bool>, ApiError> {
-    match q.get(key).map(|v| v.to_ascii_lowercase()) {
-        None => Ok(None),
-        Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(Some(true)),
-        Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(Some(false)),
-        Some(v) => Err(ApiError::bad_request(format!(
-            "参数 {key} 必须是 true 或 false, 得到 {v}"
-        ))),
-    }
-}
-
-pub fn query_u64(q: &HashMap<String, String>, key: &str) -> Result<Option<u64>, ApiError> {
-    q.get(key)
-        .map(|v| {
-            v.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("参数 {key} 必须是非负整数, 得到 {v}")))
-        })
-        .transpose()
-}
-
 fn with_engine(
-    engine: Arc<Engine>,
-) -> impl Filter<Extract = (Arc<Engine>,), Error = Infallible> + Clone {
+    engine: &Arc<Engine>,
+) -> impl Filter<Extract = (Arc<Engine>,), Error = Infallible> + Clone + use<> {
+    let engine = engine.clone();
     warp::any().map(move || engine.clone())
 }
 
-fn query() -> impl Filter<Extract = (HashMap<String, String>,), Error = Rejection> + Clone {
-    warp::query::<HashMap<String, String>>()
+/// The request body, bounded by `max_body_bytes`.
+fn body(
+    engine: &Engine,
+) -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone + use<> {
+    body::limited(engine.cfg.max_body_bytes)
 }
 
 pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
-    let limit = engine.cfg.max_body_bytes;
-    let e = with_engine(engine.clone());
-    let body = move || body::limited(limit);
-    let api = || warp::path("api").and(warp::path("script"));
-
-    let projects = api()
-        .and(warp::path("projects"))
-        .and(warp::path::end())
-        .and(
-            warp::post()
-                .and(e.clone())
-                .and(body())
-                .then(projects::create)
-                .or(warp::get().and(e.clone()).and(query()).then(projects::list))
-                .unify(),
-        )
-        .boxed();
-    let project_files = api()
-        .and(warp::path!("projects" / u64 / "files"))
-        .and(warp::get())
-        .and(e.clone())
-        .and(query())
-        .then(projects::files)
-        .boxed();
-
-    let files_root = api()
-        .and(warp::path!("files"))
-        .and(warp::post())
-        .and(e.clone())
-        .and(body())
-        .then(files::create)
-        .boxed();
-    let files_search = api()
-        .and(warp::path!("files" / "search"))
-        .and(warp::get())
-        .and(e.clone())
-        .and(query())
-        .then(files::search)
-        .boxed();
-    let file_path = move || api().and(warp::path!("files" / u64));
-    let file_one = file_path()
-        .and(warp::get())
-        .and(e.clone())
-        .then(files::get)
-        .or(file_path()
-            .and(warp::put())
-            .and(e.clone())
-            .and(body())
-            .then(files::update))
-        .unify()
-        .or(file_path()
-            .and(warp::delete())
-            .and(e.clone())
-            .then(files::delete))
-        .unify()
-        .boxed();
-    let file_versions = api()
-        .and(warp::path!("files" / u64 / "versions"))
-        .and(warp::get())
-        .and(e.clone())
-        .then(files::versions)
-        .boxed();
-    let file_version = api()
-        .and(warp::path!("files" / u64 / "versions" / u64))
-        .and(warp::get())
-        .and(e.clone())
-        .then(files::version)
-        .boxed();
-    let validate = api()
-        .and(warp::path!("validate-syntax"))
-        .and(warp::post())
-        .and(e.clone())
-        .and(body())
-        .then(files::validate)
-        .boxed();
-    let upload = api()
-        .and(warp::path!("upload"))
-        .and(warp::post())
-        .and(e.clone())
-        .and(warp::multipart::form().max_length(limit))
-        .then(files::upload)
-        .boxed();
-
-    let start = api()
-        .and(warp::path!("scripts" / "start"))
-        .and(warp::post())
-        .and(e.clone())
-        .and(body())
-        .then(scripts::start)
-        .boxed();
-    let running = api()
-        .and(warp::path!("scripts" / "running"))
-        .and(warp::get())
-        .and(e.clone())
-        .then(scripts::running)
-        .boxed();
-    let execute = api()
-        .and(warp::path!("scripts" / "execute-function"))
-        .and(warp::post())
-        .and(e.clone())
-        .and(body())
-        .then(scripts::execute_function)
-        .boxed();
-    let stop = api()
-        .and(warp::path!("scripts" / String / "stop"))
-        .and(warp::post())
-        .and(e.clone())
-        .then(scripts::stop)
-        .boxed();
-    let restart = api()
-        .and(warp::path!("scripts" / String / "restart"))
-        .and(warp::post())
-        .and(e.clone())
-        .then(scripts::restart)
-        .boxed();
-    let output = api()
-        .and(warp::path!("scripts" / String / "output"))
-        .and(warp::get())
-        .and(e.clone())
-        .and(query())
-        .then(scripts::output)
-        .boxed();
-    let registry = api()
-        .and(warp::path!("registry" / "status"))
-        .and(warp::get())
-        .and(e.clone())
-        .then(scripts::registry_status)
-        .boxed();
-    let integration = api()
-        .and(warp::path!("integration" / "functions"))
-        .and(warp::get())
-        .and(e.clone())
-        .and(query())
-        .then(scripts::integration_functions)
-        .boxed();
-    let emit = api()
-        .and(warp::path!("events" / "emit"))
-        .and(warp::post())
-        .and(e.clone())
-        .and(body())
-        .then(scripts::emit_event)
-        .boxed();
-    let stubs = api()
-        .and(warp::path!("stubs" / "vwed.pyi"))
-        .and(warp::get())
-        .map(|| {
-            let mut r = warp::reply::Response::new(vwed_pyhost::STUBS_PYI.into());
-            r.headers_mut().insert(
-                warp::http::header::CONTENT_TYPE,
-                warp::http::HeaderValue::from_static("text/x-python; charset=utf-8"),
-            );
-            r
-        })
-        .boxed();
-
-    let script_api = warp::path("script-api")
-        .and(warp::path::tail())
-        .and(warp::method())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
-        .and(e.clone())
-        .and(body())
-        .then(script_api::handle)
-        .boxed();
-
-    let health_engine = engine.clone();
-    let health = warp::path!("health")
-        .and(warp::get())
-        .map(move || {
-            let scripts = health_engine.instances();
-            ok_data(json!({
-                "status": "ok",
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_s": started.elapsed().as_secs(),
-                "scripts": scripts.len(),
-                "pid": std::process::id(),
-                "rss_bytes": crate::worker::rss_bytes(std::process::id()),
-            }))
-        })
-        .boxed();
-
-    health
-        .or(script_api)
-        .unify()
-        .or(integration::routes(engine.clone(), limit))
-        .unify()
-        .or(storage::routes(engine.clone(), limit))
-        .unify()
-        .or(projects)
-        .unify()
-        .or(project_files)
-        .unify()
-        .or(files_search)
-        .unify()
-        .or(file_versions)
-        .unify()
-        .or(file_version)
-        .unify()
-        .or(file_one)
-        .unify()
-        .or(files_root)
-        .unify()
-        .or(validate)
-        .unify()
-        .or(upload)
-        .unify()
-        .or(start)
-        .unify()
-        .or(running)
-        .unify()
-        .or(execute)
-        .unify()
-        .or(stop)
-        .unify()
-        .or(restart)
-        .unify()
-        .or(output)
-        .unify()
-        .or(registry)
-        .unify()
-        .or(integration)
-        .unify()
-        .or(emit)
-        .unify()
-        .or(stubs)
-        .unify()
-        .or(logs::routes(engine.clone()))
-        .unify()
-        .or(ws::routes(engine.clone()))
-        .unify()
-        .or(io::routes(engine.clone()))
-        .unify()
+    route::mount(table(&engine, started))
         .recover(recover)
         .unify()
         .boxed()
 }
 
-pub(crate) async fn recover(err: Rejection) -> Result<Resp, Infallible> {
+/// Every endpoint, in the order they are tried: the hot path first.
+fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
+    let mut t = vec![health(engine, started)];
+    t.extend(script_api::routes(engine));
+    t.extend(projects::routes(engine));
+    t.extend(files::routes(engine));
+    t.extend(scripts::routes(engine));
+    t.extend(registry::routes(engine));
+    t.extend(logs::routes(engine));
+    t.extend(ws::routes(engine));
+    t.extend(io::routes(engine));
+    t.extend(integration::routes(engine));
+    t.extend(storage::routes(engine));
+    t.extend(doc::routes());
+    t
+}
+
+/// The modules' parts of the OpenAPI document.
+#[cfg(test)]
+fn documents() -> Vec<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi;
+    vec![
+        HealthDoc::openapi(),
+        script_api::Doc::openapi(),
+        projects::Doc::openapi(),
+        files::Doc::openapi(),
+        scripts::Doc::openapi(),
+        registry::Doc::openapi(),
+        logs::Doc::openapi(),
+        ws::Doc::openapi(),
+        io::Doc::openapi(),
+        integration::Doc::openapi(),
+        storage::Doc::openapi(),
+    ]
+}
+
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(health_status))]
+struct HealthDoc;
+
+fn health(engine: &Arc<Engine>, started: Instant) -> Route {
+    let e = with_engine(engine);
+    route::get("/health", Access::Public).to(move |at| {
+        at.and(e)
+            .and(warp::any().map(move || started))
+            .then(health_status)
+    })
+}
+
+/// Liveness and basic figures. 503 `{"data": {"status": "starting"}}` while the
+/// scripts that were running before a restart are being started again.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "system",
+    responses(
+        (status = 200, description = "data: status, version, uptime_s, scripts, pid, rss_bytes", body = Envelope<serde_json::Value>),
+        (status = 503, description = "运行时正在启动, 正在恢复脚本", body = Envelope<serde_json::Value>),
+    )
+)]
+async fn health_status(engine: Arc<Engine>, started: Instant) -> Resp {
+    ok_data(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": started.elapsed().as_secs(),
+        "scripts": engine.instances().len(),
+        "pid": std::process::id(),
+        "rss_bytes": crate::worker::rss_bytes(std::process::id()),
+    }))
+}
+
+async fn recover(err: Rejection) -> Result<Resp, Infallible> {
     use warp::reject::{
         InvalidQuery, LengthRequired, MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType,
     };
@@ -311,6 +146,8 @@ pub(crate) async fn recover(err: Rejection) -> Result<Resp, Infallible> {
         fail(StatusCode::PAYLOAD_TOO_LARGE, "请求体过大")
     } else if let Some(b) = err.find::<body::BodyError>() {
         fail(StatusCode::BAD_REQUEST, format!("请求体读取失败: {}", b.0))
+    } else if let Some(u) = err.find::<query::Unknown>() {
+        fail(StatusCode::BAD_REQUEST, u.message())
     } else if err.find::<InvalidQuery>().is_some() {
         fail(StatusCode::BAD_REQUEST, "查询参数格式错误")
     } else if err.find::<LengthRequired>().is_some() {

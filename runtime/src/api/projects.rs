@@ -1,19 +1,47 @@
+//! `/api/script/projects`: projects group a script's files (seed 001 §1).
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use warp::Filter;
 use warp::http::StatusCode;
 
 use super::body::parse_json;
-use super::query_bool;
-use super::reply::{Resp, blocking, finish, json_response, ok_data};
+use super::query::{self, query_bool};
+use super::reply::{Envelope, Resp, blocking, finish, json_response, ok_data};
+use super::route::{self, Route};
+use super::{body, with_engine};
+use crate::auth::Role;
 use crate::engine::Engine;
 
-#[derive(Deserialize)]
+pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+    let (e, b) = (with_engine(engine), body(engine));
+    vec![
+        route::post("/api/script/projects", Role::Engineer)
+            .to(|at| at.and(e.clone()).and(b).then(create)),
+        route::get("/api/script/projects", Role::Viewer).to(|at| {
+            at.and(e.clone())
+                .and(query::known::<ListQuery>())
+                .then(list)
+        }),
+        route::get("/api/script/projects/{project_id}/files", Role::Viewer)
+            .to1(|at| at.and(e).and(query::known::<FilesQuery>()).then(files)),
+    ]
+}
+
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, files))]
+pub struct Doc;
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateProject {
+    /// 项目名称, 也是项目目录名
     project_name: String,
     #[serde(default)]
     description: Option<String>,
@@ -21,7 +49,34 @@ struct CreateProject {
     created_by: Option<String>,
 }
 
-pub async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListQuery {
+    /// 项目状态过滤, 默认 active
+    status: Option<String>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct FilesQuery {
+    /// 是否包含文件内容 (true/false), 默认 false
+    include_content: Option<bool>,
+}
+
+/// Creates a project (and its directory).
+#[utoipa::path(
+    post,
+    path = "/api/script/projects",
+    tag = "projects",
+    request_body = CreateProject,
+    responses(
+        (status = 200, description = "message, data: the project", body = Envelope<Value>),
+        (status = 409, description = "项目已存在", body = Envelope<Value>),
+    )
+)]
+async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let req: CreateProject = parse_json(&body)?;
@@ -47,7 +102,15 @@ pub async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
     )
 }
 
-pub async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
+/// Lists projects.
+#[utoipa::path(
+    get,
+    path = "/api/script/projects",
+    tag = "projects",
+    params(ListQuery),
+    responses((status = 200, description = "data: list of projects", body = Envelope<Value>))
+)]
+async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     finish(
         async {
             let status = q.get("status").cloned().unwrap_or_else(|| "active".into());
@@ -61,7 +124,18 @@ pub async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     )
 }
 
-pub async fn files(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
+/// The files of one project, optionally with their content.
+#[utoipa::path(
+    get,
+    path = "/api/script/projects/{project_id}/files",
+    tag = "projects",
+    params(("project_id" = u64, Path, description = "项目ID"), FilesQuery),
+    responses(
+        (status = 200, description = "data: {project, files}", body = Envelope<Value>),
+        (status = 404, description = "项目不存在", body = Envelope<Value>),
+    )
+)]
+async fn files(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     finish(
         async {
             let include = query_bool(&q, "include_content")?.unwrap_or(false);

@@ -2,12 +2,30 @@
 
 use std::fmt::Display;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 use warp::http::{StatusCode, header};
 
 pub type Resp = warp::reply::Response;
 
-pub fn json_response(status: StatusCode, body: &Value) -> Resp {
+/// The envelope of the `/api` answers (seed 001). A success has `success: true`
+/// and `data` and/or `message`; a failure has `success: false`, `error` (a
+/// message a person can act on) and sometimes `data` with details. Some
+/// endpoints of the seed add fields beside these (e.g. `script_id`,
+/// `registrations`, `result`, `execution_time_ms`); their descriptions say so.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    pub success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = warp::reply::Response::new(bytes.into());
     *r.status_mut() = status;
@@ -18,29 +36,55 @@ pub fn json_response(status: StatusCode, body: &Value) -> Resp {
     r
 }
 
+fn envelope(status: StatusCode, e: Envelope<Value>) -> Resp {
+    json_response(status, &e)
+}
+
 pub fn ok_data(data: Value) -> Resp {
-    json_response(StatusCode::OK, &json!({"success": true, "data": data}))
+    envelope(
+        StatusCode::OK,
+        Envelope {
+            success: true,
+            message: None,
+            data: Some(data),
+            error: None,
+        },
+    )
 }
 
 pub fn ok_message(message: impl Into<String>, data: Option<Value>) -> Resp {
-    let mut body = json!({"success": true, "message": message.into()});
-    if let Some(d) = data {
-        body["data"] = d;
-    }
-    json_response(StatusCode::OK, &body)
+    envelope(
+        StatusCode::OK,
+        Envelope {
+            success: true,
+            message: Some(message.into()),
+            data,
+            error: None,
+        },
+    )
 }
 
 pub fn fail(status: StatusCode, error: impl Display) -> Resp {
-    json_response(
+    envelope(
         status,
-        &json!({"success": false, "error": error.to_string()}),
+        Envelope {
+            success: false,
+            message: None,
+            data: None,
+            error: Some(error.to_string()),
+        },
     )
 }
 
 pub fn fail_with(status: StatusCode, error: impl Display, data: Value) -> Resp {
-    json_response(
+    envelope(
         status,
-        &json!({"success": false, "error": error.to_string(), "data": data}),
+        Envelope {
+            success: false,
+            message: None,
+            data: Some(data),
+            error: Some(error.to_string()),
+        },
     )
 }
 

@@ -7,17 +7,43 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
-use vwed_ipc::{RouteRequest, ToWorker};
+use vwed_ipc::{RouteReply, RouteRequest, ToWorker};
+use warp::Filter;
 use warp::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use warp::path::Tail;
 
-use super::reply::{Resp, fail, json_response};
-use crate::engine::Engine;
+use super::reply::{Envelope, Resp, fail, json_response};
+use super::route::{self, Rest, Route};
+use super::{body, with_engine};
+use crate::auth::Role;
+use crate::engine::{Engine, Wired};
+use crate::registry::RouteEntry;
 use crate::worker::{Answer, CallError};
 
 /// Header that lets a caller shorten (or lengthen, up to the configured maximum)
 /// the handler timeout of one request.
 const TIMEOUT_HEADER: &str = "x-vwed-timeout-ms";
+
+/// One entry for every route scripts register. Its filter chain is the hot path:
+/// each filter here runs for every script request.
+pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+    let (e, b) = (with_engine(engine), body(engine));
+    vec![
+        route::any("/script-api/{*path}", Role::Operator).to_rest(|at| {
+            at.and(warp::method())
+                .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+                .and(warp::header::headers_cloned())
+                .and(crate::server::client_addr())
+                .and(e)
+                .and(b)
+                .then(handle)
+        }),
+    ]
+}
+
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(handle))]
+pub struct Doc;
 
 pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
@@ -54,9 +80,25 @@ fn query_pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn handle(
-    tail: Tail,
+/// A route a running script registered (`VWED.api.register_route`), answered
+/// by the script's handler: status, headers and body are the handler's. `path`
+/// may span several segments. All query parameters go to the script. Header
+/// `x-vwed-timeout-ms` shortens or lengthens the handler timeout of this request.
+#[utoipa::path(
+    method(get, post, put, delete, patch),
+    path = "/script-api/{path}",
+    tag = "script-api",
+    params(("path" = String, Path, description = "脚本注册的路径, 可含多段")),
+    responses(
+        (status = 200, description = "脚本处理函数的应答 (任意内容)"),
+        (status = 404, description = "接口未注册", body = Envelope<serde_json::Value>),
+        (status = 405, description = "接口不支持此方法", body = Envelope<serde_json::Value>),
+        (status = 504, description = "脚本接口执行超时; 另有 script_id", body = Envelope<serde_json::Value>),
+        (status = 503, description = "脚本服务不可用; 另有 script_id", body = Envelope<serde_json::Value>),
+    )
+)]
+async fn handle(
+    tail: Rest,
     method: Method,
     query: String,
     headers: HeaderMap,
@@ -64,35 +106,14 @@ pub async fn handle(
     engine: Arc<Engine>,
     body: Bytes,
 ) -> Resp {
-    let segs: Option<Vec<String>> = tail
-        .as_str()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
-    let Some(segs) = segs else {
+    let Some(segs) = segments(tail.as_str()) else {
         return fail(StatusCode::BAD_REQUEST, "请求路径编码无效");
     };
     let path = format!("/{}", segs.join("/"));
     let Some((route, path_params)) = engine.registry.match_route(method.as_str(), &segs) else {
-        if engine.registry.path_known(&segs) {
-            return fail(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("接口 {path} 不支持 {method} 方法"),
-            );
-        }
-        return fail(
-            StatusCode::NOT_FOUND,
-            format!("接口 {method} {path} 未注册"),
-        );
+        return unmatched(&engine, &method, &path, &segs);
     };
-    let cfg = &engine.cfg;
-    let timeout_ms = headers
-        .get(TIMEOUT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(cfg.call_timeout_ms)
-        .clamp(1, cfg.max_call_timeout_ms);
+    let timeout_ms = timeout_ms(&engine, &headers);
     let conn = &route.target.conn;
     let req = conn.next_req();
     let msg = ToWorker::Route(RouteRequest {
@@ -122,55 +143,95 @@ pub async fn handle(
     match answer {
         Ok(Answer::Route(reply)) => {
             route.stats.record(reply.status < 500, us);
-            let mut r = warp::reply::Response::new(reply.body.into());
-            *r.status_mut() =
-                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let h = r.headers_mut();
-            let mut has_type = false;
-            for (k, v) in reply.headers {
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::try_from(k.as_str()),
-                    HeaderValue::try_from(v.as_str()),
-                ) {
-                    has_type |= name == header::CONTENT_TYPE;
-                    h.append(name, value);
-                }
-            }
-            if !has_type {
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json; charset=utf-8"),
-                );
-            }
-            r
+            relay(reply)
         }
         Ok(_) => {
             route.stats.record(false, us);
             fail(StatusCode::INTERNAL_SERVER_ERROR, "脚本应答类型错误")
         }
-        Err(CallError::Timeout(ms)) => {
-            route.stats.record(false, us);
-            json_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                &json!({
-                    "success": false,
-                    "error": format!("脚本接口执行超时 ({ms} ms)"),
-                    "script_id": &*route.target.script_id,
-                }),
-            )
-        }
         Err(e) => {
             route.stats.record(false, us);
-            json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({
-                    "success": false,
-                    "error": format!("路由 {} 对应的脚本服务不可用: {e}", route.path),
-                    "script_id": &*route.target.script_id,
-                }),
-            )
+            call_failed(&route, e)
         }
     }
+}
+
+/// The decoded segments of the path below `/script-api`.
+fn segments(tail: &str) -> Option<Vec<String>> {
+    tail.split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect()
+}
+
+/// 405 when the path is registered under another method, else 404.
+fn unmatched(engine: &Engine, method: &Method, path: &str, segs: &[String]) -> Resp {
+    if engine.registry.path_known(segs) {
+        return fail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("接口 {path} 不支持 {method} 方法"),
+        );
+    }
+    fail(
+        StatusCode::NOT_FOUND,
+        format!("接口 {method} {path} 未注册"),
+    )
+}
+
+fn timeout_ms(engine: &Engine, headers: &HeaderMap) -> u64 {
+    let cfg = &engine.cfg;
+    headers
+        .get(TIMEOUT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(cfg.call_timeout_ms)
+        .clamp(1, cfg.max_call_timeout_ms)
+}
+
+/// The script's answer as the HTTP response; JSON unless the script said otherwise.
+fn relay(reply: RouteReply) -> Resp {
+    let mut r = warp::reply::Response::new(reply.body.into());
+    *r.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    let mut has_type = false;
+    for (k, v) in reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            has_type |= name == header::CONTENT_TYPE;
+            h.append(name, value);
+        }
+    }
+    if !has_type {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    r
+}
+
+fn call_failed(route: &RouteEntry<Wired>, e: CallError) -> Resp {
+    let (status, error) = match e {
+        CallError::Timeout(ms) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("脚本接口执行超时 ({ms} ms)"),
+        ),
+        e => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("路由 {} 对应的脚本服务不可用: {e}", route.path),
+        ),
+    };
+    json_response(
+        status,
+        &json!({
+            "success": false,
+            "error": error,
+            "script_id": &*route.target.script_id,
+        }),
+    )
 }
 
 #[cfg(test)]

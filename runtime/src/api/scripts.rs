@@ -1,3 +1,6 @@
+//! `/api/script/scripts/*` (seed 001 §3): start, stop, restart, the running
+//! set, a script's output, function calls; and `/api/script/events/emit`.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -5,23 +8,69 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use warp::Filter;
 use warp::http::StatusCode;
 
 use super::body::parse_json;
-use super::query_u64;
-use super::reply::{ApiError, Resp, finish, json_response, ok_data};
+use super::query::{self, query_u64};
+use super::reply::{ApiError, Envelope, Resp, finish, json_response, ok_data};
+use super::route::{self, Route};
+use super::{body, with_engine};
+use crate::auth::Role;
 use crate::engine::{Engine, FnCallError, StartError, StartOk, StartRequest};
 use crate::registry::Counts;
 
-#[derive(Deserialize)]
+pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+    let (e, b) = (with_engine(engine), body(engine));
+    vec![
+        route::post("/api/script/scripts/start", Role::Operator)
+            .to(|at| at.and(e.clone()).and(b.clone()).then(start)),
+        route::get("/api/script/scripts/running", Role::Viewer)
+            .to(|at| at.and(e.clone()).then(running)),
+        route::post("/api/script/scripts/execute-function", Role::Operator)
+            .to(|at| at.and(e.clone()).and(b.clone()).then(execute_function)),
+        route::post("/api/script/scripts/{script_id}/stop", Role::Operator)
+            .to1(|at| at.and(e.clone()).then(stop)),
+        route::post("/api/script/scripts/{script_id}/restart", Role::Operator)
+            .to1(|at| at.and(e.clone()).then(restart)),
+        route::get("/api/script/scripts/{script_id}/output", Role::Viewer).to1(|at| {
+            at.and(e.clone())
+                .and(query::known::<OutputQuery>())
+                .then(output)
+        }),
+        route::post("/api/script/events/emit", Role::Operator)
+            .to(|at| at.and(e).and(b).then(emit_event)),
+    ]
+}
+
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(start, running, execute_function, stop, restart, output, emit_event))]
+pub struct Doc;
+
+/// Which script to start: its path (`project/file.py`) or its file id.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
+    /// 脚本相对路径, 例如 my_project/main.py
     #[serde(default)]
     script_path: Option<String>,
     #[serde(default)]
     file_id: Option<u64>,
+    /// 传给 boot() 的启动参数 (JSON 对象)
     #[serde(default)]
     start_params: Value,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct OutputQuery {
+    /// 只要序号大于此值的行
+    after: Option<u64>,
+    /// 最多返回的行数, 默认 200, 上限 10000
+    limit: Option<u64>,
 }
 
 fn start_error(e: StartError) -> ApiError {
@@ -31,7 +80,7 @@ fn start_error(e: StartError) -> ApiError {
         StartError::NoBoot | StartError::Syntax(_) | StartError::BadParams => {
             StatusCode::BAD_REQUEST
         }
-        StartError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StartError::Busy(_) | StartError::Sandbox(_) => StatusCode::SERVICE_UNAVAILABLE,
         StartError::Store(
             crate::store::StoreError::Invalid(_) | crate::store::StoreError::Path(_),
         ) => StatusCode::BAD_REQUEST,
@@ -81,7 +130,21 @@ fn started_response(ok: &StartOk, extra: Option<(&str, Value)>) -> Resp {
     json_response(StatusCode::OK, &body)
 }
 
-pub async fn start(engine: Arc<Engine>, body: Bytes) -> Resp {
+/// Starts a script: runs its `boot()` and commits what it registered.
+#[utoipa::path(
+    post,
+    path = "/api/script/scripts/start",
+    tag = "scripts",
+    request_body = StartBody,
+    responses(
+        (status = 200, description = "message, script_id, script_path, registrations (后三者也在 data 中)", body = Envelope<Value>),
+        (status = 400, description = "缺少参数, 语法错误或没有 boot()", body = Envelope<Value>),
+        (status = 404, description = "脚本文件不存在", body = Envelope<Value>),
+        (status = 409, description = "已在运行, 或接口已被其他脚本注册", body = Envelope<Value>),
+        (status = 500, description = "boot() 失败; data 中有 traceback", body = Envelope<Value>),
+    )
+)]
+async fn start(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let b: StartBody = parse_json(&body)?;
@@ -115,7 +178,18 @@ fn path_id(raw: String) -> String {
     super::script_api::percent_decode(&raw).unwrap_or(raw)
 }
 
-pub async fn stop(script_id: String, engine: Arc<Engine>) -> Resp {
+/// Stops a running script and withdraws its registrations.
+#[utoipa::path(
+    post,
+    path = "/api/script/scripts/{script_id}/stop",
+    tag = "scripts",
+    params(("script_id" = String, Path, description = "启动时返回的 script_id")),
+    responses(
+        (status = 200, description = "message, registrations, data: {script_id, registrations, killed}", body = Envelope<Value>),
+        (status = 404, description = "脚本未运行", body = Envelope<Value>),
+    )
+)]
+async fn stop(script_id: String, engine: Arc<Engine>) -> Resp {
     let script_id = path_id(script_id);
     finish(async {
         let s = engine
@@ -135,7 +209,18 @@ pub async fn stop(script_id: String, engine: Arc<Engine>) -> Resp {
     .await)
 }
 
-pub async fn restart(script_id: String, engine: Arc<Engine>) -> Resp {
+/// Stops a running script and starts it again from its current source.
+#[utoipa::path(
+    post,
+    path = "/api/script/scripts/{script_id}/restart",
+    tag = "scripts",
+    params(("script_id" = String, Path, description = "启动时返回的 script_id")),
+    responses(
+        (status = 200, description = "as start, plus old_script_id", body = Envelope<Value>),
+        (status = 404, description = "脚本未运行", body = Envelope<Value>),
+    )
+)]
+async fn restart(script_id: String, engine: Arc<Engine>) -> Resp {
     let script_id = path_id(script_id);
     finish(
         async {
@@ -155,11 +240,29 @@ pub async fn restart(script_id: String, engine: Arc<Engine>) -> Resp {
     )
 }
 
-pub async fn running(engine: Arc<Engine>) -> Resp {
+/// The running scripts.
+#[utoipa::path(
+    get,
+    path = "/api/script/scripts/running",
+    tag = "scripts",
+    responses((status = 200, description = "data: list of running scripts", body = Envelope<Value>))
+)]
+async fn running(engine: Arc<Engine>) -> Resp {
     ok_data(Value::Array(engine.running_json()))
 }
 
-pub async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
+/// The recent stdout/stderr/log lines of a live or recently ended script.
+#[utoipa::path(
+    get,
+    path = "/api/script/scripts/{script_id}/output",
+    tag = "scripts",
+    params(("script_id" = String, Path, description = "script_id"), OutputQuery),
+    responses(
+        (status = 200, description = "data: {script_id, status, lines, dropped}", body = Envelope<Value>),
+        (status = 404, description = "脚本不存在或已过期", body = Envelope<Value>),
+    )
+)]
+async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     let script_id = path_id(script_id);
     finish(
         async {
@@ -184,14 +287,16 @@ pub async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, S
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExecBody {
+    /// 不给时在所有运行中的脚本里找这个函数
     #[serde(default)]
     script_id: Option<String>,
     function_name: Option<String>,
     #[serde(default)]
     function_args: Value,
+    /// 超时 (毫秒), 不超过配置的上限
     #[serde(default)]
     timeout_ms: Option<u64>,
 }
@@ -201,11 +306,26 @@ pub fn fn_error_status(e: &FnCallError) -> StatusCode {
         FnCallError::ScriptNotRunning(_) | FnCallError::NotRegistered(_) => StatusCode::NOT_FOUND,
         FnCallError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         FnCallError::Gone(_) | FnCallError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        FnCallError::ArgumentMismatch { .. } => StatusCode::BAD_REQUEST,
         FnCallError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-pub async fn execute_function(engine: Arc<Engine>, body: Bytes) -> Resp {
+/// Calls a function a script registered. The answer is not the usual envelope:
+/// `{success, result, execution_time_ms}` or `{success: false, error, execution_time_ms}`.
+#[utoipa::path(
+    post,
+    path = "/api/script/scripts/execute-function",
+    tag = "scripts",
+    request_body = ExecBody,
+    responses(
+        (status = 200, description = "success, result, execution_time_ms", body = Value),
+        (status = 404, description = "脚本未运行或函数未注册", body = Value),
+        (status = 500, description = "函数执行失败", body = Value),
+        (status = 504, description = "函数执行超时", body = Value),
+    )
+)]
+async fn execute_function(engine: Arc<Engine>, body: Bytes) -> Resp {
     let t0 = Instant::now();
     let b: ExecBody = match parse_json(&body) {
         Ok(b) => b,
@@ -231,120 +351,9 @@ pub async fn execute_function(engine: Arc<Engine>, body: Bytes) -> Resp {
     }
 }
 
-pub async fn registry_status(engine: Arc<Engine>) -> Resp {
-    let reg = &engine.registry;
-    let mut routes = serde_json::Map::new();
-    for r in reg.routes() {
-        routes.insert(
-            format!("{}:{}", r.method, r.path),
-            json!({
-                "path": r.path,
-                "method": r.method,
-                "script_id": &*r.target.script_id,
-                "description": r.description,
-                "call_count": r.stats.calls.load(std::sync::atomic::Ordering::Relaxed),
-                "error_count": r.stats.errors.load(std::sync::atomic::Ordering::Relaxed),
-                "average_response_time_ms": r.stats.average_ms(),
-                "registered_at": r.registered_at,
-            }),
-        );
-    }
-    let mut functions = serde_json::Map::new();
-    for f in reg.functions() {
-        let mut v = json!({
-            "script_id": &*f.target.script_id,
-            "description": f.description,
-            "is_async": f.is_async,
-            "parameters": f.parameters,
-            "tags": f.tags,
-            "registered_at": f.registered_at,
-        });
-        f.stats.add_to(&mut v);
-        functions.insert(f.name.clone(), v);
-    }
-    let mut listeners = serde_json::Map::new();
-    for (event, list) in reg.all_listeners() {
-        listeners.insert(
-            event,
-            Value::Array(
-                list.iter()
-                    .map(|l| {
-                        let mut v = json!({
-                            "script_id": &*l.target.script_id,
-                            "priority": l.priority,
-                            "registered_at": l.registered_at,
-                            "dropped_count": l.dropped.load(std::sync::atomic::Ordering::Relaxed),
-                        });
-                        l.stats.add_to(&mut v);
-                        v
-                    })
-                    .collect(),
-            ),
-        );
-    }
-    let mut timers = serde_json::Map::new();
-    for t in reg.timers() {
-        let mut v = json!({
-            "script_id": &*t.target.script_id,
-            "name": t.name,
-            "schedule": t.schedule,
-            "registered_at": t.registered_at,
-            "skipped_count": t.skipped.load(std::sync::atomic::Ordering::Relaxed),
-        });
-        t.stats.add_to(&mut v);
-        timers.insert(
-            format!("{}:timer_{}", t.target.script_id, t.target.handler),
-            v,
-        );
-    }
-    let mut active = serde_json::Map::new();
-    for i in engine.instances() {
-        active.insert(
-            i.script_id.to_string(),
-            json!({
-                "script_path": i.script_path,
-                "started_at": i.started_at,
-                "status": i.state().as_str(),
-                "pid": i.pid(),
-                "heartbeat": i.conn().map(|c| c.last_seen_secs()),
-            }),
-        );
-    }
-    ok_data(json!({
-        "api_routes": routes,
-        "registered_functions": functions,
-        "event_listeners": listeners,
-        "timers": timers,
-        "active_scripts": active,
-    }))
-}
-
-pub async fn integration_functions(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
-    let wanted: Vec<String> = q
-        .get("tags")
-        .map(|t| {
-            t.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    let list: Vec<Value> = engine
-        .functions_json()
-        .into_iter()
-        .filter(|f| {
-            wanted.is_empty()
-                || f["tags"].as_array().is_some_and(|tags| {
-                    tags.iter()
-                        .any(|t| t.as_str().is_some_and(|t| wanted.iter().any(|w| w == t)))
-                })
-        })
-        .collect();
-    ok_data(Value::Array(list))
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct EmitBody {
+    /// 事件名 (也可写作 name), 不超过 200 个字符
     #[serde(alias = "name")]
     event_name: String,
     #[serde(default)]
@@ -352,7 +361,14 @@ struct EmitBody {
 }
 
 /// The central server (or a technician) emits an event to the scripts' listeners.
-pub async fn emit_event(engine: Arc<Engine>, body: Bytes) -> Resp {
+#[utoipa::path(
+    post,
+    path = "/api/script/events/emit",
+    tag = "scripts",
+    request_body = EmitBody,
+    responses((status = 200, description = "message, data: {event_name, listeners}", body = Envelope<Value>))
+)]
+async fn emit_event(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let b: EmitBody = parse_json(&body)?;

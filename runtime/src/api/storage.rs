@@ -8,16 +8,59 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 
 use super::body::parse_json;
-use super::reply::{ApiError, Resp, finish, ok_data, ok_message};
-use super::{query_bool, query_u64};
+use super::query::{self, query_bool, query_u64};
+use super::reply::{ApiError, Envelope, Resp, finish, ok_data, ok_message};
+use super::route::{self, Route};
+use super::{body, with_engine};
+use crate::auth::Role;
 use crate::engine::Engine;
 use crate::integrations::locations::{LocationError, LocationSpec, Locations};
+
+pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+    let (e, b) = (with_engine(engine), body(engine));
+    vec![
+        route::get("/api/script/storage/locations", Role::Viewer).to(|at| {
+            at.and(e.clone())
+                .and(query::known::<ListQuery>())
+                .then(list)
+        }),
+        route::post("/api/script/storage/locations", Role::Engineer)
+            .to(|at| at.and(e.clone()).and(b.clone()).then(seed)),
+        route::get(
+            "/api/script/storage/locations/{location_code}",
+            Role::Viewer,
+        )
+        .to1(|at| at.and(e.clone()).then(one)),
+        route::post(
+            "/api/script/storage/locations/{location_code}/unlock",
+            Role::Operator,
+        )
+        .to1(|at| at.and(e).and(b).then(unlock)),
+    ]
+}
+
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, seed, one, unlock))]
+pub struct Doc;
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListQuery {
+    /// 只要此区域的库位
+    area: Option<String>,
+    /// true: 只要已锁定的; false: 只要未锁定的
+    locked: Option<bool>,
+    /// 最多返回的库位数, 默认 1000, 上限 10000
+    limit: Option<u64>,
+}
 
 fn loc_error(e: LocationError) -> ApiError {
     let status = match &e {
@@ -39,14 +82,27 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// A list, or `{"locations": [...]}`.
-#[derive(Deserialize)]
+/// A list of locations, or `{"locations": [...]}`. Each location:
+/// `{location_code, name?, area?, attributes?}`; absent fields keep their value.
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum SeedBody {
+    #[schema(value_type = Vec<Object>)]
     List(Vec<LocationSpec>),
-    Wrapped { locations: Vec<LocationSpec> },
+    Wrapped {
+        #[schema(value_type = Vec<Object>)]
+        locations: Vec<LocationSpec>,
+    },
 }
 
+/// Locations with their lock state.
+#[utoipa::path(
+    get,
+    path = "/api/script/storage/locations",
+    tag = "storage",
+    params(ListQuery),
+    responses((status = 200, description = "data: {locations, total}", body = Envelope<Value>))
+)]
 async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     finish(
         async {
@@ -62,6 +118,17 @@ async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     )
 }
 
+/// Creates or updates locations.
+#[utoipa::path(
+    post,
+    path = "/api/script/storage/locations",
+    tag = "storage",
+    request_body = SeedBody,
+    responses(
+        (status = 200, description = "message, data: {saved, created}", body = Envelope<Value>),
+        (status = 507, description = "库位数量已达上限", body = Envelope<Value>),
+    )
+)]
 async fn seed(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
@@ -80,6 +147,17 @@ async fn seed(engine: Arc<Engine>, body: Bytes) -> Resp {
     )
 }
 
+/// One location.
+#[utoipa::path(
+    get,
+    path = "/api/script/storage/locations/{location_code}",
+    tag = "storage",
+    params(("location_code" = String, Path, description = "库位编码")),
+    responses(
+        (status = 200, description = "data: the location", body = Envelope<Value>),
+        (status = 404, description = "库位不存在", body = Envelope<Value>),
+    )
+)]
 async fn one(code: String, engine: Arc<Engine>) -> Resp {
     let code = super::integration::path_param(code);
     finish(
@@ -95,16 +173,30 @@ async fn one(code: String, engine: Arc<Engine>) -> Resp {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UnlockBody {
+    /// 持有锁的任务; 不是它持有时 409
     #[serde(default)]
     task_id: Option<String>,
+    /// 不论谁持有都释放
     #[serde(default)]
     force: bool,
 }
 
 /// An operator frees a location a dead task left locked.
+#[utoipa::path(
+    post,
+    path = "/api/script/storage/locations/{location_code}/unlock",
+    tag = "storage",
+    params(("location_code" = String, Path, description = "库位编码")),
+    request_body = UnlockBody,
+    responses(
+        (status = 200, description = "data: {location_code, released}", body = Envelope<Value>),
+        (status = 404, description = "库位不存在", body = Envelope<Value>),
+        (status = 409, description = "锁由其他任务持有", body = Envelope<Value>),
+    )
+)]
 async fn unlock(code: String, engine: Arc<Engine>, body: Bytes) -> Resp {
     let code = super::integration::path_param(code);
     finish(
@@ -121,39 +213,4 @@ async fn unlock(code: String, engine: Arc<Engine>, body: Bytes) -> Resp {
         }
         .await,
     )
-}
-
-pub fn routes(engine: Arc<Engine>, limit: u64) -> BoxedFilter<(Resp,)> {
-    let e = warp::any().map(move || engine.clone());
-    let api = || warp::path("api").and(warp::path("script"));
-    let root = move || api().and(warp::path!("storage" / "locations"));
-    let get_list = root()
-        .and(warp::get())
-        .and(e.clone())
-        .and(warp::query::<HashMap<String, String>>())
-        .then(list);
-    let post = root()
-        .and(warp::post())
-        .and(e.clone())
-        .and(super::body::limited(limit))
-        .then(seed);
-    let get_one = api()
-        .and(warp::path!("storage" / "locations" / String))
-        .and(warp::get())
-        .and(e.clone())
-        .then(one);
-    let unlock = api()
-        .and(warp::path!("storage" / "locations" / String / "unlock"))
-        .and(warp::post())
-        .and(e)
-        .and(super::body::limited(limit))
-        .then(unlock);
-    get_list
-        .or(post)
-        .unify()
-        .or(get_one)
-        .unify()
-        .or(unlock)
-        .unify()
-        .boxed()
 }

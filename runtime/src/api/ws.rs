@@ -8,69 +8,117 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use vwed_ipc::Level;
-use warp::filters::BoxedFilter;
 use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::{Filter, Reply};
 
 use super::body::parse_json;
-use super::reply::{ApiError, Resp, finish, ok_data, ok_message};
-use super::{query, with_engine};
+use super::query;
+use super::reply::{ApiError, Envelope, Resp, finish, ok_data, ok_message};
+use super::route::{self, Route};
+use super::{body, with_engine};
+use crate::auth::Role;
 use crate::engine::Engine;
-use crate::logs::{ALL, Conn, MAX_LIMIT};
+use crate::logs::{ALL, Conn, LogQuery, MAX_LIMIT};
 
 const TEST_PAGE: &str = include_str!("ws_test_page.html");
 
-pub fn routes(engine: Arc<Engine>) -> BoxedFilter<(Resp,)> {
-    let limit = engine.cfg.max_body_bytes;
-    let e = with_engine(engine);
-    let base = || {
-        warp::path("api")
-            .and(warp::path("script"))
-            .and(warp::path("ws"))
-    };
-    let socket = base()
-        .and(warp::path!("script-logs"))
-        .and(warp::ws())
-        .and(query())
-        .and(e.clone())
-        .map(|ws: Ws, q: HashMap<String, String>, e: Arc<Engine>| {
-            ws.on_upgrade(move |s| session(s, q, e)).into_response()
-        });
-    let status = base()
-        .and(warp::path!("connections" / "status"))
-        .and(warp::get())
-        .and(e.clone())
-        .map(|e: Arc<Engine>| ok_data(e.logs.hub.status_json()));
-    let broadcast = base()
-        .and(warp::path!("broadcast" / "test"))
-        .and(warp::post())
-        .and(e)
-        .and(super::body::limited(limit))
-        .then(broadcast_test);
-    let page = base()
-        .and(warp::path!("test-page"))
-        .and(warp::get())
-        .map(|| warp::reply::html(TEST_PAGE).into_response());
-    socket
-        .or(status)
-        .unify()
-        .or(broadcast)
-        .unify()
-        .or(page)
-        .unify()
-        .boxed()
+pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+    let (e, b) = (with_engine(engine), body(engine));
+    vec![
+        // The query is checked before the upgrade, so that a bad one is a 400.
+        route::get("/api/script/ws/script-logs", Role::Viewer)
+            .websocket()
+            .to(|at| {
+                at.and(query::known::<SocketQuery>())
+                    .and(warp::ws())
+                    .and(e.clone())
+                    .then(socket)
+            }),
+        route::get("/api/script/ws/connections/status", Role::Viewer)
+            .to(|at| at.and(e.clone()).then(connections)),
+        route::post("/api/script/ws/broadcast/test", Role::Admin)
+            .to(|at| at.and(e).and(b).then(broadcast_test)),
+        route::get("/api/script/ws/test-page", Role::Viewer).to(|at| at.then(test_page)),
+    ]
 }
 
-#[derive(Deserialize)]
+#[cfg(test)]
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(socket, connections, broadcast_test, test_page))]
+pub struct Doc;
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SocketQuery {
+    /// 客户端ID, 必填 (缺少时服务端发送错误消息并关闭连接)
+    client_id: Option<String>,
+    /// 客户端类型, 默认 web
+    client_type: Option<String>,
+}
+
+/// The live log WebSocket (seed 001 §4): after `welcome`, the client sends
+/// `subscribe` / `unsubscribe` (`script_id`, optional `last` for history),
+/// `ping` or `get_status`; the server sends `script_log` lines of the subscribed
+/// scripts and I/O point changes (`io:*` topics).
+#[utoipa::path(
+    get,
+    path = "/api/script/ws/script-logs",
+    tag = "websocket",
+    params(SocketQuery),
+    responses(
+        (status = 101, description = "WebSocket 连接建立"),
+        (status = 400, description = "不是 WebSocket 握手, 或查询参数无效", body = Envelope<Value>),
+    )
+)]
+async fn socket(q: HashMap<String, String>, ws: Ws, engine: Arc<Engine>) -> Resp {
+    ws.on_upgrade(move |s| session(s, q, engine))
+        .into_response()
+}
+
+/// The connected WebSocket clients and their subscriptions.
+#[utoipa::path(
+    get,
+    path = "/api/script/ws/connections/status",
+    tag = "websocket",
+    responses((status = 200, description = "data: {total_connections, total_script_subscriptions, connections, script_subscriptions}", body = Envelope<Value>))
+)]
+async fn connections(engine: Arc<Engine>) -> Resp {
+    ok_data(engine.logs.hub.status_json())
+}
+
+/// A self-contained page to try the log WebSocket.
+#[utoipa::path(
+    get,
+    path = "/api/script/ws/test-page",
+    tag = "websocket",
+    responses((status = 200, description = "HTML", content_type = "text/html", body = String))
+)]
+async fn test_page() -> Resp {
+    warp::reply::html(TEST_PAGE).into_response()
+}
+
+#[derive(Deserialize, ToSchema)]
 struct BroadcastBody {
     script_id: String,
+    /// 消息文字 (其他 JSON 值按文本发送), 默认 "测试消息"
     #[serde(default)]
     message: Value,
+    /// debug, info (默认), warning 或 error
     #[serde(default)]
     level: Option<String>,
 }
 
+/// Sends a test line to the subscribers of a script (seed 001 §4.6).
+#[utoipa::path(
+    post,
+    path = "/api/script/ws/broadcast/test",
+    tag = "websocket",
+    request_body = BroadcastBody,
+    responses((status = 200, description = "message, data: {script_id, delivered}", body = Envelope<Value>))
+)]
 async fn broadcast_test(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish((|| {
         let b: BroadcastBody = parse_json(&body)?;
@@ -112,6 +160,9 @@ struct ClientMsg {
     kind: String,
     #[serde(default)]
     script_id: Option<String>,
+    /// Instead of `script_id`: every run of the script at this path.
+    #[serde(default)]
+    script_path: Option<String>,
     /// On subscribe: also send the newest `last` stored lines.
     #[serde(default)]
     last: Option<usize>,
@@ -179,31 +230,37 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
             return;
         }
     };
-    let sid = m
-        .script_id
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| ALL.to_string());
+    let target = match m.script_path.filter(|p| !p.is_empty()) {
+        Some(path) => Target::Path(path),
+        None => Target::Run(
+            m.script_id
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| ALL.to_string()),
+        ),
+    };
     match m.kind.as_str() {
         "subscribe" => {
-            conn.subscribe(&sid);
+            target.subscribe(conn);
+            let (key, name) = target.key();
             conn.reply(json!({
                 "type": "subscribed",
-                "script_id": sid,
+                key: name,
                 "timestamp": now,
-                "message": format!("已订阅脚本 {sid} 的日志"),
+                "message": format!("已订阅脚本 {name} 的日志"),
             }));
             if let Some(n) = m.last.filter(|n| *n > 0) {
-                send_history(engine, conn, &sid, n.min(MAX_LIMIT)).await;
+                send_history(engine, conn, target.history(), n.min(MAX_LIMIT)).await;
             }
         }
         "unsubscribe" => {
-            let was = conn.unsubscribe(&sid);
+            let was = target.unsubscribe(conn);
+            let (key, name) = target.key();
             conn.reply(json!({
                 "type": "unsubscribed",
-                "script_id": sid,
+                key: name,
                 "was_subscribed": was,
                 "timestamp": now,
-                "message": format!("已取消订阅脚本 {sid} 的日志"),
+                "message": format!("已取消订阅脚本 {name} 的日志"),
             }));
         }
         "ping" => conn.reply(json!({"type": "pong", "timestamp": now})),
@@ -225,16 +282,58 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
     }
 }
 
+/// What a subscribe names: one run (`script_id`, `*` for all), or every run of
+/// one script (`script_path`), across restarts that give it new script_ids.
+enum Target {
+    Run(String),
+    Path(String),
+}
+
+impl Target {
+    fn key(&self) -> (&'static str, &str) {
+        match self {
+            Target::Run(sid) => ("script_id", sid),
+            Target::Path(path) => ("script_path", path),
+        }
+    }
+
+    fn subscribe(&self, conn: &Conn) {
+        match self {
+            Target::Run(sid) => conn.subscribe(sid),
+            Target::Path(path) => conn.subscribe_path(path),
+        }
+    }
+
+    fn unsubscribe(&self, conn: &Conn) -> bool {
+        match self {
+            Target::Run(sid) => conn.unsubscribe(sid),
+            Target::Path(path) => conn.unsubscribe_path(path),
+        }
+    }
+
+    /// The stored lines this subscription covers.
+    fn history(&self) -> LogQuery {
+        let (script_id, script_path) = match self {
+            Target::Run(sid) => ((sid != ALL).then(|| sid.clone()), None),
+            Target::Path(path) => (None, Some(path.clone())),
+        };
+        LogQuery {
+            script_id,
+            script_path,
+            ..LogQuery::default()
+        }
+    }
+}
+
 /// Stored lines, oldest first, marked `history` (live lines may overlap them;
 /// `seq` tells them apart).
-async fn send_history(engine: &Arc<Engine>, conn: &Arc<Conn>, sid: &str, n: usize) {
+async fn send_history(engine: &Arc<Engine>, conn: &Arc<Conn>, filter: LogQuery, n: usize) {
     let store = engine.logs.store.clone();
-    let filter = (sid != ALL).then(|| sid.to_string());
     // Commit what is queued first: a line logged just before the subscribe was
     // already broadcast, and must then be in the history instead of nowhere.
     let lines = tokio::task::spawn_blocking(move || {
         let _ = store.flush_blocking();
-        store.last_lines(filter.as_deref(), n)
+        store.last_lines(filter, n)
     })
     .await;
     match lines {

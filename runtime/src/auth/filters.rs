@@ -30,7 +30,7 @@ fn parts() -> impl Filter<
     warp::method()
         .and(warp::header::headers_cloned())
         .and(warp::path::full())
-        .and(warp::addr::remote())
+        .and(crate::server::client_addr())
 }
 
 /// Checks Host, Origin, the credential, `need`, CSRF and (with `json_body`) the

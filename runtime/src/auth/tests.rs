@@ -612,7 +612,10 @@ async fn refusals_are_in_the_audit_log() {
             .method("POST")
             .path("/api/script/scripts/start")
             .header("host", "127.0.0.1:8000")
-            .remote_addr(SocketAddr::from(([127, 0, 0, 1], 5555)));
+            .extension(crate::server::test_client(SocketAddr::from((
+                [127, 0, 0, 1],
+                5555,
+            ))));
         if let Some(a) = auth {
             r = r.header("authorization", a);
         }

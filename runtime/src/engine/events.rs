@@ -15,8 +15,7 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, watch};
 use vwed_ipc::{Level, ToWorker};
 
-use super::Engine;
-use crate::registry::ListenerEntry;
+use super::{Engine, ListenerEntry};
 use crate::worker::{Answer, CallError};
 
 /// Deliveries a listener may have in flight at once (sent, not yet finished).

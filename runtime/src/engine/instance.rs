@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
-use vwed_ipc::{BootOutcome, Level};
+use vwed_ipc::{BootOutcome, Level, SandboxReport};
 
+use super::Prepared;
 use crate::logs::{Logs, ScriptLogger};
 use crate::output::OutputRing;
-use crate::registry::{Counts, Prepared, RegError};
+use crate::registry::{Counts, RegError};
 use crate::worker::{WorkerConn, rss_bytes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -77,6 +78,8 @@ pub struct Instance {
     pub kill: Mutex<Option<oneshot::Sender<()>>>,
     /// Registrations made by this run, counted against a limit.
     pub registrations: std::sync::atomic::AtomicUsize,
+    /// How its worker is confined, as the worker reported at boot.
+    pub sandbox: OnceLock<SandboxReport>,
 }
 
 impl Instance {
@@ -106,6 +109,7 @@ impl Instance {
             exited: watch::channel(None).0,
             kill: Mutex::new(None),
             registrations: std::sync::atomic::AtomicUsize::new(0),
+            sandbox: OnceLock::new(),
         }
     }
 
@@ -195,6 +199,7 @@ impl Instance {
             "rss_bytes": if alive { rss_bytes(pid) } else { None },
             "start_params": self.start_params,
             "heartbeat": self.conn().map(|c| c.last_seen_secs()),
+            "sandbox": crate::sandbox::status_json(self.sandbox.get()),
         });
         if let State::Crashed(e) = state {
             v["exit_code"] = json!(e.code);

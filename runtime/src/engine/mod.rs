@@ -7,7 +7,9 @@
 //! worker that dies on its own leaves a `crashed` instance behind.
 
 mod dispatch;
+mod error_kinds;
 pub mod events;
+mod hosts;
 mod instance;
 mod sink;
 mod spare;
@@ -23,16 +25,34 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vwed_ipc::ToWorker;
+use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
 
 pub use instance::{Instance, State};
 pub use start::{StartError, StartOk, StartRequest};
 
 use crate::analyzer::Analyzer;
 use crate::config::Config;
-use crate::registry::Registry;
+use crate::registry::{self, Wiring};
 use crate::store::{RunningSet, ScriptData, ScriptStore};
-use crate::worker::{Answer, CallError};
+use crate::worker::{Answer, CallError, WorkerConn};
+
+/// The registry as the engine fills it: targets answer through worker
+/// connections, listeners are fed through event queues.
+pub enum Wired {}
+
+impl Wiring for Wired {
+    type Conn = WorkerConn;
+    type Queue = events::ListenerQueue;
+    fn listener_queue(len: usize) -> events::ListenerQueue {
+        events::ListenerQueue::new(len)
+    }
+}
+
+pub type Registry = registry::Registry<Wired>;
+pub type Target = registry::Target<Wired>;
+pub type Prepared = registry::Prepared<Wired>;
+pub type ListenerEntry = registry::ListenerEntry<Wired>;
+pub type TimerEntry = registry::TimerEntry<Wired>;
 
 /// Ended instances whose output stays queryable.
 const ENDED_KEEP: usize = 64;
@@ -64,11 +84,14 @@ pub enum FnCallError {
     NotRegistered(String),
     #[error("函数 {name} 执行超时 ({ms} ms)")]
     Timeout { name: String, ms: u64 },
+    /// The arguments did not bind to the function's signature; it never ran.
+    #[error("函数 {name} 参数不匹配: {message}")]
+    ArgumentMismatch { name: String, message: String },
     #[error("函数 {name} 执行失败: {message}")]
     Failed { name: String, message: String },
     #[error("函数 {0} 所在的脚本进程已退出")]
     Gone(String),
-    #[error("函数 {0} 所在的脚本繁忙 (等待中的请求已达上限), 请稍后重试")]
+    #[error("函数 {0} 所在的脚本繁忙 (等待中的请求或待发送的数据已达上限), 请稍后重试")]
     Busy(String),
 }
 
@@ -188,7 +211,14 @@ impl Engine {
             Ok(Answer::Call(Ok(json))) => {
                 Ok(serde_json::from_str(&json).unwrap_or(Value::String(json)))
             }
-            Ok(Answer::Call(Err(message))) => Err(FnCallError::Failed {
+            Ok(Answer::Call(Err(ScriptError {
+                kind: ScriptErrorKind::ArgumentMismatch,
+                message,
+            }))) => Err(FnCallError::ArgumentMismatch {
+                name: name.to_string(),
+                message,
+            }),
+            Ok(Answer::Call(Err(ScriptError { message, .. }))) => Err(FnCallError::Failed {
                 name: name.to_string(),
                 message,
             }),
@@ -204,12 +234,13 @@ impl Engine {
             Err(_) => Err(FnCallError::Gone(name.to_string())),
         };
         entry.stats.record(out.is_ok(), us);
-        self.logs.function_execution(
-            &entry.target.script_id,
-            name,
-            out.as_ref().map_err(|e| e.to_string()),
-            us as f64 / 1000.0,
-        );
+        if let Some(inst) = self.any_instance(&entry.target.script_id) {
+            inst.log.function_execution(
+                name,
+                out.as_ref().map_err(|e| e.to_string()),
+                us as f64 / 1000.0,
+            );
+        }
         out
     }
 

@@ -3,19 +3,14 @@
 
 use std::sync::{Arc, Weak};
 
-use vwed_ipc::{FromWorker, Level, Stream, ToWorker};
+use vwed_ipc::{
+    FromWorker, Level, RegKind, Registration, Service, ServiceError, ServiceErrorKind, Stream,
+    ToWorker,
+};
 
-use super::Engine;
 use super::instance::{Instance, State};
-use crate::registry::{Prepared, Target};
+use super::{Engine, Prepared, Target};
 use crate::worker::{FrameSink, WorkerConn};
-
-#[derive(serde::Deserialize)]
-struct EmitArgs {
-    name: String,
-    #[serde(default)]
-    data: serde_json::Value,
-}
 
 pub struct ScriptSink {
     engine: Weak<Engine>,
@@ -32,7 +27,7 @@ impl ScriptSink {
         engine: &Engine,
         conn: &Arc<WorkerConn>,
         reg: vwed_ipc::Registration,
-    ) -> Result<(), String> {
+    ) -> Result<(), ServiceError> {
         // A script registering in a loop must not exhaust the supervisor's memory.
         let made = self
             .inst
@@ -40,8 +35,9 @@ impl ScriptSink {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let max = engine.cfg.max_registrations;
         if made >= max {
-            return Err(format!(
-                "注册数量已达上限 ({max} 个接口/函数/监听器/定时任务)"
+            return Err(ServiceError::new(
+                ServiceErrorKind::LimitExceeded,
+                format!("注册数量已达上限 ({max} 个接口/函数/监听器/定时任务)"),
             ));
         }
         let target = Target {
@@ -49,10 +45,7 @@ impl ScriptSink {
             conn: conn.clone(),
             handler: reg.handler(),
         };
-        let prepared = engine
-            .registry
-            .prepare(reg, target)
-            .map_err(|e| e.to_string())?;
+        let prepared = engine.registry.prepare(reg, target)?;
         let timeout = std::time::Duration::from_millis(engine.cfg.call_timeout_ms);
         match &prepared {
             Prepared::Listener(l) => super::events::spawn_listener(l, timeout),
@@ -63,42 +56,111 @@ impl ScriptSink {
         if let Some(phase) = boot.as_mut() {
             // During boot: stage, so that a failed start leaves nothing behind.
             if let Err(e) = engine.registry.conflict(&prepared, &phase.staged) {
-                let msg = e.to_string();
+                let refused = ServiceError::new(ServiceErrorKind::Conflict, e.to_string());
                 phase.conflict.get_or_insert(e);
-                return Err(msg);
+                return Err(refused);
             }
             phase.staged.push(prepared);
             return Ok(());
         }
         drop(boot);
         if self.inst.state() != State::Running {
-            return Err("脚本已停止, 不再接受注册".into());
+            return Err(ServiceError::new(
+                ServiceErrorKind::Conflict,
+                "脚本已停止, 不再接受注册",
+            ));
         }
         engine
             .registry
             .conflict(&prepared, &[])
             .and_then(|()| engine.registry.commit(vec![prepared]))
-            .map_err(|e| e.to_string())
+            .map_err(Into::into)
     }
 
-    fn output(
+    /// One record in the script's log and output ring.
+    fn record(
         &self,
         level: Level,
         stream: &'static str,
         text: String,
         fields: Option<serde_json::Value>,
     ) {
-        let log = &self.inst.log;
-        let mut ring = self.inst.output.lock().unwrap_or_else(|p| p.into_inner());
-        if stream == "log" {
-            log.script_line(level, stream, text.clone(), fields.as_ref());
-            ring.push(level, stream, text, fields);
+        let text = if text.len() > crate::output::MAX_LINE_BYTES {
+            crate::output::clip(&text, 0)
         } else {
-            for line in text.split('\n') {
-                log.script_line(level, stream, line.to_string(), None);
-                ring.push(level, stream, line.to_string(), None);
-            }
+            text
+        };
+        let mut ring = self.inst.output.lock().unwrap_or_else(|p| p.into_inner());
+        self.inst
+            .log
+            .script_line(level, stream, text.clone(), fields.as_ref());
+        ring.push(level, stream, text, fields);
+    }
+
+    /// Printed text: one record per line.
+    fn lines(&self, stream: Stream, text: &str) {
+        let (level, name) = match stream {
+            Stream::Stdout => (Level::Info, "stdout"),
+            Stream::Stderr => (Level::Error, "stderr"),
+        };
+        for line in text.split('\n') {
+            // Cut before copying: one printed line may be megabytes.
+            self.record(level, name, crate::output::clip(line, 0), None);
         }
+    }
+
+    fn on_register(&self, engine: &Engine, conn: &Arc<WorkerConn>, req: u64, reg: Registration) {
+        let result = self
+            .register(engine, conn, reg)
+            .map(|()| "null".to_string());
+        let _ = conn.send(&ToWorker::Reply { req, result });
+    }
+
+    fn on_unregister(&self, engine: &Engine, kind: RegKind, handler: u32) {
+        // Withdrawn during boot: it was only staged.
+        let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(phase) = boot.as_mut() {
+            phase
+                .staged
+                .retain(|p| !(p.kind() == kind && p.handler() == handler));
+        } else {
+            drop(boot);
+            engine
+                .registry
+                .withdraw(&self.inst.script_id, kind, handler);
+        }
+    }
+
+    fn on_request(&self, engine: Arc<Engine>, conn: &Arc<WorkerConn>, req: u64, service: Service) {
+        let inst = self.inst.clone();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let result = engine.service(&inst, service).await;
+            let _ = conn.send(&ToWorker::Reply { req, result });
+        });
+    }
+
+    fn on_notify(&self, engine: Arc<Engine>, service: Service) {
+        // Emits are handled here, in frame order: one script's events reach each
+        // listener in the order it emitted them.
+        if let Service::EventEmit { name, data } = &service {
+            match serde_json::from_str::<serde_json::Value>(data.as_str()) {
+                Ok(v) => {
+                    engine.emit(name, &v);
+                }
+                Err(e) => self
+                    .inst
+                    .note(Level::Warning, format!("event.emit 参数错误: {e}")),
+            }
+            return;
+        }
+        let inst = self.inst.clone();
+        tokio::spawn(async move {
+            let name = service.name();
+            if let Err(e) = engine.service(&inst, service).await {
+                inst.note(Level::Warning, format!("{name} 失败: {e}"));
+            }
+        });
     }
 }
 
@@ -108,67 +170,19 @@ impl FrameSink for ScriptSink {
             return;
         };
         match msg {
-            FromWorker::Booted(outcome) => {
+            FromWorker::Booted { outcome, sandbox } => {
+                let _ = self.inst.sandbox.set(sandbox);
                 let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(done) = boot.as_mut().and_then(|p| p.done.take()) {
                     let _ = done.send(outcome);
                 }
             }
-            FromWorker::Register { req, reg } => {
-                let result = self
-                    .register(&engine, conn, reg)
-                    .map(|()| "null".to_string());
-                let _ = conn.send(&ToWorker::Reply { req, result });
-            }
-            FromWorker::Unregister { kind, handler } => {
-                // Withdrawn during boot: it was only staged.
-                let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(phase) = boot.as_mut() {
-                    phase
-                        .staged
-                        .retain(|p| !(p.kind() == kind && p.handler() == handler));
-                } else {
-                    drop(boot);
-                    engine
-                        .registry
-                        .withdraw(&self.inst.script_id, kind, handler);
-                }
-            }
-            FromWorker::Request { req, service, args } => {
-                let inst = self.inst.clone();
-                let conn = conn.clone();
-                tokio::spawn(async move {
-                    let result = engine.service(&inst, &service, &args).await;
-                    let _ = conn.send(&ToWorker::Reply { req, result });
-                });
-            }
-            // Emits are handled here, in frame order: one script's events reach each
-            // listener in the order it emitted them.
-            FromWorker::Notify { service, args } if service == "event.emit" => {
-                match serde_json::from_str::<EmitArgs>(&args) {
-                    Ok(a) => {
-                        engine.emit(&a.name, &a.data);
-                    }
-                    Err(e) => self
-                        .inst
-                        .note(Level::Warning, format!("event.emit 参数错误: {e}")),
-                }
-            }
-            FromWorker::Notify { service, args } => {
-                let inst = self.inst.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = engine.service(&inst, &service, &args).await {
-                        inst.note(Level::Warning, format!("{service} 失败: {e}"));
-                    }
-                });
-            }
-            FromWorker::Output { stream, text } => {
-                let (level, name) = match stream {
-                    Stream::Stdout => (Level::Info, "stdout"),
-                    Stream::Stderr => (Level::Error, "stderr"),
-                };
-                self.output(level, name, text, None);
-            }
+            FromWorker::Register { req, reg } => self.on_register(&engine, conn, req, reg),
+            FromWorker::Unregister { kind, handler } => self.on_unregister(&engine, kind, handler),
+            FromWorker::Request { req, service } => self.on_request(engine, conn, req, service),
+            FromWorker::Notify { service } => self.on_notify(engine, service),
+            FromWorker::Output { stream, text } => self.lines(stream, &text),
+            FromWorker::Traceback { text } => self.record(Level::Error, "stderr", text, None),
             FromWorker::Log {
                 level,
                 message,
@@ -177,7 +191,7 @@ impl FrameSink for ScriptSink {
                 let fields = serde_json::from_str::<serde_json::Value>(&fields)
                     .ok()
                     .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
-                self.output(level, "log", message, fields);
+                self.record(level, "log", message, fields);
             }
             FromWorker::RouteReply(_)
             | FromWorker::CallReply { .. }

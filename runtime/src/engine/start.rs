@@ -4,13 +4,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::oneshot;
-use vwed_ipc::{Boot, BootOutcome, Level, SyntaxError, ToWorker};
+use vwed_ipc::{Boot, BootOutcome, Level, SandboxPolicy, SyntaxError, ToWorker};
 
 use super::Engine;
 use super::instance::{BootPhase, ExitInfo, Instance, State};
 use super::sink::ScriptSink;
 use crate::registry::{Counts, RegError};
-use crate::store::{RunningRec, StoreError};
+use crate::store::{FileRec, RunningRec, StoreError};
 use crate::worker::WorkerConn;
 
 #[derive(Debug, Clone)]
@@ -64,6 +64,8 @@ pub enum StartError {
     Store(StoreError),
     #[error("脚本进程无法启动: {0}")]
     Spawn(std::io::Error),
+    #[error("脚本沙箱不完整, 按配置 (sandbox.required) 拒绝启动: {0}")]
+    Sandbox(String),
 }
 
 /// `<file_name>_<unix_ms>_<8 hex>`, as the seed's examples show.
@@ -75,123 +77,36 @@ fn new_script_id(file_name: &str) -> String {
     )
 }
 
+/// A script's file as a start finds it, and the confinement of its project.
+struct Source {
+    script_path: String,
+    file: FileRec,
+    text: String,
+    sandbox: SandboxPolicy,
+}
+
+/// `null` means no parameters; anything but an object is refused.
+fn start_params(v: &Value) -> Result<Value, StartError> {
+    match v {
+        Value::Null => Ok(Value::Object(Default::default())),
+        Value::Object(_) => Ok(v.clone()),
+        _ => Err(StartError::BadParams),
+    }
+}
+
 impl Engine {
     pub async fn start(self: &Arc<Self>, req: StartRequest) -> Result<StartOk, StartError> {
-        let params = match req.start_params.clone() {
-            Value::Null => Value::Object(Default::default()),
-            v @ Value::Object(_) => v,
-            _ => return Err(StartError::BadParams),
-        };
-        let store = self.store.clone();
-        let lookup = req.clone();
-        let found = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let (project, file) = match (&lookup.script_path, lookup.file_id) {
-                (Some(p), _) if !p.is_empty() => store.resolve_script_path(p)?,
-                (_, Some(id)) => {
-                    let f = store.get_file(id)?;
-                    (store.get_project(f.project_id)?, f)
-                }
-                _ => {
-                    return Err(StoreError::Invalid(
-                        "缺少 script_path 或 file_id 参数".into(),
-                    ));
-                }
-            };
-            let (_, _, source) = store.read_file(file.id)?;
-            Ok((project, file, source))
-        })
-        .await
-        .map_err(|e| StartError::Store(StoreError::Invalid(e.to_string())))?;
-        let (project, file, source) = found.map_err(|e| match e {
-            StoreError::FileNotFound(_) | StoreError::ProjectNotFound(_) | StoreError::Path(_) => {
-                StartError::NotFound(
-                    req.script_path
-                        .clone()
-                        .unwrap_or_else(|| req.file_id.map(|i| i.to_string()).unwrap_or_default()),
-                )
-            }
-            other => StartError::Store(other),
-        })?;
-        if source.len() as u64 > self.cfg.max_script_bytes {
-            return Err(StartError::Store(StoreError::Invalid(format!(
-                "脚本过大: {} 字节, 上限 {} 字节",
-                source.len(),
-                self.cfg.max_script_bytes
-            ))));
-        }
-        let script_path = format!("{}/{}", project.project_name, file.file_path);
-
-        // Claim the path before spawning, so two concurrent starts cannot both win.
-        let inst = {
-            let mut scripts = self.scripts();
-            if let Some(existing) = scripts
-                .values()
-                .find(|i| i.script_path == script_path && i.state().occupies_path())
-            {
-                return Err(StartError::AlreadyRunning {
-                    script_path,
-                    script_id: existing.script_id.to_string(),
-                });
-            }
-            let live = scripts
-                .values()
-                .filter(|i| i.state().occupies_path())
-                .count();
-            if live >= self.cfg.max_running_scripts {
-                return Err(StartError::Busy(self.cfg.max_running_scripts));
-            }
-            // A crashed instance of the same script gives way to the new one.
-            let crashed: Vec<String> = scripts
-                .values()
-                .filter(|i| i.script_path == script_path)
-                .map(|i| i.script_id.to_string())
-                .collect();
-            for id in crashed {
-                scripts.remove(&id);
-            }
-            let inst = Arc::new(Instance::new(
-                new_script_id(&file.file_name),
-                script_path.clone(),
-                file.id,
-                file.file_name.clone(),
-                params.clone(),
-                self.cfg.output_lines,
-                &self.logs,
-            ));
-            scripts.insert(inst.script_id.to_string(), inst.clone());
-            inst
-        };
-
+        let params = start_params(&req.start_params)?;
+        let source = self.load_source(&req).await?;
+        let inst = self.claim(&source, &params)?;
         let result = self.boot(&inst, &source, &params).await;
         self.refill_spare();
         match result {
             Ok(counts) => {
-                let rec = RunningRec {
-                    script_id: inst.script_id.to_string(),
-                    file_id: file.id,
-                    start_params: params.to_string(),
-                    started_at: inst.started_at.clone(),
-                };
-                let set = self.running_set.clone();
-                let path = script_path.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || set.put(&path, &rec)).await
-                {
-                    tracing::error!("cannot record {script_path} as running: {e}");
-                }
-                inst.note(Level::Info, "脚本启动成功");
-                tokio::spawn(heartbeat(inst.clone()));
-                self.logs.status(&inst.script_id, "started", "脚本启动成功");
-                self.emit(
-                    "script_started",
-                    &serde_json::json!({
-                        "script_id": &*inst.script_id,
-                        "script_path": inst.script_path,
-                        "started_at": inst.started_at,
-                    }),
-                );
+                self.on_started(&inst, &params).await;
                 Ok(StartOk {
                     script_id: inst.script_id.to_string(),
-                    script_path,
+                    script_path: source.script_path,
                     counts,
                 })
             }
@@ -205,11 +120,133 @@ impl Engine {
         }
     }
 
+    /// Finds the file by `script_path` or `file_id` and reads its source.
+    async fn load_source(&self, req: &StartRequest) -> Result<Source, StartError> {
+        let store = self.store.clone();
+        let lookup = req.clone();
+        let found = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let id = match (&lookup.script_path, lookup.file_id) {
+                (Some(p), _) if !p.is_empty() => store.resolve_script_path(p)?.1.id,
+                (_, Some(id)) => id,
+                _ => {
+                    return Err(StoreError::Invalid(
+                        "缺少 script_path 或 file_id 参数".into(),
+                    ));
+                }
+            };
+            store.read_file(id)
+        })
+        .await
+        .map_err(|e| StartError::Store(StoreError::Invalid(e.to_string())))?;
+        let (project, file, text) = found.map_err(|e| match e {
+            StoreError::FileNotFound(_) | StoreError::ProjectNotFound(_) | StoreError::Path(_) => {
+                StartError::NotFound(
+                    req.script_path
+                        .clone()
+                        .unwrap_or_else(|| req.file_id.map(|i| i.to_string()).unwrap_or_default()),
+                )
+            }
+            other => StartError::Store(other),
+        })?;
+        if text.len() as u64 > self.cfg.max_script_bytes {
+            return Err(StartError::Store(StoreError::Invalid(format!(
+                "脚本过大: {} 字节, 上限 {} 字节",
+                text.len(),
+                self.cfg.max_script_bytes
+            ))));
+        }
+        if let Some(why) = crate::sandbox::host().refusal(&project.project_name) {
+            return Err(StartError::Sandbox(why));
+        }
+        let sandbox = crate::sandbox::policy(&self.cfg, &project.project_name)
+            .map_err(|e| StartError::Store(StoreError::Io(e)))?;
+        Ok(Source {
+            script_path: format!("{}/{}", project.project_name, file.file_path),
+            file,
+            text,
+            sandbox,
+        })
+    }
+
+    /// Claims the script path for a new instance before anything is spawned, so
+    /// that two concurrent starts of one script cannot both win.
+    fn claim(&self, source: &Source, params: &Value) -> Result<Arc<Instance>, StartError> {
+        let script_path = &source.script_path;
+        let mut scripts = self.scripts();
+        if let Some(existing) = scripts
+            .values()
+            .find(|i| i.script_path == *script_path && i.state().occupies_path())
+        {
+            return Err(StartError::AlreadyRunning {
+                script_path: script_path.clone(),
+                script_id: existing.script_id.to_string(),
+            });
+        }
+        let live = scripts
+            .values()
+            .filter(|i| i.state().occupies_path())
+            .count();
+        if live >= self.cfg.max_running_scripts {
+            return Err(StartError::Busy(self.cfg.max_running_scripts));
+        }
+        // A crashed instance of the same script gives way to the new one.
+        scripts.retain(|_, i| i.script_path != *script_path);
+        let file = &source.file;
+        let inst = Arc::new(Instance::new(
+            new_script_id(&file.file_name),
+            script_path.clone(),
+            file.id,
+            file.file_name.clone(),
+            params.clone(),
+            self.cfg.output_lines,
+            &self.logs,
+        ));
+        scripts.insert(inst.script_id.to_string(), inst.clone());
+        Ok(inst)
+    }
+
+    /// Records a successful start: the running set (so that a restart brings it
+    /// back), the heartbeat, the log and the `script_started` event.
+    async fn on_started(&self, inst: &Arc<Instance>, params: &Value) {
+        let rec = RunningRec {
+            script_id: inst.script_id.to_string(),
+            file_id: inst.file_id,
+            start_params: params.to_string(),
+            started_at: inst.started_at.clone(),
+        };
+        let set = self.running_set.clone();
+        let path = inst.script_path.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || set.put(&path, &rec)).await {
+            tracing::error!("cannot record {} as running: {e}", inst.script_path);
+        }
+        inst.note(Level::Info, "脚本启动成功");
+        tokio::spawn(heartbeat(inst.clone()));
+        inst.log.status("started", "脚本启动成功");
+        self.emit_lifecycle(
+            "script_started",
+            inst,
+            serde_json::json!({"started_at": inst.started_at}),
+        );
+    }
+
+    /// `script_started`, `script_stopped`, `script_crashed`: which script, and
+    /// the `details` of what happened.
+    pub(super) fn emit_lifecycle(&self, event: &str, inst: &Instance, details: Value) {
+        let mut data = serde_json::json!({
+            "script_id": &*inst.script_id,
+            "script_path": inst.script_path,
+        });
+        if let (Some(d), Value::Object(more)) = (data.as_object_mut(), details) {
+            d.extend(more);
+        }
+        self.emit(event, &data);
+    }
+
     /// Spawns the worker, runs `boot()` and commits its registrations.
     async fn boot(
         self: &Arc<Self>,
         inst: &Arc<Instance>,
-        source: &str,
+        source: &Source,
         params: &Value,
     ) -> Result<Counts, StartError> {
         let (done_tx, done_rx) = oneshot::channel();
@@ -218,6 +255,28 @@ impl Engine {
             conflict: None,
             done: Some(done_tx),
         });
+        let conn = self.attach_worker(inst)?;
+        let boot = ToWorker::Boot(Boot {
+            script_id: inst.script_id.to_string(),
+            script_path: inst.script_path.clone(),
+            file_name: inst.file_name.clone(),
+            source: source.text.clone(),
+            start_params: params.to_string(),
+            sandbox: source.sandbox.clone(),
+        });
+        conn.send(&boot).map_err(|_| self.died(inst))?;
+        let outcome = self.boot_outcome(inst, done_rx).await;
+        // Boot is over either way: registrations from now on are refused.
+        let phase = inst.boot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.commit_boot(inst, outcome?, phase)
+    }
+
+    /// Gives the instance a worker: its connection, its output pipes and the task
+    /// that watches the process.
+    fn attach_worker(
+        self: &Arc<Self>,
+        inst: &Arc<Instance>,
+    ) -> Result<Arc<WorkerConn>, StartError> {
         let mut spawned = self.take_worker().map_err(StartError::Spawn)?;
         inst.set_pid(spawned.pid);
         let sink = Arc::new(ScriptSink::new(Arc::downgrade(self), inst.clone()));
@@ -237,20 +296,20 @@ impl Engine {
             spawned.child,
             kill_rx,
         ));
+        Ok(conn)
+    }
 
-        let boot = ToWorker::Boot(Boot {
-            script_id: inst.script_id.to_string(),
-            script_path: inst.script_path.clone(),
-            file_name: inst.file_name.clone(),
-            source: source.to_string(),
-            start_params: params.to_string(),
-        });
-        conn.send(&boot).map_err(|_| self.died(inst))?;
-
+    /// Waits for the worker to report how `boot()` went, for it to exit, or for
+    /// the boot timeout.
+    async fn boot_outcome(
+        &self,
+        inst: &Arc<Instance>,
+        done: oneshot::Receiver<BootOutcome>,
+    ) -> Result<BootOutcome, StartError> {
         let timeout = Duration::from_millis(self.cfg.boot_timeout_ms);
         let mut exited = inst.exited.subscribe();
         let outcome = tokio::select! {
-            o = done_rx => o.ok(),
+            o = done => o.ok(),
             _ = exited.wait_for(|e| e.is_some()) => None,
             _ = tokio::time::sleep(timeout) => {
                 return Err(StartError::BootTimeout {
@@ -259,16 +318,31 @@ impl Engine {
                 });
             }
         };
-        let mut phase = inst.boot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(outcome) = outcome else {
-            // Give the exit watcher a moment so the error can name the exit status.
-            inst.wait_exit(Duration::from_millis(500)).await;
-            return Err(self.died(inst));
-        };
+        match outcome {
+            Some(o) => Ok(o),
+            None => {
+                // Give the exit watcher a moment so the error can name the exit status.
+                inst.wait_exit(Duration::from_millis(500)).await;
+                Err(self.died(inst))
+            }
+        }
+    }
+
+    /// Commits what `boot()` staged, unless boot failed or a registration clashed.
+    fn commit_boot(
+        &self,
+        inst: &Arc<Instance>,
+        outcome: BootOutcome,
+        phase: Option<BootPhase>,
+    ) -> Result<Counts, StartError> {
+        let (staged, conflict) = phase.map_or((Vec::new(), None), |p| (p.staged, p.conflict));
         // A registration that clashed with another script's is why the start failed,
         // even when the clash reached boot() as an exception it did not catch.
-        if let Some(c) = phase.as_mut().and_then(|p| p.conflict.take()) {
+        if let Some(c) = conflict {
             return Err(StartError::Conflict(c));
+        }
+        if let Some(why) = self.sandbox_shortfall(inst) {
+            return Err(StartError::Sandbox(why));
         }
         match outcome {
             BootOutcome::Ok => {}
@@ -282,23 +356,19 @@ impl Engine {
                 });
             }
         }
-        let phase = phase.unwrap_or(BootPhase {
-            staged: Vec::new(),
-            conflict: None,
-            done: None,
-        });
-        if let Some(c) = phase.conflict {
-            return Err(StartError::Conflict(c));
-        }
-        self.registry
-            .commit(phase.staged)
-            .map_err(StartError::Conflict)?;
+        self.registry.commit(staged).map_err(StartError::Conflict)?;
         if !inst.transition(State::Starting, State::Running) {
             // Died between boot and commit: take back what was just committed.
             self.registry.remove_script(&inst.script_id);
             return Err(self.died(inst));
         }
         Ok(self.registry.counts(&inst.script_id))
+    }
+
+    /// With `sandbox.required`, what the worker reported it could not put in force.
+    fn sandbox_shortfall(&self, inst: &Instance) -> Option<String> {
+        let missing = &inst.sandbox.get()?.missing;
+        (self.cfg.sandbox.required && !missing.is_empty()).then(|| missing.join("; "))
     }
 
     fn died(&self, inst: &Instance) -> StartError {
@@ -325,19 +395,12 @@ impl Engine {
                 ),
             );
             tracing::warn!("script {} crashed: {exit}", inst.script_id);
-            self.logs.status(
-                &inst.script_id,
-                "crashed",
-                &format!("脚本进程异常退出 ({exit})"),
-            );
-            self.emit(
+            inst.log
+                .status("crashed", &format!("脚本进程异常退出 ({exit})"));
+            self.emit_lifecycle(
                 "script_crashed",
-                &serde_json::json!({
-                    "script_id": &*inst.script_id,
-                    "script_path": inst.script_path,
-                    "exit_code": exit.code,
-                    "signal": exit.signal,
-                }),
+                inst,
+                serde_json::json!({"exit_code": exit.code, "signal": exit.signal}),
             );
             if !self.is_shutting_down() {
                 let set = self.running_set.clone();
@@ -411,19 +474,42 @@ async fn watch_process(
 }
 
 /// Output written straight to the worker's fd 1/2 (interpreter fatal errors, C
-/// extensions) is kept with the script's output too.
+/// extensions) is kept with the script's output too. A line is held only up to
+/// [`crate::output::MAX_LINE_BYTES`]: the rest is counted and dropped as it comes.
 async fn pipe_lines(
     r: impl AsyncRead + Unpin,
     inst: Arc<Instance>,
     stream: &'static str,
     level: Level,
 ) {
-    let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        inst.log.script_line(level, stream, line.clone(), None);
-        inst.output
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(level, stream, line, None);
+    let mut r = BufReader::new(r);
+    let mut line = Vec::new();
+    let mut dropped = 0usize;
+    loop {
+        let (taken, complete) = match r.fill_buf().await {
+            Ok(buf) if !buf.is_empty() => {
+                let end = buf.iter().position(|&b| b == b'\n');
+                let part = &buf[..end.unwrap_or(buf.len())];
+                let room = crate::output::MAX_LINE_BYTES.saturating_sub(line.len());
+                line.extend_from_slice(&part[..part.len().min(room)]);
+                dropped += part.len().saturating_sub(room);
+                (end.map_or(buf.len(), |e| e + 1), end.is_some())
+            }
+            _ => (0, true),
+        };
+        r.consume(taken);
+        if complete && (taken > 0 || !line.is_empty()) {
+            let text = crate::output::clip(&String::from_utf8_lossy(&line), dropped);
+            inst.log.script_line(level, stream, text.clone(), None);
+            inst.output
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(level, stream, text, None);
+            line.clear();
+            dropped = 0;
+        }
+        if taken == 0 {
+            return;
+        }
     }
 }

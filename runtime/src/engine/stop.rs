@@ -70,16 +70,12 @@ impl Engine {
                 "脚本已停止"
             },
         );
-        self.emit(
+        self.emit_lifecycle(
             "script_stopped",
-            &serde_json::json!({
-                "script_id": &*inst.script_id,
-                "script_path": inst.script_path,
-                "killed": killed,
-            }),
+            &inst,
+            serde_json::json!({"killed": killed}),
         );
-        self.logs.status(
-            &inst.script_id,
+        inst.log.status(
             "stopped",
             if killed {
                 "脚本已停止 (宽限期后强制结束)"

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 use vwed_ipc::{TimerSchedule, ToWorker};
 
+use super::TimerEntry;
 use crate::cron::Schedule;
-use crate::registry::TimerEntry;
 use crate::worker::Answer;
 
 pub fn spawn_timer(entry: &Arc<TimerEntry>, timeout: Duration) {

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::{Method, Url};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use vwed_ipc::{HttpRequest, JsonText};
 
 use crate::config::Config;
 
@@ -197,22 +197,12 @@ pub async fn send(req: Outgoing) -> Result<Fetched, HttpError> {
     })
 }
 
-/// What `VWED.http.request` sends over the channel.
-#[derive(Deserialize)]
-pub struct HttpArgs {
-    method: String,
-    url: String,
-    #[serde(default)]
-    headers: Option<Map<String, Value>>,
-    #[serde(default)]
-    json: Option<Value>,
-    #[serde(default)]
-    data: Option<Value>,
-    #[serde(default)]
-    params: Option<Map<String, Value>>,
-    /// Seconds, as in `requests`.
-    #[serde(default)]
-    timeout: Option<f64>,
+/// A dynamic argument of `VWED.http.request` as a JSON value.
+fn arg(t: Option<&JsonText>) -> Result<Option<Value>, HttpError> {
+    t.map(|t| serde_json::from_str::<Value>(t.as_str()))
+        .transpose()
+        .map(|v| v.filter(|v| !v.is_null()))
+        .map_err(|e| HttpError::BadArgs(e.to_string()))
 }
 
 fn plain(v: &Value) -> String {
@@ -250,7 +240,7 @@ fn timeout_of(cfg: &Config, secs: Option<f64>) -> Result<Duration, HttpError> {
 }
 
 /// Checks a script's request against the configuration and builds it.
-pub fn prepare(cfg: &Config, a: HttpArgs) -> Result<Outgoing, HttpError> {
+pub fn prepare(cfg: &Config, a: HttpRequest) -> Result<Outgoing, HttpError> {
     let method = match a.method.to_ascii_uppercase().as_str() {
         m @ ("GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD") => {
             Method::from_bytes(m.as_bytes()).map_err(|_| HttpError::BadMethod(a.method.clone()))?
@@ -259,19 +249,18 @@ pub fn prepare(cfg: &Config, a: HttpArgs) -> Result<Outgoing, HttpError> {
     };
     let mut url = parse_url(&a.url)?;
     allowed(&cfg.http_allow_hosts, &url)?;
-    if let Some(params) = &a.params {
-        let mut q = url.query_pairs_mut();
-        for (k, v) in params {
-            q.append_pair(k, &plain(v));
+    match arg(a.params.as_ref())? {
+        None => {}
+        Some(Value::Object(params)) => {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in &params {
+                q.append_pair(k, &plain(v));
+            }
         }
+        Some(_) => return Err(HttpError::BadArgs("params= 必须是字典".into())),
     }
-    let headers = a
-        .headers
-        .unwrap_or_default()
-        .iter()
-        .map(|(k, v)| (k.clone(), plain(v)))
-        .collect();
-    let body = match (a.json, a.data) {
+    let headers = a.headers.unwrap_or_default().into_iter().collect();
+    let body = match (arg(a.json.as_ref())?, arg(a.data.as_ref())?) {
         (Some(_), Some(_)) => {
             return Err(HttpError::BadArgs("json= 和 data= 只能给一个".into()));
         }
@@ -281,7 +270,7 @@ pub fn prepare(cfg: &Config, a: HttpArgs) -> Result<Outgoing, HttpError> {
             "application/x-www-form-urlencoded",
         )),
         (None, Some(Value::String(s))) => Some((s.into_bytes(), "text/plain; charset=utf-8")),
-        (None, Some(Value::Null)) | (None, None) => None,
+        (None, None) => None,
         (None, Some(_)) => {
             return Err(HttpError::BadArgs("data= 必须是字符串或字典".into()));
         }
@@ -349,7 +338,7 @@ mod tests {
             http_allow_hosts: vec!["h".into()],
             ..Config::default()
         };
-        let a: HttpArgs = serde_json::from_value(json!({
+        let a: HttpRequest = serde_json::from_value(json!({
             "method": "post", "url": "http://h/p?x=1",
             "params": {"q": "a b", "n": 2}, "data": {"k": "v&w"}, "timeout": 1e9
         }))
@@ -360,7 +349,7 @@ mod tests {
         assert_eq!(body, b"k=v%26w");
         assert_eq!(ctype, "application/x-www-form-urlencoded");
         assert_eq!(o.timeout, Duration::from_millis(cfg.http_max_timeout_ms));
-        let bad: HttpArgs =
+        let bad: HttpRequest =
             serde_json::from_value(json!({"method": "TRACE", "url": "http://h/"})).expect("args");
         assert!(matches!(prepare(&cfg, bad), Err(HttpError::BadMethod(_))));
     }

@@ -12,8 +12,8 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use serde::Deserialize;
 use serde_json::Value;
+use vwed_ipc::MailMessage;
 
 use crate::config::Config;
 
@@ -46,6 +46,8 @@ pub enum MailError {
     AttachmentTooLarge { path: String, size: u64, max: u64 },
     #[error("附件读取失败 {0}: {1}")]
     AttachmentIo(String, std::io::Error),
+    #[error("无法创建附件目录 {0}: {1}")]
+    AttachmentDir(String, std::io::Error),
     #[error("邮件构建失败: {0}")]
     Build(String),
     #[error("邮件发送失败: {0}")]
@@ -54,26 +56,19 @@ pub enum MailError {
     Timeout(u64),
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub enum Recipients {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-pub struct MailArgs {
-    pub to: Recipients,
-    #[serde(default)]
-    pub subject: String,
-    #[serde(default)]
-    pub body: String,
-    #[serde(default)]
-    pub attachment_path: Option<String>,
-}
-
 pub fn attachment_dir(cfg: &Config) -> PathBuf {
     cfg.data_dir.join(ATTACHMENT_DIR)
+}
+
+/// `VWED.mail.attachment_dir()`: the directory, created if missing, as an
+/// absolute path.
+pub async fn ensure_attachment_dir(cfg: &Config) -> Result<Value, MailError> {
+    let dir = attachment_dir(cfg);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| MailError::AttachmentDir(dir.display().to_string(), e))?;
+    let dir = tokio::fs::canonicalize(&dir).await.unwrap_or(dir);
+    Ok(Value::String(dir.to_string_lossy().into_owned()))
 }
 
 /// Resolves a script-given path to a regular file inside the attachment dir.
@@ -108,16 +103,14 @@ fn mailbox(s: &str) -> Result<Mailbox, MailError> {
         .map_err(|e| MailError::BadAddress(format!("{s}: {e}")))
 }
 
-fn recipients(to: Recipients) -> Result<Vec<Mailbox>, MailError> {
-    let list: Vec<String> = match to {
-        Recipients::One(s) => s
-            .split([',', ';'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
-        Recipients::Many(v) => v,
-    };
+/// Each entry may itself list several addresses, separated by `,` or `;`.
+fn recipients(to: &[String]) -> Result<Vec<Mailbox>, MailError> {
+    let list: Vec<&str> = to
+        .iter()
+        .flat_map(|s| s.split([',', ';']))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if list.is_empty() || list.len() > MAX_RECIPIENTS {
         return Err(MailError::Recipients);
     }
@@ -125,7 +118,31 @@ fn recipients(to: Recipients) -> Result<Vec<Mailbox>, MailError> {
 }
 
 /// Builds and sends one message; returns `{to, subject, attachment?}`.
-pub async fn send(cfg: &Config, a: MailArgs) -> Result<Value, MailError> {
+pub async fn send(cfg: &Config, m: MailMessage) -> Result<Value, MailError> {
+    let from = sender(cfg)?;
+    let to = recipients(&m.to)?;
+    if m.subject.len() > MAX_SUBJECT_BYTES {
+        return Err(MailError::SubjectTooLong);
+    }
+    if m.body.len() > MAX_BODY_BYTES {
+        return Err(MailError::BodyTooLarge);
+    }
+    let attachment = match &m.attachment_path {
+        Some(raw) => Some(read_attachment(cfg, raw).await?),
+        None => None,
+    };
+    let attached = attachment.as_ref().map(|(n, _)| n.clone());
+    let msg = build(from, &to, &m.subject, m.body, attachment)?;
+    deliver(cfg, msg).await?;
+    Ok(serde_json::json!({
+        "to": to.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "subject": m.subject,
+        "attachment": attached,
+    }))
+}
+
+/// The configured sender, once the SMTP settings are known to be usable.
+fn sender(cfg: &Config) -> Result<Mailbox, MailError> {
     if cfg.smtp_host.trim().is_empty() {
         return Err(MailError::NotConfigured);
     }
@@ -135,68 +152,68 @@ pub async fn send(cfg: &Config, a: MailArgs) -> Result<Value, MailError> {
     if cfg.smtp_from.trim().is_empty() {
         return Err(MailError::NoSender);
     }
-    let from = mailbox(&cfg.smtp_from)?;
-    let to = recipients(a.to)?;
-    if a.subject.len() > MAX_SUBJECT_BYTES {
-        return Err(MailError::SubjectTooLong);
-    }
-    if a.body.len() > MAX_BODY_BYTES {
-        return Err(MailError::BodyTooLarge);
-    }
-    let attachment = match &a.attachment_path {
-        Some(raw) => {
-            let path = resolve_attachment(&attachment_dir(cfg), raw)?;
-            let max = cfg.mail_max_attachment_bytes;
-            let meta = tokio::fs::metadata(&path)
-                .await
-                .map_err(|e| MailError::AttachmentIo(raw.clone(), e))?;
-            if !meta.is_file() {
-                return Err(MailError::BadAttachmentPath(raw.clone()));
-            }
-            if meta.len() > max {
-                return Err(MailError::AttachmentTooLarge {
-                    path: raw.clone(),
-                    size: meta.len(),
-                    max,
-                });
-            }
-            let bytes = tokio::fs::read(&path)
-                .await
-                .map_err(|e| MailError::AttachmentIo(raw.clone(), e))?;
-            // The file may have grown between the size check and the read.
-            if bytes.len() as u64 > max {
-                return Err(MailError::AttachmentTooLarge {
-                    path: raw.clone(),
-                    size: bytes.len() as u64,
-                    max,
-                });
-            }
-            let name = path.file_name().map_or_else(
-                || "attachment".to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
-            Some((name, bytes))
-        }
-        None => None,
+    mailbox(&cfg.smtp_from)
+}
+
+/// The attachment's file name and bytes, checked against the size limit.
+async fn read_attachment(cfg: &Config, raw: &str) -> Result<(String, Vec<u8>), MailError> {
+    let path = resolve_attachment(&attachment_dir(cfg), raw)?;
+    let max = cfg.mail_max_attachment_bytes;
+    let too_large = |size: u64| MailError::AttachmentTooLarge {
+        path: raw.to_string(),
+        size,
+        max,
     };
-    let mut b = Message::builder().from(from).subject(a.subject.clone());
-    for t in &to {
+    let meta = tokio::fs::metadata(&path)
+        .await
+        .map_err(|e| MailError::AttachmentIo(raw.to_string(), e))?;
+    if !meta.is_file() {
+        return Err(MailError::BadAttachmentPath(raw.to_string()));
+    }
+    if meta.len() > max {
+        return Err(too_large(meta.len()));
+    }
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| MailError::AttachmentIo(raw.to_string(), e))?;
+    // The file may have grown between the size check and the read.
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let name = path.file_name().map_or_else(
+        || "attachment".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok((name, bytes))
+}
+
+fn build(
+    from: Mailbox,
+    to: &[Mailbox],
+    subject: &str,
+    body: String,
+    attachment: Option<(String, Vec<u8>)>,
+) -> Result<Message, MailError> {
+    let mut b = Message::builder().from(from).subject(subject);
+    for t in to {
         b = b.to(t.clone());
     }
-    let attached = attachment.as_ref().map(|(n, _)| n.clone());
-    let msg = match attachment {
-        None => b.header(ContentType::TEXT_PLAIN).body(a.body),
+    match attachment {
+        None => b.header(ContentType::TEXT_PLAIN).body(body),
         Some((name, bytes)) => {
             let octet = ContentType::parse("application/octet-stream")
                 .map_err(|e| MailError::Build(e.to_string()))?;
             b.multipart(
                 MultiPart::mixed()
-                    .singlepart(SinglePart::plain(a.body))
+                    .singlepart(SinglePart::plain(body))
                     .singlepart(Attachment::new(name).body(bytes, octet)),
             )
         }
     }
-    .map_err(|e| MailError::Build(e.to_string()))?;
+    .map_err(|e| MailError::Build(e.to_string()))
+}
+
+async fn deliver(cfg: &Config, msg: Message) -> Result<(), MailError> {
     let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.smtp_host.trim())
         .port(cfg.smtp_port)
         .timeout(Some(Duration::from_millis(cfg.smtp_timeout_ms.max(1))));
@@ -214,11 +231,7 @@ pub async fn send(cfg: &Config, a: MailArgs) -> Result<Value, MailError> {
         .await
         .map_err(|_| MailError::Timeout(limit))?
         .map_err(|e| MailError::Send(e.to_string()))?;
-    Ok(serde_json::json!({
-        "to": to.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "subject": a.subject,
-        "attachment": attached,
-    }))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -257,17 +270,12 @@ mod tests {
     #[test]
     fn recipient_lists() {
         assert_eq!(
-            recipients(Recipients::One("a@x.cn, b@y.cn".into()))
-                .expect("two")
-                .len(),
+            recipients(&["a@x.cn, b@y.cn".into()]).expect("two").len(),
             2
         );
+        assert!(matches!(recipients(&[]), Err(MailError::Recipients)));
         assert!(matches!(
-            recipients(Recipients::Many(vec![])),
-            Err(MailError::Recipients)
-        ));
-        assert!(matches!(
-            recipients(Recipients::One("not an address".into())),
+            recipients(&["not an address".into()]),
             Err(MailError::BadAddress(_))
         ));
     }

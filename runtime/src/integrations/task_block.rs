@@ -11,13 +11,14 @@
 //! beside it. An unknown function is not retried either: it will not appear by
 //! itself within the block's time.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
 use super::task_vars::{TaskVars, TaskVarsError};
-use crate::engine::{Engine, FnCallError};
+use crate::db::Db;
+use crate::engine::FnCallError;
 
 pub const MAX_RETRIES: u32 = 10;
 pub const RESULT_VAR: &str = "scriptResult";
@@ -84,15 +85,75 @@ fn retryable(e: &FnCallError) -> bool {
     matches!(e, FnCallError::Failed { .. } | FnCallError::Gone(_))
 }
 
+/// What a task block needs from the runtime: calling a registered function and
+/// announcing the outcome. The engine provides it; a test can fake it.
+pub trait BlockHost: Send + Sync {
+    fn call(
+        &self,
+        script_id: Option<&str>,
+        name: &str,
+        args: &Value,
+        timeout_ms: Option<u64>,
+    ) -> impl Future<Output = Result<Value, FnCallError>> + Send;
+    /// Delivers an event to its listeners.
+    fn announce(&self, event: &str, data: &Value);
+}
+
 /// Runs the block, stores the variables when it succeeded and a task_id was given,
 /// and emits `task_completed` either way.
-pub async fn run(engine: &Arc<Engine>, b: Block) -> Result<Outcome, TaskVarsError> {
+pub async fn run(host: &impl BlockHost, db: Db, b: Block) -> Result<Outcome, TaskVarsError> {
     let t0 = Instant::now();
+    let (result, attempts) = call_with_retries(host, &b).await;
+    let execution_time_ms = (t0.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    let set_variables = match &result {
+        Ok(v) => variables_of(b.mode, v),
+        Err(_) => Map::new(),
+    };
+    let mut updates = b.task_variables.clone();
+    updates.extend(set_variables.clone());
+    let mut event = json!({
+        "task_id": b.task_id,
+        "function_name": b.function_name,
+        "execution_mode": b.mode.as_str(),
+        "success": result.is_ok(),
+        "attempts": attempts,
+        "execution_time_ms": execution_time_ms,
+    });
+    let task_variables = match store_variables(db, &b, result.is_ok(), updates).await {
+        Ok(v) => v,
+        Err(e) => {
+            // The function ran but its variables could not be kept (e.g. a dict
+            // with an empty key, or too large): the block failed, and says so.
+            event["success"] = json!(false);
+            event["error"] = json!(format!("任务变量保存失败: {e}"));
+            if let Ok(v) = &result {
+                event["function_result"] = v.clone();
+            }
+            host.announce(COMPLETED_EVENT, &event);
+            return Err(e);
+        }
+    };
+    match &result {
+        Ok(v) => event["result"] = v.clone(),
+        Err(e) => event["error"] = json!(e.to_string()),
+    }
+    host.announce(COMPLETED_EVENT, &event);
+    Ok(Outcome {
+        result,
+        attempts,
+        execution_time_ms,
+        set_variables,
+        task_variables,
+    })
+}
+
+/// The function's result and how many attempts it took.
+async fn call_with_retries(host: &impl BlockHost, b: &Block) -> (Result<Value, FnCallError>, u32) {
     let mut attempts = 0;
-    let result = loop {
+    loop {
         attempts += 1;
-        let r = engine
-            .call_function(
+        let r = host
+            .call(
                 b.script_id.as_deref(),
                 &b.function_name,
                 &b.function_args,
@@ -106,19 +167,22 @@ pub async fn run(engine: &Arc<Engine>, b: Block) -> Result<Outcome, TaskVarsErro
                     b.function_name
                 );
             }
-            other => break other,
+            other => return (other, attempts),
         }
-    };
-    let execution_time_ms = (t0.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-    let set_variables = match &result {
-        Ok(v) => variables_of(b.mode, v),
-        Err(_) => Map::new(),
-    };
-    let mut updates = b.task_variables.clone();
-    updates.extend(set_variables.clone());
-    let stored = match (&b.task_id, result.is_ok()) {
+    }
+}
+
+/// Merges `updates` into the task's stored variables when the block succeeded
+/// and names a task; otherwise the updates are all there is.
+async fn store_variables(
+    db: Db,
+    b: &Block,
+    ok: bool,
+    updates: Map<String, Value>,
+) -> Result<Map<String, Value>, TaskVarsError> {
+    match (&b.task_id, ok) {
         (Some(id), true) => {
-            let store = TaskVars::new(engine.store.db().clone());
+            let store = TaskVars::new(db);
             let id = id.clone();
             tokio::task::spawn_blocking(move || store.merge(&id, updates))
                 .await
@@ -126,53 +190,109 @@ pub async fn run(engine: &Arc<Engine>, b: Block) -> Result<Outcome, TaskVarsErro
                 .and_then(|r| r)
         }
         _ => Ok(updates),
-    };
-    let task_variables = match stored {
-        Ok(v) => v,
-        Err(e) => {
-            // The function ran but its variables could not be kept (e.g. a dict
-            // with an empty key, or too large): the block failed, and says so.
-            let mut event = json!({
-                "task_id": b.task_id,
-                "function_name": b.function_name,
-                "execution_mode": b.mode.as_str(),
-                "success": false,
-                "attempts": attempts,
-                "execution_time_ms": execution_time_ms,
-                "error": format!("任务变量保存失败: {e}"),
-            });
-            if let Ok(v) = &result {
-                event["function_result"] = v.clone();
-            }
-            engine.emit(COMPLETED_EVENT, &event);
-            return Err(e);
-        }
-    };
-    let mut event = json!({
-        "task_id": b.task_id,
-        "function_name": b.function_name,
-        "execution_mode": b.mode.as_str(),
-        "success": result.is_ok(),
-        "attempts": attempts,
-        "execution_time_ms": execution_time_ms,
-    });
-    match &result {
-        Ok(v) => event["result"] = v.clone(),
-        Err(e) => event["error"] = json!(e.to_string()),
     }
-    engine.emit(COMPLETED_EVENT, &event);
-    Ok(Outcome {
-        result,
-        attempts,
-        execution_time_ms,
-        set_variables,
-        task_variables,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// Answers calls from a script of outcomes; records what was announced.
+    struct FakeHost {
+        outcomes: Mutex<Vec<Result<Value, FnCallError>>>,
+        calls: Mutex<u32>,
+        events: Mutex<Vec<Value>>,
+    }
+
+    impl FakeHost {
+        fn new(mut outcomes: Vec<Result<Value, FnCallError>>) -> Self {
+            outcomes.reverse();
+            FakeHost {
+                outcomes: Mutex::new(outcomes),
+                calls: Mutex::new(0),
+                events: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl BlockHost for FakeHost {
+        fn call(
+            &self,
+            _script_id: Option<&str>,
+            _name: &str,
+            _args: &Value,
+            _timeout_ms: Option<u64>,
+        ) -> impl Future<Output = Result<Value, FnCallError>> + Send {
+            *self.calls.lock().expect("calls") += 1;
+            let next = self.outcomes.lock().expect("outcomes").pop();
+            async move { next.unwrap_or(Ok(Value::Null)) }
+        }
+
+        fn announce(&self, _event: &str, data: &Value) {
+            self.events.lock().expect("events").push(data.clone());
+        }
+    }
+
+    fn block(retry_count: u32) -> Block {
+        Block {
+            mode: Mode::SetTaskVariables,
+            function_name: "f".into(),
+            function_args: json!({}),
+            script_id: None,
+            task_id: None,
+            task_variables: Map::new(),
+            timeout_ms: None,
+            retry_count,
+        }
+    }
+
+    fn db(tag: &str) -> (Db, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "vwed-block-{tag}-{}-{}",
+            std::process::id(),
+            crate::clock::unix_ms()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        (
+            crate::db::open(&dir.join("t.redb"), 1 << 20).expect("db"),
+            dir,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_raising_function_is_retried_but_arguments_that_do_not_fit_are_not() {
+        let (db, dir) = db("retry");
+        let failed = || FnCallError::Failed {
+            name: "f".into(),
+            message: "boom".into(),
+        };
+        let host = FakeHost::new(vec![Err(failed()), Ok(json!({"a": 1}))]);
+        let out = run(&host, db.clone(), block(3)).await.expect("run");
+        assert_eq!(out.attempts, 2);
+        assert_eq!(Value::Object(out.set_variables), json!({"a": 1}));
+        assert_eq!(
+            host.events.lock().expect("events")[0]["success"],
+            json!(true)
+        );
+
+        let mismatch = FnCallError::ArgumentMismatch {
+            name: "f".into(),
+            message: "signature f(x)".into(),
+        };
+        let host = FakeHost::new(vec![Err(mismatch)]);
+        let out = run(&host, db, block(3)).await.expect("run");
+        assert_eq!(*host.calls.lock().expect("calls"), 1, "not retried");
+        assert!(matches!(
+            out.result,
+            Err(FnCallError::ArgumentMismatch { .. })
+        ));
+        assert_eq!(
+            host.events.lock().expect("events")[0]["success"],
+            json!(false)
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn modes_and_variables() {

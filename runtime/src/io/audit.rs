@@ -3,12 +3,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
 use vwed_ipc::Level;
 
-use crate::engine::Engine;
+use super::IoOpError;
 
 /// The caller of a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,34 +63,48 @@ impl Recent {
     }
 }
 
-/// Records one write. `target` is a tag, `device/bus/unit/address` for raw
-/// Modbus writes, `robot:<name>.<command>` or `serial:<device>`.
-pub fn write(engine: &Engine, who: &Who, target: &str, value: &Value, result: &Result<(), String>) {
-    match result {
-        Ok(()) => tracing::info!(writer = %who, target, %value, "I/O write ok"),
-        Err(e) => {
-            tracing::warn!(writer = %who, target, %value, error = %e, "I/O write refused or failed")
-        }
+impl super::IoRuntime {
+    /// Runs a write and records who did it, whatever the outcome. `target` is a
+    /// tag, `device/bus/unit/address` for raw Modbus writes, `robot:<name>.<command>`
+    /// or `serial:<device>`.
+    pub(super) async fn audited<T>(
+        &self,
+        who: &Who,
+        target: &str,
+        value: &Value,
+        write: impl Future<Output = Result<T, IoOpError>>,
+    ) -> Result<T, IoOpError> {
+        let r = write.await;
+        self.record_write(who, target, value, r.as_ref().err());
+        r
     }
-    if let Some(io) = engine.io.get() {
-        io.recent_writes.push(json!({
+
+    fn record_write(&self, who: &Who, target: &str, value: &Value, error: Option<&IoOpError>) {
+        match error {
+            None => tracing::info!(writer = %who, target, %value, "I/O write ok"),
+            Some(e) => {
+                tracing::warn!(writer = %who, target, %value, error = %e, "I/O write refused or failed")
+            }
+        }
+        self.recent_writes.push(json!({
             "timestamp": super::json::iso(std::time::SystemTime::now()),
             "writer": who.to_string(),
             "target": target,
             "value": value,
-            "ok": result.is_ok(),
-            "error": result.as_ref().err(),
+            "ok": error.is_none(),
+            "error": error.map(ToString::to_string),
         }));
-    }
-    if let Who::Script(id) = who
-        && let Some(inst) = engine.instance(id)
-    {
-        match result {
-            Ok(()) => inst.note(
+        let (Who::Script(id), Some(host)) = (who, self.host.upgrade()) else {
+            return;
+        };
+        match error {
+            None => host.note(
+                id,
                 Level::Info,
                 format!("I/O 写入 {target} = {value} 成功 (写入者 {who})"),
             ),
-            Err(e) => inst.note(
+            Some(e) => host.note(
+                id,
                 Level::Warning,
                 format!("I/O 写入 {target} = {value} 失败 (写入者 {who}): {e}"),
             ),

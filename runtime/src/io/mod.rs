@@ -16,7 +16,6 @@ mod json;
 mod points;
 mod raw;
 mod robots;
-pub mod services;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,9 +29,25 @@ use vwed_hal::{Change, Io};
 pub use audit::Who;
 pub use error::IoOpError;
 pub use json::{change_json, points_envelope, snapshot_json};
+pub use raw::{RawArgs, RawOp};
 
 use crate::config::Config;
-use crate::engine::Engine;
+
+/// What the I/O needs from the rest of the runtime. The engine provides it; a test
+/// can provide a fake, so nothing here needs an `Engine`.
+pub trait IoHost: Send + Sync {
+    /// Is this script still running? Bus queues of scripts that are gone are dropped.
+    fn is_running(&self, script_id: &str) -> bool;
+    /// A line in the script's own log.
+    fn note(&self, script_id: &str, level: vwed_ipc::Level, text: String);
+    /// Delivers an event to its listeners; returns how many got it.
+    fn emit(&self, event: &str, data: &Value) -> usize;
+    /// Is any WebSocket client connected? Saves building messages nobody reads.
+    fn has_subscribers(&self) -> bool;
+    /// Sends to WebSocket subscribers of any of `topics`; `build` runs only if
+    /// one of them listens.
+    fn publish(&self, topics: &[&str], build: &dyn Fn() -> Value);
+}
 
 /// Event scripts receive when change records were lost before reaching them.
 pub const OVERFLOW_EVENT: &str = "io:overflow";
@@ -63,6 +78,7 @@ pub struct IoRuntime {
     pub stats: ForwardStats,
     pub recent_writes: audit::Recent,
     callers: callers::Callers,
+    host: Weak<dyn IoHost>,
 }
 
 /// Where the device config lives: `io_config` as given, relative paths below
@@ -83,7 +99,10 @@ pub fn config_path(cfg: &Config) -> Option<PathBuf> {
 
 /// Loads the device config (if any), starts the HAL and the change forwarder.
 /// Must run inside the Tokio runtime.
-pub fn start(cfg: &Config, engine: &Arc<Engine>) -> Result<Option<Arc<IoRuntime>>, IoStartError> {
+pub fn start<H: IoHost + 'static>(
+    cfg: &Config,
+    host: &Arc<H>,
+) -> Result<Option<Arc<IoRuntime>>, IoStartError> {
     let board = Some(cfg.board.trim()).filter(|b| !b.is_empty());
     let Some(path) = config_path(cfg) else {
         if let Some(b) = board {
@@ -113,12 +132,9 @@ pub fn start(cfg: &Config, engine: &Arc<Engine>) -> Result<Option<Arc<IoRuntime>
         stats: ForwardStats::default(),
         recent_writes: audit::Recent::default(),
         callers: callers::Callers::default(),
+        host: Arc::downgrade(&(host.clone() as Arc<dyn IoHost>)),
     });
-    tokio::spawn(forward(
-        Arc::downgrade(engine),
-        Arc::downgrade(&rt),
-        changes,
-    ));
+    tokio::spawn(forward(Arc::downgrade(&rt), changes));
     release_parse_memory();
     Ok(Some(rt))
 }
@@ -135,11 +151,14 @@ fn release_parse_memory() {
 }
 
 /// Turns HAL change records into events and WebSocket messages. Never waits on
-/// a consumer: `Engine::emit` and the hub only queue or count a drop.
-async fn forward(engine: Weak<Engine>, rt: Weak<IoRuntime>, mut rx: mpsc::Receiver<Change>) {
+/// a consumer: `emit` and `publish` only queue or count a drop.
+async fn forward(rt: Weak<IoRuntime>, mut rx: mpsc::Receiver<Change>) {
     let mut gaps = SeqGaps::default();
     while let Some(change) = rx.recv().await {
-        let (Some(engine), Some(rt)) = (engine.upgrade(), rt.upgrade()) else {
+        let Some(rt) = rt.upgrade() else {
+            return;
+        };
+        let Some(host) = rt.host.upgrade() else {
             return;
         };
         if let Some(gap) = gaps.observe(change.seq) {
@@ -147,16 +166,16 @@ async fn forward(engine: Weak<Engine>, rt: Weak<IoRuntime>, mut rx: mpsc::Receiv
             tracing::warn!(
                 "I/O change records lost: {gap} (total {total}); point table still current"
             );
-            engine.emit(
+            host.emit(
                 OVERFLOW_EVENT,
                 &json!({"lost": gap, "total_lost": total, "hint": "VWED.io.read() gives current values"}),
             );
         }
         let data = change_json(&change);
-        let n = engine.emit(&format!("io.{}", change.tag), &data);
+        let n = host.emit(&format!("io.{}", change.tag), &data);
         rt.stats.forwarded.fetch_add(1, Ordering::Relaxed);
         rt.stats.delivered.fetch_add(n as u64, Ordering::Relaxed);
-        publish_point(&engine, &change.tag, &data);
+        publish_point(&*host, &change.tag, &data);
     }
 }
 
@@ -179,13 +198,12 @@ impl SeqGaps {
 /// WebSocket topic of all point changes; `io:<tag>` carries one point.
 pub const WS_TOPIC_ALL: &str = "io:*";
 
-fn publish_point(engine: &Engine, tag: &str, data: &Value) {
-    let hub = &engine.logs.hub;
-    if !hub.has_clients() {
+fn publish_point(host: &dyn IoHost, tag: &str, data: &Value) {
+    if !host.has_subscribers() {
         return;
     }
     let topic = format!("io:{tag}");
-    hub.publish_topic(&[WS_TOPIC_ALL, &topic], || {
+    host.publish(&[WS_TOPIC_ALL, &topic], &|| {
         let mut m = data.clone();
         m["type"] = json!("io_point");
         m

@@ -4,13 +4,13 @@ use serde_json::{Value, json};
 
 use super::error::IoOpError;
 use super::json::{snapshot_json, to_value};
-use super::{IoRuntime, Who, audit};
-use crate::engine::Engine;
+use super::{IoRuntime, Who};
 
 impl IoRuntime {
     /// Is the caller behind this queue name still around?
-    pub(super) fn alive(engine: &Engine) -> impl Fn(&str) -> bool + '_ {
-        |name| name == "http" || engine.instance(name).is_some()
+    pub(super) fn alive(&self) -> impl Fn(&str) -> bool + '_ {
+        let host = self.host.upgrade();
+        move |name| name == "http" || host.as_ref().is_some_and(|h| h.is_running(name))
     }
 
     pub fn points_json(&self) -> Vec<Value> {
@@ -27,7 +27,6 @@ impl IoRuntime {
     /// its quality instead of an error.
     pub async fn read_point(
         &self,
-        engine: &Engine,
         who: &Who,
         tag: &str,
         live: bool,
@@ -43,7 +42,7 @@ impl IoRuntime {
         }
         let writer = self
             .callers
-            .writer(&self.io, &who.queue_name(), Self::alive(engine));
+            .writer(&self.io, &who.queue_name(), self.alive());
         match writer.read(tag).await {
             Ok(v) => {
                 let mut j = snapshot_json(&snap);
@@ -68,46 +67,25 @@ impl IoRuntime {
     }
 
     /// Writes a point by tag, refusing read-only points, and records who did.
-    pub async fn write_point(
-        &self,
-        engine: &Engine,
-        who: &Who,
-        tag: &str,
-        value: &Value,
-    ) -> Result<(), IoOpError> {
-        let result = self.write_point_inner(engine, who, tag, value).await;
-        audit::write(
-            engine,
-            who,
-            tag,
-            value,
-            &result.as_ref().map(|_| ()).map_err(ToString::to_string),
-        );
-        result
-    }
-
-    async fn write_point_inner(
-        &self,
-        engine: &Engine,
-        who: &Who,
-        tag: &str,
-        value: &Value,
-    ) -> Result<(), IoOpError> {
-        let spec = self
-            .io
-            .poller()
-            .spec(tag)
-            .ok_or_else(|| IoOpError::UnknownTag(tag.to_string()))?;
-        // Checked here too so a refused write never creates a bus queue.
-        if !spec.writable() {
-            return Err(IoOpError::ReadOnly(tag.to_string()));
-        }
-        let v = to_value(value).ok_or_else(|| {
-            IoOpError::BadValue(format!("点位 {tag} 需要布尔值或数字, 得到 {value}"))
-        })?;
-        let writer = self
-            .callers
-            .writer(&self.io, &who.queue_name(), Self::alive(engine));
-        writer.write(tag, v).await.map_err(IoOpError::from)
+    pub async fn write_point(&self, who: &Who, tag: &str, value: &Value) -> Result<(), IoOpError> {
+        self.audited(who, tag, value, async {
+            let spec = self
+                .io
+                .poller()
+                .spec(tag)
+                .ok_or_else(|| IoOpError::UnknownTag(tag.to_string()))?;
+            // Checked here too so a refused write never creates a bus queue.
+            if !spec.writable() {
+                return Err(IoOpError::ReadOnly(tag.to_string()));
+            }
+            let v = to_value(value).ok_or_else(|| {
+                IoOpError::BadValue(format!("点位 {tag} 需要布尔值或数字, 得到 {value}"))
+            })?;
+            let writer = self
+                .callers
+                .writer(&self.io, &who.queue_name(), self.alive());
+            writer.write(tag, v).await.map_err(IoOpError::from)
+        })
+        .await
     }
 }

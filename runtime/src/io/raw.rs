@@ -8,8 +8,7 @@ use vwed_boards::BusConfig;
 use vwed_hal::{LineRequest, ModbusRequest, PointSpec, Request, Response, Table, UnitId};
 
 use super::error::IoOpError;
-use super::{IoRuntime, Who, audit};
-use crate::engine::Engine;
+use super::{IoRuntime, Who};
 
 /// One raw Modbus operation as scripts name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,20 +24,6 @@ pub enum RawOp {
 }
 
 impl RawOp {
-    pub fn parse(name: &str) -> Option<RawOp> {
-        Some(match name {
-            "read_holding" => RawOp::ReadHolding,
-            "read_input" => RawOp::ReadInput,
-            "read_coils" => RawOp::ReadCoils,
-            "read_discrete" => RawOp::ReadDiscrete,
-            "write_register" => RawOp::WriteRegister,
-            "write_registers" => RawOp::WriteRegisters,
-            "write_coil" => RawOp::WriteCoil,
-            "write_coils" => RawOp::WriteCoils,
-            _ => return None,
-        })
-    }
-
     fn is_write(self) -> bool {
         matches!(
             self,
@@ -149,16 +134,10 @@ impl IoRuntime {
         }
     }
 
-    pub async fn modbus(
-        &self,
-        engine: &Engine,
-        who: &Who,
-        op: RawOp,
-        a: RawArgs,
-    ) -> Result<Value, IoOpError> {
+    pub async fn modbus(&self, who: &Who, op: RawOp, a: RawArgs) -> Result<Value, IoOpError> {
         let (bus, unit) = self.resolve(&a.target, a.unit)?;
         if !op.is_write() {
-            return self.modbus_call(engine, who, op, &bus, unit, &a).await;
+            return self.modbus_call(who, op, &bus, unit, &a).await;
         }
         let target = format!("{}/{bus}/unit{unit}/{}", a.target, a.address);
         let shown = a
@@ -166,91 +145,28 @@ impl IoRuntime {
             .clone()
             .or_else(|| a.values.clone().map(Value::Array))
             .unwrap_or(Value::Null);
-        let r = self.modbus_call(engine, who, op, &bus, unit, &a).await;
-        audit::write(
-            engine,
+        self.audited(
             who,
             &target,
             &shown,
-            &r.as_ref().map(|_| ()).map_err(ToString::to_string),
-        );
-        r
+            self.modbus_call(who, op, &bus, unit, &a),
+        )
+        .await
     }
 
     async fn modbus_call(
         &self,
-        engine: &Engine,
         who: &Who,
         op: RawOp,
         bus: &str,
         unit: UnitId,
         a: &RawArgs,
     ) -> Result<Value, IoOpError> {
-        let addr = a.address;
-        let count = a.count.unwrap_or(1);
-        let need_value = || {
-            a.value
-                .as_ref()
-                .ok_or_else(|| IoOpError::BadArgs("缺少 value".into()))
-        };
-        let need_values = || {
-            a.values
-                .as_ref()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| IoOpError::BadArgs("缺少 values (非空列表)".into()))
-        };
-        let request = match op {
-            RawOp::ReadHolding => Request::ReadHoldingRegisters { addr, count },
-            RawOp::ReadInput => Request::ReadInputRegisters { addr, count },
-            RawOp::ReadCoils => Request::ReadCoils { addr, count },
-            RawOp::ReadDiscrete => Request::ReadDiscreteInputs { addr, count },
-            RawOp::WriteRegister => {
-                self.check_raw_write(bus, unit, Table::Holding, addr, 1)?;
-                Request::WriteSingleRegister {
-                    addr,
-                    value: word(need_value()?)?,
-                }
-            }
-            RawOp::WriteRegisters => {
-                let values = need_values()?
-                    .iter()
-                    .map(word)
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.check_raw_write(
-                    bus,
-                    unit,
-                    Table::Holding,
-                    addr,
-                    u16::try_from(values.len()).unwrap_or(u16::MAX),
-                )?;
-                Request::WriteMultipleRegisters { addr, values }
-            }
-            RawOp::WriteCoil => {
-                self.check_raw_write(bus, unit, Table::Coil, addr, 1)?;
-                Request::WriteSingleCoil {
-                    addr,
-                    value: bit(need_value()?)?,
-                }
-            }
-            RawOp::WriteCoils => {
-                let values = need_values()?
-                    .iter()
-                    .map(bit)
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.check_raw_write(
-                    bus,
-                    unit,
-                    Table::Coil,
-                    addr,
-                    u16::try_from(values.len()).unwrap_or(u16::MAX),
-                )?;
-                Request::WriteMultipleCoils { addr, values }
-            }
-        };
+        let request = self.modbus_request(op, bus, unit, a)?;
         request.validate()?;
         let client = self
             .callers
-            .modbus(&self.io, &who.queue_name(), bus, Self::alive(engine))
+            .modbus(&self.io, &who.queue_name(), bus, self.alive())
             .ok_or_else(|| IoOpError::UnknownDevice {
                 name: bus.to_string(),
                 known: self.known_targets(),
@@ -261,6 +177,88 @@ impl IoRuntime {
             Ok(Response::Written) => Ok(Value::Null),
             Err(ex) => Err(IoOpError::Exception(ex)),
         }
+    }
+
+    /// The HAL request for `op`; writes over read-only points are refused here.
+    fn modbus_request(
+        &self,
+        op: RawOp,
+        bus: &str,
+        unit: UnitId,
+        a: &RawArgs,
+    ) -> Result<Request, IoOpError> {
+        let addr = a.address;
+        let count = a.count.unwrap_or(1);
+        let value = || {
+            a.value
+                .as_ref()
+                .ok_or_else(|| IoOpError::BadArgs("缺少 value".into()))
+        };
+        let values = || {
+            a.values
+                .as_ref()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| IoOpError::BadArgs("缺少 values (非空列表)".into()))
+        };
+        let guard = |table, n: usize| {
+            let n = u16::try_from(n).unwrap_or(u16::MAX);
+            self.check_raw_write(bus, unit, table, addr, n)
+        };
+        Ok(match op {
+            RawOp::ReadHolding => Request::ReadHoldingRegisters { addr, count },
+            RawOp::ReadInput => Request::ReadInputRegisters { addr, count },
+            RawOp::ReadCoils => Request::ReadCoils { addr, count },
+            RawOp::ReadDiscrete => Request::ReadDiscreteInputs { addr, count },
+            RawOp::WriteRegister => {
+                guard(Table::Holding, 1)?;
+                let value = word(value()?)?;
+                Request::WriteSingleRegister { addr, value }
+            }
+            RawOp::WriteRegisters => {
+                let values = values()?.iter().map(word).collect::<Result<Vec<_>, _>>()?;
+                guard(Table::Holding, values.len())?;
+                Request::WriteMultipleRegisters { addr, values }
+            }
+            RawOp::WriteCoil => {
+                guard(Table::Coil, 1)?;
+                let value = bit(value()?)?;
+                Request::WriteSingleCoil { addr, value }
+            }
+            RawOp::WriteCoils => {
+                let values = values()?.iter().map(bit).collect::<Result<Vec<_>, _>>()?;
+                guard(Table::Coil, values.len())?;
+                Request::WriteMultipleCoils { addr, values }
+            }
+        })
+    }
+
+    /// The seed's one-shot form `VWED.device.modbus(ip=, port=, register=, value=)`:
+    /// writes a holding register when a value is given, else reads.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn modbus_oneshot(
+        &self,
+        who: &Who,
+        ip: &str,
+        port: u16,
+        unit: Option<UnitId>,
+        register: u16,
+        value: Option<Value>,
+        count: Option<u16>,
+    ) -> Result<Value, IoOpError> {
+        let target = self.bus_for_address(ip, port)?;
+        let op = match value {
+            Some(_) => RawOp::WriteRegister,
+            None => RawOp::ReadHolding,
+        };
+        let raw = RawArgs {
+            target,
+            unit,
+            address: register,
+            count,
+            value,
+            values: None,
+        };
+        self.modbus(who, op, raw).await
     }
 
     /// The seed's one-shot form `VWED.device.modbus(ip=, port=, register=, value=)`:
@@ -282,42 +280,50 @@ impl IoRuntime {
             })
     }
 
-    /// Sends one line to a line device (a `line` bus) and returns its reply.
+    /// Sends one line to a line device (a `line` bus) and returns its reply
+    /// (`null` when the device sent none); recorded like a write.
     pub async fn serial_request(
         &self,
-        engine: &Engine,
         who: &Who,
         device: &str,
         line: &str,
         timeout_ms: Option<u64>,
-    ) -> Result<Option<String>, IoOpError> {
-        let client = self
-            .callers
-            .line(&self.io, &who.queue_name(), device, Self::alive(engine))
-            .ok_or_else(|| IoOpError::UnknownDevice {
-                name: device.to_string(),
-                known: self
-                    .setup
-                    .devices
-                    .buses
-                    .iter()
-                    .filter(|b| matches!(b.config, BusConfig::Line { .. }))
-                    .map(|b| b.name.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-        let req = LineRequest {
-            line: line.to_string(),
-            expect_reply: true,
-        };
-        let r = match timeout_ms {
-            // Dropping the submit withdraws the request if it has not started.
-            Some(ms) => tokio::time::timeout(Duration::from_millis(ms), client.submit(req))
-                .await
-                .map_err(|_| IoOpError::Timeout(ms))?,
-            None => client.submit(req).await,
-        };
-        Ok(r?)
+    ) -> Result<Value, IoOpError> {
+        let target = format!("serial:{device}");
+        let reply = self
+            .audited(who, &target, &json!(line), async {
+                let client = self
+                    .callers
+                    .line(&self.io, &who.queue_name(), device, self.alive())
+                    .ok_or_else(|| IoOpError::UnknownDevice {
+                        name: device.to_string(),
+                        known: self.line_buses(),
+                    })?;
+                let req = LineRequest {
+                    line: line.to_string(),
+                    expect_reply: true,
+                };
+                Ok(match timeout_ms {
+                    // Dropping the submit withdraws the request if it has not started.
+                    Some(ms) => tokio::time::timeout(Duration::from_millis(ms), client.submit(req))
+                        .await
+                        .map_err(|_| IoOpError::Timeout(ms))?,
+                    None => client.submit(req).await,
+                }?)
+            })
+            .await?;
+        Ok(json!(reply))
+    }
+
+    fn line_buses(&self) -> String {
+        self.setup
+            .devices
+            .buses
+            .iter()
+            .filter(|b| matches!(b.config, BusConfig::Line { .. }))
+            .map(|b| b.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -365,7 +371,5 @@ mod tests {
         assert!(word(&serde_json::json!(1.5)).is_err());
         assert_eq!(bit(&serde_json::json!(1)).ok(), Some(true));
         assert!(bit(&serde_json::json!(2)).is_err());
-        assert_eq!(RawOp::parse("read_holding"), Some(RawOp::ReadHolding));
-        assert_eq!(RawOp::parse("read"), None);
     }
 }

@@ -6,8 +6,7 @@ use vwed_boards::RobotProfile;
 
 use super::error::IoOpError;
 use super::json::{snapshot_json, to_value};
-use super::{IoRuntime, Who, audit};
-use crate::engine::Engine;
+use super::{IoRuntime, Who};
 
 impl IoRuntime {
     fn robot(&self, name: &str) -> Result<&RobotProfile, IoOpError> {
@@ -76,7 +75,6 @@ impl IoRuntime {
     /// command, a robot with exactly one command uses it.
     pub async fn robot_dispatch(
         &self,
-        engine: &Engine,
         who: &Who,
         name: &str,
         command: Option<&str>,
@@ -94,27 +92,20 @@ impl IoRuntime {
             }
         };
         let target = format!("robot:{name}.{command}");
-        let result = match to_value(value) {
-            None => Err(IoOpError::BadValue(format!(
-                "命令值需要布尔值或数字, 得到 {value}"
-            ))),
-            Some(v) => {
+        let result = self
+            .audited(who, &target, value, async {
+                let v = to_value(value).ok_or_else(|| {
+                    IoOpError::BadValue(format!("命令值需要布尔值或数字, 得到 {value}"))
+                })?;
                 let writer = self
                     .callers
-                    .writer(&self.io, &who.queue_name(), Self::alive(engine));
+                    .writer(&self.io, &who.queue_name(), self.alive());
                 r.dispatch(&writer, &command, v).await.map_err(|e| match e {
                     vwed_boards::DispatchError::Write { source, .. } => IoOpError::from(source),
                     other => IoOpError::Robot(other.to_string()),
                 })
-            }
-        };
-        audit::write(
-            engine,
-            who,
-            &target,
-            value,
-            &result.as_ref().map(|_| ()).map_err(ToString::to_string),
-        );
+            })
+            .await;
         result.map(|()| {
             json!({"robot_id": name, "command": command, "tag": r.commands.get(&command), "value": value})
         })

@@ -16,6 +16,8 @@ pub const ALL: &str = "*";
 struct Subs {
     all: bool,
     scripts: HashSet<String>,
+    /// Script paths: every run of the script, across restarts.
+    paths: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -62,6 +64,11 @@ impl Conn {
     fn wants(&self, script_id: &str) -> bool {
         let s = lock(&self.subs);
         s.all || s.scripts.contains(script_id)
+    }
+
+    fn wants_script(&self, script_id: &str, script_path: &str) -> bool {
+        let s = lock(&self.subs);
+        s.all || s.scripts.contains(script_id) || s.paths.contains(script_path)
     }
 
     /// Named topics (e.g. `io:*`) are only for clients that asked for them by
@@ -155,6 +162,21 @@ impl Conn {
         }
     }
 
+    /// Subscribes to every run of the script at `script_path`.
+    pub fn subscribe_path(&self, script_path: &str) {
+        lock(&self.subs).paths.insert(script_path.to_string());
+    }
+
+    pub fn unsubscribe_path(&self, script_path: &str) -> bool {
+        lock(&self.subs).paths.remove(script_path)
+    }
+
+    pub fn subscribed_paths(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.subs).paths.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
     pub fn subscriptions(&self) -> Vec<String> {
         let s = lock(&self.subs);
         let mut v: Vec<String> = s.scripts.iter().cloned().collect();
@@ -172,6 +194,7 @@ impl Conn {
             "client_type": self.client_type,
             "connected_at": self.connected_at,
             "subscribed_scripts": self.subscriptions(),
+            "subscribed_paths": self.subscribed_paths(),
             "queued": self.queued(),
             "queue_capacity": self.cap,
             "skipped": self.skipped_total.load(Ordering::Relaxed),
@@ -242,6 +265,16 @@ impl Hub {
     /// only if someone wants it. Returns how many connections took it.
     pub fn publish(&self, script_id: &str, build: impl FnOnce() -> Value) -> usize {
         self.publish_where(|c| c.wants(script_id), build)
+    }
+
+    /// Like `publish`, also for the subscribers of the script's path.
+    pub fn publish_script(
+        &self,
+        script_id: &str,
+        script_path: &str,
+        build: impl FnOnce() -> Value,
+    ) -> usize {
+        self.publish_where(|c| c.wants_script(script_id, script_path), build)
     }
 
     /// Like `publish`, for subscribers of any of `topics` by exact name only.
@@ -336,6 +369,37 @@ mod tests {
         hub.disconnect(&b);
         assert_eq!(hub.publish("s1", || panic!("nobody listens")), 0);
         assert!(b.next_batch().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_path_subscription_gets_every_run_of_the_script() {
+        let hub = Hub::new(16);
+        let c = hub.connect("p", "web");
+        c.subscribe_path("proj/main.py");
+        assert_eq!(
+            hub.publish_script("main.py_1_a", "proj/main.py", || json!({"n": 1})),
+            1
+        );
+        assert_eq!(
+            hub.publish_script("main.py_2_b", "proj/main.py", || json!({"n": 2})),
+            1
+        );
+        assert_eq!(
+            hub.publish_script("x.py_3_c", "proj/x.py", || json!({"n": 3})),
+            0
+        );
+        // Messages that name only a script id do not reach path subscribers.
+        assert_eq!(hub.publish("main.py_1_a", || json!({"n": 4})), 0);
+        let got = text(&c.next_batch().await.expect("batch"));
+        assert_eq!(got, vec![json!({"n": 1}), json!({"n": 2})]);
+        assert_eq!(c.to_json()["subscribed_paths"], json!(["proj/main.py"]));
+        assert!(c.unsubscribe_path("proj/main.py"));
+        assert_eq!(
+            hub.publish_script("main.py_4_d", "proj/main.py", || json!({})),
+            0
+        );
+        hub.disconnect(&c);
+        assert!(c.next_batch().await.is_none());
     }
 
     #[tokio::test]

@@ -115,49 +115,6 @@ impl Logs {
         });
     }
 
-    /// `script_status`: started, stopped, crashed.
-    pub fn status(&self, script_id: &str, status: &str, message: &str) {
-        self.hub.publish(script_id, || {
-            json!({
-                "type": "script_status",
-                "script_id": script_id,
-                "timestamp": crate::clock::utc_now(),
-                "status": status,
-                "message": message,
-            })
-        });
-    }
-
-    /// `function_execution` after a call of a registered function.
-    pub fn function_execution(
-        &self,
-        script_id: &str,
-        function_name: &str,
-        result: Result<&Value, String>,
-        ms: f64,
-    ) {
-        self.hub.publish(script_id, || {
-            let (kind, res) = match result {
-                Ok(v) => (
-                    "success",
-                    json!({"success": true, "data": v, "execution_time_ms": ms}),
-                ),
-                Err(e) => (
-                    "error",
-                    json!({"success": false, "error": e, "execution_time_ms": ms}),
-                ),
-            };
-            json!({
-                "type": "function_execution",
-                "script_id": script_id,
-                "timestamp": crate::clock::utc_now(),
-                "function_name": function_name,
-                "execution_type": kind,
-                "result": res,
-            })
-        });
-    }
-
     pub fn stats_json(&self) -> Value {
         let mut scripts: Vec<Value> = self.live_loggers().iter().map(|l| l.stats_json()).collect();
         scripts.sort_by(|a, b| a["script_id"].as_str().cmp(&b["script_id"].as_str()));

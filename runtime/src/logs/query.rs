@@ -1,10 +1,10 @@
 //! Reading history back: filters, pages and the opaque cursor.
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, TableDefinition};
 use vwed_ipc::Level;
 
 use super::record::{LogEntry, decode_chunk, script_hash};
-use super::store::{BY_SCRIPT, CHUNKS, LogStore, LogStoreError};
+use super::store::{BY_PATH, BY_SCRIPT, CHUNKS, LogStore, LogStoreError};
 
 /// Most lines one page returns.
 pub const MAX_LIMIT: usize = 1000;
@@ -22,6 +22,8 @@ pub enum Order {
 #[derive(Debug, Clone)]
 pub struct LogQuery {
     pub script_id: Option<String>,
+    /// Every run of one script (`<project>/<file path>`), across restarts.
+    pub script_path: Option<String>,
     pub min_level: Level,
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
@@ -36,6 +38,7 @@ impl Default for LogQuery {
     fn default() -> Self {
         LogQuery {
             script_id: None,
+            script_path: None,
             min_level: Level::Debug,
             since_ms: None,
             until_ms: None,
@@ -54,11 +57,41 @@ impl LogQuery {
             && self.until_ms.is_none_or(|u| e.ts_ms <= u)
             && self.script_id.as_deref().is_none_or(|s| e.script_id == s)
             && self
+                .script_path
+                .as_deref()
+                .is_none_or(|p| e.script_path == p)
+            && self
                 .q
                 .as_deref()
                 .is_none_or(|q| e.message.contains(q) || e.fields.contains(q))
     }
+
+    /// The index that narrows this query to the chunks of one script, with the
+    /// hash to look up there.
+    fn index(&self) -> Option<(IndexTable, u64)> {
+        match (&self.script_id, &self.script_path) {
+            (Some(id), _) => Some((BY_SCRIPT, script_hash(id))),
+            (None, Some(path)) => Some((BY_PATH, script_hash(path))),
+            (None, None) => None,
+        }
+    }
+
+    /// The chunk keys a page may read: a descending page continues below its
+    /// cursor, an ascending one from the chunk holding the cursor (which starts at
+    /// or before it; `chunk_at` finds it).
+    fn key_bounds(
+        &self,
+        chunk_at: impl FnOnce(u64) -> Result<Option<u64>, LogStoreError>,
+    ) -> Result<(u64, u64), LogStoreError> {
+        Ok(match (self.order, self.after) {
+            (Order::Desc, Some(a)) => (0, a.saturating_sub(1)),
+            (Order::Asc, Some(a)) => (chunk_at(a)?.unwrap_or(0), u64::MAX),
+            (_, None) => (0, u64::MAX),
+        })
+    }
 }
+
+type IndexTable = TableDefinition<'static, (u64, u64), ()>;
 
 #[derive(Debug)]
 pub struct Page {
@@ -88,131 +121,137 @@ pub fn decode_cursor(s: &str) -> Result<(Order, u64), BadCursor> {
     Ok((order, seq))
 }
 
-impl LogStore {
-    /// One page of history, read in one read transaction.
-    pub fn page(&self, q: &LogQuery) -> Result<Page, LogStoreError> {
+/// Fills one page from the chunks it is shown, in the page's order.
+struct Pager<'q> {
+    q: &'q LogQuery,
+    limit: usize,
+    entries: Vec<LogEntry>,
+    scanned: usize,
+    last_seq: Option<u64>,
+    exhausted: bool,
+}
+
+impl<'q> Pager<'q> {
+    fn new(q: &'q LogQuery) -> Pager<'q> {
         let limit = q.limit.clamp(1, MAX_LIMIT);
-        let r = self.db().begin_read()?;
-        let chunks = r.open_table(CHUNKS)?;
-        let mut entries = Vec::with_capacity(limit.min(256));
-        if q.order == Order::Desc && q.after == Some(0) {
-            return Ok(Page {
-                entries,
-                next: None,
-            });
+        Pager {
+            q,
+            limit,
+            entries: Vec::with_capacity(limit.min(256)),
+            scanned: 0,
+            last_seq: None,
+            exhausted: true,
         }
-        // Lines strictly beyond the cursor, in the page's order.
-        let beyond = |seq: u64| match (q.order, q.after) {
+    }
+
+    /// Lines strictly beyond the cursor, in the page's order.
+    fn beyond(&self, seq: u64) -> bool {
+        match (self.q.order, self.q.after) {
             (_, None) => true,
             (Order::Desc, Some(a)) => seq < a,
             (Order::Asc, Some(a)) => seq > a,
-        };
-        let mut scanned = 0usize;
-        let mut last_seq = None;
-        let mut exhausted = true;
-        // Visits one chunk; false once the page is full or the budget spent.
-        let mut visit = |bytes: &[u8]| -> Result<bool, LogStoreError> {
-            let mut lines = decode_chunk(bytes)?;
-            if q.order == Order::Desc {
-                lines.reverse();
-            }
-            for e in lines {
-                if !beyond(e.seq) {
-                    continue;
-                }
-                scanned += 1;
-                last_seq = Some(e.seq);
-                if q.matches(&e) {
-                    entries.push(e);
-                }
-                if entries.len() >= limit || scanned >= SCAN_BUDGET {
-                    exhausted = false;
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        };
-        if let Some(sid) = &q.script_id {
-            let h = script_hash(sid);
-            let idx = r.open_table(BY_SCRIPT)?;
-            // The chunk holding the cursor starts at or before it.
-            let (lo, hi) = match (q.order, q.after) {
-                (Order::Desc, Some(a)) => (0, a.saturating_sub(1)),
-                (Order::Asc, Some(a)) => {
-                    let start = idx
-                        .range((h, 0)..=(h, a))?
-                        .next_back()
-                        .transpose()?
-                        .map(|(k, _)| k.value().1)
-                        .unwrap_or(0);
-                    (start, u64::MAX)
-                }
-                (_, None) => (0, u64::MAX),
-            };
-            let range = idx.range((h, lo)..=(h, hi))?;
-            let mut go = |key: u64| -> Result<bool, LogStoreError> {
-                match chunks.get(key)? {
-                    Some(v) => visit(v.value()),
-                    // Pruned between the index and the chunk: skip it.
-                    None => Ok(true),
-                }
-            };
-            if q.order == Order::Desc {
-                for item in range.rev() {
-                    if !go(item?.0.value().1)? {
-                        break;
-                    }
-                }
-            } else {
-                for item in range {
-                    if !go(item?.0.value().1)? {
-                        break;
-                    }
-                }
-            }
-        } else {
-            let (lo, hi) = match (q.order, q.after) {
-                (Order::Desc, Some(a)) => (0, a.saturating_sub(1)),
-                (Order::Asc, Some(a)) => {
-                    let start = chunks
-                        .range(..=a)?
-                        .next_back()
-                        .transpose()?
-                        .map(|(k, _)| k.value())
-                        .unwrap_or(0);
-                    (start, u64::MAX)
-                }
-                (_, None) => (0, u64::MAX),
-            };
-            let range = chunks.range(lo..=hi)?;
-            if q.order == Order::Desc {
-                for item in range.rev() {
-                    if !visit(item?.1.value())? {
-                        break;
-                    }
-                }
-            } else {
-                for item in range {
-                    if !visit(item?.1.value())? {
-                        break;
-                    }
-                }
-            }
         }
-        let next = if exhausted { None } else { last_seq };
-        Ok(Page { entries, next })
     }
 
-    /// The newest `n` lines of one script (or of all with `None`), oldest first.
-    pub fn last_lines(
-        &self,
-        script_id: Option<&str>,
-        n: usize,
-    ) -> Result<Vec<LogEntry>, LogStoreError> {
+    /// Visits one chunk; false once the page is full or the scan budget spent.
+    fn visit(&mut self, bytes: &[u8]) -> Result<bool, LogStoreError> {
+        let mut lines = decode_chunk(bytes)?;
+        if self.q.order == Order::Desc {
+            lines.reverse();
+        }
+        for e in lines {
+            if !self.beyond(e.seq) {
+                continue;
+            }
+            self.scanned += 1;
+            self.last_seq = Some(e.seq);
+            if self.q.matches(&e) {
+                self.entries.push(e);
+            }
+            if self.entries.len() >= self.limit || self.scanned >= SCAN_BUDGET {
+                self.exhausted = false;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn finish(self) -> Page {
+        let next = if self.exhausted { None } else { self.last_seq };
+        Page {
+            entries: self.entries,
+            next,
+        }
+    }
+}
+
+/// Runs `f` over `items` in `order` until it says stop.
+fn walk<T, E>(
+    items: impl DoubleEndedIterator<Item = Result<T, E>>,
+    order: Order,
+    mut f: impl FnMut(T) -> Result<bool, LogStoreError>,
+) -> Result<(), LogStoreError>
+where
+    LogStoreError: From<E>,
+{
+    let items: Box<dyn Iterator<Item = Result<T, E>>> = match order {
+        Order::Desc => Box::new(items.rev()),
+        Order::Asc => Box::new(items),
+    };
+    for item in items {
+        if !f(item?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+impl LogStore {
+    /// One page of history, read in one read transaction. A query for one script
+    /// (by id or by path) reads only the chunks its index names.
+    pub fn page(&self, q: &LogQuery) -> Result<Page, LogStoreError> {
+        let mut pager = Pager::new(q);
+        if q.order == Order::Desc && q.after == Some(0) {
+            return Ok(pager.finish());
+        }
+        let r = self.db().begin_read()?;
+        let chunks = r.open_table(CHUNKS)?;
+        match q.index() {
+            Some((table, h)) => {
+                let idx = r.open_table(table)?;
+                let (lo, hi) = q.key_bounds(|a| {
+                    let at = idx.range((h, 0)..=(h, a))?.next_back().transpose()?;
+                    Ok(at.map(|(k, _)| k.value().1))
+                })?;
+                let keys = idx
+                    .range((h, lo)..=(h, hi))?
+                    .map(|item| item.map(|(k, _)| k.value().1));
+                walk(keys, q.order, |key| match chunks.get(key)? {
+                    Some(v) => pager.visit(v.value()),
+                    // Pruned between the index and the chunk: skip it.
+                    None => Ok(true),
+                })?;
+            }
+            None => {
+                let (lo, hi) = q.key_bounds(|a| {
+                    let at = chunks.range(..=a)?.next_back().transpose()?;
+                    Ok(at.map(|(k, _)| k.value()))
+                })?;
+                walk(chunks.range(lo..=hi)?, q.order, |(_, v)| {
+                    pager.visit(v.value())
+                })?;
+            }
+        }
+        Ok(pager.finish())
+    }
+
+    /// The newest `n` lines `q` selects, oldest first.
+    pub fn last_lines(&self, q: LogQuery, n: usize) -> Result<Vec<LogEntry>, LogStoreError> {
         let q = LogQuery {
-            script_id: script_id.map(str::to_string),
             limit: n.clamp(1, MAX_LIMIT),
-            ..LogQuery::default()
+            order: Order::Desc,
+            after: None,
+            ..q
         };
         let mut v = self.page(&q)?.entries;
         v.reverse();

@@ -78,58 +78,88 @@ impl LogLine {
 }
 
 /// Bytes a stored chunk is charged against `log_max_bytes`: its record, its key
-/// and its entries in the per-script index.
-pub fn chunk_charge(chunk_len: usize, scripts: usize) -> u64 {
-    (chunk_len + 8 + 16 * scripts + 32) as u64
+/// and its entries in the per-script and per-path indexes.
+pub fn chunk_charge(chunk_len: usize, index_entries: usize) -> u64 {
+    (chunk_len + 8 + INDEX_ENTRY_CHARGE * index_entries + 32) as u64
 }
 
-/// Stable across runs (the per-script index is keyed by it), unlike std's hasher.
-pub fn script_hash(script_id: &str) -> u64 {
+/// Bytes one index entry of a chunk is charged.
+pub const INDEX_ENTRY_CHARGE: usize = 16;
+
+/// Stable across runs (the indexes are keyed by it), unlike std's hasher. Used
+/// for script ids and script paths alike; each has its own index table.
+pub fn script_hash(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in script_id.bytes() {
+    for b in text.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
 }
 
-/// What pruning needs from a chunk, read without copying any text: its line
-/// count, its newest time and the hashes of its scripts.
-pub fn chunk_meta(mut bytes: &[u8]) -> Result<(usize, u64, Vec<u64>), DbError> {
-    let (mut n, mut newest, mut scripts) = (0usize, 0u64, Vec::new());
-    while bytes.len() >= 4 {
+/// The records of a chunk: each a little-endian u32 length, then the record.
+fn records(mut bytes: &[u8]) -> impl Iterator<Item = Result<&[u8], DbError>> {
+    std::iter::from_fn(move || {
+        if bytes.len() < 4 {
+            return None;
+        }
         let (len, rest) = bytes.split_at(4);
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
         if rest.len() < len {
-            return Err(DbError::Corrupt(postcard::Error::DeserializeUnexpectedEnd));
+            bytes = &[];
+            return Some(Err(DbError::Corrupt(
+                postcard::Error::DeserializeUnexpectedEnd,
+            )));
         }
         let (rec, rest) = rest.split_at(len);
-        let s: Stored<'_> = postcard::from_bytes(rec)?;
-        n += 1;
-        newest = newest.max(s.ts_ms);
-        let h = script_hash(s.script_id);
-        if !scripts.contains(&h) {
-            scripts.push(h);
-        }
         bytes = rest;
+        Some(Ok(rec))
+    })
+}
+
+/// What pruning and indexing need from a chunk, read without copying any text.
+#[derive(Debug, Default, PartialEq)]
+pub struct ChunkMeta {
+    pub lines: usize,
+    pub newest_ms: u64,
+    /// Hashes of the script ids and of the script paths of its lines.
+    pub scripts: Vec<u64>,
+    pub paths: Vec<u64>,
+}
+
+impl ChunkMeta {
+    /// Counts one line of the chunk.
+    pub fn add(&mut self, ts_ms: u64, script_id: &str, script_path: &str) {
+        self.lines += 1;
+        self.newest_ms = self.newest_ms.max(ts_ms);
+        for (list, text) in [
+            (&mut self.scripts, script_id),
+            (&mut self.paths, script_path),
+        ] {
+            let h = script_hash(text);
+            if !list.contains(&h) {
+                list.push(h);
+            }
+        }
     }
-    Ok((n, newest, scripts))
+
+    pub fn index_entries(&self) -> usize {
+        self.scripts.len() + self.paths.len()
+    }
+}
+
+pub fn chunk_meta(bytes: &[u8]) -> Result<ChunkMeta, DbError> {
+    let mut meta = ChunkMeta::default();
+    for rec in records(bytes) {
+        let s: Stored<'_> = postcard::from_bytes(rec?)?;
+        meta.add(s.ts_ms, s.script_id, s.script_path);
+    }
+    Ok(meta)
 }
 
 /// The lines of one chunk, in commit order.
-pub fn decode_chunk(mut bytes: &[u8]) -> Result<Vec<LogEntry>, DbError> {
-    let mut out = Vec::new();
-    while bytes.len() >= 4 {
-        let (len, rest) = bytes.split_at(4);
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        if rest.len() < len {
-            return Err(DbError::Corrupt(postcard::Error::DeserializeUnexpectedEnd));
-        }
-        let (rec, rest) = rest.split_at(len);
-        out.push(LogEntry::decode(rec)?);
-        bytes = rest;
-    }
-    Ok(out)
+pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<LogEntry>, DbError> {
+    records(bytes).map(|rec| LogEntry::decode(rec?)).collect()
 }
 
 /// A line read back from the database.

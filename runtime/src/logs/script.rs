@@ -129,8 +129,56 @@ impl ScriptLogger {
         };
         let hub = &self.logs.hub;
         self.logs.store.append(line, |l| {
-            hub.publish(&l.script_id, || script_log_json(l));
+            hub.publish_script(&l.script_id, &l.script_path, || script_log_json(l));
         });
+    }
+
+    /// `script_status`: started, stopped, crashed.
+    pub fn status(&self, status: &str, message: &str) {
+        self.publish(
+            "script_status",
+            || json!({"status": status, "message": message}),
+        );
+    }
+
+    /// `function_execution` after a call of a registered function.
+    pub fn function_execution(&self, function_name: &str, result: Result<&Value, String>, ms: f64) {
+        self.publish("function_execution", || {
+            let (kind, res) = match result {
+                Ok(v) => (
+                    "success",
+                    json!({"success": true, "data": v, "execution_time_ms": ms}),
+                ),
+                Err(e) => (
+                    "error",
+                    json!({"success": false, "error": e, "execution_time_ms": ms}),
+                ),
+            };
+            json!({
+                "function_name": function_name,
+                "execution_type": kind,
+                "result": res,
+            })
+        });
+    }
+
+    /// A live-only message of type `kind` about this run, to the subscribers of
+    /// the run, of its path and of `*`; `details` are built only if one listens.
+    fn publish(&self, kind: &str, details: impl FnOnce() -> Value) {
+        self.logs
+            .hub
+            .publish_script(&self.script_id, &self.script_path, || {
+                let mut v = json!({
+                    "type": kind,
+                    "script_id": &*self.script_id,
+                    "script_path": &*self.script_path,
+                    "timestamp": crate::clock::utc_now(),
+                });
+                if let (Some(o), Value::Object(more)) = (v.as_object_mut(), details()) {
+                    o.extend(more);
+                }
+                v
+            });
     }
 
     pub fn stats_json(&self) -> Value {

@@ -16,20 +16,31 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
+};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::record::{LogLine, chunk_charge, chunk_meta, decode_chunk, script_hash};
+use super::record::{
+    ChunkMeta, INDEX_ENTRY_CHARGE, LogLine, chunk_charge, chunk_meta, decode_chunk,
+};
 use crate::db::DbError;
 
 /// seq of the first line → chunk of lines (see `record::decode_chunk`).
 pub(super) const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("log_chunks");
-/// (script hash, chunk key) → (): the chunks holding lines of one script.
+/// (script id hash, chunk key) → (): the chunks holding lines of one run.
 pub(super) const BY_SCRIPT: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("log_chunks_by_script");
-/// Counters kept in step with the chunks: "bytes", "lines".
+/// (script path hash, chunk key) → (): the chunks holding lines of one script,
+/// whatever its run. Every stored line carries its path; chunks written before
+/// this index existed are indexed once when the store is opened.
+pub(super) const BY_PATH: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("log_chunks_by_path");
+/// Counters kept in step with the chunks: "bytes", "lines"; and `PATH_INDEX`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("log_meta");
+/// Present once every chunk is in `BY_PATH`.
+const PATH_INDEX: &str = "path_index";
 
 /// Most lines in one transaction: bounds the time one commit holds new lines back.
 const MAX_BATCH: usize = 16_384;
@@ -113,15 +124,7 @@ impl LogStore {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)?;
-        let w = db.begin_write()?;
-        w.open_table(CHUNKS)?;
-        w.open_table(BY_SCRIPT)?;
-        let bytes = w
-            .open_table(META)?
-            .get("bytes")?
-            .map(|v| v.value())
-            .unwrap_or(0);
-        w.commit()?;
+        let bytes = prepare_tables(&db)?;
         let db = Arc::new(db);
         let last = {
             let r = db.begin_read()?;
@@ -269,6 +272,112 @@ impl LogStore {
     }
 }
 
+/// Creates the tables, indexes old chunks by path once, and returns the bytes
+/// the store holds.
+fn prepare_tables(db: &Database) -> Result<u64, LogStoreError> {
+    let w = db.begin_write()?;
+    w.open_table(CHUNKS)?;
+    w.open_table(BY_SCRIPT)?;
+    w.open_table(BY_PATH)?;
+    let mut meta = w.open_table(META)?;
+    let mut bytes = meta.get("bytes")?.map(|v| v.value()).unwrap_or(0);
+    if meta.get(PATH_INDEX)?.is_none() {
+        let (chunks, added) = index_paths(&w)?;
+        if chunks > 0 {
+            tracing::info!("indexed {chunks} stored log chunks by script path");
+        }
+        bytes += added;
+        meta.insert("bytes", bytes)?;
+        meta.insert(PATH_INDEX, 1)?;
+    }
+    drop(meta);
+    w.commit()?;
+    Ok(bytes)
+}
+
+/// Adds every chunk to `BY_PATH`; returns the chunks seen and the bytes the new
+/// index entries are charged.
+fn index_paths(w: &WriteTransaction) -> Result<(u64, u64), LogStoreError> {
+    let chunks = w.open_table(CHUNKS)?;
+    let mut paths = w.open_table(BY_PATH)?;
+    let (mut seen, mut added) = (0u64, 0u64);
+    for item in chunks.iter()? {
+        let (k, v) = item?;
+        // A chunk we cannot read is pruned in its turn; nothing to index.
+        let Ok(meta) = chunk_meta(v.value()) else {
+            continue;
+        };
+        for h in &meta.paths {
+            paths.insert((*h, k.value()), ())?;
+        }
+        seen += 1;
+        added += (INDEX_ENTRY_CHARGE * meta.paths.len()) as u64;
+    }
+    Ok((seen, added))
+}
+
+/// The two indexes of one write transaction, kept in step with the chunks.
+struct Indexes<'t> {
+    scripts: Table<'t, (u64, u64), ()>,
+    paths: Table<'t, (u64, u64), ()>,
+}
+
+impl<'t> Indexes<'t> {
+    fn open(w: &'t WriteTransaction) -> Result<Indexes<'t>, LogStoreError> {
+        Ok(Indexes {
+            scripts: w.open_table(BY_SCRIPT)?,
+            paths: w.open_table(BY_PATH)?,
+        })
+    }
+
+    fn insert(&mut self, key: u64, meta: &ChunkMeta) -> Result<(), LogStoreError> {
+        for h in &meta.scripts {
+            self.scripts.insert((*h, key), ())?;
+        }
+        for h in &meta.paths {
+            self.paths.insert((*h, key), ())?;
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, key: u64, meta: &ChunkMeta) -> Result<(), LogStoreError> {
+        for h in &meta.scripts {
+            self.scripts.remove((*h, key))?;
+        }
+        for h in &meta.paths {
+            self.paths.remove((*h, key))?;
+        }
+        Ok(())
+    }
+}
+
+/// Cuts a batch into chunks of at most `CHUNK_LINES` lines, ending a chunk once
+/// it passes `CHUNK_BYTES`.
+fn chunks(lines: &[LogLine]) -> impl Iterator<Item = &[LogLine]> {
+    let mut n = 0usize;
+    let mut bytes = 0usize;
+    lines.chunk_by(move |_, b| {
+        n += 1;
+        bytes += b.message.len() + b.fields.len() + 64;
+        if n >= CHUNK_LINES || bytes >= CHUNK_BYTES {
+            n = 0;
+            bytes = 0;
+            false
+        } else {
+            true
+        }
+    })
+}
+
+/// What one wait of the writer collected.
+#[derive(Default)]
+struct Batch {
+    lines: Vec<LogLine>,
+    flushes: Vec<oneshot::Sender<Result<u64, String>>>,
+    prunes: Vec<oneshot::Sender<u64>>,
+    closing: bool,
+}
+
 struct Writer {
     db: Arc<Database>,
     stats: Arc<Stats>,
@@ -286,9 +395,10 @@ impl Writer {
             tracing::error!("the log writer cannot start its clock; logs are not persisted");
             return;
         };
-        let mut lines: Vec<LogLine> = Vec::with_capacity(1024);
-        let mut flushes = Vec::new();
-        let mut prunes = Vec::new();
+        let mut batch = Batch {
+            lines: Vec::with_capacity(1024),
+            ..Batch::default()
+        };
         loop {
             let every = self.limits.prune_interval;
             let first = match clock.block_on(async { tokio::time::timeout(every, rx.recv()).await })
@@ -297,67 +407,61 @@ impl Writer {
                 Ok(None) => return,
                 Err(_) => None,
             };
-            let mut closing = false;
-            let mut next = first;
-            while let Some(m) = next {
-                match m {
-                    Msg::Line(l) => lines.push(l),
-                    Msg::Flush(done) => flushes.push(done),
-                    Msg::Prune(done) => prunes.push(done),
-                    Msg::Close => closing = true,
-                }
-                if lines.len() >= MAX_BATCH || closing {
-                    break;
-                }
-                next = rx.try_recv().ok();
-            }
-            let result = if lines.is_empty() {
-                Ok(())
-            } else {
-                self.commit(&lines)
-            };
-            let n = lines.len() as u64;
-            lines.clear();
-            match &result {
-                Ok(()) => {
-                    self.stats.written.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.stats.write_errors.fetch_add(n, Ordering::Relaxed);
-                    tracing::error!("cannot persist {n} log lines: {e}");
-                }
-            }
-            let written = self.stats.written.load(Ordering::Relaxed);
-            for f in flushes.drain(..) {
-                let _ = f.send(result.as_ref().map(|()| written).map_err(|e| e.to_string()));
-            }
-            let over = self.stats.bytes.load(Ordering::Relaxed) > self.limits.max_bytes;
-            if over || !prunes.is_empty() || self.last_prune.elapsed() >= self.limits.prune_interval
-            {
-                self.last_prune = Instant::now();
-                // Deleting at least twice what came in keeps a sustained flood
-                // from outgrowing the limit, while each pass stays bounded.
-                let budget = self.limits.prune_batch.max(2 * n as usize);
-                let deleted = match prune(
-                    &self.db,
-                    &self.stats,
-                    &self.limits,
-                    budget,
-                    crate::clock::unix_ms(),
-                ) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::error!("log pruning failed: {e}");
-                        0
-                    }
-                };
-                for p in prunes.drain(..) {
-                    let _ = p.send(deleted);
-                }
-            }
-            if closing {
+            collect(first, &mut rx, &mut batch);
+            let n = self.persist(&mut batch);
+            self.prune_if_due(n, &mut batch.prunes);
+            if batch.closing {
                 return;
             }
+        }
+    }
+
+    /// Commits the batch's lines and answers its flushes; returns the lines.
+    fn persist(&self, batch: &mut Batch) -> u64 {
+        let result = if batch.lines.is_empty() {
+            Ok(())
+        } else {
+            self.commit(&batch.lines)
+        };
+        let n = batch.lines.len() as u64;
+        batch.lines.clear();
+        match &result {
+            Ok(()) => {
+                self.stats.written.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.write_errors.fetch_add(n, Ordering::Relaxed);
+                tracing::error!("cannot persist {n} log lines: {e}");
+            }
+        }
+        let written = self.stats.written.load(Ordering::Relaxed);
+        for f in batch.flushes.drain(..) {
+            let _ = f.send(result.as_ref().map(|()| written).map_err(|e| e.to_string()));
+        }
+        n
+    }
+
+    /// Prunes when the store is over its size, when asked, or every
+    /// `prune_interval`; `came_in` lines were just written.
+    fn prune_if_due(&mut self, came_in: u64, asked: &mut Vec<oneshot::Sender<u64>>) {
+        let over = self.stats.bytes.load(Ordering::Relaxed) > self.limits.max_bytes;
+        if !over && asked.is_empty() && self.last_prune.elapsed() < self.limits.prune_interval {
+            return;
+        }
+        self.last_prune = Instant::now();
+        // Deleting at least twice what came in keeps a sustained flood from
+        // outgrowing the limit, while each pass stays bounded.
+        let budget = self.limits.prune_batch.max(2 * came_in as usize);
+        let now = crate::clock::unix_ms();
+        let deleted = match prune(&self.db, &self.stats, &self.limits, budget, now) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("log pruning failed: {e}");
+                0
+            }
+        };
+        for p in asked.drain(..) {
+            let _ = p.send(deleted);
         }
     }
 
@@ -369,40 +473,19 @@ impl Writer {
         let mut added = 0u64;
         {
             let mut t = w.open_table(CHUNKS)?;
-            let mut idx = w.open_table(BY_SCRIPT)?;
+            let mut idx = Indexes::open(&w)?;
             let mut chunk = Vec::with_capacity(CHUNK_BYTES + 1024);
-            let mut scripts: Vec<u64> = Vec::new();
-            for part in lines.chunk_by({
-                // Cut a chunk at CHUNK_LINES lines or once it passes CHUNK_BYTES.
-                let mut n = 0usize;
-                let mut bytes = 0usize;
-                move |_: &LogLine, b: &LogLine| {
-                    n += 1;
-                    bytes += b.message.len() + b.fields.len() + 64;
-                    if n >= CHUNK_LINES || bytes >= CHUNK_BYTES {
-                        n = 0;
-                        bytes = 0;
-                        false
-                    } else {
-                        true
-                    }
-                }
-            }) {
+            for part in chunks(lines) {
                 chunk.clear();
-                scripts.clear();
+                let mut meta = ChunkMeta::default();
                 for l in part {
                     l.encode_into(&mut chunk)?;
-                    let h = script_hash(&l.script_id);
-                    if !scripts.contains(&h) {
-                        scripts.push(h);
-                    }
+                    meta.add(l.ts_ms, &l.script_id, &l.script_path);
                 }
                 let key = part[0].seq;
                 t.insert(key, chunk.as_slice())?;
-                for h in &scripts {
-                    idx.insert((*h, key), ())?;
-                }
-                added += chunk_charge(chunk.len(), scripts.len());
+                idx.insert(key, &meta)?;
+                added += chunk_charge(chunk.len(), meta.index_entries());
             }
             let mut m = w.open_table(META)?;
             let total = m.get("bytes")?.map(|v| v.value()).unwrap_or(0) + added;
@@ -420,6 +503,23 @@ impl Writer {
             .last_commit_us
             .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// Takes `first` and whatever else is queued, up to `MAX_BATCH` lines or a close.
+fn collect(first: Option<Msg>, rx: &mut Receiver<Msg>, batch: &mut Batch) {
+    let mut next = first;
+    while let Some(m) = next {
+        match m {
+            Msg::Line(l) => batch.lines.push(l),
+            Msg::Flush(done) => batch.flushes.push(done),
+            Msg::Prune(done) => batch.prunes.push(done),
+            Msg::Close => batch.closing = true,
+        }
+        if batch.lines.len() >= MAX_BATCH || batch.closing {
+            break;
+        }
+        next = rx.try_recv().ok();
     }
 }
 
@@ -447,31 +547,26 @@ pub(super) fn prune(
             u64::MAX
         };
         let mut t = w.open_table(CHUNKS)?;
-        let mut idx = w.open_table(BY_SCRIPT)?;
+        let mut idx = Indexes::open(&w)?;
         while (deleted as usize) < budget {
             let (key, len, meta) = match t.first()? {
                 Some((k, v)) => (k.value(), v.value().len(), chunk_meta(v.value())),
                 None => break,
             };
-            let (count, newest, scripts) = match meta {
-                Ok(m) => m,
-                Err(_) => {
-                    // A chunk we cannot read only takes space.
-                    t.remove(key)?;
-                    bytes = bytes.saturating_sub(chunk_charge(len, 0));
-                    continue;
-                }
+            let Ok(meta) = meta else {
+                // A chunk we cannot read only takes space.
+                t.remove(key)?;
+                bytes = bytes.saturating_sub(chunk_charge(len, 0));
+                continue;
             };
-            if bytes <= target && newest >= cutoff {
+            if bytes <= target && meta.newest_ms >= cutoff {
                 break;
             }
             t.remove(key)?;
-            for h in &scripts {
-                idx.remove((*h, key))?;
-            }
-            bytes = bytes.saturating_sub(chunk_charge(len, scripts.len()));
-            lines = lines.saturating_sub(count as u64);
-            deleted += count as u64;
+            idx.remove(key, &meta)?;
+            bytes = bytes.saturating_sub(chunk_charge(len, meta.index_entries()));
+            lines = lines.saturating_sub(meta.lines as u64);
+            deleted += meta.lines as u64;
         }
         m.insert("bytes", bytes)?;
         m.insert("lines", lines)?;

@@ -24,10 +24,17 @@ fn open(name: &str, limits: StoreLimits, rate: u32, burst: u32) -> Arc<Logs> {
 }
 
 fn all(logs: &Logs, q: LogQuery) -> Vec<super::record::LogEntry> {
-    let mut q = LogQuery {
-        limit: MAX_LIMIT,
-        ..q
-    };
+    paged(
+        logs,
+        LogQuery {
+            limit: MAX_LIMIT,
+            ..q
+        },
+    )
+}
+
+/// Every line `q` selects, page by page of `q.limit`, following the cursor.
+fn paged(logs: &Logs, mut q: LogQuery) -> Vec<super::record::LogEntry> {
     let mut out = Vec::new();
     loop {
         let p = logs.store.page(&q).expect("page");
@@ -187,7 +194,16 @@ fn filters_by_script_level_text_and_time() {
         4
     );
     assert_eq!(
-        logs.store.last_lines(Some("b"), 1).expect("last")[0].message,
+        logs.store
+            .last_lines(
+                LogQuery {
+                    script_id: Some("b".into()),
+                    ..LogQuery::default()
+                },
+                1
+            )
+            .expect("last")[0]
+            .message,
         "b info"
     );
 }
@@ -343,9 +359,9 @@ async fn lines_reach_websocket_subscribers() {
         "hello".into(),
         Some(&serde_json::json!({"k": 1})),
     );
-    logs.status("a", "stopped", "脚本已停止");
-    logs.function_execution("a", "calc", Ok(&serde_json::json!(42)), 1.5);
-    logs.function_execution("a", "calc", Err("boom".into()), 2.0);
+    s.status("stopped", "脚本已停止");
+    s.function_execution("calc", Ok(&serde_json::json!(42)), 1.5);
+    s.function_execution("calc", Err("boom".into()), 2.0);
     let got: Vec<serde_json::Value> = c
         .next_batch()
         .await
@@ -378,22 +394,15 @@ fn paging_one_script_among_others_across_chunks() {
         logs.store.flush_blocking().expect("flush");
     }
     for order in [Order::Desc, Order::Asc] {
-        let mut q = LogQuery {
+        let q = LogQuery {
             script_id: Some("a".into()),
             limit: 37,
             order,
             ..LogQuery::default()
         };
-        let mut seqs = Vec::new();
-        loop {
-            let p = logs.store.page(&q).expect("page");
-            assert!(p.entries.iter().all(|e| e.script_id == "a"));
-            seqs.extend(p.entries.iter().map(|e| e.seq));
-            match p.next {
-                Some(s) => q.after = Some(s),
-                None => break,
-            }
-        }
+        let got = paged(&logs, q);
+        assert!(got.iter().all(|e| e.script_id == "a"));
+        let seqs: Vec<u64> = got.iter().map(|e| e.seq).collect();
         assert_eq!(seqs.len(), 1200, "{order:?}");
         let sorted = seqs.windows(2).all(|w| match order {
             Order::Desc => w[0] > w[1],
@@ -401,4 +410,119 @@ fn paging_one_script_among_others_across_chunks() {
         });
         assert!(sorted, "{order:?}");
     }
+}
+
+#[test]
+fn a_script_path_finds_every_run_of_the_script_across_restarts() {
+    let path = tmp("by-path");
+    let logs = Logs::open_at(&path, StoreLimits::default(), 0, 1).expect("open");
+    // Two runs of main.py (a restart gives a new script_id) among another script.
+    let first = logs.script("main.py_1_a", "proj/main.py");
+    let other = logs.script("x.py_1_b", "proj/x.py");
+    for i in 0..400 {
+        first.script_line(Level::Info, "log", format!("run1-{i}"), None);
+        other.script_line(Level::Info, "log", format!("x-{i}"), None);
+    }
+    logs.store.flush_blocking().expect("flush");
+    drop((first, other));
+    logs.close();
+    drop(logs);
+    let logs = Logs::open_at(&path, StoreLimits::default(), 0, 1).expect("reopen");
+    let second = logs.script("main.py_2_c", "proj/main.py");
+    for i in 0..400 {
+        second.script_line(Level::Info, "log", format!("run2-{i}"), None);
+    }
+    logs.store.flush_blocking().expect("flush");
+    for order in [Order::Desc, Order::Asc] {
+        let q = LogQuery {
+            script_path: Some("proj/main.py".into()),
+            limit: 51,
+            order,
+            ..LogQuery::default()
+        };
+        let got = paged(&logs, q);
+        assert_eq!(got.len(), 800, "{order:?}");
+        assert!(got.iter().all(|e| e.script_path == "proj/main.py"));
+        let runs: std::collections::BTreeSet<_> =
+            got.iter().map(|e| e.script_id.as_str()).collect();
+        assert_eq!(
+            runs.into_iter().collect::<Vec<_>>(),
+            ["main.py_1_a", "main.py_2_c"]
+        );
+    }
+    // An id and a path together: that run only.
+    let both = all(
+        &logs,
+        LogQuery {
+            script_id: Some("main.py_2_c".into()),
+            script_path: Some("proj/main.py".into()),
+            ..LogQuery::default()
+        },
+    );
+    assert_eq!(both.len(), 400);
+}
+
+#[test]
+fn chunks_written_before_the_path_index_are_indexed_when_opened() {
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
+    let path = tmp("backfill");
+    let logs = Logs::open_at(&path, StoreLimits::default(), 0, 1).expect("open");
+    let s = logs.script("main.py_1_a", "proj/main.py");
+    for i in 0..1000 {
+        s.script_line(Level::Info, "log", format!("old-{i}"), None);
+    }
+    logs.store.flush_blocking().expect("flush");
+    let bytes_indexed = logs.store.stats.bytes.load(Ordering::Relaxed);
+    drop(s);
+    logs.close();
+    drop(logs);
+    // Make it the store an earlier version left: no path index, no marker, and
+    // the size without the path entries.
+    let meta: TableDefinition<&str, u64> = TableDefinition::new("log_meta");
+    {
+        let db = redb::Database::create(&path).expect("db");
+        let w = db.begin_write().expect("write");
+        let entries = w
+            .open_table(super::store::BY_PATH)
+            .expect("t")
+            .len()
+            .expect("len");
+        assert!(entries > 0);
+        w.delete_table(super::store::BY_PATH).expect("drop index");
+        let mut m = w.open_table(meta).expect("meta");
+        m.remove("path_index").expect("marker");
+        m.insert("bytes", bytes_indexed - 16 * entries)
+            .expect("bytes");
+        drop(m);
+        w.commit().expect("commit");
+    }
+    let logs = Logs::open_at(&path, StoreLimits::default(), 0, 1).expect("reopen");
+    assert_eq!(
+        logs.store.stats.bytes.load(Ordering::Relaxed),
+        bytes_indexed
+    );
+    let q = LogQuery {
+        script_path: Some("proj/main.py".into()),
+        ..LogQuery::default()
+    };
+    assert_eq!(all(&logs, q.clone()).len(), 1000);
+    // Pruning takes the path entries along with the chunks.
+    let limits = StoreLimits {
+        max_age_ms: 0,
+        prune_interval: Duration::from_secs(3600),
+        ..StoreLimits::default()
+    };
+    logs.close();
+    drop(logs);
+    let logs = Logs::open_at(&path, limits, 0, 1).expect("reopen for pruning");
+    std::thread::sleep(Duration::from_millis(5));
+    while logs.store.prune_now_blocking().expect("prune") > 0 {}
+    assert!(all(&logs, q).is_empty());
+    let r = logs.store.db().begin_read().expect("read");
+    let left = r
+        .open_table(super::store::BY_PATH)
+        .expect("t")
+        .len()
+        .expect("len");
+    assert_eq!(left, 0, "no path entry outlives its chunk");
 }

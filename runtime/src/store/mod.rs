@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub use files::{FileQuery, NewFile};
 pub use records::{FileRec, ProjectRec, RunningRec, VersionRec};
 pub use running::RunningSet;
-pub use script_data::ScriptData;
+pub use script_data::{DataError, ScriptData};
 
 use crate::db::{Db, DbError};
 use crate::paths::PathError;

@@ -4,22 +4,28 @@
 //! writer task, which batches whatever is queued into a single write. One reader task
 //! decodes answers and completes the caller's oneshot; everything else the worker
 //! says goes to the [`FrameSink`] of the script.
+//!
+//! The queue to the writer is bounded by bytes, not by a channel's slot count:
+//! requests (routes, calls, events, timers, pings) beyond [`MAX_QUEUED_BYTES`]
+//! are refused with [`CallError::Busy`]. Control frames and replies to the
+//! worker's own requests always pass; they are paced by the worker, which
+//! waits for each reply it asked for.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
-use vwed_ipc::{FrameDecoder, FromWorker, Json, RouteReply, ToWorker, encode};
+use vwed_ipc::{FrameDecoder, FromWorker, Json, RouteReply, ScriptError, ToWorker, encode};
 
 /// What a worker answered.
 #[derive(Debug)]
 pub enum Answer {
     Route(RouteReply),
-    Call(Result<Json, String>),
+    Call(Result<Json, ScriptError>),
     Done(Result<(), String>),
 }
 
@@ -33,13 +39,27 @@ pub enum CallError {
     Encode(String),
     #[error("脚本应答类型错误")]
     Protocol,
-    #[error("脚本繁忙: 已有 {0} 个请求在等待")]
-    Busy(usize),
+    #[error("脚本繁忙: {0}")]
+    Busy(Backlog),
+}
+
+/// What a busy worker has too much of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Backlog {
+    #[error("已有 {0} 个请求在等待")]
+    Requests(usize),
+    #[error("待发送的数据已达 {0} 字节")]
+    Bytes(usize),
 }
 
 /// Requests one worker may have waiting at once. A flood against a slow script is
 /// refused beyond this instead of queueing without bound.
 pub const MAX_PENDING: usize = 10_000;
+
+/// Bytes of frames that may wait for one worker (queued, or taken by the writer
+/// and not yet written). A frame always passes when nothing waits, so a single
+/// request of any accepted body size gets through.
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
 /// Receives everything a worker says that is not an answer to a request.
 pub trait FrameSink: Send + Sync + 'static {
@@ -50,10 +70,12 @@ pub trait FrameSink: Send + Sync + 'static {
 
 pub struct WorkerConn {
     tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes sent to the writer and not yet written; see [`MAX_QUEUED_BYTES`].
+    queued: Arc<AtomicUsize>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
     next_req: AtomicU64,
     alive: AtomicBool,
-    /// Unix time (s) of the last frame from the worker.
+    /// Unix time (ms) of the last frame from the worker.
     last_seen_ms: AtomicU64,
 }
 
@@ -61,14 +83,16 @@ impl WorkerConn {
     pub fn start(stream: UnixStream, sink: Arc<dyn FrameSink>) -> Arc<WorkerConn> {
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let conn = Arc::new(WorkerConn {
             tx,
+            queued: queued.clone(),
             pending: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(1),
             alive: AtomicBool::new(true),
             last_seen_ms: AtomicU64::new(crate::clock::unix_ms()),
         });
-        tokio::spawn(write_loop(wr, rx));
+        tokio::spawn(write_loop(wr, rx, queued));
         tokio::spawn(read_loop(rd, conn.clone(), sink));
         conn
     }
@@ -85,10 +109,31 @@ impl WorkerConn {
         self.next_req.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Fire and forget.
+    /// Fire and forget, outside the byte budget: for control frames and replies
+    /// to the worker's own requests.
     pub fn send(&self, msg: &ToWorker) -> Result<(), CallError> {
         let bytes = encode(msg).map_err(|e| CallError::Encode(e.to_string()))?;
-        self.tx.send(bytes).map_err(|_| CallError::Gone)
+        self.queued.fetch_add(bytes.len(), Ordering::AcqRel);
+        self.push(bytes)
+    }
+
+    /// Counts `bytes` against the budget, or refuses them when it is spent.
+    fn reserve(&self, bytes: usize) -> Result<(), CallError> {
+        let before = self.queued.fetch_add(bytes, Ordering::AcqRel);
+        if before > 0 && before + bytes > MAX_QUEUED_BYTES {
+            self.queued.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(CallError::Busy(Backlog::Bytes(before)));
+        }
+        Ok(())
+    }
+
+    /// Hands counted bytes to the writer.
+    fn push(&self, bytes: Vec<u8>) -> Result<(), CallError> {
+        let len = bytes.len();
+        self.tx.send(bytes).map_err(|_| {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            CallError::Gone
+        })
     }
 
     /// Sends a request numbered `req` and waits for its answer. On timeout the
@@ -113,15 +158,19 @@ impl WorkerConn {
         if !self.is_alive() {
             return Err(CallError::Gone);
         }
+        let bytes = encode(msg).map_err(|e| CallError::Encode(e.to_string()))?;
+        let len = bytes.len();
+        self.reserve(len)?;
         let (otx, orx) = oneshot::channel();
         {
             let mut pending = self.lock_pending();
             if pending.len() >= MAX_PENDING {
-                return Err(CallError::Busy(pending.len()));
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                return Err(CallError::Busy(Backlog::Requests(pending.len())));
             }
             pending.insert(req, otx);
         }
-        if let Err(e) = self.send(msg) {
+        if let Err(e) = self.push(bytes) {
             self.lock_pending().remove(&req);
             return Err(e);
         }
@@ -162,9 +211,12 @@ impl WorkerConn {
     }
 }
 
+/// The channel to this task is unbounded in slots; what bounds it is the byte
+/// count `queued`, released here once the bytes are written.
 async fn write_loop(
     mut wr: tokio::net::unix::OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     while let Some(first) = rx.recv().await {
@@ -178,6 +230,7 @@ async fn write_loop(
         if wr.write_all(&buf).await.is_err() {
             return;
         }
+        queued.fetch_sub(buf.len(), Ordering::AcqRel);
         buf.clear();
     }
 }
@@ -220,4 +273,70 @@ async fn read_loop(
     }
     conn.close();
     sink.on_closed(&conn);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Ignore;
+
+    impl FrameSink for Ignore {
+        fn on_frame(&self, _: &Arc<WorkerConn>, _: FromWorker) {}
+        fn on_closed(&self, _: &Arc<WorkerConn>) {}
+    }
+
+    fn call(conn: &WorkerConn, args: &str) -> Result<oneshot::Receiver<Answer>, CallError> {
+        let req = conn.next_req();
+        let msg = ToWorker::Call {
+            req,
+            handler: 1,
+            args: args.to_string(),
+        };
+        conn.send_request(req, &msg)
+    }
+
+    #[tokio::test]
+    async fn requests_to_a_worker_that_stopped_reading_are_refused_by_bytes() {
+        let (ours, mut theirs) = UnixStream::pair().expect("socket pair");
+        let conn = WorkerConn::start(ours, Arc::new(Ignore));
+        let mib = "x".repeat(1024 * 1024);
+        let mut accepted = Vec::new();
+        let refused = loop {
+            match call(&conn, &mib) {
+                Ok(rx) => accepted.push(rx),
+                Err(e) => break e,
+            }
+            assert!(
+                accepted.len() < 200,
+                "never refused: the queue is unbounded"
+            );
+            // Let the writer fill the socket and block on it.
+            tokio::task::yield_now().await;
+        };
+        assert!(
+            matches!(refused, CallError::Busy(Backlog::Bytes(n)) if n > MAX_QUEUED_BYTES / 2),
+            "{refused}"
+        );
+        assert!(accepted.len() >= MAX_QUEUED_BYTES / mib.len() - 1);
+        assert!(refused.to_string().contains("字节"), "{refused}");
+        // Replies to the worker's own requests still pass.
+        conn.send(&ToWorker::Reply {
+            req: 1,
+            result: Ok("null".into()),
+        })
+        .expect("replies are not budgeted");
+
+        // Once the worker reads again, requests are taken again.
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 1 << 16];
+            while matches!(theirs.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while call(&conn, &mib).is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "budget never freed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        reader.abort();
+    }
 }

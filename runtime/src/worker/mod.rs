@@ -1,5 +1,6 @@
 //! Worker processes: spawning them and talking to them.
 
+mod confine;
 mod conn;
 mod spawn;
 

@@ -13,6 +13,8 @@ use std::process::Stdio;
 use tokio::net::UnixStream;
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
+use super::confine::SpawnPlan;
+
 /// The socket to the supervisor, as the worker sees it.
 pub const CHANNEL_FD: RawFd = 3;
 /// The inherited data-dir lock.
@@ -59,70 +61,19 @@ pub fn spawn_worker(
     let (ours, theirs) = StdUnixStream::pair()?;
     let child_fd = theirs.as_raw_fd();
     let lock_fd = lock.map(|l| l.as_raw_fd());
-    let mut cmd = Command::new(exe);
-    cmd.arg("worker");
-    if matches!(mode, WorkerMode::Analyzer) {
-        cmd.arg("--analyzer");
-    }
-    cmd.env(
-        vwed_pyhost::worker::SUPERVISOR_PID_ENV,
-        std::process::id().to_string(),
-    )
-    .env("PYTHONDONTWRITEBYTECODE", "1")
-    // Only the supervisor speaks for the service to systemd.
-    .env_remove(crate::sdnotify::ENV_VARS[0])
-    .env_remove(crate::sdnotify::ENV_VARS[1])
-    .env_remove(crate::sdnotify::ENV_VARS[2])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
+    let (mut cmd, plan) = worker_command(exe, mode)?;
     // SAFETY: only async-signal-safe syscalls run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             // Own process group: a Ctrl-C meant for the supervisor's terminal must
             // not reach scripts; the supervisor stops them itself.
             libc::setpgid(0, 0);
+            super::confine::in_child(&plan)?;
             if let Some(bytes) = memory_limit {
-                let lim = libc::rlimit {
-                    rlim_cur: bytes,
-                    rlim_max: bytes,
-                };
-                libc::setrlimit(libc::RLIMIT_DATA, &lim);
+                limit_data_segment(bytes);
             }
-            // If memory runs out all the same, the kernel should take a worker, not
-            // the supervisor that keeps every other script and the API going.
-            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
-            if fd >= 0 {
-                libc::write(fd, b"500".as_ptr().cast(), 3);
-                libc::close(fd);
-            }
-            // The lock first: if it sits on fd 3 the channel would overwrite it.
-            if let Some(l) = lock_fd {
-                let tmp = if l == CHANNEL_FD {
-                    let t = libc::dup(l);
-                    if t < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    t
-                } else {
-                    l
-                };
-                let chan = if child_fd == LOCK_FD {
-                    let t = libc::dup(child_fd);
-                    if t < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    t
-                } else {
-                    child_fd
-                };
-                move_fd(tmp, LOCK_FD)?;
-                move_fd(chan, CHANNEL_FD)?;
-            } else {
-                move_fd(child_fd, CHANNEL_FD)?;
-            }
-            Ok(())
+            prefer_as_oom_victim();
+            place_fds(child_fd, lock_fd)
         });
     }
     let mut child = cmd.spawn()?;
@@ -139,6 +90,72 @@ pub fn spawn_worker(
         stdout,
         stderr,
     })
+}
+
+/// The binary in worker mode, with its pipes; its environment, working directory
+/// and spawn-time limits come from `confine.rs`, applied in the child by the plan.
+fn worker_command(exe: &Path, mode: WorkerMode) -> std::io::Result<(Command, SpawnPlan)> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("worker");
+    if matches!(mode, WorkerMode::Analyzer) {
+        cmd.arg("--analyzer");
+    }
+    let plan = super::confine::prepare(&mut cmd)?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    Ok((cmd, plan))
+}
+
+/// In the forked child: caps heap and anonymous memory at `bytes`.
+fn limit_data_segment(bytes: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: setrlimit on our own process with a valid struct.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_DATA, &lim);
+    }
+}
+
+/// In the forked child: if memory runs out all the same, the kernel should take
+/// a worker, not the supervisor that keeps every other script and the API going.
+fn prefer_as_oom_victim() {
+    // SAFETY: open/write/close on a /proc file of our own process.
+    unsafe {
+        let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+        if fd >= 0 {
+            libc::write(fd, b"500".as_ptr().cast(), 3);
+            libc::close(fd);
+        }
+    }
+}
+
+/// In the forked child: the channel onto fd 3, the lock (if any) onto fd 4. The
+/// lock goes first: if it sits on fd 3 the channel would overwrite it.
+fn place_fds(channel: RawFd, lock: Option<RawFd>) -> std::io::Result<()> {
+    let Some(l) = lock else {
+        return move_fd(channel, CHANNEL_FD);
+    };
+    let lock_from = if l == CHANNEL_FD { dup(l)? } else { l };
+    let channel_from = if channel == LOCK_FD {
+        dup(channel)?
+    } else {
+        channel
+    };
+    move_fd(lock_from, LOCK_FD)?;
+    move_fd(channel_from, CHANNEL_FD)
+}
+
+fn dup(fd: RawFd) -> std::io::Result<RawFd> {
+    // SAFETY: dup(2) of an fd this process holds.
+    let t = unsafe { libc::dup(fd) };
+    if t < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(t)
 }
 
 /// Resident memory of a process, from /proc.

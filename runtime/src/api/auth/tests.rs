@@ -33,7 +33,7 @@ impl Client {
             .method(method)
             .path(path)
             .header("host", "127.0.0.1:8000")
-            .remote_addr(([127, 0, 0, 1], 4321).into());
+            .extension(crate::server::test_client(([127, 0, 0, 1], 4321).into()));
         for (k, v) in headers {
             r = r.header(*k, *v);
         }
