@@ -318,6 +318,7 @@ fn register_route(
     method: String,
     path: String,
     description: String,
+    public: bool,
 ) -> PyResult<()> {
     register(
         py,
@@ -326,6 +327,7 @@ fn register_route(
             method,
             path,
             description,
+            public,
         },
     )
 }

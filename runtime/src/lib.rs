@@ -75,6 +75,8 @@ pub enum ServeError {
     ServerLimits(#[from] LimitsError),
     #[error("cannot start access control")]
     Auth(#[source] auth::AuthError),
+    #[error("cannot set up HTTPS")]
+    Tls(#[source] tls::TlsError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -87,7 +89,7 @@ pub enum ServeError {
 pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     let started = Instant::now();
     let engine = open_engine(cfg).await?;
-    let auth = auth::Auth::start(&engine.cfg, false).map_err(ServeError::Auth)?;
+    let tls = https(&engine)?;
     // The first spare worker comes up while the API binds and scripts restore.
     engine.refill_spare();
     let addr = engine.cfg.listen;
@@ -95,9 +97,10 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
     let ready = Arc::new(AtomicBool::new(false));
-    let server = Server::start(listener, &engine, &auth, started, ready.clone())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = Server::start(listener, &engine, tls, started, ready.clone())?;
     tracing::info!(
-        "VWED Edge listening on http://{addr} (data dir {})",
+        "VWED Edge listening on {scheme}://{addr} (data dir {})",
         engine.cfg.data_dir.display()
     );
     let notifier = Notifier::from_env();
@@ -114,7 +117,7 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     tracing::info!("ready in {} ms", started.elapsed().as_millis());
 
     shutdown_signal().await;
-    shut_down(&engine, notifier.as_ref(), server, auth).await;
+    shut_down(&engine, notifier.as_ref(), server).await;
     Ok(())
 }
 
@@ -129,6 +132,7 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
         source,
     })?;
     let lock = lock::acquire(&cfg.data_dir).await?;
+    let auth = auth::Auth::start(&cfg, tls::enabled(&cfg)).map_err(ServeError::Auth)?;
     let db_path = cfg.data_dir.join("vwed.redb");
     let db = db::open(&db_path, cfg.db_cache_bytes).map_err(|source| ServeError::Database {
         path: db_path,
@@ -144,12 +148,34 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
     // Before the first worker is spawned: probes the kernel, takes the cgroup.
     sandbox::init(&cfg);
     let cfg = Arc::new(cfg);
-    let engine = Engine::new(cfg.clone(), store, exe, Some(lock), logs);
+    let engine = Engine::new(cfg.clone(), store, exe, Some(lock), logs, auth);
     // Before scripts are restored, so that their boot() can already use I/O.
     if let Some(io) = io::start(&cfg, &engine).map_err(ServeError::DeviceIo)? {
         let _ = engine.io.set(io);
     }
     Ok(engine)
+}
+
+/// The API's TLS configuration when HTTPS is on (`tls`, or `tls_cert` and
+/// `tls_key`); a self-signed certificate is made on first start for the host
+/// names the API answers to. Its fingerprint goes to the log, so that a client
+/// can pin it.
+fn https(engine: &Engine) -> Result<Option<Arc<rustls::ServerConfig>>, ServeError> {
+    let names = engine.auth.settings.hosts.names();
+    let Some(t) = tls::server(&engine.cfg, names).map_err(ServeError::Tls)? else {
+        return Ok(None);
+    };
+    tracing::info!(
+        "HTTPS with {} certificate {} (SHA-256 fingerprint {})",
+        if t.self_signed {
+            "the self-signed"
+        } else {
+            "the"
+        },
+        t.cert_path.display(),
+        t.fingerprint
+    );
+    Ok(Some(t.config))
 }
 
 /// The HTTP server task and the switch that ends it gracefully.
@@ -164,7 +190,7 @@ impl Server {
     fn start(
         listener: tokio::net::TcpListener,
         engine: &Arc<Engine>,
-        auth: &Arc<auth::Auth>,
+        tls: Option<Arc<rustls::ServerConfig>>,
         started: Instant,
         ready: Arc<AtomicBool>,
     ) -> Result<Server, ServeError> {
@@ -181,14 +207,10 @@ impl Server {
                     }
                 }
             });
-        let app = gate
-            .or(api::auth::routes(auth.clone()))
-            .unify()
-            .or(api::routes(engine.clone(), started))
-            .unify();
+        let app = gate.or(api::routes(engine.clone(), started)).unify();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = server::Limits::from_config(&engine.cfg)?;
-        let task = tokio::spawn(server::serve(app, listener, limits, None, async {
+        let task = tokio::spawn(server::serve(app, listener, limits, tls, async {
             let _ = stopped.await;
         }));
         Ok(Server { stop, task })
@@ -206,12 +228,7 @@ async fn restore_scripts(engine: &Arc<Engine>, notifier: Option<&Notifier>) {
     engine.restore().await;
 }
 
-async fn shut_down(
-    engine: &Arc<Engine>,
-    notifier: Option<&Notifier>,
-    server: Server,
-    auth: Arc<auth::Auth>,
-) {
+async fn shut_down(engine: &Arc<Engine>, notifier: Option<&Notifier>, server: Server) {
     tracing::info!("shutting down: stopping scripts (they start again with the runtime)");
     if let Some(n) = notifier {
         let _ = n.notify_stopping();
@@ -222,6 +239,8 @@ async fn shut_down(
     let _ = tokio::task::spawn_blocking(move || logs.close()).await;
     let _ = server.stop.send(());
     let _ = server.task.await;
+    // Pending token use and audit records to disk, the admin socket gone.
+    let auth = engine.auth.clone();
     let _ = tokio::task::spawn_blocking(move || auth.stop()).await;
 }
 

@@ -55,7 +55,7 @@ fn body(
 }
 
 pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
-    route::mount(table(&engine, started))
+    route::mount(table(&engine, started), &engine.auth)
         .recover(recover)
         .unify()
         .boxed()
@@ -74,6 +74,7 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(io::routes(engine));
     t.extend(integration::routes(engine));
     t.extend(storage::routes(engine));
+    t.extend(auth::routes(&engine.auth));
     t.extend(doc::routes());
     t
 }
@@ -94,6 +95,7 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         io::Doc::openapi(),
         integration::Doc::openapi(),
         storage::Doc::openapi(),
+        auth::Doc::openapi(),
     ]
 }
 
@@ -134,6 +136,9 @@ async fn health_status(engine: Arc<Engine>, started: Instant) -> Resp {
 }
 
 async fn recover(err: Rejection) -> Result<Resp, Infallible> {
+    if let Some(r) = crate::auth::filters::recover(&err) {
+        return Ok(r);
+    }
     use warp::reject::{
         InvalidQuery, LengthRequired, MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType,
     };

@@ -65,6 +65,8 @@ pub struct Engine {
     pub registry: Registry,
     pub analyzer: Analyzer,
     pub logs: Arc<crate::logs::Logs>,
+    /// Accounts, tokens, sessions and the audit log.
+    pub auth: Arc<crate::auth::Auth>,
     exe: PathBuf,
     lock: Option<OwnedFd>,
     scripts: Mutex<HashMap<String, Arc<Instance>>>,
@@ -102,6 +104,7 @@ impl Engine {
         exe: PathBuf,
         lock: Option<OwnedFd>,
         logs: Arc<crate::logs::Logs>,
+        auth: Arc<crate::auth::Auth>,
     ) -> Arc<Engine> {
         let db = store.db().clone();
         Arc::new(Engine {
@@ -114,6 +117,7 @@ impl Engine {
             exe,
             lock,
             logs,
+            auth,
             scripts: Mutex::new(HashMap::new()),
             ended: Mutex::new(VecDeque::new()),
             shutting_down: AtomicBool::new(false),
