@@ -89,7 +89,9 @@ pub struct Config {
     /// AUTH user; empty = no authentication.
     pub smtp_username: String,
     pub smtp_password: String,
-    /// STARTTLS needs a TLS stack this build does not carry; `true` is refused.
+    /// Upgrade the SMTP connection with STARTTLS (required: a server that does
+    /// not offer it is refused); the certificate is checked against the system's
+    /// roots and `tls_ca_file`.
     pub smtp_starttls: bool,
     pub smtp_timeout_ms: u64,
     /// Largest file `VWED.mail.send_with_attachment` attaches.

@@ -120,14 +120,17 @@ pub async fn call(cfg: &Config, script_id: &str, op: Op) -> Result<Value, TaskSe
             )
         }
     };
-    let f = http_client::send(Outgoing {
-        method,
-        url,
-        headers: vec![("accept".into(), "application/json".into())],
-        body: body.map(|b| (b.to_string().into_bytes(), "application/json")),
-        timeout: Duration::from_millis(cfg.task_server_timeout_ms.max(1)),
-        max_bytes: cfg.http_max_response_bytes,
-    })
+    let f = http_client::send(
+        cfg,
+        Outgoing {
+            method,
+            url,
+            headers: vec![("accept".into(), "application/json".into())],
+            body: body.map(|b| (b.to_string().into_bytes(), "application/json")),
+            timeout: Duration::from_millis(cfg.task_server_timeout_ms.max(1)),
+            max_bytes: cfg.http_max_response_bytes,
+        },
+    )
     .await?;
     if !(200..300).contains(&f.status) {
         let mut text = f.text();
