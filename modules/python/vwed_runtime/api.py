@@ -39,6 +39,12 @@ class Headers(dict):
 _METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
 
+def _public(public):
+    if not isinstance(public, bool):
+        raise VWEDArgumentError(f"public must be True or False, got {public!r}")
+    return public
+
+
 def _route_path(path):
     if not isinstance(path, str) or not path:
         raise VWEDArgumentError("route path must be a non-empty string such as '/hello'")
@@ -58,8 +64,7 @@ class Api:
         webhook); otherwise callers need an operator login or an API token."""
         if handler is None:
             raise VWEDArgumentError("register_route needs handler=")
-        if not isinstance(public, bool):
-            raise VWEDArgumentError(f"public must be True or False, got {public!r}")
+        _public(public)
         method = str(method).upper()
         if method not in _METHODS:
             raise VWEDArgumentError(
@@ -71,6 +76,9 @@ class Api:
         return handler
 
     def register(self, path, method="GET", description="", public=False, **kw):
+        # Said at the decorator, not only once it is applied.
+        _public(public)
+
         def deco(fn):
             self.register_route(
                 path=path,

@@ -48,6 +48,8 @@ pub const STORE_FILE: &str = "auth.redb";
 const HASHING_AT_ONCE: usize = 2;
 /// Logins waiting for a hashing slot; more are refused with 503 at once.
 const HASHING_QUEUE: usize = 32;
+/// Longest a long-lived connection goes without checking its credential.
+const RECHECK_MS: u64 = 5_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -439,17 +441,20 @@ impl Auth {
     }
 
     /// Resolves once `p`'s credential stops working: what a WebSocket selects
-    /// on to close the connection of a revoked token or ended session. Checks
-    /// again at least once a minute, so wall-clock jumps are noticed too.
+    /// on to close the connection of a revoked token or ended session (at
+    /// once: every such change ticks `changes`) or of an expired one (at its
+    /// expiry). Expiry is wall time while the wait is monotonic, so it checks
+    /// again at least every `RECHECK_MS`: a wall-clock jump forward that ends
+    /// the credential closes the socket within that.
     pub async fn until_invalid(&self, p: &Principal) {
         let mut rx = self.changes.subscribe();
         loop {
             if !self.still_valid(p) {
                 return;
             }
-            let left = p
-                .expires_ms()
-                .map_or(60_000, |e| e.saturating_sub(unix_ms()).clamp(1, 60_000));
+            let left = p.expires_ms().map_or(RECHECK_MS, |e| {
+                e.saturating_sub(unix_ms()).clamp(1, RECHECK_MS)
+            });
             tokio::select! {
                 r = rx.changed() => if r.is_err() { std::future::pending::<()>().await },
                 _ = tokio::time::sleep(Duration::from_millis(left)) => {}
