@@ -68,7 +68,7 @@ fn login(rt: &Runtime, user: &str, password: &str) -> Resp {
 
 #[test]
 fn first_start_writes_private_admin_files_and_both_work() {
-    let rt = Runtime::start();
+    let rt = Runtime::with(Opts::default().anonymous());
     let dir = rt.data_dir().to_path_buf();
     for f in ["admin.token", "initial-admin-password", "auth.redb"] {
         let mode = std::fs::metadata(dir.join(f))
@@ -92,7 +92,7 @@ fn first_start_writes_private_admin_files_and_both_work() {
 
 #[test]
 fn browser_attacks_are_refused_by_the_real_server() {
-    let rt = Runtime::start();
+    let rt = Runtime::with(Opts::default().anonymous());
     let token = std::fs::read_to_string(rt.data_dir().join("admin.token")).expect("token");
     let auth = bearer(&token);
     // DNS rebinding: a name that is not ours in Host.
@@ -145,7 +145,7 @@ fn browser_attacks_are_refused_by_the_real_server() {
 
 #[test]
 fn cli_manages_accounts_through_the_running_runtime_and_offline() {
-    let rt = Runtime::start();
+    let rt = Runtime::with(Opts::default().anonymous());
     let dir = rt.data_dir().to_path_buf();
     let admin = std::fs::read_to_string(dir.join("admin.token")).expect("token");
 
@@ -205,7 +205,7 @@ fn cli_manages_accounts_through_the_running_runtime_and_offline() {
     );
     let offline = offline["token"].as_str().expect("token").to_string();
 
-    let rt = Runtime::start_in(data, Opts::default());
+    let rt = Runtime::start_in(data, Opts::default().anonymous());
     login(&rt, "kim", "kim-password-1").fails(401, "");
     login(&rt, "kim", "kim-password-2").ok();
     assert_eq!(me(&rt, &offline).ok().data()["role"], "engineer");

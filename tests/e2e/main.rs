@@ -1,7 +1,9 @@
 //! End-to-end tests: one test binary, one module per area. Each test starts the real
 //! `vwed-edge` binary on a loopback port with its own data dir (see `vwed_e2e`).
 
+mod access;
 mod auth;
+mod clock;
 mod data_util;
 mod envelope;
 mod events_timers;
@@ -25,4 +27,5 @@ mod seed_examples;
 mod server_bounds;
 mod startup;
 mod stubs;
+mod tls;
 mod watchdog;

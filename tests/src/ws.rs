@@ -11,19 +11,35 @@ use crate::Runtime;
 
 pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
-/// Connects to `/api/script/ws/script-logs{query}`; reads time out every 200 ms
-/// so that waits can give up.
+/// Connects to `/api/script/ws/script-logs{query}` with the runtime's admin
+/// token; reads time out every 200 ms so that waits can give up.
 pub fn connect(rt: &Runtime, query: &str) -> Ws {
+    connect_with(rt, query, &[("authorization", &rt.bearer())]).expect("websocket connect")
+}
+
+/// As [`connect`], with exactly these extra headers (a credential or none).
+pub fn connect_with(
+    rt: &Runtime,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, tungstenite::Error> {
+    use tungstenite::client::IntoClientRequest;
     let url = format!(
         "ws://127.0.0.1:{}/api/script/ws/script-logs{query}",
         rt.port
     );
-    let (ws, _) = tungstenite::connect(url).expect("websocket connect");
+    let mut req = url.into_client_request()?;
+    for (k, v) in headers {
+        let name = tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name");
+        let value = tungstenite::http::HeaderValue::from_str(v).expect("header value");
+        req.headers_mut().insert(name, value);
+    }
+    let (ws, _) = tungstenite::connect(req)?;
     if let MaybeTlsStream::Plain(s) = ws.get_ref() {
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .expect("read timeout");
     }
-    ws
+    Ok(ws)
 }
 
 /// Next text message as JSON, or `None` once `deadline` passes or the socket closes.
