@@ -4,14 +4,10 @@
 //! operator's unless registered public, and what changed is in the audit log
 //! before the answer (it survives a kill -9).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 use vwed_e2e::*;
-
-/// Longest any wait in these tests may take.
-const BOUND: Duration = Duration::from_secs(20);
 
 /// A new API token of `role` made by the admin: (id, token).
 pub(crate) fn new_token(rt: &Runtime, admin: &str, role: &str, days: Option<u64>) -> (u64, String) {
@@ -25,16 +21,21 @@ pub(crate) fn new_token(rt: &Runtime, admin: &str, role: &str, days: Option<u64>
     (id, r.data()["token"].as_str().expect("token").to_string())
 }
 
-/// Logs in as the first admin: (cookie pair, CSRF token).
-pub(crate) fn admin_session(rt: &Runtime) -> (String, String) {
+/// The first admin logs in with the password the first start wrote.
+fn admin_login(rt: &Runtime) -> Resp {
     let pw = std::fs::read_to_string(rt.data_dir().join("initial-admin-password"))
         .expect("initial password");
-    let r = rt.send_as(
+    rt.send_as(
         None,
         "POST",
         "/api/auth/login",
         Some(&json!({"username": "admin", "password": pw.trim()})),
-    );
+    )
+}
+
+/// Logs in as the first admin: (cookie pair, CSRF token).
+pub(crate) fn admin_session(rt: &Runtime) -> (String, String) {
+    let r = admin_login(rt);
     r.ok();
     let cookie = r.header("set-cookie").expect("cookie");
     let pair = cookie.split(';').next().expect("name=value").to_string();
@@ -42,25 +43,6 @@ pub(crate) fn admin_session(rt: &Runtime) -> (String, String) {
         pair,
         r.data()["csrf_token"].as_str().expect("csrf").to_string(),
     )
-}
-
-/// Reads until the server closes the socket; its close code, or None if it
-/// was still open after `BOUND`.
-pub(crate) fn close_code(socket: &mut ws::Ws) -> Option<CloseCode> {
-    let deadline = Instant::now() + BOUND;
-    while Instant::now() < deadline {
-        match socket.read() {
-            Ok(Message::Close(frame)) => return Some(frame.map_or(CloseCode::Status, |f| f.code)),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("closed without a close frame: {e}"),
-        }
-    }
-    None
 }
 
 fn denied(rt: &Runtime) -> usize {
@@ -179,15 +161,7 @@ fn a_login_storm_is_bounded_and_the_api_keeps_answering() {
         assert_eq!(retry, status == 429);
     }
     // The address has failed too often: even the right password waits now.
-    let pw = std::fs::read_to_string(rt.data_dir().join("initial-admin-password"))
-        .expect("initial password");
-    let r = rt.send_as(
-        None,
-        "POST",
-        "/api/auth/login",
-        Some(&json!({"username": "admin", "password": pw.trim()})),
-    );
-    r.fails(429, "请");
+    admin_login(&rt).fails(429, "请");
     rt.get("/health").ok();
 }
 
@@ -206,7 +180,7 @@ fn a_websocket_closes_when_its_token_is_revoked_or_its_session_ends() {
         std::thread::sleep(Duration::from_millis(200));
     }
     rt.delete(&format!("/api/auth/tokens/{id}")).ok();
-    assert_eq!(close_code(&mut socket), Some(CloseCode::Policy));
+    assert_eq!(ws::close_code(&mut socket), Some(CloseCode::Policy));
 
     // A browser session: the page's own origin may open it; logout closes it.
     let (cookie, csrf) = admin_session(&rt);
@@ -226,7 +200,7 @@ fn a_websocket_closes_when_its_token_is_revoked_or_its_session_ends() {
         .send()
         .expect("logout");
     assert_eq!(out.status().as_u16(), 200);
-    assert_eq!(close_code(&mut socket), Some(CloseCode::Policy));
+    assert_eq!(ws::close_code(&mut socket), Some(CloseCode::Policy));
 
     // Another origin, or no credential: no socket at all.
     let evil = ws::connect_with(

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use tungstenite::protocol::frame::coding::CloseCode;
 use vwed_e2e::*;
 
-use crate::access::{admin_session, close_code, new_token};
+use crate::access::{admin_session, new_token};
 
 fn libfaketime() -> PathBuf {
     let found = std::fs::read_dir("/usr/lib")
@@ -69,7 +69,7 @@ fn wall_clock_jumps_move_session_and_token_expiry_but_not_revocation() {
         .fails(401, "已过期");
     assert_eq!(me_by_cookie(), 401);
     rt.get("/api/auth/me").ok();
-    assert_eq!(close_code(&mut socket), Some(CloseCode::Policy));
+    assert_eq!(ws::close_code(&mut socket), Some(CloseCode::Policy));
 
     // Back to now: they work again (nothing pruned the session in these
     // seconds); the revoked token stays revoked.

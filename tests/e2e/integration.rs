@@ -699,7 +699,7 @@ fn http_goes_only_to_allowed_hosts_with_timeouts_and_size_limits() {
 
 // ---------------------------------------------------------------------- mail
 
-pub(crate) const MAILER: &str = r#"
+const MAILER: &str = r#"
 import os
 
 def boot():
@@ -818,6 +818,13 @@ fn mail_goes_through_smtp_with_checked_attachments() {
     drop(smtp);
 }
 
+/// A runtime with `opts` sends one plain mail from a script: the script's answer.
+pub(crate) fn mail_once(opts: Opts) -> Value {
+    let rt = Runtime::with(opts);
+    rt.deploy("mail", "mailer.py", &py(MAILER));
+    rt.execute_ok(None, "mail", json!({"kind": "plain"}))
+}
+
 #[test]
 fn mail_authenticates_when_a_user_is_configured() {
     let out = TempDir::new("smtp-auth");
@@ -830,17 +837,12 @@ fn mail_authenticates_when_a_user_is_configured() {
             .env("VWED_SMTP_USERNAME", "edge")
             .env("VWED_SMTP_PASSWORD", password)
     };
-    let rt = Runtime::with(opts("wrong"));
-    rt.deploy("mail", "mailer.py", &py(MAILER));
-    let r = rt.execute_ok(None, "mail", json!({"kind": "plain"}));
+    let r = mail_once(opts("wrong"));
     assert!(
         r["error"].as_str().unwrap_or("").contains("邮件发送失败"),
         "{r}"
     );
-    drop(rt);
-    let rt = Runtime::with(opts("s3cret"));
-    rt.deploy("mail", "mailer.py", &py(MAILER));
-    let r = rt.execute_ok(None, "mail", json!({"kind": "plain"}));
+    let r = mail_once(opts("s3cret"));
     assert_eq!(r["to"], json!(["admin@example.com"]), "{r}");
     let mails = wait_mail(out.path(), 1);
     assert!(
@@ -848,7 +850,6 @@ fn mail_authenticates_when_a_user_is_configured() {
         "{}",
         mails[0]
     );
-    drop(rt);
 
     // A server that accepts and then says nothing: the send ends at smtp_timeout_ms.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

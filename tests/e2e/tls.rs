@@ -6,7 +6,7 @@
 use vwed_e2e::peers::{TestCa, http_standin, smtp_standin};
 use vwed_e2e::*;
 
-use crate::integration::{FETCHER, MAILER, wait_mail};
+use crate::integration::{FETCHER, mail_once, wait_mail};
 
 /// `AB:CD:...`, as the runtime logs it.
 fn sha256_hex(der: &[u8]) -> String {
@@ -129,21 +129,15 @@ fn mail_goes_over_starttls_checked_against_the_configured_ca() {
             .env("VWED_TLS_CA_FILE", ca.cert.display())
     };
     // Without STARTTLS the server (which requires it) refuses the plain session.
-    let rt = Runtime::with(opts(false));
-    rt.deploy("mail", "mailer.py", &py(MAILER));
-    let r = rt.execute_ok(None, "mail", json!({"kind": "plain"}));
+    let r = mail_once(opts(false));
     assert!(
         r["error"].as_str().unwrap_or("").contains("邮件发送失败"),
         "{r}"
     );
-    drop(rt);
-    let rt = Runtime::with(opts(true));
-    rt.deploy("mail", "mailer.py", &py(MAILER));
-    let r = rt.execute_ok(None, "mail", json!({"kind": "plain"}));
+    let r = mail_once(opts(true));
     assert_eq!(r["to"], json!(["admin@example.com"]), "{r}");
     let mails = wait_mail(out.path(), 1);
     assert!(mails[0].contains("X-Over-TLS: yes"), "{}", mails[0]);
-    drop(rt);
 
     // A server whose certificate the CA did not sign is refused before AUTH.
     let stranger = smtp_standin(
@@ -151,9 +145,7 @@ fn mail_goes_over_starttls_checked_against_the_configured_ca() {
         Some(("edge", "s3cret")),
         Some(&ca.stranger("s2")),
     );
-    let rt = Runtime::with(opts(true).env("VWED_SMTP_PORT", stranger.port));
-    rt.deploy("mail", "mailer.py", &py(MAILER));
-    let r = rt.execute_ok(None, "mail", json!({"kind": "plain"}));
+    let r = mail_once(opts(true).env("VWED_SMTP_PORT", stranger.port));
     let e = r["error"].as_str().unwrap_or("");
     assert!(
         e.contains("邮件发送失败") && e.to_ascii_lowercase().contains("certificate"),

@@ -4,6 +4,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
@@ -42,12 +43,18 @@ pub fn connect_with(
     Ok(ws)
 }
 
-/// Next text message as JSON, or `None` once `deadline` passes or the socket closes.
-pub fn next(ws: &mut Ws, deadline: Instant) -> Option<Value> {
+/// What reading the socket gave before a deadline.
+enum Read {
+    Text(String),
+    Closed(Option<CloseCode>),
+    Nothing,
+}
+
+fn read_until(ws: &mut Ws, deadline: Instant) -> Read {
     while Instant::now() < deadline {
         match ws.read() {
-            Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
-            Ok(Message::Close(_)) => return None,
+            Ok(Message::Text(t)) => return Read::Text(t.as_str().to_string()),
+            Ok(Message::Close(frame)) => return Read::Closed(frame.map(|f| f.code)),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
                 if matches!(
@@ -57,7 +64,28 @@ pub fn next(ws: &mut Ws, deadline: Instant) -> Option<Value> {
             Err(e) => panic!("websocket read: {e}"),
         }
     }
-    None
+    Read::Nothing
+}
+
+/// Next text message as JSON, or `None` once `deadline` passes or the socket closes.
+pub fn next(ws: &mut Ws, deadline: Instant) -> Option<Value> {
+    match read_until(ws, deadline) {
+        Read::Text(t) => serde_json::from_str(&t).ok(),
+        _ => None,
+    }
+}
+
+/// Reads (dropping messages) until the server closes the socket: its close
+/// code, or None if it was still open after 20 s.
+pub fn close_code(ws: &mut Ws) -> Option<CloseCode> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match read_until(ws, deadline) {
+            Read::Text(_) => {}
+            Read::Closed(code) => return Some(code.unwrap_or(CloseCode::Status)),
+            Read::Nothing => return None,
+        }
+    }
 }
 
 /// Reads until a message matches `pred`; panics with what was seen otherwise.
