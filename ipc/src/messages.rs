@@ -37,6 +37,27 @@ pub enum ToWorker {
     Ping { req: u64 },
     /// Finish: the worker should exit now. The supervisor kills it after a grace period.
     Stop,
+    /// Run a one-shot job (a fresh worker runs one and is then stopped). Answered
+    /// with [`FromWorker::CallReply`]: the job's result, or how it failed. A job
+    /// that calls `sys.exit(n)` does not answer; its worker exits with `n`.
+    Job(JobRun),
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct JobRun {
+    pub req: u64,
+    /// The execution id: what the job's log lines and `VWED` calls are filed under.
+    pub execution_id: String,
+    /// `jobs/<job id>`: the job's name in tracebacks, and its `VWED.data` namespace.
+    pub job_path: String,
+    pub source: String,
+    /// JSON object of the input parameters: `PARAMS`, and `main(params)`.
+    pub params: Json,
+    /// The job's environment, replacing the worker's own `os.environ`.
+    pub env: Vec<(String, String)>,
+    /// How the worker confines itself before any of the job's code runs; the
+    /// job's work dir is its scratch folder.
+    pub sandbox: SandboxPolicy,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

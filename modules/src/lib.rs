@@ -38,6 +38,7 @@ runtime_modules!(
     "integrations",
     "facade",
     "boot",
+    "job",
     "loop",
     "analyzer",
 );

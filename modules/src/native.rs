@@ -145,6 +145,10 @@ fn to_py_messages<'py>(
             }
             ToWorker::Ping { req } => ("ping", req).into_pyobject(py)?.into_any(),
             ToWorker::Stop => ("stop",).into_pyobject(py)?.into_any(),
+            ToWorker::Job(j) => match job_message(py, j)? {
+                Some(item) => item,
+                None => continue,
+            },
         };
         list.append(item)?;
     }
@@ -152,6 +156,40 @@ fn to_py_messages<'py>(
         list.append(("eof",))?;
     }
     Ok(list)
+}
+
+/// A one-shot job for the loop, once the worker has confined itself; `None` when
+/// the confinement the policy requires is not complete (the job is answered as
+/// failed instead of run).
+fn job_message<'py>(py: Python<'py>, j: vwed_ipc::JobRun) -> PyResult<Option<Bound<'py, PyAny>>> {
+    // As for a script's Boot: nothing of the job runs unconfined.
+    if let Some(refused) = crate::sandbox::enter(py, &j.sandbox) {
+        let message = match refused {
+            BootOutcome::Failed { message, .. } => message,
+            other => format!("{other:?}"),
+        };
+        let result = Err(ScriptError {
+            kind: ScriptErrorKind::Raised,
+            message,
+        });
+        send(FromWorker::CallReply { req: j.req, result })?;
+        flush()?;
+        return Ok(None);
+    }
+    if let Ok(mut g) = SCRIPT_ID.lock() {
+        g.clone_from(&j.execution_id);
+    }
+    let params = json_to_py(py, &j.params)?;
+    let item = (
+        "job",
+        j.req,
+        j.execution_id,
+        j.job_path,
+        j.source,
+        params,
+        j.env,
+    );
+    Ok(Some(item.into_pyobject(py)?.into_any()))
 }
 
 fn request_data<'py>(py: Python<'py>, r: RouteRequest) -> PyResult<Bound<'py, PyAny>> {

@@ -19,3 +19,14 @@ pub fn unix_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// `unix_ms` as local wall-clock time, in the records' format.
+pub fn local_at(unix_ms: u64) -> String {
+    match chrono::DateTime::from_timestamp_millis(i64::try_from(unix_ms).unwrap_or(i64::MAX)) {
+        Some(t) => t
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string(),
+        None => String::new(),
+    }
+}

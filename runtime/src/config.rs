@@ -42,6 +42,9 @@ pub enum ConfigError {
     /// A `[sandbox]` setting or a project's grant is not acceptable.
     #[error("{0}")]
     Sandbox(String),
+    /// A `[supervision]` setting is not acceptable.
+    #[error("{0}")]
+    Supervision(String),
 }
 
 fn in_file(file: Option<&Path>) -> String {
@@ -166,6 +169,30 @@ pub struct Config {
     /// connections: HTTP connections get the limit (the soft RLIMIT_NOFILE, raised
     /// to the hard one at start) minus this, but at least a quarter of the limit.
     pub fd_reserve: u64,
+    // Jobs: one-shot Python and Bash scripts (runtime/src/jobs, docs/jobs.md).
+    /// Job executions that run at once (the seed's MAX_CONCURRENT_SCRIPTS). They
+    /// also count against `max_running_scripts` together with service scripts:
+    /// a job waits while services and jobs use all of it.
+    pub job_max_concurrent: usize,
+    /// Executions waiting for a free slot; a new one beyond is refused (and recorded).
+    pub job_queue_len: usize,
+    /// Timeout of a job that names none, in seconds (the seed's SCRIPT_TIMEOUT).
+    pub job_default_timeout_s: u64,
+    pub job_max_timeout_s: u64,
+    /// Retries a job's policy may ask for.
+    pub job_max_retries: u32,
+    /// After SIGTERM on timeout or cancel, how long a job has before SIGKILL.
+    pub job_kill_grace_ms: u64,
+    /// Bash for Bash jobs; an absolute path.
+    pub job_bash_path: String,
+    /// Output kept per execution (its start and its end; the middle is cut).
+    pub job_output_bytes: u64,
+    /// Executions kept in the history; the oldest finished ones go first.
+    pub job_history_max: usize,
+    /// Versions kept per job; the oldest go first.
+    pub job_max_versions: usize,
+    /// Jobs that may be defined.
+    pub job_max_scripts: usize,
     // --- access control, TLS and secrets (issue 10) ---
     /// `serve --no-auth`: no credentials asked, every caller is admin. For
     /// development only: refused unless `listen` is a loopback address.
@@ -198,10 +225,18 @@ pub struct Config {
     /// Read `smtp_password` from this file (e.g. a systemd credential; a relative
     /// path is taken below `$CREDENTIALS_DIRECTORY` when that is set).
     pub smtp_password_file: String,
-    // A table: after the plain settings, so the TOML form lists it last.
+    // Tables after the plain settings, so that the TOML form can list them last.
     /// Confinement and limits of script workers, and per-project grants
     /// (`[sandbox]`, `[sandbox.projects.<name>]`; see docs/sandbox.md).
     pub sandbox: crate::sandbox::SandboxSettings,
+    /// Restart policy defaults, busy grace, CPU limit, safe mode (`[supervision]`;
+    /// see docs/sandbox.md).
+    pub supervision: crate::supervision::SupervisionSettings,
+    /// `serve --safe`: start without restoring the scripts that ran before.
+    #[serde(skip)]
+    pub safe_start: bool,
+    /// Fleet sync over MQTT (`[fleet]`, docs/fleet.md); off while `broker_url` is empty.
+    pub fleet: crate::fleet::FleetSettings,
 }
 
 impl Default for Config {
@@ -256,6 +291,17 @@ impl Default for Config {
             tls_handshake_timeout_ms: 10_000,
             max_connections: 1_024,
             fd_reserve: 256,
+            job_max_concurrent: 10,
+            job_queue_len: 100,
+            job_default_timeout_s: 300,
+            job_max_timeout_s: 86_400,
+            job_max_retries: 10,
+            job_kill_grace_ms: 2_000,
+            job_bash_path: "/bin/bash".to_string(),
+            job_output_bytes: 64 * 1024,
+            job_history_max: 10_000,
+            job_max_versions: 200,
+            job_max_scripts: 1_000,
             sandbox: crate::sandbox::SandboxSettings::default(),
             no_auth: false,
             session_hours: 12,
@@ -268,6 +314,9 @@ impl Default for Config {
             tls_key: String::new(),
             tls_ca_file: String::new(),
             smtp_password_file: String::new(),
+            supervision: crate::supervision::SupervisionSettings::default(),
+            safe_start: false,
+            fleet: crate::fleet::FleetSettings::default(),
         }
     }
 }
@@ -279,6 +328,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub board: Option<String>,
     pub io_config: Option<String>,
+    /// Start in safe mode (`serve --safe`).
+    pub safe: bool,
 }
 
 impl Config {
@@ -317,6 +368,7 @@ impl Config {
             cfg.io_config.clone_from(p);
         }
         cfg.sandbox.config_file = file.map(Path::to_path_buf);
+        cfg.safe_start = overrides.safe;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -340,6 +392,9 @@ impl Config {
         self.sandbox
             .validate(&self.data_dir)
             .map_err(ConfigError::Sandbox)?;
+        self.supervision
+            .validate()
+            .map_err(ConfigError::Supervision)?;
         Ok(())
     }
 }
@@ -467,8 +522,9 @@ fn set_known(table: &mut toml::Table, path: &[String], value: toml::Value) -> bo
     }
 }
 
-/// A list of hosts from TOML (an array) or the environment (`"a,b:80"`).
-fn host_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// A list of hosts (or other names) from TOML (an array) or the environment
+/// (`"a,b:80"`).
+pub(crate) fn host_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Hosts {
@@ -575,9 +631,12 @@ mod tests {
                     env_error(&var, "abc"),
                     format!("{var}: invalid boolean \"abc\" (true or false)"),
                 ),
-                toml::Value::String(_) if key == "listen" => {
+                toml::Value::String(_) if key == "listen" || key == "restart" => {
                     let e = env_error(&var, "abc");
-                    assert!(e.starts_with("VWED_LISTEN: invalid value \"abc\": "), "{e}");
+                    assert!(
+                        e.starts_with(&format!("{var}: invalid value \"abc\": ")),
+                        "{e}"
+                    );
                 }
                 // Any text is a valid path, URL, name or list of hosts; they are
                 // checked where they are used.

@@ -1,9 +1,10 @@
 //! Cron expressions for `VWED.timer.cron`: five fields (minute hour day month
 //! weekday) or six with seconds first. Fields take `*`, numbers, `a-b`, lists and
-//! `/step`; months and weekdays also take names (`jan`, `mon`). Times are local,
-//! as on the controller's clock.
+//! `/step`; months and weekdays also take names (`jan`, `mon`). Times are in the
+//! time zone of the instant given: local for `VWED.timer.cron`, the job's own zone
+//! for jobs (`jobs/triggers.rs`).
 
-use chrono::{DateTime, Datelike, Duration, Local, TimeZone, Timelike};
+use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CronError {
@@ -118,9 +119,10 @@ impl Schedule {
 
     /// The first matching second strictly after `after`, searched up to five years
     /// ahead (an expression such as `0 0 31 2 *` never matches).
-    pub fn next_after(&self, after: DateTime<Local>) -> Option<DateTime<Local>> {
+    pub fn next_after<Tz: TimeZone>(&self, after: DateTime<Tz>) -> Option<DateTime<Tz>> {
+        let zone = after.timezone();
         let mut t = after.with_nanosecond(0)? + Duration::seconds(1);
-        let limit = after + Duration::days(366 * 5);
+        let limit = after.clone() + Duration::days(366 * 5);
         while t < limit {
             if self.months & (1 << t.month()) == 0 {
                 let (y, m) = if t.month() == 12 {
@@ -128,7 +130,7 @@ impl Schedule {
                 } else {
                     (t.year(), t.month() + 1)
                 };
-                t = Local.with_ymd_and_hms(y, m, 1, 0, 0, 0).earliest()?;
+                t = zone.with_ymd_and_hms(y, m, 1, 0, 0, 0).earliest()?;
                 continue;
             }
             if !self.day_matches(&t) {
@@ -159,6 +161,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Local;
 
     fn at(s: &str) -> DateTime<Local> {
         let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("time");

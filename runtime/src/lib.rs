@@ -10,20 +10,24 @@ pub mod config;
 mod cron;
 mod db;
 mod engine;
+pub mod fleet;
 mod fsio;
 mod integrations;
 mod io;
+mod jobs;
 mod lock;
 mod logs;
 mod output;
 mod paths;
 mod registry;
+mod safe_mode;
 mod sample;
 mod sandbox;
 mod sdnotify;
 pub mod secrets;
 mod server;
 mod store;
+mod supervision;
 pub mod tls;
 mod worker;
 
@@ -38,6 +42,7 @@ use sdnotify::Notifier;
 
 pub use db::DbError;
 pub use io::IoStartError;
+pub use jobs::JobStoreError;
 pub use lock::LockError;
 pub use logs::LogStoreError;
 pub use paths::PathError;
@@ -71,12 +76,16 @@ pub enum ServeError {
     Logs(#[source] LogStoreError),
     #[error("cannot start the I/O")]
     DeviceIo(#[source] IoStartError),
+    #[error("cannot open the jobs tables")]
+    Jobs(#[source] jobs::JobStoreError),
     #[error("invalid server limits")]
     ServerLimits(#[from] LimitsError),
     #[error("cannot start access control")]
     Auth(#[source] auth::AuthError),
     #[error("cannot set up HTTPS")]
     Tls(#[source] tls::TlsError),
+    #[error("cannot start fleet sync")]
+    Fleet(#[source] fleet::FleetError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -89,6 +98,11 @@ pub enum ServeError {
 pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     let started = Instant::now();
     let engine = open_engine(cfg).await?;
+    // A switch or rollback a power cut interrupted ends before scripts restore.
+    let fleet = fleet::runtime_agent(&engine).map_err(ServeError::Fleet)?;
+    if let Some(agent) = &fleet {
+        agent.recover().map_err(ServeError::Fleet)?;
+    }
     let tls = https(&engine)?;
     // The first spare worker comes up while the API binds and scripts restore.
     engine.refill_spare();
@@ -104,9 +118,10 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
         engine.cfg.data_dir.display()
     );
     let notifier = Notifier::from_env();
-    if engine.cfg.restore_on_start {
+    if engine.cfg.restore_on_start || engine.cfg.safe_start {
         restore_scripts(&engine, notifier.as_ref()).await;
     }
+    let fleet = fleet.map(|agent| agent.spawn());
     ready.store(true, Ordering::Release);
     if let Some(n) = &notifier {
         if let Err(e) = n.notify_ready() {
@@ -117,6 +132,9 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     tracing::info!("ready in {} ms", started.elapsed().as_millis());
 
     shutdown_signal().await;
+    if let Some(f) = fleet {
+        f.shutdown().await;
+    }
     shut_down(&engine, notifier.as_ref(), server).await;
     Ok(())
 }
@@ -153,6 +171,9 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
     if let Some(io) = io::start(&cfg, &engine).map_err(ServeError::DeviceIo)? {
         let _ = engine.io.set(io);
     }
+    let jobs = jobs::Jobs::open(&engine).map_err(ServeError::Jobs)?;
+    let _ = engine.jobs.set(jobs.clone());
+    jobs.start().await;
     Ok(engine)
 }
 
@@ -217,7 +238,8 @@ impl Server {
     }
 }
 
-/// Starts again the scripts that ran before; tells systemd how long that may take.
+/// Starts again the scripts that ran before (unless in safe mode); tells systemd
+/// how long that may take.
 async fn restore_scripts(engine: &Arc<Engine>, notifier: Option<&Notifier>) {
     if let Some(n) = notifier {
         // Each restored script may take up to its boot timeout.
@@ -225,7 +247,7 @@ async fn restore_scripts(engine: &Arc<Engine>, notifier: Option<&Notifier>) {
             .saturating_mul(u32::try_from(engine.cfg.max_running_scripts).unwrap_or(u32::MAX));
         let _ = n.notify_extend_timeout(most);
     }
-    engine.restore().await;
+    engine.restore_at_start().await;
 }
 
 async fn shut_down(engine: &Arc<Engine>, notifier: Option<&Notifier>, server: Server) {
@@ -233,7 +255,12 @@ async fn shut_down(engine: &Arc<Engine>, notifier: Option<&Notifier>, server: Se
     if let Some(n) = notifier {
         let _ = n.notify_stopping();
     }
+    if let Some(jobs) = engine.jobs.get() {
+        jobs.shutdown().await;
+    }
     engine.shutdown().await;
+    // A clean stop, even soon after a restore, is no reason for safe mode.
+    engine.safe_mode.settled();
     // Commit the lines the stopping scripts just wrote.
     let logs = engine.logs.clone();
     let _ = tokio::task::spawn_blocking(move || logs.close()).await;

@@ -60,6 +60,10 @@ enum Command {
         /// Refused unless --listen is a loopback address.
         #[arg(long)]
         no_auth: bool,
+        /// Start without restoring the scripts that ran before (safe mode); they
+        /// stay listed until started again or `POST /api/script/safe-mode/exit`.
+        #[arg(long)]
+        safe: bool,
     },
     /// Print the effective configuration as TOML (secrets as ***) and exit.
     Config {
@@ -86,6 +90,9 @@ enum Command {
     },
     /// Print the type stubs of the VWED object (vwed.pyi) for editors.
     Stubs,
+    /// Fleet sync, the central side: keys, deployments, status, calls (docs/fleet.md).
+    #[command(subcommand)]
+    Fleet(vwed_runtime::fleet::central::FleetCommand),
     /// Internal: a script worker. Started by `serve`, never by hand.
     #[command(hide = true)]
     Worker {
@@ -251,6 +258,7 @@ fn main() -> anyhow::Result<()> {
             };
             std::process::exit(vwed_pyhost::worker::run(3, mode));
         }
+        Command::Fleet(cmd) => std::process::exit(vwed_runtime::fleet::central::run(cmd)?),
         Command::Stubs => {
             print!("{}", vwed_pyhost::STUBS_PYI);
             Ok(())
@@ -270,12 +278,14 @@ fn main() -> anyhow::Result<()> {
             board,
             io_config,
             no_auth,
+            safe,
         } => {
             let overrides = config::Overrides {
                 listen,
                 data_dir,
                 board,
                 io_config,
+                safe,
             };
             let mut cfg = config::Config::load(config.as_deref(), &overrides)?;
             secrets::load_files(&mut cfg)?;

@@ -51,7 +51,7 @@ def boot():
 
 #[test]
 fn events_reach_listeners_of_other_scripts_in_priority_order() {
-    let rt = Runtime::with(Opts::default());
+    let rt = Runtime::with(crate::isolation::stays_down());
     let l = rt.deploy("ev", "listener.py", LISTENER);
     let e = rt.deploy("ev", "emitter.py", EMITTER);
     rt.call_route("POST", "/fire", Some(&json!({})))

@@ -73,7 +73,10 @@ def boot():
 "#;
 
 fn runtime() -> (Runtime, String) {
-    let rt = Runtime::start();
+    // The slow functions outlive their timeouts by seconds; here the worker is
+    // left to finish them (supervision.rs tests ending a worker that does not).
+    let rt =
+        Runtime::with(vwed_e2e::Opts::default().env("VWED_SUPERVISION__BUSY_GRACE_MS", 60_000));
     let sid = rt.deploy("p", "funcs.py", FUNCS);
     (rt, sid)
 }

@@ -62,10 +62,18 @@ def boot():
         return "fast"
 "#;
 
+/// Settings under which a crashed or hung script stays as it is: these tests look
+/// at that state (supervision.rs tests what the restart policy does with it).
+pub(crate) fn stays_down() -> Opts {
+    Opts::default()
+        .env("VWED_SUPERVISION__RESTART", "never")
+        .env("VWED_SUPERVISION__BUSY_GRACE_MS", 0)
+}
+
 /// The runtime, both scripts, and the folder the busy handlers put their markers in
 /// (their project's scratch folder: the one they may write).
 fn setup() -> (Runtime, String, String, PathBuf) {
-    let rt = Runtime::with(Opts::default().env("VWED_STOP_GRACE_MS", GRACE_MS));
+    let rt = Runtime::with(stays_down().env("VWED_STOP_GRACE_MS", GRACE_MS));
     let busy = rt.deploy("p", "busy.py", BUSY);
     let fast = rt.deploy("p", "fast.py", FAST);
     let markers = rt.scratch_dir("p");
@@ -313,7 +321,7 @@ fn a_crash_during_boot_is_a_failed_start() {
 
 #[test]
 fn a_crash_inside_a_function_call_is_503_and_marks_the_script_crashed() {
-    let rt = Runtime::start();
+    let rt = Runtime::with(stays_down());
     let sid = rt.deploy(
         "p",
         "fn_crash.py",

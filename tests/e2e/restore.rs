@@ -61,7 +61,13 @@ fn scripts_come_back_after_kill_9_of_the_runtime() {
     let c = rt.start_ok("p/c.py", None);
     rt.stop(&c).ok();
     let e = rt.start_ok("p/e.py", None);
-    let crashed = rt.start_ok("p/crash.py", None);
+    // A script whose policy does not restart it is not restored either.
+    let r = rt.post(
+        "/api/script/scripts/start",
+        &json!({"script_path": "p/crash.py", "restart_policy": {"mode": "never"}}),
+    );
+    r.ok();
+    let crashed = r.get("script_id").as_str().expect("script_id").to_string();
     rt.call_route("GET", "/crash", None);
     wait_until(Duration::from_secs(5), "crash.py crashed", || {
         rt.running_entry(&crashed)

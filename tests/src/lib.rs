@@ -9,6 +9,7 @@
 //! start (`<data-dir>/admin.token`), as a reader of the README does; the access
 //! control tests opt out with [`Opts::anonymous`] and present what they mean to.
 
+pub mod fleet;
 pub mod peers;
 pub mod pty;
 pub mod ws;
@@ -97,6 +98,8 @@ pub struct Opts {
     pub env: Vec<(String, String)>,
     /// Soft and hard `RLIMIT_NOFILE` of the runtime, set before it starts.
     pub nofile: Option<u64>,
+    /// More arguments after `serve --listen .. --data-dir ..`, e.g. `--safe`.
+    pub args: Vec<String>,
     /// Send no credential by default.
     pub anonymous: bool,
     /// Serve the API over HTTPS (`VWED_TLS=true`, a self-signed certificate);
@@ -117,6 +120,11 @@ impl Opts {
 
     pub fn nofile(mut self, limit: u64) -> Opts {
         self.nofile = Some(limit);
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Opts {
+        self.args.push(arg.to_string());
         self
     }
 
@@ -296,7 +304,8 @@ impl Runtime {
                 .arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--data-dir")
-                .arg(data.path());
+                .arg(data.path())
+                .args(&opts.args);
             // The tests decide every setting; nothing leaks in from the environment.
             for (k, _) in std::env::vars() {
                 if k.starts_with("VWED_") {
@@ -460,29 +469,29 @@ impl Runtime {
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    assert!(
-                        status.success(),
-                        "vwed-edge exited with {status} after SIGTERM:\n{}",
-                        self.stderr()
-                    );
-                    break;
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "vwed-edge did not exit within {timeout:?} of SIGTERM:\n{}",
-                        self.stderr()
-                    );
-                }
-            }
+        match reap(&mut child, timeout) {
+            Some(status) => assert!(
+                status.success(),
+                "vwed-edge exited with {status} after SIGTERM:\n{}",
+                self.stderr()
+            ),
+            None => panic!(
+                "vwed-edge did not exit within {timeout:?} of SIGTERM:\n{}",
+                self.stderr()
+            ),
+        }
+        self.data.take().expect("data dir")
+    }
+
+    /// Waits (bounded) for the supervisor to die on its own, e.g. by a test hook
+    /// that kills it; reaps it and hands back its data dir.
+    pub fn wait_dead_keep_data(mut self, timeout: Duration) -> TempDir {
+        let mut child = self.child.take().expect("runtime running");
+        if reap(&mut child, timeout).is_none() {
+            panic!(
+                "vwed-edge did not die within {timeout:?}:\n{}",
+                self.stderr()
+            );
         }
         self.data.take().expect("data dir")
     }
@@ -727,6 +736,22 @@ impl Runtime {
         let r = self.get("/api/script/registry/status");
         r.ok();
         r.data().clone()
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit; past it, kills it and says `None`.
+fn reap(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ the binary (``_vwed.runtime_sources()``), so a worker needs no files on disk:
 - ``api``, ``functions``, ``events``, ``logdata``, ``devices``, ``integrations``: the
   ``VWED`` facade by area; ``facade`` assembles the ``VWED`` object
 - ``boot``: loading the script and running ``boot()``
+- ``job``: running a one-shot job (``PARAMS``, ``main(params)``, its result)
 - ``loop``: the dispatch loop serving the supervisor's requests
 - ``analyzer``: syntax checks for the supervisor
 """

@@ -6,7 +6,7 @@ import sys
 
 import _vwed
 
-from vwed_runtime import errors, handlers, report
+from vwed_runtime import errors, handlers, job, report
 from vwed_runtime.aio import asyncio
 from vwed_runtime.api import Headers, Response
 from vwed_runtime.boot import boot, forget_in_forked_children
@@ -202,6 +202,7 @@ _HANDLERS = {
     "cancel": _cancel,
     "ping": lambda req: _vwed.done(req, None),
     "boot": boot,
+    "job": job.run,
     "stop": _shutdown,
     "eof": _shutdown,
 }

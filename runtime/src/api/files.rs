@@ -188,6 +188,7 @@ async fn create_inner(
     crate::paths::check_file_name(&req.file_name).map_err(ApiError::bad_request)?;
     let content = req.content.unwrap_or_else(|| template(&req.file_name));
     check_size(engine, &content)?;
+    super::fleet::writable(engine, req.project_id).await?;
     let checked = check_saved(engine, &file_type, &content).await?;
     let boot = checked.has_boot_function;
     let store = engine.store.clone();
@@ -291,6 +292,7 @@ async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
             check_size(&engine, &req.content)?;
             let store = engine.store.clone();
             let current = blocking(move || store.get_file(id)).await?;
+            super::fleet::writable(&engine, current.project_id).await?;
             let checked = check_saved(&engine, &current.file_type, &req.content).await?;
             let boot = checked.has_boot_function;
             let store = engine.store.clone();
@@ -331,6 +333,7 @@ async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
         async {
             let store = engine.store.clone();
             let rec = blocking(move || store.get_file(id)).await?;
+            super::fleet::writable(&engine, rec.project_id).await?;
             if let Some(i) = engine
                 .instances()
                 .into_iter()

@@ -8,8 +8,10 @@ pub(crate) mod auth;
 mod body;
 mod doc;
 mod files;
+mod fleet;
 mod integration;
 mod io;
+mod jobs;
 mod logs;
 mod projects;
 mod query;
@@ -74,6 +76,8 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(io::routes(engine));
     t.extend(integration::routes(engine));
     t.extend(storage::routes(engine));
+    t.extend(jobs::routes(engine));
+    t.extend(fleet::routes(engine));
     t.extend(auth::routes(&engine.auth));
     t.extend(doc::routes());
     t
@@ -95,6 +99,8 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         io::Doc::openapi(),
         integration::Doc::openapi(),
         storage::Doc::openapi(),
+        jobs::Doc::openapi(),
+        fleet::Doc::openapi(),
         auth::Doc::openapi(),
     ]
 }
@@ -120,19 +126,25 @@ fn health(engine: &Arc<Engine>, started: Instant) -> Route {
     path = "/health",
     tag = "system",
     responses(
-        (status = 200, description = "data: status, version, uptime_s, scripts, pid, rss_bytes", body = Envelope<serde_json::Value>),
+        (status = 200, description = "data: status, version, uptime_s, scripts, pid, rss_bytes, safe_mode (+ safe_mode_reason, safe_mode_since, held_scripts)", body = Envelope<serde_json::Value>),
         (status = 503, description = "运行时正在启动, 正在恢复脚本", body = Envelope<serde_json::Value>),
     )
 )]
 async fn health_status(engine: Arc<Engine>, started: Instant) -> Resp {
-    ok_data(json!({
+    let mut data = json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": started.elapsed().as_secs(),
         "scripts": engine.instances().len(),
         "pid": std::process::id(),
         "rss_bytes": crate::worker::rss_bytes(std::process::id()),
-    }))
+    });
+    if let (Some(d), serde_json::Value::Object(safe)) =
+        (data.as_object_mut(), engine.safe_mode.to_json())
+    {
+        d.extend(safe);
+    }
+    ok_data(data)
 }
 
 async fn recover(err: Rejection) -> Result<Resp, Infallible> {

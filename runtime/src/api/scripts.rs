@@ -20,6 +20,7 @@ use super::{body, with_engine};
 use crate::auth::Role;
 use crate::engine::{Engine, FnCallError, StartError, StartOk, StartRequest};
 use crate::registry::Counts;
+use crate::supervision::RestartPolicyRequest;
 
 pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     let (e, b) = (with_engine(engine), body(engine));
@@ -41,6 +42,8 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
                 .and(query::known::<OutputQuery>())
                 .then(output)
         }),
+        route::post("/api/script/safe-mode/exit", Role::Operator)
+            .to(|at| at.and(e.clone()).and(b.clone()).then(exit_safe_mode)),
         route::post("/api/script/events/emit", Role::Operator)
             .to(|at| at.and(e).and(b).then(emit_event)),
     ]
@@ -48,7 +51,16 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
 
 #[cfg(test)]
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(start, running, execute_function, stop, restart, output, emit_event))]
+#[openapi(paths(
+    start,
+    running,
+    execute_function,
+    stop,
+    restart,
+    output,
+    exit_safe_mode,
+    emit_event
+))]
 pub struct Doc;
 
 /// Which script to start: its path (`project/file.py`) or its file id.
@@ -63,6 +75,9 @@ struct StartBody {
     /// 传给 boot() 的启动参数 (JSON 对象)
     #[serde(default)]
     start_params: Value,
+    /// 进程异常结束后的重启策略 (可选, 未给的字段取配置的默认值)
+    #[serde(default)]
+    restart_policy: Option<RestartPolicyRequest>,
 }
 
 #[derive(IntoParams)]
@@ -83,6 +98,7 @@ fn start_error(e: StartError) -> ApiError {
             StatusCode::BAD_REQUEST
         }
         StartError::Busy(_) | StartError::Sandbox(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StartError::Superseded => StatusCode::CONFLICT,
         StartError::Store(
             crate::store::StoreError::Invalid(_) | crate::store::StoreError::Path(_),
         ) => StatusCode::BAD_REQUEST,
@@ -153,11 +169,20 @@ async fn start(engine: Arc<Engine>, body: Bytes) -> Resp {
             if b.script_path.as_deref().is_none_or(str::is_empty) && b.file_id.is_none() {
                 return Err(ApiError::bad_request("缺少script_path参数"));
             }
+            let restart_policy = match &b.restart_policy {
+                Some(p) => Some(
+                    p.resolve(&engine.cfg.supervision)
+                        .map_err(|e| ApiError::bad_request(format!("restart_policy 无效: {e}")))?,
+                ),
+                None => None,
+            };
             let ok = engine
                 .start(StartRequest {
                     script_path: b.script_path,
                     file_id: b.file_id,
                     start_params: b.start_params,
+                    restart_policy,
+                    ..StartRequest::default()
                 })
                 .await
                 .map_err(start_error)?;
@@ -242,15 +267,77 @@ async fn restart(script_id: String, engine: Arc<Engine>) -> Resp {
     )
 }
 
-/// The running scripts.
+/// The running scripts, with their restart policy and restarts, a handler
+/// running past its timeout (`busy`), and why a crashed one ended. Next to
+/// `data`: `safe_mode`, and in safe mode why and the scripts not restored.
 #[utoipa::path(
     get,
     path = "/api/script/scripts/running",
     tag = "scripts",
-    responses((status = 200, description = "data: list of running scripts", body = Envelope<Value>))
+    responses((status = 200, description = "data: list of running scripts; safe_mode (+ safe_mode_reason, safe_mode_since, held_scripts)", body = Envelope<Value>))
 )]
 async fn running(engine: Arc<Engine>) -> Resp {
-    ok_data(Value::Array(engine.running_json()))
+    let mut body = json!({"success": true, "data": engine.running_json()});
+    if let (Some(b), Value::Object(safe)) = (body.as_object_mut(), engine.safe_mode.to_json()) {
+        b.extend(safe);
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+/// Body of `safe-mode/exit`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SafeModeExit {
+    /// true (默认): 启动被保留的脚本; false: 不再恢复它们 (移出运行集合)
+    #[serde(default = "yes")]
+    restore: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Leaves safe mode: starts the scripts it held back, or forgets them.
+#[utoipa::path(
+    post,
+    path = "/api/script/safe-mode/exit",
+    tag = "scripts",
+    request_body = SafeModeExit,
+    responses(
+        (status = 200, description = "message, data: {restored | forgotten: [script_path]}", body = Envelope<Value>),
+        (status = 409, description = "运行时不在安全模式", body = Envelope<Value>),
+    )
+)]
+async fn exit_safe_mode(engine: Arc<Engine>, body: Bytes) -> Resp {
+    finish(
+        async {
+            let b: SafeModeExit = if body.is_empty() {
+                SafeModeExit { restore: true }
+            } else {
+                parse_json(&body)?
+            };
+            let held = engine
+                .leave_safe_mode(b.restore)
+                .await
+                .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "运行时不在安全模式"))?;
+            let (key, message) = if b.restore {
+                (
+                    "restored",
+                    format!("已退出安全模式, 已恢复 {} 个脚本", held.len()),
+                )
+            } else {
+                (
+                    "forgotten",
+                    format!("已退出安全模式, {} 个脚本不再恢复", held.len()),
+                )
+            };
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"success": true, "message": message, "data": {key: held}}),
+            ))
+        }
+        .await,
+    )
 }
 
 /// The recent stdout/stderr/log lines of a live or recently ended script.

@@ -153,6 +153,9 @@ impl Engine {
     /// Emits an event to every listener; returns how many got it queued. Never
     /// waits: a full listener queue drops this event for that listener and counts it.
     pub fn emit(&self, name: &str, data: &Value) -> usize {
+        if let Some(jobs) = self.jobs.get() {
+            jobs.on_event(name, data);
+        }
         let listeners = self.registry.listeners(name);
         if listeners.is_empty() {
             return 0;

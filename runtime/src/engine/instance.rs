@@ -8,6 +8,7 @@ use tokio::sync::{oneshot, watch};
 use vwed_ipc::{BootOutcome, Level, SandboxReport};
 
 use super::Prepared;
+use super::supervise::{EndReason, Supervised};
 use crate::logs::{Logs, ScriptLogger};
 use crate::output::OutputRing;
 use crate::registry::{Counts, RegError};
@@ -80,25 +81,32 @@ pub struct Instance {
     pub registrations: std::sync::atomic::AtomicUsize,
     /// How its worker is confined, as the worker reported at boot.
     pub sandbox: OnceLock<SandboxReport>,
+    /// Policy, start parameters and restarts of its script path.
+    pub supervised: Arc<Supervised>,
+    /// Why its worker ended, when it was not stopped.
+    end_reason: Mutex<Option<EndReason>>,
+    /// The worker's own cgroup (with a delegated cgroup), for `memory.events`.
+    cgroup: OnceLock<std::path::PathBuf>,
 }
 
 impl Instance {
+    /// A new run of the script `supervised` names, with its start parameters.
     pub fn new(
         script_id: String,
-        script_path: String,
         file_id: u64,
         file_name: String,
-        start_params: Value,
         output_lines: usize,
         logs: &Arc<Logs>,
+        supervised: Arc<Supervised>,
     ) -> Instance {
+        let script_path = supervised.script_path.clone();
         let log = logs.script(&script_id, &script_path);
         Instance {
             script_id: Arc::from(script_id),
             script_path,
             file_id,
             file_name,
-            start_params,
+            start_params: supervised.start_params.clone(),
             started_at: crate::clock::local_now(),
             pid: AtomicU32::new(0),
             conn: OnceLock::new(),
@@ -110,7 +118,33 @@ impl Instance {
             kill: Mutex::new(None),
             registrations: std::sync::atomic::AtomicUsize::new(0),
             sandbox: OnceLock::new(),
+            supervised,
+            end_reason: Mutex::new(None),
+            cgroup: OnceLock::new(),
         }
+    }
+
+    /// Records why the worker ends; the first reason given stays.
+    pub fn set_end_reason(&self, reason: EndReason) {
+        let mut r = self.end_reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some(reason);
+        }
+    }
+
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.end_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_cgroup(&self, dir: std::path::PathBuf) {
+        let _ = self.cgroup.set(dir);
+    }
+
+    pub fn cgroup(&self) -> Option<&std::path::Path> {
+        self.cgroup.get().map(std::path::PathBuf::as_path)
     }
 
     pub fn state(&self) -> State {
@@ -184,27 +218,51 @@ impl Instance {
             .text(limit)
     }
 
-    pub fn to_json(&self, counts: Counts) -> Value {
+    /// Its running-list entry; `busy_grace_ms` says when a busy worker is ended.
+    pub fn to_json(&self, counts: Counts, busy_grace_ms: u64) -> Value {
         let state = self.state();
         let pid = self.pid();
         let alive = !matches!(state, State::Crashed(_));
+        let status = match state {
+            State::Crashed(_) if self.supervised.is_broken() => "broken",
+            s => s.as_str(),
+        };
         let mut v = json!({
             "script_id": &*self.script_id,
             "script_path": self.script_path,
             "file_id": self.file_id,
             "started_at": self.started_at,
-            "status": state.as_str(),
+            "status": status,
             "registrations": counts.to_json(),
             "pid": pid,
             "rss_bytes": if alive { rss_bytes(pid) } else { None },
             "start_params": self.start_params,
             "heartbeat": self.conn().map(|c| c.last_seen_secs()),
+            "busy": self.busy_json(alive, busy_grace_ms),
             "sandbox": crate::sandbox::status_json(self.sandbox.get()),
         });
+        if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), self.supervised.to_json()) {
+            obj.extend(more);
+        }
         if let State::Crashed(e) = state {
             v["exit_code"] = json!(e.code);
             v["signal"] = json!(e.signal);
+            v["exit_reason"] = self.end_reason().unwrap_or(EndReason::Exited(e)).to_json();
         }
         v
+    }
+
+    /// A handler running past its timeout: since when, what, and when the worker
+    /// is ended unless it becomes free first.
+    fn busy_json(&self, alive: bool, grace: u64) -> Value {
+        let Some(b) = self.conn().and_then(|c| c.busy()).filter(|_| alive) else {
+            return Value::Null;
+        };
+        json!({
+            "since": crate::clock::local_at(b.since_ms),
+            "work": b.work,
+            "timeout_ms": b.timeout_ms,
+            "ended_after": (grace > 0).then(|| crate::clock::local_at(b.since_ms + grace)),
+        })
     }
 }

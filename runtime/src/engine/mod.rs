@@ -11,11 +11,14 @@ mod error_kinds;
 pub mod events;
 mod hosts;
 mod instance;
+mod safe;
 mod sink;
 mod spare;
 mod start;
 mod stop;
+pub(crate) mod supervise;
 mod timers;
+mod watch;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
@@ -28,12 +31,14 @@ use serde_json::{Value, json};
 use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
 
 pub use instance::{Instance, State};
+pub use sink::{answer_request, perform_notified};
 pub use start::{StartError, StartOk, StartRequest};
 
 use crate::analyzer::Analyzer;
 use crate::config::Config;
 use crate::registry::{self, Wiring};
 use crate::store::{RunningSet, ScriptData, ScriptStore};
+use crate::supervision::RestartPolicy;
 use crate::worker::{Answer, CallError, WorkerConn};
 
 /// The registry as the engine fills it: targets answer through worker
@@ -74,8 +79,16 @@ pub struct Engine {
     shutting_down: AtomicBool,
     /// The device I/O, when an `io_config` is set; set once at start-up.
     pub io: std::sync::OnceLock<Arc<crate::io::IoRuntime>>,
+    /// The jobs service (one-shot scripts); set once at start-up. It sees every
+    /// emitted event, for its event triggers.
+    pub jobs: std::sync::OnceLock<Arc<crate::jobs::Jobs>>,
     /// A worker started ahead of need (see spare.rs).
     spare: Mutex<Option<crate::worker::SpawnedWorker>>,
+    /// Restart policy and recent restarts per script path (see supervise.rs).
+    /// Locked after `scripts` when both are needed.
+    supervised: Mutex<HashMap<String, Arc<supervise::Supervised>>>,
+    /// Whether scripts were held back at start (see safe.rs).
+    pub safe_mode: crate::safe_mode::SafeMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +120,7 @@ impl Engine {
         auth: Arc<crate::auth::Auth>,
     ) -> Arc<Engine> {
         let db = store.db().clone();
+        let safe_mode = crate::safe_mode::SafeMode::new(&cfg.data_dir);
         Arc::new(Engine {
             running_set: RunningSet::new(db.clone()),
             data: ScriptData::new(db),
@@ -122,8 +136,15 @@ impl Engine {
             ended: Mutex::new(VecDeque::new()),
             shutting_down: AtomicBool::new(false),
             io: std::sync::OnceLock::new(),
+            jobs: std::sync::OnceLock::new(),
             spare: Mutex::new(None),
+            supervised: Mutex::new(HashMap::new()),
+            safe_mode,
         })
+    }
+
+    fn supervised(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<supervise::Supervised>>> {
+        self.supervised.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn scripts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Instance>>> {
@@ -158,6 +179,11 @@ impl Engine {
 
     fn retire(&self, inst: &Arc<Instance>) {
         self.scripts().remove(&*inst.script_id);
+        self.keep_ended(inst);
+    }
+
+    /// Keeps an instance no longer listed, so that its output stays queryable.
+    fn keep_ended(&self, inst: &Arc<Instance>) {
         let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
         ended.retain(|i| i.script_id != inst.script_id);
         ended.push_back(inst.clone());
@@ -173,7 +199,12 @@ impl Engine {
     pub fn running_json(&self) -> Vec<Value> {
         self.instances()
             .iter()
-            .map(|i| i.to_json(self.registry.counts(&i.script_id)))
+            .map(|i| {
+                i.to_json(
+                    self.registry.counts(&i.script_id),
+                    self.cfg.supervision.busy_grace_ms,
+                )
+            })
             .collect()
     }
 
@@ -283,20 +314,28 @@ impl Engine {
         };
         for (path, rec) in records {
             let params = serde_json::from_str(&rec.start_params).unwrap_or(Value::Null);
-            if let Err(e) = self.restore_one(&path, &params).await {
+            let policy = rec.restart_policy;
+            if let Err(e) = self.restore_one(&path, &params, &policy).await {
                 // A script that was running must come back after a power cut: only a
                 // failure no retry can cure gives up; anything else (a slow boot on a
                 // busy controller, a PLC not up yet) is tried again in the background.
-                self.retry_restore(path, params, e);
+                self.retry_restore(path, params, policy, e);
             }
         }
     }
 
-    async fn restore_one(self: &Arc<Self>, path: &str, params: &Value) -> Result<(), StartError> {
+    async fn restore_one(
+        self: &Arc<Self>,
+        path: &str,
+        params: &Value,
+        policy: &Option<RestartPolicy>,
+    ) -> Result<(), StartError> {
         let req = StartRequest {
             script_path: Some(path.to_string()),
             file_id: None,
             start_params: params.clone(),
+            restart_policy: policy.clone(),
+            resume: None,
         };
         match self.start(req).await {
             Ok(ok) => {
@@ -309,16 +348,14 @@ impl Engine {
         }
     }
 
-    fn retry_restore(self: &Arc<Self>, path: String, params: Value, first: StartError) {
-        let permanent = |e: &StartError| {
-            matches!(
-                e,
-                StartError::NotFound(_)
-                    | StartError::NoBoot
-                    | StartError::Syntax(_)
-                    | StartError::BadParams
-            )
-        };
+    fn retry_restore(
+        self: &Arc<Self>,
+        path: String,
+        params: Value,
+        policy: Option<RestartPolicy>,
+        first: StartError,
+    ) {
+        use supervise::permanent;
         if permanent(&first) {
             tracing::error!("could not restore {path}, giving up: {first}");
             let _ = self.running_set.remove(&path);
@@ -340,7 +377,7 @@ impl Engine {
                     Ok(all) if all.iter().any(|(p, _)| *p == path) => {}
                     _ => return,
                 }
-                match e.restore_one(&path, &params).await {
+                match e.restore_one(&path, &params, &policy).await {
                     Ok(()) => return,
                     Err(err) if permanent(&err) => {
                         tracing::error!("could not restore {path}, giving up: {err}");

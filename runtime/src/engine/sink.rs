@@ -130,38 +130,47 @@ impl ScriptSink {
                 .withdraw(&self.inst.script_id, kind, handler);
         }
     }
+}
 
-    fn on_request(&self, engine: Arc<Engine>, conn: &Arc<WorkerConn>, req: u64, service: Service) {
-        let inst = self.inst.clone();
-        let conn = conn.clone();
-        tokio::spawn(async move {
-            let result = engine.service(&inst, service).await;
-            let _ = conn.send(&ToWorker::Reply { req, result });
-        });
-    }
+/// A worker's `VWED.*` request, performed off the reader task and answered.
+pub fn answer_request(
+    engine: Arc<Engine>,
+    inst: &Arc<Instance>,
+    conn: &Arc<WorkerConn>,
+    req: u64,
+    service: Service,
+) {
+    let inst = inst.clone();
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        let result = engine.service(&inst, service).await;
+        let _ = conn.send(&ToWorker::Reply { req, result });
+    });
+}
 
-    fn on_notify(&self, engine: Arc<Engine>, service: Service) {
-        // Emits are handled here, in frame order: one script's events reach each
-        // listener in the order it emitted them.
-        if let Service::EventEmit { name, data } = &service {
-            match serde_json::from_str::<serde_json::Value>(data.as_str()) {
-                Ok(v) => {
-                    engine.emit(name, &v);
-                }
-                Err(e) => self
-                    .inst
-                    .note(Level::Warning, format!("event.emit 参数错误: {e}")),
-            }
-            return;
+/// A `VWED.*` call nobody waits for. Emits are delivered here, through `emit`, in
+/// frame order: one worker's events reach each listener in the order it emitted
+/// them. Anything else runs in the background; a failure becomes a log line.
+pub fn perform_notified(
+    engine: Arc<Engine>,
+    inst: &Arc<Instance>,
+    service: Service,
+    emit: impl FnOnce(&Engine, &str, &serde_json::Value),
+) {
+    if let Service::EventEmit { name, data } = &service {
+        match serde_json::from_str::<serde_json::Value>(data.as_str()) {
+            Ok(v) => emit(&engine, name, &v),
+            Err(e) => inst.note(Level::Warning, format!("event.emit 参数错误: {e}")),
         }
-        let inst = self.inst.clone();
-        tokio::spawn(async move {
-            let name = service.name();
-            if let Err(e) = engine.service(&inst, service).await {
-                inst.note(Level::Warning, format!("{name} 失败: {e}"));
-            }
-        });
+        return;
     }
+    let inst = inst.clone();
+    tokio::spawn(async move {
+        let name = service.name();
+        if let Err(e) = engine.service(&inst, service).await {
+            inst.note(Level::Warning, format!("{name} 失败: {e}"));
+        }
+    });
 }
 
 impl FrameSink for ScriptSink {
@@ -179,8 +188,14 @@ impl FrameSink for ScriptSink {
             }
             FromWorker::Register { req, reg } => self.on_register(&engine, conn, req, reg),
             FromWorker::Unregister { kind, handler } => self.on_unregister(&engine, kind, handler),
-            FromWorker::Request { req, service } => self.on_request(engine, conn, req, service),
-            FromWorker::Notify { service } => self.on_notify(engine, service),
+            FromWorker::Request { req, service } => {
+                answer_request(engine, &self.inst, conn, req, service)
+            }
+            FromWorker::Notify { service } => {
+                perform_notified(engine, &self.inst, service, |e, name, data| {
+                    e.emit(name, data);
+                })
+            }
             FromWorker::Output { stream, text } => self.lines(stream, &text),
             FromWorker::Traceback { text } => self.record(Level::Error, "stderr", text, None),
             FromWorker::Log {

@@ -54,3 +54,16 @@ impl Engine {
         drop(self.spare.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 }
+
+impl Engine {
+    /// A worker that has run nothing yet, for a one-shot job. Never the spare: a
+    /// script start is waiting for that one.
+    pub fn fresh_worker(&self) -> std::io::Result<SpawnedWorker> {
+        spawn_worker(
+            &self.exe,
+            WorkerMode::Script,
+            self.lock.as_ref(),
+            self.cfg.worker_memory_limit(),
+        )
+    }
+}

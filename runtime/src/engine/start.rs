@@ -9,15 +9,22 @@ use vwed_ipc::{Boot, BootOutcome, Level, SandboxPolicy, SyntaxError, ToWorker};
 use super::Engine;
 use super::instance::{BootPhase, ExitInfo, Instance, State};
 use super::sink::ScriptSink;
+use super::supervise::{EndReason, Supervised, permanent};
 use crate::registry::{Counts, RegError};
 use crate::store::{FileRec, RunningRec, StoreError};
+use crate::supervision::RestartPolicy;
 use crate::worker::WorkerConn;
 
-#[derive(Debug, Clone)]
+#[derive(Clone, Default)]
 pub struct StartRequest {
     pub script_path: Option<String>,
     pub file_id: Option<u64>,
     pub start_params: Value,
+    /// `None`: the configured default policy.
+    pub restart_policy: Option<RestartPolicy>,
+    /// An automatic restart continues this supervision (its restarts count on);
+    /// any other start begins a new one.
+    pub(crate) resume: Option<Arc<Supervised>>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +73,9 @@ pub enum StartError {
     Spawn(std::io::Error),
     #[error("脚本沙箱不完整, 按配置 (sandbox.required) 拒绝启动: {0}")]
     Sandbox(String),
+    /// An automatic restart found the script stopped or started anew meanwhile.
+    #[error("脚本已被停止或重新启动, 不再自动重启")]
+    Superseded,
 }
 
 /// `<file_name>_<unix_ms>_<8 hex>`, as the seed's examples show.
@@ -98,7 +108,7 @@ impl Engine {
     pub async fn start(self: &Arc<Self>, req: StartRequest) -> Result<StartOk, StartError> {
         let params = start_params(&req.start_params)?;
         let source = self.load_source(&req).await?;
-        let inst = self.claim(&source, &params)?;
+        let inst = self.claim(&source, &params, &req)?;
         let result = self.boot(&inst, &source, &params).await;
         self.refill_spare();
         match result {
@@ -113,8 +123,20 @@ impl Engine {
             Err(e) => {
                 inst.note(Level::Error, e.to_string());
                 inst.kill();
-                inst.wait_exit(Duration::from_secs(5)).await;
-                self.retire(&inst);
+                let exit = inst.wait_exit(Duration::from_secs(5)).await;
+                if req.resume.is_some() && self.is_current(&inst.supervised) {
+                    // An automatic restart that failed stays listed, crashed, and
+                    // counts as another failure.
+                    inst.set_state(State::Crashed(exit.unwrap_or(ExitInfo {
+                        code: None,
+                        signal: None,
+                    })));
+                    inst.set_end_reason(EndReason::StartFailed(e.to_string()));
+                    self.after_failure(&inst, permanent(&e));
+                } else {
+                    self.end_supervision(&inst);
+                    self.retire(&inst);
+                }
                 Err(e)
             }
         }
@@ -170,7 +192,12 @@ impl Engine {
 
     /// Claims the script path for a new instance before anything is spawned, so
     /// that two concurrent starts of one script cannot both win.
-    fn claim(&self, source: &Source, params: &Value) -> Result<Arc<Instance>, StartError> {
+    fn claim(
+        &self,
+        source: &Source,
+        params: &Value,
+        req: &StartRequest,
+    ) -> Result<Arc<Instance>, StartError> {
         let script_path = &source.script_path;
         let mut scripts = self.scripts();
         if let Some(existing) = scripts
@@ -189,30 +216,72 @@ impl Engine {
         if live >= self.cfg.max_running_scripts {
             return Err(StartError::Busy(self.cfg.max_running_scripts));
         }
-        // A crashed instance of the same script gives way to the new one.
-        scripts.retain(|_, i| i.script_path != *script_path);
+        let supervised = self.supervise(script_path, params, req)?;
+        // A crashed instance of the same script gives way to the new one; its
+        // output stays queryable for a while.
+        let crashed: Vec<Arc<Instance>> = scripts
+            .values()
+            .filter(|i| i.script_path == *script_path)
+            .cloned()
+            .collect();
+        for old in crashed {
+            scripts.remove(&*old.script_id);
+            self.keep_ended(&old);
+        }
         let file = &source.file;
         let inst = Arc::new(Instance::new(
             new_script_id(&file.file_name),
-            script_path.clone(),
             file.id,
             file.file_name.clone(),
-            params.clone(),
             self.cfg.output_lines,
             &self.logs,
+            supervised,
         ));
         scripts.insert(inst.script_id.to_string(), inst.clone());
         Ok(inst)
     }
 
+    /// The supervision the new instance belongs to: the one an automatic restart
+    /// continues (if still current), or a new one that replaces any before.
+    fn supervise(
+        &self,
+        script_path: &str,
+        params: &Value,
+        req: &StartRequest,
+    ) -> Result<Arc<Supervised>, StartError> {
+        if let Some(sup) = &req.resume {
+            if !self.is_current(sup) {
+                return Err(StartError::Superseded);
+            }
+            return Ok(sup.clone());
+        }
+        let policy = req
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| self.cfg.supervision.default_policy());
+        let sup = Arc::new(Supervised::new(
+            script_path.to_string(),
+            policy,
+            params.clone(),
+        ));
+        if let Some(old) = self
+            .supervised()
+            .insert(script_path.to_string(), sup.clone())
+        {
+            old.cancel();
+        }
+        Ok(sup)
+    }
+
     /// Records a successful start: the running set (so that a restart brings it
     /// back), the heartbeat, the log and the `script_started` event.
-    async fn on_started(&self, inst: &Arc<Instance>, params: &Value) {
+    async fn on_started(self: &Arc<Self>, inst: &Arc<Instance>, params: &Value) {
         let rec = RunningRec {
             script_id: inst.script_id.to_string(),
             file_id: inst.file_id,
             start_params: params.to_string(),
             started_at: inst.started_at.clone(),
+            restart_policy: Some(inst.supervised.policy.clone()),
         };
         let set = self.running_set.clone();
         let path = inst.script_path.clone();
@@ -220,7 +289,8 @@ impl Engine {
             tracing::error!("cannot record {} as running: {e}", inst.script_path);
         }
         inst.note(Level::Info, "脚本启动成功");
-        tokio::spawn(heartbeat(inst.clone()));
+        self.safe_mode.started(&inst.script_path);
+        tokio::spawn(super::watch::watch(Arc::downgrade(self), inst.clone()));
         inst.log.status("started", "脚本启动成功");
         self.emit_lifecycle(
             "script_started",
@@ -279,6 +349,9 @@ impl Engine {
     ) -> Result<Arc<WorkerConn>, StartError> {
         let mut spawned = self.take_worker().map_err(StartError::Spawn)?;
         inst.set_pid(spawned.pid);
+        if let Some(dir) = spawned.cgroup.take() {
+            inst.set_cgroup(dir);
+        }
         let sink = Arc::new(ScriptSink::new(Arc::downgrade(self), inst.clone()));
         let conn = WorkerConn::start(spawned.stream, sink);
         inst.set_conn(conn.clone());
@@ -381,51 +454,36 @@ impl Engine {
         }
     }
 
-    /// Called by the process watcher when a worker has exited.
-    fn on_exit(&self, inst: &Arc<Instance>, exit: ExitInfo) {
+    /// Called by the process watcher when a worker has exited. A worker that
+    /// ended while running failed: why is noted, and its policy decides.
+    fn on_exit(self: &Arc<Self>, inst: &Arc<Instance>, exit: ExitInfo) {
         let before = inst.state();
         if before == State::Running {
             inst.set_state(State::Crashed(exit));
+            inst.set_end_reason(EndReason::Exited(exit));
+            let reason = inst.end_reason().unwrap_or(EndReason::Exited(exit));
             let counts = self.registry.remove_script(&inst.script_id);
             inst.note(
                 Level::Error,
                 format!(
-                    "脚本进程异常退出 ({exit}), 已清理 {} 个接口、{} 个函数、{} 个事件监听器、{} 个定时任务",
+                    "{reason}, 已清理 {} 个接口、{} 个函数、{} 个事件监听器、{} 个定时任务",
                     counts.apis, counts.functions, counts.events, counts.timers
                 ),
             );
-            tracing::warn!("script {} crashed: {exit}", inst.script_id);
-            inst.log
-                .status("crashed", &format!("脚本进程异常退出 ({exit})"));
+            tracing::warn!("script {} ended: {reason}", inst.script_id);
+            inst.log.status("crashed", &reason.to_string());
             self.emit_lifecycle(
                 "script_crashed",
                 inst,
-                serde_json::json!({"exit_code": exit.code, "signal": exit.signal}),
+                serde_json::json!({
+                    "exit_code": exit.code,
+                    "signal": exit.signal,
+                    "reason": reason.kind(),
+                }),
             );
-            if !self.is_shutting_down() {
-                let set = self.running_set.clone();
-                let path = inst.script_path.clone();
-                tokio::task::spawn_blocking(move || set.remove(&path));
-            }
+            self.after_failure(inst, false);
         }
         let _ = inst.exited.send(Some(exit));
-    }
-}
-
-/// How often a running worker is asked whether its loop is free.
-const HEARTBEAT: Duration = Duration::from_secs(10);
-
-/// Keeps the heartbeat of an idle, healthy script fresh; a script stuck in a
-/// handler does not answer, and its heartbeat shows how long it has been stuck.
-async fn heartbeat(inst: Arc<Instance>) {
-    loop {
-        tokio::time::sleep(HEARTBEAT).await;
-        if inst.state() != State::Running {
-            return;
-        }
-        let Some(conn) = inst.conn() else { return };
-        let req = conn.next_req();
-        let _ = conn.request(req, &ToWorker::Ping { req }, HEARTBEAT).await;
     }
 }
 
@@ -465,6 +523,14 @@ async fn watch_process(
             signal: None,
         },
     };
+    // Killed by the kernel at its cgroup's memory.max: say so rather than "signal 9".
+    if let Some(dir) = inst.cgroup()
+        && crate::sandbox::cgroup::oom_kills(dir) > 0
+    {
+        inst.set_end_reason(EndReason::Memory {
+            limit_bytes: crate::sandbox::host().memory_bytes.unwrap_or(0),
+        });
+    }
     match engine.upgrade() {
         Some(e) => e.on_exit(&inst, exit),
         None => {

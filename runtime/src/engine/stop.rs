@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use vwed_ipc::{Level, ToWorker};
 
-use super::instance::State;
+use super::instance::{Instance, State};
 use super::{Engine, StartError, StartOk, StartRequest};
 use crate::registry::Counts;
 
@@ -28,8 +28,14 @@ impl Engine {
             .instance(script_id)
             .ok_or_else(|| StopError::NotRunning(script_id.to_string()))?;
         let state = inst.state();
+        // Stopped by someone: nothing restarts it (a crashed one may be waiting
+        // for its restart).
+        self.end_supervision(&inst);
         if let State::Crashed(_) = state {
             self.retire(&inst);
+            if !self.is_shutting_down() {
+                self.remove_from_running_set(&inst).await;
+            }
             return Ok(Stopped {
                 script_path: inst.script_path.clone(),
                 counts: Counts::default(),
@@ -56,11 +62,7 @@ impl Engine {
             }
         }
         if !self.is_shutting_down() {
-            let set = self.running_set.clone();
-            let path = inst.script_path.clone();
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || set.remove(&path)).await {
-                tracing::error!("cannot update the running set: {e}");
-            }
+            self.remove_from_running_set(&inst).await;
         }
         inst.note(
             Level::Info,
@@ -91,7 +93,16 @@ impl Engine {
         })
     }
 
-    /// Stops a script and starts the same file with the same parameters.
+    async fn remove_from_running_set(&self, inst: &Instance) {
+        let set = self.running_set.clone();
+        let path = inst.script_path.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || set.remove(&path)).await {
+            tracing::error!("cannot update the running set: {e}");
+        }
+    }
+
+    /// Stops a script and starts the same file with the same parameters and
+    /// restart policy.
     pub async fn restart(
         self: &Arc<Self>,
         script_id: &str,
@@ -106,8 +117,9 @@ impl Engine {
         let started = self
             .start(StartRequest {
                 script_path: Some(inst.script_path.clone()),
-                file_id: None,
                 start_params: inst.start_params.clone(),
+                restart_policy: Some(inst.supervised.policy.clone()),
+                ..StartRequest::default()
             })
             .await?;
         Ok((stopped, started))

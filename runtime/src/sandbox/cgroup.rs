@@ -156,9 +156,33 @@ impl Cgroup {
     }
 }
 
+/// How often the kernel's OOM killer ended a process in the cgroup `dir`
+/// (`oom_kill` of its `memory.events`); 0 when unknown.
+pub fn oom_kills(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("memory.events"))
+        .map(|t| oom_kill_count(&t))
+        .unwrap_or(0)
+}
+
+fn oom_kill_count(events: &str) -> u64 {
+    events
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oom_kills_are_read_from_memory_events() {
+        let events = "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(oom_kill_count(events), 1);
+        assert_eq!(oom_kill_count("low 0\nmax 0\n"), 0);
+        assert_eq!(oom_kills(Path::new("/nonexistent")), 0);
+    }
 
     #[test]
     fn the_unified_hierarchy_and_its_mount_are_found() {

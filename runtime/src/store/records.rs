@@ -81,4 +81,29 @@ pub struct RunningRec {
     /// JSON text of the start parameters.
     pub start_params: String,
     pub started_at: String,
+    /// The policy it was started with (`None` in records written before there
+    /// were policies: the configured default then applies).
+    pub restart_policy: Option<crate::supervision::RestartPolicy>,
+}
+
+/// A running-set record as written before restart policies (postcard has no
+/// optional trailing fields, so such a record is read in its own layout).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunningRecV1 {
+    pub script_id: String,
+    pub file_id: u64,
+    pub start_params: String,
+    pub started_at: String,
+}
+
+impl From<RunningRecV1> for RunningRec {
+    fn from(v: RunningRecV1) -> RunningRec {
+        RunningRec {
+            script_id: v.script_id,
+            file_id: v.file_id,
+            start_params: v.start_params,
+            started_at: v.started_at,
+            restart_policy: None,
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
+use super::records::RunningRecV1;
 use super::{RunningRec, StoreError};
 use crate::db::{self, Db, RUNNING};
 
@@ -37,8 +38,48 @@ impl RunningSet {
         let mut out = Vec::new();
         for row in t.iter()? {
             let (k, v) = row?;
-            out.push((k.value().to_string(), db::decode(v.value())?));
+            out.push((k.value().to_string(), decode(v.value())?));
         }
         Ok(out)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<RunningRec, StoreError> {
+    match db::decode::<RunningRec>(bytes) {
+        Ok(rec) => Ok(rec),
+        Err(e) => db::decode::<RunningRecV1>(bytes)
+            .map(RunningRec::from)
+            .map_err(|_| e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize)]
+    struct OldLayout<'a>(&'a str, u64, &'a str, &'a str);
+
+    #[test]
+    fn records_written_before_restart_policies_are_still_read() {
+        let old = db::encode(&OldLayout(
+            "a.py_1_x",
+            7,
+            "{\"k\":1}",
+            "2025-01-01T00:00:00",
+        ))
+        .expect("encode");
+        let rec = decode(&old).expect("old record");
+        assert_eq!(rec.file_id, 7);
+        assert_eq!(rec.start_params, "{\"k\":1}");
+        assert!(rec.restart_policy.is_none());
+        let new = RunningRec {
+            restart_policy: Some(
+                crate::supervision::SupervisionSettings::default().default_policy(),
+            ),
+            ..rec
+        };
+        let back = decode(&db::encode(&new).expect("encode")).expect("new record");
+        assert_eq!(back.restart_policy, new.restart_policy);
     }
 }

@@ -32,6 +32,8 @@ pub struct SpawnPlan {
     file_size: Option<u64>,
     /// `cgroup.procs` of the worker's own cgroup leaf.
     cgroup: Option<CString>,
+    /// That leaf, for the supervisor to read its events after the worker ends.
+    pub cgroup_dir: Option<std::path::PathBuf>,
 }
 
 /// Sets the environment and working directory of `cmd` and prepares the rest.
@@ -52,18 +54,24 @@ pub fn prepare(cmd: &mut Command) -> io::Result<SpawnPlan> {
     if !s.enabled {
         cmd.env(vwed_pyhost::sandbox::OFF_ENV, "1");
     }
-    let cgroup = match &host.cgroup {
-        Ok(cg) => Some(
-            CString::new(cg.leaf()?.as_os_str().as_bytes())
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-        ),
+    let procs = match &host.cgroup {
+        Ok(cg) => Some(cg.leaf()?),
         Err(_) => None,
     };
+    let cgroup = match &procs {
+        Some(p) => Some(
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        ),
+        None => None,
+    };
+    let cgroup_dir = procs.and_then(|p| p.parent().map(std::path::Path::to_path_buf));
     Ok(SpawnPlan {
         nice: i32::from(s.nice),
         open_files: s.open_files,
         file_size: s.file_size_bytes(),
         cgroup,
+        cgroup_dir,
     })
 }
 

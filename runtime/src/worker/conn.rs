@@ -61,6 +61,31 @@ pub const MAX_PENDING: usize = 10_000;
 /// request of any accepted body size gets through.
 pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
+/// A worker that let a request time out and has not been seen free since: it is
+/// still in a handler (or a backlog of them) past the caller's timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy {
+    /// Unix time (ms) of the first timeout.
+    pub since_ms: u64,
+    /// What timed out: route, function, event or timer.
+    pub work: &'static str,
+    pub timeout_ms: u64,
+}
+
+/// What kind of work a request is, for [`Busy`]; `None` for probes.
+fn work_of(msg: &ToWorker) -> Option<&'static str> {
+    match msg {
+        ToWorker::Route(_) => Some("route"),
+        ToWorker::Call { .. } => Some("function"),
+        ToWorker::Event { .. } => Some("event"),
+        ToWorker::Timer { .. } => Some("timer"),
+        ToWorker::Analyze { .. } => Some("analyze"),
+        _ => None,
+    }
+}
+
+type Pending = HashMap<u64, (oneshot::Sender<Answer>, Option<&'static str>)>;
+
 /// Receives everything a worker says that is not an answer to a request.
 pub trait FrameSink: Send + Sync + 'static {
     fn on_frame(&self, conn: &Arc<WorkerConn>, msg: FromWorker);
@@ -72,11 +97,14 @@ pub struct WorkerConn {
     tx: mpsc::UnboundedSender<Vec<u8>>,
     /// Bytes sent to the writer and not yet written; see [`MAX_QUEUED_BYTES`].
     queued: Arc<AtomicUsize>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+    pending: Mutex<Pending>,
     next_req: AtomicU64,
     alive: AtomicBool,
     /// Unix time (ms) of the last frame from the worker.
     last_seen_ms: AtomicU64,
+    busy: Mutex<Option<Busy>>,
+    /// Woken when the worker becomes [`Busy`], for whoever watches it.
+    pub overdue: tokio::sync::Notify,
 }
 
 impl WorkerConn {
@@ -91,6 +119,8 @@ impl WorkerConn {
             next_req: AtomicU64::new(1),
             alive: AtomicBool::new(true),
             last_seen_ms: AtomicU64::new(crate::clock::unix_ms()),
+            busy: Mutex::new(None),
+            overdue: tokio::sync::Notify::new(),
         });
         tokio::spawn(write_loop(wr, rx, queued));
         tokio::spawn(read_loop(rd, conn.clone(), sink));
@@ -168,7 +198,7 @@ impl WorkerConn {
                 self.queued.fetch_sub(len, Ordering::AcqRel);
                 return Err(CallError::Busy(Backlog::Requests(pending.len())));
             }
-            pending.insert(req, otx);
+            pending.insert(req, (otx, work_of(msg)));
         }
         if let Err(e) = self.push(bytes) {
             self.lock_pending().remove(&req);
@@ -187,19 +217,65 @@ impl WorkerConn {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(CallError::Gone),
             Err(_) => {
-                self.lock_pending().remove(&req);
+                let work = self.lock_pending().remove(&req).and_then(|(_, w)| w);
                 let _ = self.send(&ToWorker::Cancel { req });
-                Err(CallError::Timeout(timeout.as_millis() as u64))
+                let ms = timeout.as_millis() as u64;
+                if let Some(work) = work {
+                    self.mark_busy(work, ms);
+                }
+                Err(CallError::Timeout(ms))
             }
         }
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Answer>>> {
+    /// Whether the worker's loop is free: a ping queues behind everything sent
+    /// before it and is answered only when the loop gets to it. A ping that is
+    /// not answered in time leaves no mark.
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        let req = self.next_req();
+        let Ok(rx) = self.send_request(req, &ToWorker::Ping { req }) else {
+            return false;
+        };
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(_)) => true,
+            _ => {
+                self.lock_pending().remove(&req);
+                false
+            }
+        }
+    }
+
+    fn mark_busy(&self, work: &'static str, timeout_ms: u64) {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if busy.is_none() {
+            *busy = Some(Busy {
+                since_ms: crate::clock::unix_ms(),
+                work,
+                timeout_ms,
+            });
+            self.overdue.notify_one();
+        }
+    }
+
+    pub fn busy(&self) -> Option<Busy> {
+        *self.busy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The worker was seen free after `seen` became busy: no longer busy, unless
+    /// a newer timeout made it busy again meanwhile.
+    pub fn clear_busy(&self, seen: Busy) {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if *busy == Some(seen) {
+            *busy = None;
+        }
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn complete(&self, req: u64, answer: Answer) {
-        if let Some(tx) = self.lock_pending().remove(&req) {
+        if let Some((tx, _)) = self.lock_pending().remove(&req) {
             let _ = tx.send(answer);
         }
     }
@@ -294,6 +370,55 @@ mod tests {
             args: args.to_string(),
         };
         conn.send_request(req, &msg)
+    }
+
+    /// A worker that answers pings only while `free` says so, and never a call.
+    fn fake_worker(mut theirs: UnixStream, free: Arc<AtomicBool>) {
+        tokio::spawn(async move {
+            let mut dec = FrameDecoder::new();
+            loop {
+                let n = match theirs.read(dec.spare(4096)).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                dec.commit(n);
+                while let Ok(Some(msg)) = dec.next_frame::<ToWorker>() {
+                    if let ToWorker::Ping { req } = msg
+                        && free.load(Ordering::SeqCst)
+                    {
+                        let done = FromWorker::Done {
+                            req,
+                            result: Ok(()),
+                        };
+                        let _ = theirs.write_all(&encode(&done).expect("encode")).await;
+                    }
+                }
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_call_makes_the_worker_busy_until_it_answers_a_ping() {
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let conn = WorkerConn::start(ours, Arc::new(Ignore));
+        let free = Arc::new(AtomicBool::new(false));
+        fake_worker(theirs, free.clone());
+        assert!(!conn.ping(Duration::from_millis(50)).await);
+        assert_eq!(conn.busy(), None, "an unanswered ping leaves no mark");
+
+        let rx = call(&conn, "{}").expect("sent");
+        let req = conn.next_req() - 1;
+        let r = conn.wait_answer(req, rx, Duration::from_millis(50)).await;
+        assert!(matches!(r, Err(CallError::Timeout(50))), "{r:?}");
+        let busy = conn.busy().expect("busy after the timeout");
+        assert_eq!((busy.work, busy.timeout_ms), ("function", 50));
+
+        assert!(!conn.ping(Duration::from_millis(50)).await);
+        assert_eq!(conn.busy(), Some(busy), "still busy");
+        free.store(true, Ordering::SeqCst);
+        assert!(conn.ping(Duration::from_secs(5)).await);
+        conn.clear_busy(busy);
+        assert_eq!(conn.busy(), None);
     }
 
     #[tokio::test]

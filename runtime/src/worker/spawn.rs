@@ -32,6 +32,8 @@ pub struct SpawnedWorker {
     pub stream: UnixStream,
     pub stdout: Option<ChildStdout>,
     pub stderr: Option<ChildStderr>,
+    /// Its own cgroup, with a delegated cgroup.
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 fn move_fd(from: RawFd, to: RawFd) -> std::io::Result<()> {
@@ -62,6 +64,7 @@ pub fn spawn_worker(
     let child_fd = theirs.as_raw_fd();
     let lock_fd = lock.map(|l| l.as_raw_fd());
     let (mut cmd, plan) = worker_command(exe, mode)?;
+    let cgroup = plan.cgroup_dir.clone();
     // SAFETY: only async-signal-safe syscalls run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -89,6 +92,7 @@ pub fn spawn_worker(
         stream,
         stdout,
         stderr,
+        cgroup,
     })
 }
 
@@ -109,7 +113,7 @@ fn worker_command(exe: &Path, mode: WorkerMode) -> std::io::Result<(Command, Spa
 }
 
 /// In the forked child: caps heap and anonymous memory at `bytes`.
-fn limit_data_segment(bytes: u64) {
+pub(crate) fn limit_data_segment(bytes: u64) {
     let lim = libc::rlimit {
         rlim_cur: bytes,
         rlim_max: bytes,
@@ -122,7 +126,7 @@ fn limit_data_segment(bytes: u64) {
 
 /// In the forked child: if memory runs out all the same, the kernel should take
 /// a worker, not the supervisor that keeps every other script and the API going.
-fn prefer_as_oom_victim() {
+pub(crate) fn prefer_as_oom_victim() {
     // SAFETY: open/write/close on a /proc file of our own process.
     unsafe {
         let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);

@@ -1,0 +1,116 @@
+//! The central side as a command line (`vwed-edge fleet ...`): what a person, a
+//! test or the central VWED server uses to sign and publish deployments, follow
+//! them, roll them back and call devices. docs/fleet.md has the same protocol
+//! for servers written in other languages.
+
+mod call;
+mod deploy;
+mod session;
+mod status;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot use {path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("broker: {0}")]
+    Broker(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Makes an Ed25519 signing key: its seed goes to --out (mode 0600), the
+    /// public key (for the devices' fleet.trusted_keys) to --out.pub and stdout.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Signs and publishes a deployment to a device or a group.
+    Deploy(Box<deploy::DeployArgs>),
+    /// Lists devices: revision, apply state, online, drift. With --wait, waits
+    /// until every targeted device committed the current deployment (exit 0), one
+    /// refused or rolled it back (exit 1), or --timeout-s passed (exit 2).
+    Status(Box<status::StatusArgs>),
+    /// Calls a device: executes a function (default), or --method
+    /// start/stop/restart/logs with a script path, or status.
+    Call(Box<call::CallArgs>),
+    /// Publishes again, as a new revision, the deployment before the current one.
+    Rollback(Box<deploy::RollbackArgs>),
+}
+
+/// How to reach the broker.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// mqtt://host[:port] or mqtts://host[:port].
+    #[arg(long, env = "VWED_FLEET_BROKER")]
+    pub broker: String,
+    #[arg(long)]
+    pub fleet: String,
+    #[arg(long, default_value = "")]
+    pub username: String,
+    /// File whose first line is the broker password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// mqtts://: CA certificates (PEM); default: the system's.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    #[arg(long)]
+    pub client_cert_file: Option<PathBuf>,
+    #[arg(long)]
+    pub client_key_file: Option<PathBuf>,
+    /// Longest wait for the broker (connect, acknowledgements).
+    #[arg(long, default_value_t = 30)]
+    pub timeout_s: u64,
+}
+
+/// One device or one group.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    #[arg(long)]
+    pub device: Option<String>,
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+impl TargetArgs {
+    fn check(&self) -> Result<(), CentralError> {
+        let (what, name) = match (&self.device, &self.group) {
+            (Some(d), _) => ("device", d),
+            (_, Some(g)) => ("group", g),
+            _ => return Err(CentralError::Usage("--device or --group".into())),
+        };
+        crate::fleet::settings::check_name(what, name)
+            .map_err(|e| CentralError::Usage(e.to_string()))
+    }
+}
+
+/// Runs one command; the value is the process's exit code.
+pub fn run(cmd: FleetCommand) -> Result<i32, CentralError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CentralError::Runtime)?;
+    rt.block_on(async move {
+        match cmd {
+            FleetCommand::Keygen { out } => deploy::keygen(&out),
+            FleetCommand::Deploy(a) => deploy::deploy(&a).await,
+            FleetCommand::Status(a) => status::status(&a).await,
+            FleetCommand::Call(a) => call::call(&a).await,
+            FleetCommand::Rollback(a) => deploy::rollback(&a).await,
+        }
+    })
+}

@@ -1,0 +1,156 @@
+//! A Bash job: `bash job.sh` in the execution's work dir, with a clean
+//! environment (the job's parameters as `PARAM_<NAME>`, nothing of the
+//! supervisor's), in its own process group that dies with the runtime.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokio::process::Command;
+use vwed_ipc::Level;
+
+use super::capture::read_lines;
+use super::process::{Outcome, conclude, drain, supervise};
+use super::run::AttemptRun;
+
+/// Largest result file (`$VWED_RESULT`) read back.
+const MAX_RESULT_BYTES: u64 = 1024 * 1024;
+
+pub async fn run(a: &mut AttemptRun) -> Outcome {
+    let script = a.work_dir.join("job.sh");
+    if let Err(e) = std::fs::write(&script, &a.spec.content) {
+        return Outcome::failed(format!("无法写入作业脚本 {}: {e}", script.display()));
+    }
+    let bash = a.engine.cfg.job_bash_path.clone();
+    let limit = a.engine.cfg.worker_memory_limit();
+    let spawned = command(&bash, &a.work_dir, &a.env, limit).and_then(|mut c| c.spawn());
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Outcome::failed(format!(
+                "找不到 bash: {bash} (设置 job_bash_path / VWED_JOB_BASH_PATH)"
+            ));
+        }
+        Err(e) => return Outcome::failed(format!("bash 无法启动 ({bash}): {e}")),
+    };
+    let pid = child.id().unwrap_or(0);
+    let mut readers = Vec::new();
+    for (pipe, level, stream) in [
+        (child.stdout.take().map(Pipe::Out), Level::Info, "stdout"),
+        (child.stderr.take().map(Pipe::Err), Level::Error, "stderr"),
+    ] {
+        let Some(pipe) = pipe else { continue };
+        let (capture, log) = (a.capture.clone(), a.log.clone());
+        let on_line = move |line: String| {
+            capture.push(&line);
+            log.script_line(level, stream, line, None);
+        };
+        readers.push(match pipe {
+            Pipe::Out(r) => tokio::spawn(read_lines(r, on_line)),
+            Pipe::Err(r) => tokio::spawn(read_lines(r, on_line)),
+        });
+    }
+    let never = std::future::pending::<Option<()>>();
+    let ending = supervise(&mut child, never, a.timeout, &mut a.cancel).await;
+    let mut outcome = conclude(ending, &mut child, pid, a.grace, a.timeout, |()| {
+        Outcome::failed("bash 不会应答")
+    })
+    .await;
+    drain(readers).await;
+    outcome.result = read_result(&a.work_dir.join("result"));
+    outcome
+}
+
+enum Pipe {
+    Out(tokio::process::ChildStdout),
+    Err(tokio::process::ChildStderr),
+}
+
+fn command(
+    bash: &str,
+    work_dir: &Path,
+    env: &[(String, String)],
+    memory_limit: Option<u64>,
+) -> std::io::Result<Command> {
+    let mut cmd = Command::new(bash);
+    cmd.arg("job.sh");
+    // The spawn-time part of worker confinement: limits, priority, cgroup leaf.
+    let plan = crate::worker::prepare(&mut cmd)?;
+    cmd.current_dir(work_dir)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // SANDBOX: a Python worker also confines itself with Landlock and seccomp once
+    // it knows its job (modules/src/sandbox). Bash cannot get that policy: its
+    // seccomp filter forbids fork and exec, which are what a shell script does.
+    // Until the sandbox offers a policy that lets processes be started (files and
+    // sockets confined, exec allowed), a Bash job gets the spawn-time part and
+    // no_new_privs here, and runs in its own process group that dies with the runtime.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.as_std_mut().pre_exec(move || {
+            libc::setpgid(0, 0);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            crate::worker::in_child(&plan)?;
+            if let Some(bytes) = memory_limit {
+                crate::worker::limit_data_segment(bytes);
+            }
+            crate::worker::prefer_as_oom_victim();
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            Ok(())
+        });
+    }
+    Ok(cmd)
+}
+
+/// What the job wrote to `$VWED_RESULT`: JSON if it parses, else the text.
+fn read_result(path: &Path) -> Option<Value> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.len() > MAX_RESULT_BYTES {
+        return Some(Value::String(format!(
+            "结果文件过大 ({} 字节, 上限 {MAX_RESULT_BYTES})",
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let trimmed = text.trim();
+    Some(serde_json::from_str(trimmed).unwrap_or_else(|_| Value::String(trimmed.to_string())))
+}
+
+/// `bash -n`: whether the content parses. No bash at the configured path is not
+/// an error here (an execution will say so); a check that hangs gives up.
+pub async fn check_syntax(bash: &str, content: &str) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let child = Command::new(bash)
+        .arg("-n")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let Ok(mut child) = child else {
+        return Ok(());
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let text = content.as_bytes().to_vec();
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&text).await;
+        });
+    }
+    let out =
+        tokio::time::timeout(std::time::Duration::from_secs(5), child.wait_with_output()).await;
+    match out {
+        Ok(Ok(o)) if !o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stderr);
+            let first: Vec<&str> = text.lines().take(3).collect();
+            Err(format!("Bash 语法错误: {}", first.join("; ")))
+        }
+        _ => Ok(()),
+    }
+}

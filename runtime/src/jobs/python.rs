@@ -1,0 +1,268 @@
+//! A Python job: a fresh worker (the same sandboxed worker process as a service
+//! script) gets one `Job` message and answers with the result. What the job
+//! writes streams into the execution's output and its log; its `VWED.*` calls are
+//! served like a script's, under the execution id; registrations are refused.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use serde_json::Value;
+use vwed_ipc::{
+    FromWorker, JobRun, Level, ScriptError, ScriptErrorKind, ServiceError, ServiceErrorKind,
+    Stream, ToWorker,
+};
+
+use super::capture::{Capture, read_lines};
+use super::model::ExecStatus;
+use super::process::{Outcome, conclude, drain, end_group, supervise};
+use super::run::AttemptRun;
+use super::triggers::emitting_from;
+use crate::engine::supervise::Supervised;
+use crate::engine::{Engine, Instance, answer_request, perform_notified};
+use crate::logs::ScriptLogger;
+use crate::supervision::{RestartMode, RestartPolicy};
+use crate::worker::{Answer, FrameSink, WorkerConn};
+
+pub async fn run(a: &mut AttemptRun) -> Outcome {
+    let engine = a.engine.clone();
+    let w = match engine.fresh_worker() {
+        Ok(w) => w,
+        Err(e) => return Outcome::failed(format!("作业进程无法启动: {e}")),
+    };
+    let pid = w.pid;
+    let Attached {
+        mut child,
+        sink,
+        conn,
+        readers,
+    } = attach(a, &engine, w);
+    let req = conn.next_req();
+    let msg = ToWorker::Job(JobRun {
+        req,
+        execution_id: a.exec.id.clone(),
+        job_path: super::model::job_path(a.exec.job_id),
+        source: a.spec.content.clone(),
+        params: a.exec.params.to_string(),
+        env: a.env.clone(),
+        sandbox: match sandbox_policy(&engine.cfg, &a.work_dir) {
+            Ok(p) => p,
+            Err(e) => {
+                end_group(&mut child, pid, a.grace).await;
+                return Outcome::failed(format!("作业沙箱无法准备: {e}"));
+            }
+        },
+    });
+    let answer = match conn.send_request(req, &msg) {
+        Ok(rx) => rx,
+        Err(e) => {
+            end_group(&mut child, pid, a.grace).await;
+            return Outcome::failed(format!("作业无法发送到工作进程: {e}"));
+        }
+    };
+    let ending = supervise(
+        &mut child,
+        async { answer.await.ok() },
+        a.timeout,
+        &mut a.cancel,
+    )
+    .await;
+    let mut outcome = conclude(ending, &mut child, pid, a.grace, a.timeout, answered).await;
+    drain(readers).await;
+    outcome.traceback = sink
+        .traceback
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    outcome
+}
+
+/// What an attempt holds of its worker: the process, the connection with the
+/// job's sink, and the readers of its fd 1 and 2.
+struct Attached {
+    child: tokio::process::Child,
+    sink: Arc<JobSink>,
+    conn: Arc<WorkerConn>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker) -> Attached {
+    // The job's `VWED.*` calls are served as a script's, under the execution id.
+    // A job is never restarted by the service supervision: its retries are its own.
+    let policy = RestartPolicy {
+        mode: RestartMode::Never,
+        ..engine.cfg.supervision.default_policy()
+    };
+    let supervised = Arc::new(Supervised::new(
+        super::model::job_path(a.exec.job_id),
+        policy,
+        a.exec.params.clone(),
+    ));
+    let inst = Arc::new(Instance::new(
+        a.exec.id.clone(),
+        0,
+        "job".to_string(),
+        engine.cfg.output_lines,
+        &engine.logs,
+        supervised,
+    ));
+    inst.set_pid(w.pid);
+    let sink = Arc::new(JobSink {
+        engine: Arc::downgrade(engine),
+        inst: inst.clone(),
+        capture: a.capture.clone(),
+        job: a.exec.job_id,
+        depth: a.exec.depth,
+        traceback: Mutex::new(None),
+    });
+    let conn = WorkerConn::start(w.stream, sink.clone());
+    inst.set_conn(conn.clone());
+    let mut readers = Vec::new();
+    if let Some(out) = w.stdout {
+        readers.push(pipe(out, a.capture.clone(), inst.log.clone(), Level::Info));
+    }
+    if let Some(err) = w.stderr {
+        readers.push(pipe(err, a.capture.clone(), inst.log.clone(), Level::Error));
+    }
+    Attached {
+        child: w.child,
+        sink,
+        conn,
+        readers,
+    }
+}
+
+/// Project grants of jobs (`[sandbox.projects._jobs]`): what a job may read and
+/// reach besides Python; its work dir is the one folder it may write.
+pub const SANDBOX_GRANTS: &str = "_jobs";
+
+fn sandbox_policy(
+    cfg: &crate::config::Config,
+    work_dir: &std::path::Path,
+) -> std::io::Result<vwed_ipc::SandboxPolicy> {
+    let mut policy = crate::sandbox::policy(cfg, SANDBOX_GRANTS)?;
+    policy.scratch_dir = std::fs::canonicalize(work_dir)?
+        .to_string_lossy()
+        .into_owned();
+    Ok(policy)
+}
+
+fn answered(answer: Answer) -> Outcome {
+    match answer {
+        Answer::Call(Ok(json)) => {
+            let mut o = Outcome::new(ExecStatus::Succeeded);
+            o.result = Some(serde_json::from_str(&json).unwrap_or(Value::String(json)));
+            o.exit_code = Some(0);
+            o
+        }
+        Answer::Call(Err(ScriptError {
+            kind: ScriptErrorKind::BadResult,
+            message,
+        })) => Outcome::failed(message),
+        Answer::Call(Err(ScriptError { message, .. })) => {
+            let mut o = Outcome::new(ExecStatus::Failed);
+            o.exception = Some(message);
+            o
+        }
+        other => Outcome::failed(format!("工作进程应答类型错误: {other:?}")),
+    }
+}
+
+/// Lines written to the worker's fd 1/2 directly (the interpreter's own errors).
+fn pipe(
+    r: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    capture: Arc<Capture>,
+    log: Arc<ScriptLogger>,
+    level: Level,
+) -> tokio::task::JoinHandle<()> {
+    let stream = if level == Level::Info {
+        "stdout"
+    } else {
+        "stderr"
+    };
+    tokio::spawn(read_lines(r, move |line| {
+        capture.push(&line);
+        log.script_line(level, stream, line, None);
+    }))
+}
+
+struct JobSink {
+    engine: Weak<Engine>,
+    inst: Arc<Instance>,
+    capture: Arc<Capture>,
+    job: u64,
+    depth: u8,
+    /// The last traceback the job reported: its exception, in full.
+    traceback: Mutex<Option<String>>,
+}
+
+impl JobSink {
+    fn line(&self, level: Level, stream: &'static str, text: &str, fields: Option<&Value>) {
+        self.capture.push(text);
+        self.inst
+            .log
+            .script_line(level, stream, text.to_string(), fields);
+    }
+}
+
+impl FrameSink for JobSink {
+    fn on_frame(&self, conn: &Arc<WorkerConn>, msg: FromWorker) {
+        let Some(engine) = self.engine.upgrade() else {
+            return;
+        };
+        match msg {
+            FromWorker::Output { stream, text } => {
+                let (level, name) = match stream {
+                    Stream::Stdout => (Level::Info, "stdout"),
+                    Stream::Stderr => (Level::Error, "stderr"),
+                };
+                for l in text.split('\n') {
+                    self.line(level, name, l, None);
+                }
+            }
+            FromWorker::Traceback { text } => {
+                self.line(Level::Error, "stderr", &text, None);
+                *self.traceback.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+            }
+            FromWorker::Log {
+                level,
+                message,
+                fields,
+            } => {
+                let fields = serde_json::from_str::<Value>(&fields)
+                    .ok()
+                    .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
+                self.capture
+                    .push(&format!("[{}] {message}", level.as_str()));
+                self.inst
+                    .log
+                    .script_line(level, "log", message, fields.as_ref());
+            }
+            FromWorker::Request { req, service } => {
+                answer_request(engine, &self.inst, conn, req, service)
+            }
+            FromWorker::Notify { service } => {
+                let (job, depth) = (self.job, self.depth);
+                perform_notified(engine, &self.inst, service, |e, name, data| {
+                    emitting_from(job, depth, || e.emit(name, data));
+                })
+            }
+            FromWorker::Register { req, .. } => {
+                let refused = ServiceError::new(
+                    ServiceErrorKind::Conflict,
+                    "作业不能注册接口、函数、事件监听器或定时任务 (注册只属于服务脚本的 boot())",
+                );
+                let _ = conn.send(&ToWorker::Reply {
+                    req,
+                    result: Err(refused),
+                });
+            }
+            FromWorker::Unregister { .. }
+            | FromWorker::Booted { .. }
+            | FromWorker::RouteReply(_)
+            | FromWorker::CallReply { .. }
+            | FromWorker::Done { .. }
+            | FromWorker::Analysis { .. } => {}
+        }
+    }
+
+    fn on_closed(&self, _conn: &Arc<WorkerConn>) {}
+}
