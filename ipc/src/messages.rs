@@ -193,6 +193,12 @@ pub enum FromWorker {
         req: u64,
         analysis: Analysis,
     },
+    /// How a job's worker confined itself, sent once the [`ToWorker::Job`]
+    /// arrived and before any of the job's code runs (a script's worker says it
+    /// with [`FromWorker::Booted`]).
+    Confined {
+        sandbox: SandboxReport,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -163,7 +163,11 @@ fn to_py_messages<'py>(
 /// failed instead of run).
 fn job_message<'py>(py: Python<'py>, j: vwed_ipc::JobRun) -> PyResult<Option<Bound<'py, PyAny>>> {
     // As for a script's Boot: nothing of the job runs unconfined.
-    if let Some(refused) = crate::sandbox::enter(py, &j.sandbox) {
+    let refused = crate::sandbox::enter(py, &j.sandbox);
+    send(FromWorker::Confined {
+        sandbox: crate::sandbox::report(),
+    })?;
+    if let Some(refused) = refused {
         let message = match refused {
             BootOutcome::Failed { message, .. } => message,
             other => format!("{other:?}"),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use vwed_e2e::{Opts, Runtime, json, process_alive, py, ws};
 
-use crate::jobs_util::{SCRIPTS, detail, execute, finished, job, run, wait_for};
+use crate::jobs_util::{SCRIPTS, detail, execute, finished, job, printed_pid, run, wait_for};
 
 #[test]
 fn python_jobs_answer_with_result_exception_or_exit_code() {
@@ -161,14 +161,6 @@ fn a_missing_bash_is_a_clear_failure() {
             .contains("/nonexistent/bash"),
         "{d:#}"
     );
-}
-
-/// The pid a job printed as `pid=<n>`.
-fn printed_pid(out: &str) -> u32 {
-    out.lines()
-        .find_map(|l| l.strip_prefix("pid="))
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {out}"))
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod jobs_api;
 mod jobs_danger;
 mod jobs_queue;
 mod jobs_run;
+mod jobs_sandbox;
 mod jobs_triggers;
 mod jobs_util;
 mod lifecycle;

@@ -159,7 +159,7 @@ fn active_json(engine: &Engine) -> Map<String, Value> {
             let v = json!({
                 "script_path": i.script_path,
                 "started_at": i.started_at,
-                "status": i.state().as_str(),
+                "status": i.status(),
                 "pid": i.pid(),
                 "heartbeat": i.conn().map(|c| c.last_seen_secs()),
             });

@@ -367,7 +367,7 @@ async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, Strin
             let lines = ring.tail(after, limit);
             Ok(ok_data(json!({
                 "script_id": script_id,
-                "status": inst.state().as_str(),
+                "status": inst.status(),
                 "lines": lines,
                 "dropped": ring.dropped(),
             })))

@@ -151,6 +151,15 @@ impl Instance {
         *self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Its status as every listing shows it: the state, except that a crashed
+    /// script its supervision gave up on is `broken`.
+    pub fn status(&self) -> &'static str {
+        match self.state() {
+            State::Crashed(_) if self.supervised.is_broken() => "broken",
+            s => s.as_str(),
+        }
+    }
+
     pub fn set_state(&self, s: State) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
@@ -223,10 +232,7 @@ impl Instance {
         let state = self.state();
         let pid = self.pid();
         let alive = !matches!(state, State::Crashed(_));
-        let status = match state {
-            State::Crashed(_) if self.supervised.is_broken() => "broken",
-            s => s.as_str(),
-        };
+        let status = self.status();
         let mut v = json!({
             "script_id": &*self.script_id,
             "script_path": self.script_path,

@@ -211,7 +211,8 @@ impl FrameSink for ScriptSink {
             FromWorker::RouteReply(_)
             | FromWorker::CallReply { .. }
             | FromWorker::Done { .. }
-            | FromWorker::Analysis { .. } => {}
+            | FromWorker::Analysis { .. }
+            | FromWorker::Confined { .. } => {}
         }
     }
 

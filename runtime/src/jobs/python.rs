@@ -72,6 +72,11 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
+    outcome.sandbox = sink
+        .sandbox
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
     outcome
 }
 
@@ -112,6 +117,7 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
         job: a.exec.job_id,
         depth: a.exec.depth,
         traceback: Mutex::new(None),
+        sandbox: Mutex::new(None),
     });
     let conn = WorkerConn::start(w.stream, sink.clone());
     inst.set_conn(conn.clone());
@@ -130,15 +136,13 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
     }
 }
 
-/// Project grants of jobs (`[sandbox.projects._jobs]`): what a job may read and
-/// reach besides Python; its work dir is the one folder it may write.
-pub const SANDBOX_GRANTS: &str = "_jobs";
-
 fn sandbox_policy(
     cfg: &crate::config::Config,
     work_dir: &std::path::Path,
 ) -> std::io::Result<vwed_ipc::SandboxPolicy> {
-    let mut policy = crate::sandbox::policy(cfg, SANDBOX_GRANTS)?;
+    // Grants of jobs (`[sandbox.projects._jobs]`); the work dir is the one folder
+    // a job may write besides them.
+    let mut policy = crate::sandbox::policy(cfg, crate::sandbox::JOB_GRANTS)?;
     policy.scratch_dir = std::fs::canonicalize(work_dir)?
         .to_string_lossy()
         .into_owned();
@@ -192,6 +196,8 @@ struct JobSink {
     depth: u8,
     /// The last traceback the job reported: its exception, in full.
     traceback: Mutex<Option<String>>,
+    /// What the worker put in force before the job ran.
+    sandbox: Mutex<Option<vwed_ipc::SandboxReport>>,
 }
 
 impl JobSink {
@@ -261,6 +267,9 @@ impl FrameSink for JobSink {
             | FromWorker::CallReply { .. }
             | FromWorker::Done { .. }
             | FromWorker::Analysis { .. } => {}
+            FromWorker::Confined { sandbox } => {
+                *self.sandbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(sandbox);
+            }
         }
     }
 
