@@ -18,16 +18,18 @@ use super::query::{self, query_u64};
 use super::reply::{ApiError, Envelope, Resp, finish, json_response, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
-use crate::auth::filters::caller;
+use crate::auth::audit::{AuditLog, Entry};
+use crate::auth::filters::{addr_text, caller};
 use crate::auth::{Principal, Role};
 use crate::engine::Engine;
 use crate::jobs::{
-    ExecFilter, ExecStatus, JobError, JobInput, JobStatus, Jobs, Language, TemplateInput, ToJob,
-    TriggerKind,
+    ExecFilter, ExecStatus, JobError, JobInput, JobRec, JobStatus, Jobs, Language, TemplateInput,
+    ToJob, TriggerKind,
 };
 
 const SCRIPTS: &str = "/api/v1/scripts";
 
+// long: the area's part of the route table, one entry per endpoint
 pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     let (e, b, w) = (with_engine(engine), body(engine), who(engine));
     vec![
@@ -142,12 +144,55 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
 ))]
 pub struct Doc;
 
-/// Who made the request (the account, or the API token's name), for
-/// `created_by`, `triggered_by` and the job's history.
+/// Who made a request its route admitted. Its name (the account, or the API
+/// token's name) is what `created_by`, `triggered_by`, `cancelled_by` and the
+/// job's history say; the route table audits the request itself.
+struct Caller {
+    p: Principal,
+    addr: String,
+    audit: Arc<AuditLog>,
+}
+
+impl Caller {
+    fn name(&self) -> &str {
+        &self.p.name
+    }
+
+    /// An acknowledgement of dangerous commands that this request made (it
+    /// `asked` for one and the saved version carries one by this caller) gets
+    /// an audit record of its own, durably before the answer: who, which job
+    /// and version, how many findings, why.
+    async fn audit_ack(&self, rec: &JobRec, asked: bool) {
+        let Some(ack) = rec.ack.as_ref() else {
+            return;
+        };
+        if !asked || ack.version != rec.version || ack.by != self.p.name {
+            return;
+        }
+        let target = format!("job:{} {}", rec.id, rec.spec.name);
+        let entry = Entry::new(Some(&self.p), &self.addr, "job.acknowledge_danger", &target)
+            .status(200)
+            .detail(format!(
+                "版本 {} 的 {} 处危险命令: {}",
+                ack.version, ack.findings, ack.reason
+            ));
+        if let Err(e) = self.audit.record(entry).await {
+            tracing::error!("audit record lost: {e}");
+        }
+    }
+}
+
 fn who(
     engine: &Arc<Engine>,
-) -> impl Filter<Extract = (String,), Error = warp::Rejection> + Clone + use<> {
-    caller(engine.auth.clone()).map(|p: Principal| p.name)
+) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone + use<> {
+    let audit = engine.auth.audit.clone();
+    caller(engine.auth.clone())
+        .and(crate::server::client_addr())
+        .map(move |p: Principal, addr| Caller {
+            p,
+            addr: addr_text(addr),
+            audit: audit.clone(),
+        })
 }
 
 fn job_error(e: JobError) -> ApiError {
@@ -250,10 +295,12 @@ struct ListQuery {
         (status = 409, description = "名称已存在, 或危险命令未确认就要激活 (data.findings)", body = Envelope<Value>),
     )
 )]
-async fn create(engine: Arc<Engine>, body: Bytes, by: String) -> Resp {
+async fn create(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let input: JobInput = body_of(&body)?;
-        let rec = jobs.create(input, &by).await?;
+        let asked = input.acknowledge_danger;
+        let rec = jobs.create(input, by.name()).await?;
+        by.audit_ack(&rec, asked).await;
         Ok(ok_message(
             format!("脚本 {} 已创建 (版本 1)", rec.spec.name),
             Some(crate::jobs::view_job(&rec, true)),
@@ -352,10 +399,12 @@ async fn get(id: u64, engine: Arc<Engine>) -> Resp {
         (status = 409, description = "名称已存在, 或危险命令未确认 (data.findings)", body = Envelope<Value>),
     )
 )]
-async fn update(id: u64, engine: Arc<Engine>, body: Bytes, by: String) -> Resp {
+async fn update(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let input: JobInput = body_of(&body)?;
-        let rec = jobs.update(id, input, &by).await?;
+        let asked = input.acknowledge_danger;
+        let rec = jobs.update(id, input, by.name()).await?;
+        by.audit_ack(&rec, asked).await;
         Ok(ok_message(
             format!(
                 "脚本 {} 已保存 (版本 {}, 状态 {})",
@@ -421,7 +470,7 @@ struct ExecuteBody {
         (status = 429, description = "执行队列已满 (已记录, data.execution_id)", body = Envelope<Value>),
     )
 )]
-async fn execute(id: u64, engine: Arc<Engine>, body: Bytes, by: String) -> Resp {
+async fn execute(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let b: ExecuteBody = body_of(&body)?;
         let kind = match b.trigger.as_deref() {
@@ -434,7 +483,7 @@ async fn execute(id: u64, engine: Arc<Engine>, body: Bytes, by: String) -> Resp 
             }
         };
         let rec = jobs
-            .execute(id, b.input_parameters, b.environment_vars, kind, &by)
+            .execute(id, b.input_parameters, b.environment_vars, kind, by.name())
             .await?;
         let envelope = Envelope {
             success: true,
@@ -595,9 +644,9 @@ async fn execution(id: String, engine: Arc<Engine>) -> Resp {
         (status = 409, description = "执行已结束", body = Envelope<Value>),
     )
 )]
-async fn cancel(id: String, engine: Arc<Engine>, by: String) -> Resp {
+async fn cancel(id: String, engine: Arc<Engine>, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
-        let rec = jobs.cancel(&id, &by).await?;
+        let rec = jobs.cancel(&id, by.name()).await?;
         Ok(ok_message(
             format!("执行 {id} 已取消 ({})", rec.status.as_str()),
             Some(crate::jobs::view_exec(&rec, None)),
@@ -715,7 +764,7 @@ struct RollbackBody {
         (status = 409, description = "已是该版本的内容, 或危险命令未确认", body = Envelope<Value>),
     )
 )]
-async fn rollback(id: u64, engine: Arc<Engine>, body: Bytes, by: String) -> Resp {
+async fn rollback(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let b: RollbackBody = body_of(&body)?;
         let rec = jobs
@@ -724,9 +773,10 @@ async fn rollback(id: u64, engine: Arc<Engine>, body: Bytes, by: String) -> Resp
                 b.version,
                 b.acknowledge_danger,
                 b.acknowledge_reason,
-                &by,
+                by.name(),
             )
             .await?;
+        by.audit_ack(&rec, b.acknowledge_danger).await;
         Ok(ok_message(
             format!("已回滚到版本 {} 的内容, 新版本 {}", b.version, rec.version),
             Some(crate::jobs::view_job(&rec, true)),
@@ -756,10 +806,11 @@ struct AckBody {
         (status = 409, description = "没有需要确认的危险命令", body = Envelope<Value>),
     )
 )]
-async fn acknowledge(id: u64, engine: Arc<Engine>, body: Bytes, by: String) -> Resp {
+async fn acknowledge(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let b: AckBody = body_of(&body)?;
-        let rec = jobs.acknowledge(id, b.reason, &by).await?;
+        let rec = jobs.acknowledge(id, b.reason, by.name()).await?;
+        by.audit_ack(&rec, true).await;
         Ok(ok_message(
             format!("已确认版本 {} 的危险命令", rec.version),
             Some(crate::jobs::view_job(&rec, true)),
@@ -803,10 +854,10 @@ async fn templates(engine: Arc<Engine>) -> Resp {
         (status = 409, description = "名称已存在", body = Envelope<Value>),
     )
 )]
-async fn create_template(engine: Arc<Engine>, body: Bytes, by: String) -> Resp {
+async fn create_template(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let input: TemplateInput = body_of(&body)?;
-        let t = jobs.create_template(input, &by).await?;
+        let t = jobs.create_template(input, by.name()).await?;
         Ok(ok_message(
             format!("模板 {} 已创建", t.name),
             Some(crate::jobs::view_template(&t)),
@@ -875,10 +926,12 @@ async fn delete_template(id: u64, engine: Arc<Engine>) -> Resp {
         (status = 409, description = "名称已存在", body = Envelope<Value>),
     )
 )]
-async fn instantiate(id: u64, engine: Arc<Engine>, body: Bytes, by: String) -> Resp {
+async fn instantiate(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let req: ToJob = body_of(&body)?;
-        let rec = jobs.from_template(id, req, &by).await?;
+        let asked = req.acknowledge_danger;
+        let rec = jobs.from_template(id, req, by.name()).await?;
+        by.audit_ack(&rec, asked).await;
         Ok(ok_message(
             format!("已由模板 {id} 创建脚本 {}", rec.spec.name),
             Some(crate::jobs::view_job(&rec, true)),

@@ -97,6 +97,15 @@ impl Entry {
         self
     }
 
+    /// An entry for a caller that is no account and no token, but proved who
+    /// it is another way: `via` says how (`script`, `fleet`).
+    pub fn by(user: &str, via: &str, addr: &str, action: &str, target: &str) -> Entry {
+        let mut e = Entry::new(None, addr, action, target);
+        e.user = clip(user);
+        e.via = clip(via);
+        e
+    }
+
     /// An I/O write by a script (HTTP writes are audited by their route): what
     /// `io::audit::write` feeds in with `record_nowait`, so a script never waits
     /// for the audit commit.
@@ -106,9 +115,13 @@ impl Entry {
         value: &Value,
         result: &Result<(), String>,
     ) -> Entry {
-        let mut e = Entry::new(None, "", "io.write", target);
-        e.user = clip(&format!("script:{script_id}"));
-        e.via = "script".into();
+        let e = Entry::by(
+            &format!("script:{script_id}"),
+            "script",
+            "",
+            "io.write",
+            target,
+        );
         match result {
             Ok(()) => e.status(200).detail(value.to_string()),
             Err(err) => e.status(409).detail(format!("{value}: {err}")),
