@@ -272,6 +272,14 @@ async fn every_route_in_the_table_is_in_the_document_and_back() {
     }
 }
 
+/// Who may call the table's entry `verb path`.
+fn access_of(api: &Api, verb: Verb, path: &str) -> Option<super::route::Access> {
+    endpoints(api)
+        .into_iter()
+        .find(|e| e.verb == verb && e.path == path)
+        .map(|e| e.access)
+}
+
 #[tokio::test]
 async fn the_roles_follow_the_rules() {
     use super::route::Access;
@@ -296,16 +304,17 @@ async fn the_roles_follow_the_rules() {
             // Reading: status, logs, registry, I/O values, files, this document.
             Role::Viewer.into()
         } else {
+            // Changing state takes more than reading, whatever the area.
+            assert!(
+                matches!(ep.access, Access::Role(r) if r >= Role::Operator),
+                "{} {p}: a viewer (or anyone) may change state",
+                ep.verb.as_str()
+            );
             continue;
         };
         assert_eq!(ep.access, want, "{} {p}", ep.verb.as_str());
     }
-    let role = |m: Verb, p: &str| {
-        endpoints(&api)
-            .into_iter()
-            .find(|e| e.verb == m && e.path == p)
-            .map(|e| e.access)
-    };
+    let role = |m: Verb, p: &str| access_of(&api, m, p);
     assert_eq!(
         role(Verb::Post, "/api/script/scripts/start"),
         Some(Role::Operator.into())
@@ -322,6 +331,53 @@ async fn the_roles_follow_the_rules() {
         role(Verb::Post, "/api/script/projects"),
         Some(Role::Engineer.into())
     );
+}
+
+#[tokio::test]
+async fn jobs_safe_mode_and_fleet_routes_have_their_roles() {
+    let api = Api::new();
+    let role = |m: Verb, p: &str| access_of(&api, m, p);
+    // Running, cancelling and leaving safe mode are the operator's; defining
+    // jobs and taking projects out of fleet control are the engineer's.
+    for (verb, path, want) in [
+        (Verb::Post, "/api/script/safe-mode/exit", Role::Operator),
+        (
+            Verb::Post,
+            "/api/v1/scripts/{script_id}/execute",
+            Role::Operator,
+        ),
+        (
+            Verb::Post,
+            "/api/v1/scripts/executions/{execution_id}/cancel",
+            Role::Operator,
+        ),
+        (Verb::Post, "/api/v1/scripts", Role::Engineer),
+        (Verb::Put, "/api/v1/scripts/{script_id}", Role::Engineer),
+        (Verb::Delete, "/api/v1/scripts/{script_id}", Role::Engineer),
+        (
+            Verb::Post,
+            "/api/v1/scripts/{script_id}/acknowledge",
+            Role::Engineer,
+        ),
+        (Verb::Post, "/api/v1/scripts/templates", Role::Engineer),
+        (
+            Verb::Post,
+            "/api/fleet/projects/{project_name}/detach",
+            Role::Engineer,
+        ),
+        (
+            Verb::Post,
+            "/api/fleet/projects/{project_name}/attach",
+            Role::Engineer,
+        ),
+    ] {
+        assert_eq!(
+            role(verb, path),
+            Some(want.into()),
+            "{} {path}",
+            verb.as_str()
+        );
+    }
 }
 
 /// A path of the document with its parameters filled in.
