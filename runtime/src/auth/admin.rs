@@ -173,65 +173,13 @@ impl Auth {
                 name,
                 role,
                 password,
-            } => {
-                let (pw, generated) = password_or_new(password)?;
-                let user = User {
-                    name: name.clone(),
-                    role,
-                    hash: password::hash(&pw)?,
-                    disabled: false,
-                    created_ms: now,
-                    password_changed_ms: now,
-                    last_login_ms: None,
-                };
-                self.change(false, |s| s.add_user(&user))?;
-                tracing::info!(user = %name, role = role.as_str(), by = %by.name, "user added");
-                let mut out = user_json(&user);
-                out["password"] = json!(generated.then_some(pw));
-                Ok(out)
-            }
-            Command::UserPasswd { name, password } => {
-                let (pw, generated) = password_or_new(password)?;
-                let hash = password::hash(&pw)?;
-                let user = self.change(true, |s| {
-                    s.update_user(&name, |u| {
-                        u.hash = hash;
-                        u.password_changed_ms = now;
-                        true
-                    })
-                })?;
-                self.forget_initial_password(&name);
-                tracing::info!(user = %name, by = %by.name, "password changed; sessions ended");
-                let mut out = user_json(&user);
-                out["password"] = json!(generated.then_some(pw));
-                Ok(out)
-            }
+            } => self.user_add(name, role, password, by, now),
+            Command::UserPasswd { name, password } => self.user_passwd(name, password, by, now),
             Command::UserSet {
                 name,
                 role,
                 disabled,
-            } => {
-                if role.is_none() && disabled.is_none() {
-                    return Err(AdminError::BadRequest(
-                        "没有要修改的内容 (role, disabled)".into(),
-                    ));
-                }
-                let user = self.change(true, |s| {
-                    s.update_user(&name, |u| {
-                        let lower = role.is_some_and(|r| r < u.role);
-                        let disabling = disabled == Some(true) && !u.disabled;
-                        if let Some(r) = role {
-                            u.role = r;
-                        }
-                        if let Some(d) = disabled {
-                            u.disabled = d;
-                        }
-                        lower || disabling
-                    })
-                })?;
-                tracing::info!(user = %name, by = %by.name, "user changed");
-                Ok(user_json(&user))
-            }
+            } => self.user_set(name, role, disabled, by),
             Command::UserDel { name } => {
                 self.change(true, |s| s.delete_user(&name))?;
                 tracing::info!(user = %name, by = %by.name, "user deleted");
@@ -267,6 +215,84 @@ impl Auth {
                 Ok(token_json(&token, token.last_used_ms, now))
             }
         }
+    }
+
+    fn user_add(
+        &self,
+        name: String,
+        role: Role,
+        password: Option<String>,
+        by: &Principal,
+        now: u64,
+    ) -> Result<Value, AdminError> {
+        let (pw, generated) = password_or_new(password)?;
+        let user = User {
+            name: name.clone(),
+            role,
+            hash: password::hash(&pw)?,
+            disabled: false,
+            created_ms: now,
+            password_changed_ms: now,
+            last_login_ms: None,
+        };
+        self.change(false, |s| s.add_user(&user))?;
+        tracing::info!(user = %name, role = role.as_str(), by = %by.name, "user added");
+        let mut out = user_json(&user);
+        out["password"] = json!(generated.then_some(pw));
+        Ok(out)
+    }
+
+    fn user_passwd(
+        &self,
+        name: String,
+        password: Option<String>,
+        by: &Principal,
+        now: u64,
+    ) -> Result<Value, AdminError> {
+        let (pw, generated) = password_or_new(password)?;
+        let hash = password::hash(&pw)?;
+        let user = self.change(true, |s| {
+            s.update_user(&name, |u| {
+                u.hash = hash;
+                u.password_changed_ms = now;
+                true
+            })
+        })?;
+        self.forget_initial_password(&name);
+        tracing::info!(user = %name, by = %by.name, "password changed; sessions ended");
+        let mut out = user_json(&user);
+        out["password"] = json!(generated.then_some(pw));
+        Ok(out)
+    }
+
+    /// A lower role or a disabled account ends the user's sessions.
+    fn user_set(
+        &self,
+        name: String,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        by: &Principal,
+    ) -> Result<Value, AdminError> {
+        if role.is_none() && disabled.is_none() {
+            return Err(AdminError::BadRequest(
+                "没有要修改的内容 (role, disabled)".into(),
+            ));
+        }
+        let user = self.change(true, |s| {
+            s.update_user(&name, |u| {
+                let lower = role.is_some_and(|r| r < u.role);
+                let disabling = disabled == Some(true) && !u.disabled;
+                if let Some(r) = role {
+                    u.role = r;
+                }
+                if let Some(d) = disabled {
+                    u.disabled = d;
+                }
+                lower || disabling
+            })
+        })?;
+        tracing::info!(user = %name, by = %by.name, "user changed");
+        Ok(user_json(&user))
     }
 
     /// A new token: its value (shown once) and its stored record.

@@ -181,6 +181,7 @@ async fn login_failures_say_nothing_about_the_user_and_bad_bodies_get_400() {
     );
 }
 
+// long: one account's and one token's life over HTTP, each step on the one before
 #[tokio::test]
 async fn admin_manages_users_and_tokens_over_http() {
     let t = TestAuth::new("api-admin");
