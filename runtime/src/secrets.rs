@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 
-/// Settings that hold secrets. A new one (a broker password, ...) goes here and
-/// gets a `<name>_file` twin; `every_secret_looking_setting_is_listed` fails
-/// until it does.
-pub const SECRET_KEYS: &[&str] = &["smtp_password"];
+/// Settings that hold secrets, as dotted paths into the configuration's
+/// tables. A new one goes here and gets a `<name>_file` twin;
+/// `every_secret_looking_setting_is_listed` fails until it does. (The fleet
+/// broker's `password_file` is read by the fleet settings themselves.)
+pub const SECRET_KEYS: &[&str] = &["smtp_password", "fleet.password"];
 
 pub const MASK: &str = "***";
 
@@ -71,7 +72,7 @@ fn resolve(p: &Path) -> PathBuf {
 pub fn redacted(cfg: &Config) -> Result<toml::Table, toml::ser::Error> {
     let mut t = toml::Table::try_from(cfg)?;
     for key in SECRET_KEYS {
-        if let Some(toml::Value::String(v)) = t.get_mut(*key)
+        if let Some(toml::Value::String(v)) = setting_mut(&mut t, key)
             && !v.is_empty()
         {
             *v = MASK.to_string();
@@ -80,40 +81,74 @@ pub fn redacted(cfg: &Config) -> Result<toml::Table, toml::ser::Error> {
     Ok(t)
 }
 
+/// The value at a dotted path (`fleet.password`).
+fn setting_mut<'a>(t: &'a mut toml::Table, path: &str) -> Option<&'a mut toml::Value> {
+    match path.split_once('.') {
+        None => t.get_mut(path),
+        Some((table, rest)) => setting_mut(t.get_mut(table)?.as_table_mut()?, rest),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn config_output_masks_secrets() {
-        let cfg = Config {
+        let mut cfg = Config {
             smtp_password: "hunter2-secret".into(),
             ..Config::default()
         };
+        cfg.fleet.password = "broker-hunter3".into();
         let text = toml::to_string(&redacted(&cfg).expect("toml")).expect("text");
         assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("hunter3"), "the broker's password: {text}");
         assert!(text.contains("smtp_password = \"***\""), "{text}");
         // An unset secret stays visibly unset.
         let text = toml::to_string(&redacted(&Config::default()).expect("toml")).expect("text");
         assert!(text.contains("smtp_password = \"\""), "{text}");
     }
 
+    /// Every setting of `t` and its tables, as (dotted path, the table it is in, name).
+    fn settings<'a>(
+        prefix: &str,
+        t: &'a toml::Table,
+        out: &mut Vec<(String, &'a toml::Table, String)>,
+    ) {
+        for (key, v) in t {
+            let path = format!("{prefix}{key}");
+            match v {
+                toml::Value::Table(inner) => settings(&format!("{path}."), inner, out),
+                _ => out.push((path, t, key.clone())),
+            }
+        }
+    }
+
     #[test]
     fn every_secret_looking_setting_is_listed() {
-        let t = toml::Table::try_from(Config::default()).expect("toml");
-        for key in t.keys() {
+        let mut cfg = Config::default();
+        // A project's grants are a table per project: one, so that it is looked at.
+        cfg.sandbox.projects.insert("p".into(), Default::default());
+        let t = toml::Table::try_from(cfg).expect("toml");
+        let mut all = Vec::new();
+        settings("", &t, &mut all);
+        assert!(
+            all.iter().any(|(p, _, _)| p == "fleet.password"),
+            "nested tables are walked"
+        );
+        for (path, table, key) in all {
             let looks_secret = ["password", "secret", "token"]
                 .iter()
                 .any(|w| key.contains(w))
                 && !key.ends_with("_file");
             if looks_secret {
                 assert!(
-                    SECRET_KEYS.contains(&key.as_str()),
-                    "{key} is not in SECRET_KEYS"
+                    SECRET_KEYS.contains(&path.as_str()),
+                    "{path} is not in SECRET_KEYS"
                 );
                 assert!(
-                    t.contains_key(&format!("{key}_file")),
-                    "{key} has no {key}_file"
+                    table.contains_key(&format!("{key}_file")),
+                    "{path} has no {key}_file"
                 );
             }
         }
