@@ -8,7 +8,10 @@
 # the client sees them.
 # Usage: bench/auth.sh [path/to/vwed-edge] (default: a release build made here).
 # Needs wrk (Debian package).
-source "$(dirname "$0")/lib.sh"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/runtime.sh
+bench_binary "${1:-}"
 DUR=${DUR:-10}
 ROUNDS=${ROUNDS:-3}
 CONN=${CONN:-64}

@@ -5,14 +5,12 @@
 # (default: a release build made here). Needs wrk (Debian package).
 # Settings pass through the environment: VWED_SANDBOX__ENABLED=false bench/core.sh
 # measures the same without the script sandbox (Landlock, seccomp).
-source "$(dirname "$0")/lib.sh"
+set -euo pipefail
+cd "$(dirname "$0")/.."
 PORT=${PORT:-18765}
 DUR=${DUR:-10}
-DATA=$(mktemp -d)
-trap 'kill -9 $SUP 2>/dev/null || true; rm -rf "$DATA"' EXIT
-VWED_SAMPLE_PROJECT=false "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" >"$DATA/log" 2>&1 &
-SUP=$!
-for _ in $(seq 100); do curl -sf localhost:$PORT/health >/dev/null && break; sleep 0.05; done
+. bench/runtime.sh
+start_runtime "${1:-}"
 base=http://127.0.0.1:$PORT
 # Every request carries the admin token the first start wrote.
 AUTH="Authorization: Bearer $(cat "$DATA/admin.token")"

@@ -58,6 +58,8 @@ pub struct JobRun {
     /// How the worker confines itself before any of the job's code runs; the
     /// job's work dir is its scratch folder.
     pub sandbox: SandboxPolicy,
+    /// Longest line of output or log the worker sends, in bytes (see `lines`).
+    pub max_line_bytes: u32,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -69,6 +71,8 @@ pub struct Boot {
     pub start_params: Json,
     /// How the worker confines itself before any of the script's code runs.
     pub sandbox: SandboxPolicy,
+    /// Longest line of output or log the worker sends, in bytes (see `lines`).
+    pub max_line_bytes: u32,
 }
 
 /// The confinement the supervisor chose for one script (paths are absolute).

@@ -226,6 +226,22 @@ pub struct Config {
     /// path is taken below `$CREDENTIALS_DIRECTORY` when that is set).
     pub smtp_password_file: String,
     // Tables after the plain settings, so that the TOML form can list them last.
+    // Bounds of script output, logs and file history (docs/limits.md).
+    /// Longest line of script output, `VWED.log` message or traceback, in bytes;
+    /// a longer one is cut (in the worker already) and ends with a marker.
+    pub max_line_bytes: usize,
+    /// Bytes of output kept in memory per running script, beside `output_lines`.
+    pub output_max_bytes: usize,
+    /// Bytes of log lines waiting for the log writer; beyond this, lines are
+    /// dropped and counted, like beyond `log_queue_lines`.
+    pub log_queue_bytes: usize,
+    /// Bytes of messages queued per WebSocket client, beside `ws_client_queue`.
+    pub ws_client_queue_bytes: usize,
+    /// Previous versions of a file kept; older ones are pruned (and counted).
+    pub file_versions_keep: u64,
+    /// Bytes of previous versions kept across all files, pruned oldest first
+    /// (the newest version of a file is kept even above it).
+    pub file_versions_max_bytes: u64,
     /// Confinement and limits of script workers, and per-project grants
     /// (`[sandbox]`, `[sandbox.projects.<name>]`; see docs/sandbox.md).
     pub sandbox: crate::sandbox::SandboxSettings,
@@ -240,6 +256,7 @@ pub struct Config {
 }
 
 impl Default for Config {
+    // long: one line per setting, in the order of the struct.
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
@@ -302,6 +319,12 @@ impl Default for Config {
             job_history_max: 10_000,
             job_max_versions: 200,
             job_max_scripts: 1_000,
+            max_line_bytes: 64 * 1024,
+            output_max_bytes: 1024 * 1024,
+            log_queue_bytes: 16 * 1024 * 1024,
+            ws_client_queue_bytes: 4 * 1024 * 1024,
+            file_versions_keep: 100,
+            file_versions_max_bytes: 64 * 1024 * 1024,
             sandbox: crate::sandbox::SandboxSettings::default(),
             no_auth: false,
             session_hours: 12,
@@ -389,6 +412,14 @@ impl Config {
         if self.output_lines == 0 {
             return Err(ConfigError::Rule("output_lines must be at least 1"));
         }
+        if !(MIN_LINE_BYTES..=MAX_LINE_BYTES).contains(&self.max_line_bytes) {
+            return Err(ConfigError::Rule(
+                "max_line_bytes must be between 256 and 4194304 (4 MiB)",
+            ));
+        }
+        if self.file_versions_keep == 0 {
+            return Err(ConfigError::Rule("file_versions_keep must be at least 1"));
+        }
         self.sandbox
             .validate(&self.data_dir)
             .map_err(ConfigError::Sandbox)?;
@@ -398,6 +429,11 @@ impl Config {
         Ok(())
     }
 }
+
+/// Range of `max_line_bytes`: a line must hold a marker, and a few lines must fit
+/// in one worker frame.
+const MIN_LINE_BYTES: usize = 256;
+const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The built-in defaults as a TOML table: every setting is there, with its type.
 fn defaults() -> toml::Table {

@@ -12,6 +12,7 @@ mod db;
 mod engine;
 pub mod fleet;
 mod fsio;
+mod heap;
 mod integrations;
 mod io;
 mod jobs;
@@ -19,6 +20,7 @@ mod lock;
 mod logs;
 mod output;
 mod paths;
+mod pipe;
 mod registry;
 mod safe_mode;
 mod sample;
@@ -68,6 +70,8 @@ pub enum ServeError {
     },
     #[error("cannot prepare projects dir")]
     Projects(#[source] std::io::Error),
+    #[error("cannot prepare the project store")]
+    Store(#[source] StoreError),
     #[error("cannot create the sample project")]
     Sample(#[source] StoreError),
     #[error("cannot find own executable")]
@@ -97,6 +101,7 @@ pub enum ServeError {
 /// Runs the supervisor until SIGTERM or Ctrl-C.
 pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     let started = Instant::now();
+    heap::fix_thresholds();
     let engine = open_engine(cfg).await?;
     // A switch or rollback a power cut interrupted ends before scripts restore.
     let fleet = fleet::runtime_agent(&engine).map_err(ServeError::Fleet)?;
@@ -156,7 +161,16 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
         path: db_path,
         source,
     })?;
-    let store = store::ScriptStore::new(db, &cfg.data_dir).map_err(ServeError::Projects)?;
+    let store = store::ScriptStore::new(db, &cfg.data_dir)
+        .map_err(ServeError::Projects)?
+        .with_version_limits(store::VersionLimits {
+            keep: cfg.file_versions_keep,
+            max_bytes: cfg.file_versions_max_bytes,
+        });
+    let stale = store.prepare().map_err(ServeError::Store)?;
+    if stale > 0 {
+        tracing::info!("removed {stale} temporary files left by an interrupted write");
+    }
     if cfg.sample_project {
         sample::ensure(&store).map_err(ServeError::Sample)?;
     }

@@ -10,6 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Config;
+use crate::fsio::{Dir, FsError};
 
 mod cert;
 
@@ -68,7 +69,7 @@ pub fn server(cfg: &Config, names: &[String]) -> Result<Option<ServerTls>, TlsEr
             let dir = cfg.data_dir.join(SELF_SIGNED_DIR);
             let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
             if !c.exists() || !k.exists() {
-                make_self_signed(&c, &k, &self_signed_names(cfg, names))?;
+                make_self_signed(&cfg.data_dir, &self_signed_names(cfg, names))?;
             }
             (c, k, true)
         }
@@ -103,17 +104,23 @@ fn self_signed_names(cfg: &Config, names: &[String]) -> Vec<String> {
     all
 }
 
-fn make_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<(), TlsError> {
+/// `cert.pem` and `key.pem` in `<data-dir>/tls/`, made if need be.
+fn make_self_signed(data_dir: &Path, names: &[String]) -> Result<(), TlsError> {
     let (cert_pem, key_pem) = cert::self_signed(names, "VWED Edge (self-signed)")
         .map_err(|e| TlsError::Generate(e.to_string()))?;
-    crate::fsio::write_atomic_mode(key, key_pem.as_bytes(), 0o600)
-        .map_err(|e| TlsError::Write(key.display().to_string(), e))?;
-    crate::fsio::write_atomic_mode(cert, cert_pem.as_bytes(), 0o644)
-        .map_err(|e| TlsError::Write(cert.display().to_string(), e))?;
-    Ok(())
+    let shown = data_dir.join(SELF_SIGNED_DIR);
+    let failed =
+        |e: FsError| TlsError::Write(shown.display().to_string(), std::io::Error::other(e));
+    let dir = Dir::open(data_dir)
+        .map_err(|e| TlsError::Write(data_dir.display().to_string(), e))?
+        .child(SELF_SIGNED_DIR, true)
+        .map_err(failed)?;
+    dir.write_atomic_mode("key.pem", key_pem.as_bytes(), 0o600)
+        .map_err(failed)?;
+    dir.write_atomic_mode("cert.pem", cert_pem.as_bytes(), 0o644)
+        .map_err(failed)
 }
 
-/// Every certificate in a PEM file (at least one).
 pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let shown = || path.display().to_string();
     let certs = CertificateDer::pem_file_iter(path)

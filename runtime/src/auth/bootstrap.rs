@@ -30,7 +30,7 @@ impl Auth {
             None
         } else {
             let pw = password::generate()?;
-            write_secret(&dir.join(INITIAL_PASSWORD_FILE), &pw)?;
+            write_secret(&dir, INITIAL_PASSWORD_FILE, &pw)?;
             Some(User {
                 name: ADMIN.into(),
                 role: Role::Admin,
@@ -44,7 +44,7 @@ impl Auth {
         let (value, token) = admin::new_token("admin.token", Role::Admin, None, "first start")?;
         // The files first: a crash before the commit leaves no account whose
         // password nobody has; the next start simply makes both again.
-        write_secret(&dir.join(ADMIN_TOKEN_FILE), &value)?;
+        write_secret(&dir, ADMIN_TOKEN_FILE, &value)?;
         self.change(false, |s| s.bootstrap(admin.as_ref(), token, now))?;
         if admin.is_some() {
             tracing::info!(
@@ -67,15 +67,18 @@ impl Auth {
             return;
         }
         let path = self.data_dir.join(INITIAL_PASSWORD_FILE);
-        if path.exists()
-            && let Err(e) = crate::fsio::remove_durable(&path)
-        {
+        if let Err(e) = crate::fsio::remove_in(&self.data_dir, INITIAL_PASSWORD_FILE) {
             tracing::warn!("cannot remove {}: {e}", path.display());
         }
     }
 }
 
-fn write_secret(path: &Path, value: &str) -> Result<(), AuthError> {
-    crate::fsio::write_atomic_mode(path, format!("{value}\n").as_bytes(), 0o600)
-        .map_err(|e| AuthError::File(path.display().to_string(), e))
+/// `name` in the data dir, readable by the runtime's user only.
+fn write_secret(data_dir: &Path, name: &str, value: &str) -> Result<(), AuthError> {
+    crate::fsio::write_in(data_dir, name, format!("{value}\n").as_bytes(), 0o600).map_err(|e| {
+        AuthError::File(
+            data_dir.join(name).display().to_string(),
+            std::io::Error::other(e),
+        )
+    })
 }

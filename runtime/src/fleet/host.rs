@@ -167,7 +167,8 @@ impl ScriptHost for EngineHost {
             .ok_or_else(|| format!("脚本 {script} 没有运行记录"))?;
         let out = inst.output.lock().unwrap_or_else(|p| p.into_inner());
         Ok(out
-            .tail(0, lines)
+            .tail(0, lines, self.0.cfg.output_max_bytes)
+            .0
             .into_iter()
             .map(|l| serde_json::to_value(l).unwrap_or(Value::Null))
             .collect())

@@ -14,17 +14,26 @@ use tokio::process::Command;
 use vwed_ipc::{Level, SandboxReport};
 use vwed_pyhost::sandbox::shell::Prepared;
 
-use super::capture::read_lines;
 use super::process::{Outcome, conclude, drain, supervise};
 use super::run::AttemptRun;
+use crate::pipe::read_lines;
 
 /// Largest result file (`$VWED_RESULT`) read back.
 const MAX_RESULT_BYTES: u64 = 1024 * 1024;
 
 pub async fn run(a: &mut AttemptRun) -> Outcome {
-    let script = a.work_dir.join("job.sh");
-    if let Err(e) = std::fs::write(&script, &a.spec.content) {
-        return Outcome::failed(format!("无法写入作业脚本 {}: {e}", script.display()));
+    // Through the folder's descriptor: `job.sh` is never a link followed elsewhere.
+    let written = crate::fsio::Dir::open(&a.work_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|d| {
+            d.write_atomic("job.sh", a.spec.content.as_bytes())
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = written {
+        return Outcome::failed(format!(
+            "无法写入作业脚本 {}/job.sh: {e}",
+            a.work_dir.display()
+        ));
     }
     let bash = a.engine.cfg.job_bash_path.clone();
     let confinement = match confinement(&a.engine.cfg, &a.work_dir, &bash).await {
@@ -51,6 +60,7 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         Err(e) => return Outcome::failed(format!("bash 无法启动 ({bash}): {e}")).under(report),
     };
     let pid = child.id().unwrap_or(0);
+    let limit = a.engine.cfg.max_line_bytes;
     let mut readers = Vec::new();
     for (pipe, level, stream) in [
         (child.stdout.take().map(Pipe::Out), Level::Info, "stdout"),
@@ -63,8 +73,8 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
             log.script_line(level, stream, line, None);
         };
         readers.push(match pipe {
-            Pipe::Out(r) => tokio::spawn(read_lines(r, on_line)),
-            Pipe::Err(r) => tokio::spawn(read_lines(r, on_line)),
+            Pipe::Out(r) => tokio::spawn(read_lines(r, limit, on_line)),
+            Pipe::Err(r) => tokio::spawn(read_lines(r, limit, on_line)),
         });
     }
     let never = std::future::pending::<Option<()>>();

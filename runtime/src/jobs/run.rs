@@ -17,6 +17,7 @@ use super::process::Outcome;
 use super::scheduler::SHUTDOWN;
 use super::{Jobs, bash, python, spec};
 use crate::engine::Engine;
+use crate::fsio::Dir;
 use crate::logs::ScriptLogger;
 
 /// What a runner needs for one attempt.
@@ -333,18 +334,29 @@ impl Jobs {
     }
 
     /// The attempt's own folder, made: `<data-dir>/jobs/work/<id>`, or for a
-    /// Bash job one its user can reach (`sandbox::shell::work_root`). Canonical:
-    /// the sandbox names the folder a job may write by its real path.
+    /// Bash job one its user can reach (`sandbox::shell::work_root`); reached
+    /// without following a link, so that a link planted by that name cannot send
+    /// the job's files elsewhere. Canonical: the sandbox names the folder a job
+    /// may write by its real path.
     fn make_work_dir(&self, id: &str, language: Language) -> Result<PathBuf, String> {
-        let root = match language {
-            Language::Python => Ok(self.cfg.data_dir.join("jobs").join("work")),
-            Language::Bash => crate::sandbox::shell::work_root(&self.cfg),
+        let made = || -> Result<PathBuf, String> {
+            let err = |e: &dyn std::fmt::Display| e.to_string();
+            // `<data-dir>/jobs/work`, made: every Python job's root, and a Bash
+            // job's unless it runs as a user of its own.
+            let data = Dir::open(&self.cfg.data_dir).map_err(|e| err(&e))?;
+            data.walk(["jobs", "work"], true).map_err(|e| err(&e))?;
+            let root = match language {
+                Language::Python => self.cfg.data_dir.join("jobs").join("work"),
+                Language::Bash => {
+                    crate::sandbox::shell::work_root(&self.cfg).map_err(|e| err(&e))?
+                }
+            };
+            let root = std::fs::canonicalize(root).map_err(|e| err(&e))?;
+            let dir = Dir::open(&root).map_err(|e| err(&e))?;
+            dir.child(id, true).map_err(|e| err(&e))?;
+            Ok(root.join(id))
         };
-        root.and_then(|r| {
-            let dir = r.join(id);
-            std::fs::create_dir_all(&dir).and_then(|()| std::fs::canonicalize(&dir))
-        })
-        .map_err(|e| format!("无法创建工作目录 ({id}): {e}"))
+        made().map_err(|e| format!("无法创建工作目录 ({id}): {e}"))
     }
 
     /// A live `job_execution` message to the execution's WebSocket subscribers
