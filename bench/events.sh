@@ -7,5 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-18775}
 . bench/runtime.sh
-start_runtime "${1:-}" VWED_EVENT_QUEUE_LEN=${QUEUE:-1048576}
+# Event figures: no credentials asked (loopback only); bench/auth.sh measures their cost.
+start_runtime "${1:-}" VWED_EVENT_QUEUE_LEN=${QUEUE:-1048576} VWED_NO_AUTH=true
 python3 bench/events.py "http://127.0.0.1:$PORT" "${2:-200000}" "${3:-50000}"

@@ -7,5 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-18776}
 . bench/runtime.sh
-start_runtime "${1:-}"
+# Memory and disk figures: no credentials asked (bench/auth.sh measures their cost).
+start_runtime "${1:-}" VWED_NO_AUTH=true
 python3 bench/soak.py "http://127.0.0.1:$PORT" "$SUP" "$DATA" "${2:-600}" "${3:-30}"

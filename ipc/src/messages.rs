@@ -257,6 +257,8 @@ pub enum Registration {
         method: String,
         path: String,
         description: String,
+        /// Callable without a credential (`VWED.api.get(path, public=True)`).
+        public: bool,
     },
     Function {
         handler: u32,

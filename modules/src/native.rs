@@ -380,6 +380,7 @@ fn register_route(
     method: String,
     path: String,
     description: String,
+    public: bool,
 ) -> PyResult<()> {
     register(
         py,
@@ -388,6 +389,7 @@ fn register_route(
             method,
             path,
             description,
+            public,
         },
     )
 }

@@ -92,7 +92,9 @@ pub struct Config {
     /// AUTH user; empty = no authentication.
     pub smtp_username: String,
     pub smtp_password: String,
-    /// STARTTLS needs a TLS stack this build does not carry; `true` is refused.
+    /// Upgrade the SMTP connection with STARTTLS (required: a server that does
+    /// not offer it is refused); the certificate is checked against the system's
+    /// roots and `tls_ca_file`.
     pub smtp_starttls: bool,
     pub smtp_timeout_ms: u64,
     /// Largest file `VWED.mail.send_with_attachment` attaches.
@@ -191,6 +193,39 @@ pub struct Config {
     pub job_max_versions: usize,
     /// Jobs that may be defined.
     pub job_max_scripts: usize,
+    // --- access control, TLS and secrets (issue 10) ---
+    /// `serve --no-auth`: no credentials asked, every caller is admin. For
+    /// development only: refused unless `listen` is a loopback address.
+    pub no_auth: bool,
+    /// Lifetime of a browser session after login, in hours.
+    pub session_hours: u64,
+    /// Host names (besides IP addresses, `localhost` and this machine's name) the
+    /// API answers to, e.g. `["edge-07.plant.example"]`. Others get 403: that is
+    /// what stops DNS rebinding. As an environment variable, a comma-separated list.
+    #[serde(deserialize_with = "host_list")]
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (`https://ui.example`) besides the API's own that may send
+    /// state-changing requests and open WebSockets.
+    #[serde(deserialize_with = "host_list")]
+    pub allowed_origins: Vec<String>,
+    /// The audit log (in auth.redb) is pruned, oldest first, above this size.
+    pub audit_max_bytes: u64,
+    /// Audit entries older than this are pruned.
+    pub audit_max_age_days: u64,
+    /// Serve the API over HTTPS. With `tls_cert`/`tls_key` empty, a self-signed
+    /// certificate is made on first start (`<data-dir>/tls/`) and its SHA-256
+    /// fingerprint logged.
+    pub tls: bool,
+    /// PEM certificate chain and private key for HTTPS; setting them turns `tls` on.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Extra PEM root certificates trusted by `VWED.http` and SMTP STARTTLS,
+    /// besides the system's (`/etc/ssl/certs`).
+    pub tls_ca_file: String,
+    /// Read `smtp_password` from this file (e.g. a systemd credential; a relative
+    /// path is taken below `$CREDENTIALS_DIRECTORY` when that is set).
+    pub smtp_password_file: String,
+    // Tables after the plain settings, so that the TOML form can list them last.
     // Bounds of script output, logs and file history (docs/limits.md).
     /// Longest line of script output, `VWED.log` message or traceback, in bytes;
     /// a longer one is cut (in the worker already) and ends with a marker.
@@ -221,6 +256,7 @@ pub struct Config {
 }
 
 impl Default for Config {
+    // long: one line per setting, in the order of the struct.
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
@@ -290,6 +326,17 @@ impl Default for Config {
             file_versions_keep: 100,
             file_versions_max_bytes: 64 * 1024 * 1024,
             sandbox: crate::sandbox::SandboxSettings::default(),
+            no_auth: false,
+            session_hours: 12,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            audit_max_bytes: 16 * 1024 * 1024,
+            audit_max_age_days: 180,
+            tls: false,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_ca_file: String::new(),
+            smtp_password_file: String::new(),
             supervision: crate::supervision::SupervisionSettings::default(),
             safe_start: false,
             fleet: crate::fleet::FleetSettings::default(),

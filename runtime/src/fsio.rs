@@ -34,6 +34,27 @@ pub enum FsError {
     },
 }
 
+/// Writes `name` in a directory the runtime trusts (its data dir), like
+/// [`Dir::write_atomic_mode`].
+pub fn write_in(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<(), FsError> {
+    open_trusted(dir)?.write_atomic_mode(name, data, mode)
+}
+
+/// Removes `name` from a directory the runtime trusts; nothing there is no error.
+pub fn remove_in(dir: &Path, name: &str) -> Result<(), FsError> {
+    match open_trusted(dir)?.remove(name) {
+        Err(FsError::NotFound(_)) => Ok(()),
+        other => other,
+    }
+}
+
+fn open_trusted(dir: &Path) -> Result<Dir, FsError> {
+    Dir::open(dir).map_err(|source| FsError::Io {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
 /// An open directory.
 #[derive(Debug)]
 pub struct Dir {
@@ -230,17 +251,24 @@ impl Dir {
     /// Replaces `name` with `data` atomically and durably. A link by that name is
     /// replaced, never followed.
     pub fn write_atomic(&self, name: &str, data: &[u8]) -> Result<(), FsError> {
+        self.write_atomic_mode(name, data, 0o644)
+    }
+
+    /// `write_atomic` with the file created with `mode` (before the umask): `0o600`
+    /// for files that hold secrets, so that they are never readable by others, not
+    /// even for a moment.
+    pub fn write_atomic_mode(&self, name: &str, data: &[u8], mode: u32) -> Result<(), FsError> {
         let tmp = temporary_name(name);
-        let result = self.write_then_rename(&tmp, name, data);
+        let result = self.write_then_rename(&tmp, name, data, mode);
         if result.is_err() {
             let _ = self.unlink(&tmp);
         }
         result.map_err(|e| self.io_error(name, e))
     }
 
-    fn write_then_rename(&self, tmp: &str, name: &str, data: &[u8]) -> io::Result<()> {
+    fn write_then_rename(&self, tmp: &str, name: &str, data: &[u8], mode: u32) -> io::Result<()> {
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
-        let mut f = File::from(self.openat(tmp, flags, 0o644)?);
+        let mut f = File::from(self.openat(tmp, flags, mode)?);
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);

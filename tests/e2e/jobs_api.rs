@@ -30,7 +30,7 @@ fn scripts_crud_with_filters_and_errors() {
     assert_eq!(d["version"], 1);
     assert_eq!(d["timeout"], 60.0);
     assert_eq!(d["content"], PY_JOB);
-    assert_eq!(d["created_by"], "anonymous");
+    assert_eq!(d["created_by"], "admin.token", "the caller's token");
     let b = job(
         &rt,
         "cleanup",
@@ -260,7 +260,7 @@ fn executions_are_listed_filtered_and_looked_up() {
     assert_eq!(d1["status"], "succeeded");
     assert_eq!(d1["result"]["greeting"], "hello a");
     assert_eq!(d1["trigger"]["type"], "api");
-    assert_eq!(d1["triggered_by"], "anonymous");
+    assert_eq!(d1["triggered_by"], "admin.token", "the caller's token");
     assert_eq!(d1["attempts"], 1);
     assert!(d1["duration_ms"].as_u64().is_some());
     let d2 = finished(&rt, &e2);

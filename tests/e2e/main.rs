@@ -1,6 +1,9 @@
 //! End-to-end tests: one test binary, one module per area. Each test starts the real
 //! `vwed-edge` binary on a loopback port with its own data dir (see `vwed_e2e`).
 
+mod access;
+mod auth;
+mod clock;
 mod data_dir;
 mod data_util;
 mod envelope;
@@ -42,5 +45,6 @@ mod server_bounds;
 mod startup;
 mod stubs;
 mod supervision;
+mod tls;
 mod ui_backend;
 mod watchdog;

@@ -52,7 +52,9 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
             .to(|at| at.and(e.clone()).and(b.clone()).then(create)),
         route::post("/api/script/validate-syntax", Role::Engineer)
             .to(|at| at.and(e.clone()).and(b).then(validate)),
-        route::post("/api/script/upload", Role::Engineer).to(|at| at.and(e).and(form).then(upload)),
+        route::post("/api/script/upload", Role::Engineer)
+            .multipart()
+            .to(|at| at.and(e).and(form).then(upload)),
         route::get("/api/script/stubs/vwed.pyi", Role::Viewer).to(|at| at.then(stubs)),
     ]
 }

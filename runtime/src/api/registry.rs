@@ -87,6 +87,7 @@ fn routes_json(reg: &Registry) -> Map<String, Value> {
                 "method": r.method,
                 "script_id": &*r.target.script_id,
                 "description": r.description,
+                "public": r.public,
                 "call_count": r.stats.calls.load(Relaxed),
                 "error_count": r.stats.errors.load(Relaxed),
                 "average_response_time_ms": r.stats.average_ms(),

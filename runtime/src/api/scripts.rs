@@ -32,8 +32,10 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
         route::post("/api/script/scripts/execute-function", Role::Operator)
             .to(|at| at.and(e.clone()).and(b.clone()).then(execute_function)),
         route::post("/api/script/scripts/{script_id}/stop", Role::Operator)
+            .no_body()
             .to1(|at| at.and(e.clone()).then(stop)),
         route::post("/api/script/scripts/{script_id}/restart", Role::Operator)
+            .no_body()
             .to1(|at| at.and(e.clone()).then(restart)),
         route::get("/api/script/scripts/{script_id}/output", Role::Viewer).to1(|at| {
             at.and(e.clone())

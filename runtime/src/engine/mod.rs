@@ -72,6 +72,8 @@ pub struct Engine {
     pub registry: Registry,
     pub analyzer: Analyzer,
     pub logs: Arc<crate::logs::Logs>,
+    /// Accounts, tokens, sessions and the audit log.
+    pub auth: Arc<crate::auth::Auth>,
     exe: PathBuf,
     lock: Option<OwnedFd>,
     scripts: Mutex<HashMap<String, Arc<Instance>>>,
@@ -117,6 +119,7 @@ impl Engine {
         exe: PathBuf,
         lock: Option<OwnedFd>,
         logs: Arc<crate::logs::Logs>,
+        auth: Arc<crate::auth::Auth>,
     ) -> Arc<Engine> {
         let db = store.db().clone();
         let safe_mode = crate::safe_mode::SafeMode::new(&cfg.data_dir);
@@ -130,6 +133,7 @@ impl Engine {
             exe,
             lock,
             logs,
+            auth,
             scripts: Mutex::new(HashMap::new()),
             ended: Mutex::new(VecDeque::new()),
             shutting_down: AtomicBool::new(false),

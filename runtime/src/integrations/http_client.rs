@@ -3,8 +3,8 @@
 //! A script may only reach hosts the operator listed in `http_allow_hosts`; the
 //! default list is empty. Redirects are not followed (a redirect could leave the
 //! allowed hosts), every request has a bounded timeout and the response body is
-//! read only up to `http_max_response_bytes`. The build carries no TLS stack, so
-//! only `http://` URLs work.
+//! read only up to `http_max_response_bytes`. `https://` goes through the
+//! runtime's rustls stack, trusting the system's roots and `tls_ca_file`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -19,8 +19,10 @@ use crate::config::Config;
 pub enum HttpError {
     #[error("URL 无效: {0}")]
     BadUrl(String),
-    #[error("不支持的协议 {0}: 本构建不含 TLS, 仅支持 http://")]
+    #[error("不支持的协议 {0}: 仅支持 http:// 和 https://")]
     Scheme(String),
+    #[error("TLS 配置错误: {0}")]
+    Tls(String),
     #[error(
         "主机 {host} 不在允许列表中: 请在配置项 http_allow_hosts (环境变量 VWED_HTTP_ALLOW_HOSTS) 中加入 \"{entry}\""
     )]
@@ -38,19 +40,24 @@ pub enum HttpError {
 }
 
 /// One client for the whole runtime: its connection pool is shared. Proxies from
-/// the environment are ignored so the allow-list means what it says.
-pub fn client() -> &'static reqwest::Client {
+/// the environment are ignored so the allow-list means what it says. Made on
+/// first use; a `tls_ca_file` that cannot be read fails that request (and is
+/// tried again on the next).
+pub fn client(cfg: &Config) -> Result<&'static reqwest::Client, HttpError> {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(4)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new())
-    })
+    if let Some(c) = CLIENT.get() {
+        return Ok(c);
+    }
+    let c = crate::tls::http_client_builder(cfg)
+        .map_err(|e| HttpError::Tls(e.to_string()))?
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(4)
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| HttpError::Tls(e.to_string()))?;
+    Ok(CLIENT.get_or_init(|| c))
 }
 
 /// Host (lowercase, IPv6 without brackets) and optional port of an allow-list entry.
@@ -102,7 +109,7 @@ pub fn allowed(allow: &[String], url: &Url) -> Result<(), HttpError> {
 pub fn parse_url(raw: &str) -> Result<Url, HttpError> {
     let url = Url::parse(raw).map_err(|e| HttpError::BadUrl(format!("{raw}: {e}")))?;
     match url.scheme() {
-        "http" => Ok(url),
+        "http" | "https" => Ok(url),
         other => Err(HttpError::Scheme(other.to_string())),
     }
 }
@@ -149,9 +156,11 @@ fn transport(e: &reqwest::Error, timeout_ms: u64) -> HttpError {
 }
 
 /// Sends the request and reads at most `max_bytes` of the answer.
-pub async fn send(req: Outgoing) -> Result<Fetched, HttpError> {
+pub async fn send(cfg: &Config, req: Outgoing) -> Result<Fetched, HttpError> {
     let timeout_ms = req.timeout.as_millis() as u64;
-    let mut rb = client().request(req.method, req.url).timeout(req.timeout);
+    let mut rb = client(cfg)?
+        .request(req.method, req.url)
+        .timeout(req.timeout);
     for (k, v) in &req.headers {
         rb = rb.header(k.as_str(), v.as_str());
     }
@@ -323,8 +332,11 @@ mod tests {
     }
 
     #[test]
-    fn only_http_urls() {
-        assert!(matches!(parse_url("https://x/"), Err(HttpError::Scheme(_))));
+    fn only_http_and_https_urls() {
+        assert!(parse_url("https://x/").is_ok());
+        assert!(parse_url("http://x/").is_ok());
+        let e = parse_url("ftp://x/").expect_err("ftp");
+        assert!(e.to_string().contains("http:// 和 https://"), "{e}");
         assert!(matches!(
             parse_url("file:///etc/passwd"),
             Err(HttpError::Scheme(_))

@@ -47,6 +47,9 @@ pub trait IoHost: Send + Sync {
     /// Sends to WebSocket subscribers of any of `topics`; `build` runs only if
     /// one of them listens.
     fn publish(&self, topics: &[&str], build: &dyn Fn() -> Value);
+    /// Queues an audit record without waiting for it (a script's write must
+    /// not wait for the audit commit).
+    fn audit(&self, entry: crate::auth::audit::Entry);
 }
 
 /// Event scripts receive when change records were lost before reaching them.

@@ -42,7 +42,7 @@ mod view;
 use std::sync::{Arc, Weak};
 
 pub use danger::Finding;
-pub use model::{ExecStatus, JobStatus, Language, TriggerKind};
+pub use model::{ExecStatus, JobRec, JobStatus, Language, TriggerKind};
 pub use ops::{JobInput, TemplateInput, ToJob};
 pub use store::{ExecFilter, JobStoreError};
 pub use view::{
