@@ -2,7 +2,7 @@
 // or $VWED_BIN) on a free loopback port with a temporary data dir, and Debian's
 // Chromium driven by playwright-core. Nothing is downloaded.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -68,4 +68,41 @@ export async function startRuntime(extraArgs = []) {
 
 export function launch() {
   return chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+}
+
+/**
+ * The runtime's accounts: its first start wrote an admin API token to the data
+ * dir, with which users are made; a browser context signs in as one of them
+ * through the login endpoint (its cookie jar keeps the session).
+ */
+export class Accounts {
+  constructor(rt) {
+    this.rt = rt;
+    this.token = readFileSync(join(rt.dir, 'admin.token'), 'utf8').trim();
+  }
+
+  /** A call with the admin token; throws on an error status other than those in `allow`. */
+  async fetch(path, init = {}, allow = []) {
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${this.token}`, ...(init.headers || {}) };
+    const r = await fetch(this.rt.base + path, { ...init, headers });
+    if (!r.ok && !allow.includes(r.status)) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+    return r;
+  }
+
+  async json(path) {
+    return (await this.fetch(path)).json();
+  }
+
+  async post(path, body) {
+    return (await this.fetch(path, { method: 'POST', body: JSON.stringify(body) })).json();
+  }
+
+  async add(name, role, password) {
+    await this.post('/api/auth/users', { name, role, password });
+  }
+
+  async signIn(ctx, name, password) {
+    const r = await ctx.request.post(`${this.rt.base}/api/auth/login`, { data: { username: name, password } });
+    if (!r.ok()) throw new Error(`login of ${name}: ${r.status()} ${await r.text()}`);
+  }
 }

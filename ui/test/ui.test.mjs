@@ -5,9 +5,7 @@
 // viewer sees no edit or run controls; a reload restores an unsaved draft.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { launch, startRuntime } from './harness.mjs';
+import { Accounts, launch, startRuntime } from './harness.mjs';
 
 const WAIT = { timeout: 20_000 };
 
@@ -30,88 +28,31 @@ const PASSWORD = 'right-password-123';
 const USERS = { engineer: 'tech', viewer: 'look' };
 
 /**
- * Access control: a runtime with it (data dir with admin.token) gets real
- * users, made with the admin token; one without it (before the access-control
- * branch) gets the contract played by the test: /api/auth/me answers 401 until
- * a login with the right JSON body, then the user with `role` and a CSRF token.
- * Either way the test records the CSRF header of every state-changing call.
+ * Records what the UI of one browser context sent and got: its logins (body,
+ * content type, the CSRF token answered), the CSRF header of every change to
+ * /api/script, and each save of a file (If-Match, status).
  */
-class Auth {
-  static async of(rt) {
-    const me = await fetch(`${rt.base}/api/auth/me`);
-    const a = new Auth(rt, me.status !== 404);
-    if (a.real) {
-      a.token = readFileSync(join(rt.dir, 'admin.token'), 'utf8').trim();
-      for (const [role, name] of Object.entries(USERS)) {
-        await a.fetch('/api/auth/users', { method: 'POST', body: JSON.stringify({ name, role, password: PASSWORD }) });
-      }
+async function recorded(ctx) {
+  const state = { csrfSeen: [], logins: [], saves: [], csrf: null };
+  await ctx.route('**/api/script/**', (route) => {
+    const req = route.request();
+    if (req.method() !== 'GET') state.csrfSeen.push(req.headers()['x-csrf-token']);
+    return route.fallback();
+  });
+  await ctx.route('**/api/auth/login', (route) => {
+    const req = route.request();
+    state.logins.push({ body: req.postDataJSON(), type: req.headers()['content-type'] });
+    return route.fallback();
+  });
+  ctx.on('response', async (res) => {
+    const req = res.request();
+    const path = new URL(req.url()).pathname;
+    if (req.method() === 'PUT' && /^\/api\/script\/files\/\d+$/.test(path)) {
+      state.saves.push({ ifMatch: req.headers()['if-match'], status: res.status() });
     }
-    return a;
-  }
-
-  constructor(rt, real) {
-    this.rt = rt;
-    this.real = real;
-  }
-
-  /** A call of the test itself (setup, checks), with the admin token when there is auth. */
-  async fetch(path, init = {}) {
-    const headers = { 'content-type': 'application/json', ...(init.headers || {}) };
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
-    const r = await fetch(this.rt.base + path, { ...init, headers });
-    if (!r.ok && r.status !== 409) throw new Error(`${path}: ${r.status} ${await r.text()}`);
-    return r;
-  }
-
-  async json(path) {
-    return (await this.fetch(path)).json();
-  }
-
-  /** Prepares a browser context for `role`; returns what it records. */
-  async context(ctx, role) {
-    const state = { csrfSeen: [], logins: [], saves: [] };
-    // Handlers registered later run first: the contract goes in before the recorders.
-    if (!this.real) await this.playContract(ctx, role, state);
-    await ctx.route('**/api/script/**', (route) => {
-      const req = route.request();
-      if (req.method() !== 'GET') state.csrfSeen.push(req.headers()['x-csrf-token']);
-      return route.fallback();
-    });
-    // What the runtime answered to each save of a file.
-    ctx.on('response', (res) => {
-      const req = res.request();
-      if (req.method() === 'PUT' && /\/api\/script\/files\/\d+$/.test(req.url())) {
-        state.saves.push({ ifMatch: req.headers()['if-match'], status: res.status() });
-      }
-    });
-    await ctx.route('**/api/auth/login', (route) => {
-      const req = route.request();
-      state.logins.push({ body: req.postDataJSON(), type: req.headers()['content-type'] });
-      return route.fallback();
-    });
-    return state;
-  }
-
-  async playContract(ctx, role, state) {
-    let loggedIn = false;
-    const reply = (route, status, body, headers) => route.fulfill({ status, contentType: 'application/json', headers, body: JSON.stringify(body) });
-    await ctx.route('**/api/auth/**', async (route) => {
-      const req = route.request();
-      const path = new URL(req.url()).pathname;
-      const who = { user: USERS[role], role, csrf_token: 'csrf-123', via: 'session' };
-      if (path === '/api/auth/login') {
-        const body = req.postDataJSON();
-        if (body.username !== USERS[role] || body.password !== PASSWORD) return reply(route, 401, { success: false, error: '用户名或密码错误' });
-        loggedIn = true;
-        return reply(route, 200, { success: true, data: who }, { 'set-cookie': 'vwed_session=x; HttpOnly; SameSite=Strict; Path=/' });
-      }
-      if (path === '/api/auth/me') {
-        return loggedIn ? reply(route, 200, { success: true, data: who }) : reply(route, 401, { success: false, error: '需要登录' });
-      }
-      return reply(route, 200, { success: true, data: {} });
-    });
-    state.expectedCsrf = 'csrf-123';
-  }
+    if (path === '/api/auth/login' && res.ok()) state.csrf = (await res.json().catch(() => ({})))?.data?.csrf_token;
+  });
+  return state;
 }
 
 async function login(page, base, role = 'engineer') {
@@ -137,12 +78,13 @@ async function typeAll(page, text) {
 describe('web UI', () => {
   let rt;
   let browser;
-  let auth;
+  let accounts;
   let fileId;
 
   before(async () => {
     rt = await startRuntime();
-    auth = await Auth.of(rt);
+    accounts = new Accounts(rt);
+    for (const [role, name] of Object.entries(USERS)) await accounts.add(name, role, PASSWORD);
     browser = await launch();
   });
 
@@ -153,7 +95,7 @@ describe('web UI', () => {
 
   test('log in, create a project and a file, see a syntax error, fix and save', async () => {
     const ctx = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } });
-    const seen = await auth.context(ctx, 'engineer');
+    const seen = await recorded(ctx);
     const page = await ctx.newPage();
     await login(page, rt.base);
     assert.deepEqual(seen.logins[0].body, { username: 'tech', password: 'wrong-password-0' });
@@ -182,16 +124,17 @@ describe('web UI', () => {
     await page.waitForFunction(() => !document.querySelector('.cm-lintRange-error'), null, WAIT);
     await page.click('[data-action=save]');
     await page.waitForFunction(() => /Saved · v\d|Saved/.test(document.querySelector('[data-testid=save-state]')?.textContent), null, WAIT);
-    const saved = await auth.json(`/api/script/files/${fileId}`);
+    const saved = await accounts.json(`/api/script/files/${fileId}`);
     assert.equal(saved.data.content, SCRIPT);
     const csrf = seen.csrfSeen;
-    assert.ok(csrf.length > 0 && csrf.every((t) => t && (!seen.expectedCsrf || t === seen.expectedCsrf)), `CSRF header on every change: ${csrf}`);
+    assert.ok(seen.csrf, 'the login answered a CSRF token');
+    assert.ok(csrf.length > 0 && csrf.every((t) => t === seen.csrf), `CSRF header on every change: ${csrf}`);
     await ctx.close();
   });
 
   test('start, see a log line arrive live, call a function from its form, stop', async () => {
     const ctx = await browser.newContext({ locale: 'en-US' });
-    await auth.context(ctx, 'engineer');
+    await recorded(ctx);
     const page = await ctx.newPage();
     await login(page, rt.base);
     await page.goto(`${rt.base}/ui/editor/${fileId}`);
@@ -214,19 +157,19 @@ describe('web UI', () => {
     await row.waitFor(WAIT);
     await row.locator('[data-action=stop]').click();
     await row.waitFor({ state: 'detached', timeout: 20_000 });
-    const running = await auth.json('/api/script/scripts/running');
+    const running = await accounts.json('/api/script/scripts/running');
     assert.ok(!running.data.some((s) => s.script_path === 'uitest/blink.py' && s.status === 'running'));
     await ctx.close();
   });
 
   test('a save over a newer version gets the conflict view and merges', async () => {
-    const probe = await auth.fetch(`/api/script/files/${fileId}`);
+    const probe = await accounts.fetch(`/api/script/files/${fileId}`);
     const opened = Number(probe.headers.get('etag')?.replace(/"/g, ''));
     assert.ok(Number.isInteger(opened), `the runtime versions files (ETag): ${probe.headers.get('etag')}`);
     const a = await browser.newContext({ locale: 'en-US' });
     const b = await browser.newContext({ locale: 'en-US' });
-    const seenA = await auth.context(a, 'engineer');
-    await auth.context(b, 'engineer');
+    const seenA = await recorded(a);
+    await recorded(b);
     const pa = await a.newPage();
     const pb = await b.newPage();
     await login(pa, rt.base);
@@ -246,12 +189,12 @@ describe('web UI', () => {
     // The runtime refused A's save: B's version is still the file's.
     const refused = seenA.saves.find((s) => s.status === 409);
     assert.equal(refused?.ifMatch, `"${opened}"`, JSON.stringify(seenA.saves));
-    const between = await auth.fetch(`/api/script/files/${fileId}`);
+    const between = await accounts.fetch(`/api/script/files/${fileId}`);
     assert.equal(between.headers.get('etag'), `"${opened + 1}"`);
     assert.match((await between.json()).data.content, /boot done \(b\)/);
     await pa.click('[data-action=save-merged]');
     await pa.waitForSelector('[data-testid=conflict]', { state: 'detached', timeout: 20_000 });
-    const now = await auth.fetch(`/api/script/files/${fileId}`);
+    const now = await accounts.fetch(`/api/script/files/${fileId}`);
     assert.equal(now.headers.get('etag'), `"${opened + 2}"`);
     assert.match((await now.json()).data.content, /tick \(a\)/);
     // The merged save said it started from B's version.
@@ -262,7 +205,7 @@ describe('web UI', () => {
 
   test('a viewer sees no edit or run controls', async () => {
     const ctx = await browser.newContext({ locale: 'en-US' });
-    await auth.context(ctx, 'viewer');
+    await recorded(ctx);
     const page = await ctx.newPage();
     await login(page, rt.base, 'viewer');
     await page.waitForSelector('.tree .entry', WAIT);
@@ -271,6 +214,17 @@ describe('web UI', () => {
     await page.waitForSelector('.cm-content', WAIT);
     assert.equal(await page.locator('[data-action=save], [data-action=start]:not([hidden]), [data-action=stop]:not([hidden])').count(), 0);
     assert.equal(await page.getAttribute('.cm-content', 'contenteditable'), 'false');
+    // What the page does not show, the server refuses anyway.
+    const refused = await page.evaluate(async (id) => {
+      const me = await (await fetch('/api/auth/me')).json();
+      const r = await fetch(`/api/script/files/${id}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.data.csrf_token },
+        body: JSON.stringify({ content: 'x = 1\n' }),
+      });
+      return { status: r.status, role: me.data.role };
+    }, fileId);
+    assert.deepEqual(refused, { status: 403, role: 'viewer' });
     await page.click('nav a[data-screen=run]');
     await page.waitForSelector('[data-testid=running]', WAIT);
     assert.equal(await page.locator('form.card, [data-action=stop]').count(), 0);
@@ -282,7 +236,7 @@ describe('web UI', () => {
 
   test('a reload after typing without saving restores the draft', async () => {
     const ctx = await browser.newContext({ locale: 'en-US' });
-    await auth.context(ctx, 'engineer');
+    await recorded(ctx);
     const page = await ctx.newPage();
     await login(page, rt.base);
     await page.goto(`${rt.base}/ui/editor/${fileId}`);
@@ -294,7 +248,7 @@ describe('web UI', () => {
     await page.reload();
     await page.waitForSelector('[data-action=discard-draft]', WAIT);
     assert.match(await page.textContent('.cm-content'), /not saved yet 1234/);
-    const server = await auth.json(`/api/script/files/${fileId}`);
+    const server = await accounts.json(`/api/script/files/${fileId}`);
     assert.doesNotMatch(server.data.content, /not saved yet/);
     await ctx.close();
   });
@@ -303,7 +257,7 @@ describe('web UI', () => {
     const screens = ['files', `editor/${fileId}`, 'run', 'logs', 'registry', 'io', 'system'];
     for (const [width, height] of [[1280, 800], [390, 844]]) {
       const ctx = await browser.newContext({ locale: 'en-US', viewport: { width, height } });
-      await auth.context(ctx, 'engineer');
+      await recorded(ctx);
       const page = await ctx.newPage();
       await login(page, rt.base);
       for (const s of screens) {

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launch, startRuntime } from '../test/harness.mjs';
+import { Accounts, launch, startRuntime } from '../test/harness.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.RUNS || 5);
@@ -29,15 +29,24 @@ function bundle() {
 
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
+// An engineer signs each browser context in; setup calls use the admin token.
+let accounts;
+const USER = ['bench', 'bench-password-123'];
+
 async function post(base, path, body) {
-  const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const j = await r.json();
-  if (!r.ok || j.success === false) throw new Error(`${path}: ${JSON.stringify(j)}`);
+  const j = await accounts.post(path, body);
+  if (j.success === false) throw new Error(`${path}: ${JSON.stringify(j)}`);
   return j;
 }
 
-async function editorReady(browser, url, rate) {
+async function signedIn(browser) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await accounts.signIn(ctx, ...USER);
+  return ctx;
+}
+
+async function editorReady(browser, url, rate) {
+  const ctx = await signedIn(browser);
   const page = await ctx.newPage();
   const cdp = await ctx.newCDPSession(page);
   await cdp.send('Emulation.setCPUThrottlingRate', { rate });
@@ -53,7 +62,7 @@ async function editorReady(browser, url, rate) {
 }
 
 async function logLines(browser, base) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ctx = await signedIn(browser);
   const page = await ctx.newPage();
   await page.goto(`${base}/ui/logs`);
   await page.waitForFunction(() => window.__vwedLogStats, null, { timeout: 30_000 });
@@ -87,9 +96,11 @@ process.env.VWED_WS_CLIENT_QUEUE_BYTES = process.env.VWED_WS_CLIENT_QUEUE_BYTES 
 const rt = await startRuntime();
 const browser = await launch();
 try {
+  accounts = new Accounts(rt);
+  await accounts.add(USER[0], 'engineer', USER[1]);
   const p = await post(rt.base, '/api/script/projects', { project_name: 'bench' });
   const f = await post(rt.base, '/api/script/files', { project_id: p.data.id, file_name: 'main.py', content: SCRIPT });
-  const sample = await fetch(`${rt.base}/api/script/files/search?keyword=main.py`).then((r) => r.json());
+  const sample = await accounts.json('/api/script/files/search?keyword=main.py');
   const big = sample.data.files.find((x) => x.project_name === 'sample') || f.data;
   const url = `${rt.base}/ui/editor/${big.id}`;
   const out = { bundle: bundle() };

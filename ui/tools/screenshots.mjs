@@ -5,15 +5,22 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launch, startRuntime } from '../test/harness.mjs';
+import { Accounts, launch, startRuntime } from '../test/harness.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = join(root, 'docs', 'ui');
 mkdirSync(out, { recursive: true });
 
-async function post(base, path, body) {
-  const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return r.json();
+// Setup calls use the admin token; the browser is an admin (the System
+// screen shows users, tokens and the audit log), signed in per context.
+let accounts;
+const USER = ['lin', 'screenshot-password-1'];
+const post = (_base, path, body) => accounts.post(path, body);
+
+async function context(browser, options) {
+  const ctx = await browser.newContext(options);
+  await accounts.signIn(ctx, ...USER);
+  return ctx;
 }
 
 /**
@@ -21,11 +28,11 @@ async function post(base, path, body) {
  * a stale version, which the runtime refuses (If-Match, 409).
  */
 async function conflictShot(browser, base) {
-  const found = await fetch(`${base}/api/script/files/search?keyword=robots`).then((r) => r.json());
+  const found = await accounts.json('/api/script/files/search?keyword=robots');
   const id = found.data.files[0].id;
   const ctxs = [];
   for (let i = 0; i < 2; i++) {
-    ctxs.push(await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } }));
+    ctxs.push(await context(browser, { locale: 'en-US', viewport: { width: 1280, height: 800 } }));
   }
   const [a, b] = await Promise.all(ctxs.map((c) => c.newPage()));
   for (const p of [a, b]) {
@@ -49,15 +56,19 @@ const rt = await startRuntime(['--io-config', join(root, 'boards', 'examples', '
 const browser = await launch();
 try {
   const base = rt.base;
+  accounts = new Accounts(rt);
+  await accounts.add(USER[0], 'admin', USER[1]);
+  await accounts.add('wang', 'operator', 'operator-password-1');
+  await accounts.post('/api/auth/tokens', { name: 'line-3-mes', role: 'operator', expires_days: 365 });
   await post(base, '/api/script/scripts/start', { script_path: 'sample/main.py', start_params: { greeting: 'Hello' } });
   await post(base, '/api/script/projects/1/dirs', { path: 'lib' });
   await post(base, '/api/script/files', { project_id: 1, file_name: 'robots.py', file_path: 'lib/robots.py', content: 'def pick(robot):\n    return VWED.robot.get(robot)\n' });
-  await fetch(`${base}/script-api/hello?name=VWED`);
+  await accounts.fetch('/script-api/hello?name=VWED');
   await post(base, '/api/script/scripts/execute-function', { function_name: 'calculate_sum', function_args: { numbers: [1, 2, 3] } });
   await post(base, '/api/script/scripts/execute-function', { function_name: 'area', function_args: { width: 2, height: 5 } });
 
   async function shot(name, path, { lang = 'en-US', width = 1280, height = 800, before } = {}) {
-    const ctx = await browser.newContext({ locale: lang, viewport: { width, height }, deviceScaleFactor: 1 });
+    const ctx = await context(browser, { locale: lang, viewport: { width, height }, deviceScaleFactor: 1 });
     const page = await ctx.newPage();
     await page.goto(base + path);
     await page.waitForSelector('main[data-screen] > *', { timeout: 20_000 });
