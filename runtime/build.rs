@@ -5,7 +5,11 @@
 
 use std::process::Command;
 
+#[path = "build_ui.rs"]
+mod build_ui;
+
 fn main() {
+    build_ui::embed();
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     println!("cargo:rerun-if-env-changed=PYO3_CONFIG_FILE");
     let cross = std::env::var("TARGET").ok() != std::env::var("HOST").ok();

@@ -107,6 +107,12 @@ impl Dir {
     /// What `name` in this directory is, without following a link; `None` when
     /// there is nothing by that name.
     pub fn kind(&self, name: &str) -> Result<Option<Kind>, FsError> {
+        Ok(self.stat(name)?.map(|s| s.kind))
+    }
+
+    /// What `name` is, its size and when it was last modified, without following
+    /// a link; `None` when there is nothing by that name.
+    pub fn stat(&self, name: &str) -> Result<Option<Stat>, FsError> {
         let c = cname(name).map_err(|e| self.io_error(name, e))?;
         let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
         // SAFETY: a valid dir fd, a NUL-terminated name and a buffer for one stat.
@@ -126,12 +132,19 @@ impl Dir {
             return Err(self.io_error(name, e));
         }
         // SAFETY: fstatat succeeded, so the buffer is initialised.
-        let mode = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
-        Ok(Some(match mode {
+        let st = unsafe { st.assume_init() };
+        let kind = match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => Kind::Dir,
             libc::S_IFREG => Kind::File,
             libc::S_IFLNK => Kind::Link,
             _ => Kind::Other,
+        };
+        let secs = u64::try_from(st.st_mtime).unwrap_or(0);
+        let nanos = u64::try_from(st.st_mtime_nsec).unwrap_or(0);
+        Ok(Some(Stat {
+            kind,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            modified_ms: secs.saturating_mul(1000) + nanos / 1_000_000,
         }))
     }
 
@@ -295,6 +308,55 @@ impl Dir {
         Ok(removed)
     }
 
+    /// Removes the folder `name` and everything below it, durably. Links inside
+    /// are removed themselves, never followed.
+    pub fn remove_tree(&self, name: &str) -> Result<(), FsError> {
+        self.child(name, false)?.clear()?;
+        self.rmdir(name)?;
+        self.sync().map_err(|e| self.io_error(name, e))
+    }
+
+    /// Removes everything in this directory (not durably: the caller syncs).
+    fn clear(&self) -> Result<(), FsError> {
+        for (name, kind) in self.names().map_err(|e| self.io_error(".", e))? {
+            if kind == Kind::Dir {
+                self.child(&name, false)?.clear()?;
+                self.rmdir(&name)?;
+            } else {
+                self.unlink(&name).map_err(|e| self.io_error(&name, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rmdir(&self, name: &str) -> Result<(), FsError> {
+        let c = cname(name).map_err(|e| self.io_error(name, e))?;
+        // SAFETY: a valid dir fd and a NUL-terminated name.
+        check(unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) })
+            .map(drop)
+            .map_err(|e| self.io_error(name, e))
+    }
+
+    /// Moves `name` (a file or folder, or a link itself) to `to_name` in `to`,
+    /// durably. Nothing at the destination is replaced: that is an error.
+    pub fn rename(&self, name: &str, to: &Dir, to_name: &str) -> Result<(), FsError> {
+        let from = cname(name).map_err(|e| self.io_error(name, e))?;
+        let dest = cname(to_name).map_err(|e| to.io_error(to_name, e))?;
+        // SAFETY: valid dir fds and NUL-terminated names.
+        check(unsafe {
+            libc::renameat2(
+                self.fd.as_raw_fd(),
+                from.as_ptr(),
+                to.fd.as_raw_fd(),
+                dest.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        })
+        .map_err(|e| self.io_error(name, e))?;
+        self.sync().map_err(|e| self.io_error(name, e))?;
+        to.sync().map_err(|e| to.io_error(to_name, e))
+    }
+
     pub fn sync(&self) -> io::Result<()> {
         // SAFETY: fsync on a descriptor we own.
         check(unsafe { libc::fsync(self.fd.as_raw_fd()) }).map(drop)
@@ -345,6 +407,14 @@ pub enum Kind {
     File,
     Link,
     Other,
+}
+
+/// What `Dir::stat` tells about a name.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub kind: Kind,
+    pub size: u64,
+    pub modified_ms: u64,
 }
 
 /// `.<name>.tmp-<pid>-<8 hex>`: where `write_atomic` writes before the rename.

@@ -4,6 +4,7 @@
 
 mod analyzer;
 mod api;
+mod archive;
 pub mod auth;
 mod clock;
 pub mod config;

@@ -201,6 +201,17 @@ fn managed_projects_are_read_only_until_detached_and_detached_ones_are_drift() {
         .fails(409, "fleet");
     rt.create_file_resp(pid, "extra.py", "x = 1\n")
         .fails(409, "fleet");
+    // Folders, moves and copies into the project are changes too.
+    for (op, body) in [
+        ("dirs", json!({"path": "lib"})),
+        ("move", json!({"from": "helper.py", "to": "h2.py"})),
+        ("copy", json!({"from": "helper.py", "to": "h3.py"})),
+    ] {
+        rt.post(&format!("/api/script/projects/{pid}/{op}"), &body)
+            .fails(409, "fleet");
+    }
+    rt.delete(&format!("/api/script/projects/{pid}/dirs?path=lib"))
+        .fails(409, "fleet");
 
     rt.post("/api/fleet/projects/app/detach", &json!({})).ok();
     rt.put(

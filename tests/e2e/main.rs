@@ -46,4 +46,5 @@ mod startup;
 mod stubs;
 mod supervision;
 mod tls;
+mod ui_backend;
 mod watchdog;

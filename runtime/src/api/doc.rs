@@ -98,6 +98,7 @@ mod generate {
             (name = "integration", description = "任务系统的脚本块与任务变量"),
             (name = "storage", description = "库位"),
             (name = "script-api", description = "脚本注册的 HTTP 接口"),
+            (name = "ui", description = "网页界面 (内嵌在程序中)"),
         )
     )]
     pub struct Doc;

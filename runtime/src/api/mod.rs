@@ -21,6 +21,9 @@ mod route;
 mod script_api;
 mod scripts;
 mod storage;
+mod system;
+mod tree;
+mod ui;
 mod ws;
 
 #[cfg(test)]
@@ -69,6 +72,7 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(script_api::routes(engine));
     t.extend(projects::routes(engine));
     t.extend(files::routes(engine));
+    t.extend(tree::routes(engine));
     t.extend(scripts::routes(engine));
     t.extend(registry::routes(engine));
     t.extend(logs::routes(engine));
@@ -76,10 +80,12 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(io::routes(engine));
     t.extend(integration::routes(engine));
     t.extend(storage::routes(engine));
+    t.extend(system::routes(engine, started));
     t.extend(jobs::routes(engine));
     t.extend(fleet::routes(engine));
     t.extend(auth::routes(&engine.auth));
     t.extend(doc::routes());
+    t.extend(ui::routes());
     t
 }
 
@@ -92,6 +98,7 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         script_api::Doc::openapi(),
         projects::Doc::openapi(),
         files::Doc::openapi(),
+        tree::Doc::openapi(),
         scripts::Doc::openapi(),
         registry::Doc::openapi(),
         logs::Doc::openapi(),
@@ -99,6 +106,8 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         io::Doc::openapi(),
         integration::Doc::openapi(),
         storage::Doc::openapi(),
+        system::Doc::openapi(),
+        ui::Doc::openapi(),
         jobs::Doc::openapi(),
         fleet::Doc::openapi(),
         auth::Doc::openapi(),

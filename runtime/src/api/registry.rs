@@ -137,10 +137,12 @@ fn timers_json(reg: &Registry) -> Map<String, Value> {
     reg.timers()
         .iter()
         .map(|t| {
+            let next = t.next_run_ms.load(Relaxed);
             let own = json!({
                 "name": t.name,
                 "schedule": t.schedule,
                 "skipped_count": t.skipped.load(Relaxed),
+                "next_run": (next > 0).then(|| crate::logs::iso_utc(next)),
             });
             let v = registration(own, &t.target.script_id, &t.registered_at, &t.stats);
             (

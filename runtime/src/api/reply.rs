@@ -147,6 +147,16 @@ pub fn finish(r: Result<Resp, ApiError>) -> Resp {
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    off_thread(f).await
+}
+
+/// Runs blocking work off the executor threads; its error becomes the answer.
+pub async fn off_thread<T: Send + 'static, E: Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    ApiError: From<E>,
+{
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(ApiError::from),
         Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e)),

@@ -444,7 +444,12 @@ impl Pattern {
     fn parse(path: &'static str) -> Pattern {
         let mut segs = Vec::new();
         let mut rest = false;
-        for s in path.trim_start_matches('/').split('/') {
+        // "/" has no segments at all.
+        for s in path
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|_| path != "/")
+        {
             assert!(!rest, "{path}: {{*name}} must be the last segment");
             if s.starts_with("{*") && s.ends_with('}') {
                 rest = true;
@@ -526,6 +531,8 @@ mod tests {
         assert!(caps("/health", "/health").is_some());
         assert!(caps("/health", "/healthz").is_none());
         assert!(caps("/health", "/").is_none());
+        assert!(caps("/", "/").is_some());
+        assert!(caps("/", "/x").is_none());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::{body, with_engine};
 use crate::auth::filters::caller;
 use crate::auth::{Principal, Role};
 use crate::engine::Engine;
-use crate::logs::{ALL, Conn, LogQuery, MAX_LIMIT};
+use crate::logs::{ALL, Conn, LineFilter, LogQuery, MAX_LIMIT};
 
 const TEST_PAGE: &str = include_str!("ws_test_page.html");
 
@@ -170,6 +170,12 @@ struct ClientMsg {
     /// On subscribe: also send the newest `last` stored lines.
     #[serde(default)]
     last: Option<usize>,
+    /// On subscribe: only lines of this level or higher (this connection's lines).
+    #[serde(default)]
+    level: Option<String>,
+    /// On subscribe: only lines whose message or fields hold this text.
+    #[serde(default)]
+    q: Option<String>,
 }
 
 async fn session(
@@ -285,6 +291,19 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
     };
     match m.kind.as_str() {
         "subscribe" => {
+            if matches!(&target, Target::Run(t) if t == METRICS_TOPIC) {
+                start_metrics(engine, conn);
+            }
+            let filter = match line_filter(m.level.as_deref(), m.q) {
+                Ok(f) => f,
+                Err(e) => {
+                    conn.reply(json!({"type": "error", "message": e, "timestamp": now}));
+                    return;
+                }
+            };
+            if let Some(f) = filter {
+                conn.set_filter(f);
+            }
             target.subscribe(conn);
             let (key, name) = target.key();
             conn.reply(json!({
@@ -325,6 +344,57 @@ async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
             "timestamp": now,
         })),
     }
+}
+
+/// The log-line filter a subscribe asks for, if it names one.
+fn line_filter(level: Option<&str>, q: Option<String>) -> Result<Option<LineFilter>, String> {
+    let min_level = match level.filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => Some(
+            Level::parse(l)
+                .ok_or_else(|| format!("level 必须是 debug/info/warning/error, 得到 {l}"))?,
+        ),
+    };
+    // Either key present, even empty, sets the filter: an empty one clears it.
+    let asked = level.is_some() || q.is_some();
+    let text = q.filter(|t| !t.is_empty());
+    Ok(asked.then_some(LineFilter { min_level, text }))
+}
+
+/// Topic of the running scripts with CPU, memory, uptime and restarts, pushed
+/// every [`METRICS_EVERY`] to the connections that subscribed to it.
+const METRICS_TOPIC: &str = "metrics";
+const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// A connection with more than this many messages waiting gets no new figures.
+const METRICS_BACKLOG: usize = 16;
+
+/// Pushes `scripts_running` to one connection until it unsubscribes or goes.
+/// Per connection, so that nothing runs while nobody watches.
+fn start_metrics(engine: &Arc<Engine>, conn: &Arc<Conn>) {
+    if conn.subscriptions().iter().any(|s| s == METRICS_TOPIC) {
+        return;
+    }
+    let (engine, conn) = (Arc::downgrade(engine), Arc::downgrade(conn));
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(METRICS_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            let (Some(engine), Some(conn)) = (engine.upgrade(), conn.upgrade()) else {
+                return;
+            };
+            if !conn.subscriptions().iter().any(|s| s == METRICS_TOPIC) {
+                return;
+            }
+            if conn.queued() < METRICS_BACKLOG {
+                conn.reply(json!({
+                    "type": "scripts_running",
+                    "timestamp": crate::clock::utc_now(),
+                    "data": engine.running_json(),
+                }));
+            }
+        }
+    });
 }
 
 /// What a subscribe names: one run (`script_id`, `*` for all), or every run of

@@ -12,7 +12,7 @@ use super::supervise::{EndReason, Supervised};
 use crate::logs::{Logs, ScriptLogger};
 use crate::output::OutputRing;
 use crate::registry::{Counts, RegError};
-use crate::worker::{WorkerConn, rss_bytes};
+use crate::worker::{CpuMeter, WorkerConn, rss_bytes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ExitInfo {
@@ -98,6 +98,8 @@ pub struct Instance {
     end_reason: Mutex<Option<EndReason>>,
     /// The worker's own cgroup (with a delegated cgroup), for `memory.events`.
     cgroup: OnceLock<std::path::PathBuf>,
+    pub cpu: CpuMeter,
+    started_mono: std::time::Instant,
 }
 
 impl Instance {
@@ -132,6 +134,8 @@ impl Instance {
             supervised,
             end_reason: Mutex::new(None),
             cgroup: OnceLock::new(),
+            cpu: CpuMeter::default(),
+            started_mono: std::time::Instant::now(),
         }
     }
 
@@ -257,6 +261,8 @@ impl Instance {
             "heartbeat": self.conn().map(|c| c.last_seen_secs()),
             "busy": self.busy_json(alive, busy_grace_ms),
             "sandbox": crate::sandbox::status_json(self.sandbox.get()),
+            "cpu_percent": if alive { self.cpu.percent(pid) } else { None },
+            "uptime_s": self.started_mono.elapsed().as_secs(),
         });
         if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), self.supervised.to_json()) {
             obj.extend(more);

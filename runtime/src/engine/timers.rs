@@ -34,14 +34,17 @@ async fn run(
             delay_ms,
             repeat,
         } => {
+            note_next(&entry, delay_ms);
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             if !fire(&entry, timeout) || !repeat {
+                note_next(&entry, u64::MAX);
                 return;
             }
             let period = Duration::from_millis(interval_ms.max(1));
             let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
             loop {
+                note_next(&entry, period.as_millis() as u64);
                 ticks.tick().await;
                 if !fire(&entry, timeout) {
                     return;
@@ -58,12 +61,24 @@ async fn run(
                     return;
                 };
                 let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
+                note_next(&entry, wait.as_millis() as u64);
                 tokio::time::sleep(wait).await;
                 if !fire(&entry, timeout) {
                     return;
                 }
             }
         }
+    }
+}
+
+/// Records when the timer fires next, `in_ms` from now (`u64::MAX`: never again).
+fn note_next(entry: &Weak<TimerEntry>, in_ms: u64) {
+    if let Some(e) = entry.upgrade() {
+        let at = match in_ms {
+            u64::MAX => 0,
+            ms => crate::clock::unix_ms().saturating_add(ms),
+        };
+        e.next_run_ms.store(at, Ordering::Relaxed);
     }
 }
 

@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Value, json};
 use tokio::sync::Notify;
+use vwed_ipc::Level;
+
+use super::record::LogLine;
 
 /// Subscribes to every script.
 pub const ALL: &str = "*";
@@ -19,6 +22,25 @@ struct Subs {
     scripts: HashSet<String>,
     /// Script paths: every run of the script, across restarts.
     paths: HashSet<String>,
+}
+
+/// What a connection wants of the log lines it is subscribed to: the lowest
+/// level and a text the message or fields must hold, applied here so that lines
+/// it does not want never cross the network.
+#[derive(Default, Clone)]
+pub struct LineFilter {
+    pub min_level: Option<Level>,
+    pub text: Option<String>,
+}
+
+impl LineFilter {
+    fn accepts(&self, l: &LogLine) -> bool {
+        self.min_level.is_none_or(|m| l.level >= m)
+            && self
+                .text
+                .as_deref()
+                .is_none_or(|t| l.message.contains(t) || l.fields.contains(t))
+    }
 }
 
 #[derive(Default)]
@@ -38,6 +60,7 @@ pub struct Conn {
     pub client_type: String,
     pub connected_at: String,
     subs: Mutex<Subs>,
+    filter: Mutex<LineFilter>,
     queue: Mutex<Queue>,
     cap: usize,
     cap_bytes: usize,
@@ -156,6 +179,11 @@ impl Conn {
         lock(&self.queue).items.len()
     }
 
+    /// Sets the filter applied to this connection's log lines.
+    pub fn set_filter(&self, f: LineFilter) {
+        *lock(&self.filter) = f;
+    }
+
     /// Subscribes; `*` means every script.
     pub fn subscribe(&self, script_id: &str) {
         let mut s = lock(&self.subs);
@@ -248,6 +276,7 @@ impl Hub {
             client_type: client_type.to_string(),
             connected_at: crate::clock::utc_now(),
             subs: Mutex::new(Subs::default()),
+            filter: Mutex::new(LineFilter::default()),
             queue: Mutex::new(Queue::default()),
             cap: self.queue_cap,
             cap_bytes: self.queue_bytes,
@@ -295,6 +324,29 @@ impl Hub {
         build: impl FnOnce() -> Value,
     ) -> usize {
         self.publish_where(|c| c.wants_script(script_id, script_path), build)
+    }
+
+    /// A script's log line, to the subscribers of the run, its path and `*`
+    /// whose filter accepts it.
+    pub fn publish_line(&self, l: &LogLine, build: impl FnOnce() -> Value) -> usize {
+        self.publish_where(
+            |c| c.wants_script(&l.script_id, &l.script_path) && lock(&c.filter).accepts(l),
+            build,
+        )
+    }
+
+    /// Like `publish_script`, also for the subscribers of `topic` by name.
+    pub fn publish_script_or_topic(
+        &self,
+        script_id: &str,
+        script_path: &str,
+        topic: &str,
+        build: impl FnOnce() -> Value,
+    ) -> usize {
+        self.publish_where(
+            |c| c.wants_script(script_id, script_path) || c.wants_topic(&[topic]),
+            build,
+        )
     }
 
     /// Like `publish`, for subscribers of any of `topics` by exact name only.
@@ -420,6 +472,46 @@ mod tests {
         );
         hub.disconnect(&c);
         assert!(c.next_batch().await.is_none());
+    }
+
+    fn line(level: Level, message: &str) -> LogLine {
+        LogLine {
+            seq: 1,
+            ts_ms: 0,
+            script_id: Arc::from("s1"),
+            script_path: Arc::from("p/a.py"),
+            level,
+            stream: "log",
+            message: message.to_string(),
+            fields: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_gets_only_the_lines_its_filter_accepts() {
+        let hub = Hub::new(16, 1 << 20);
+        let c = hub.connect("f", "ui");
+        c.subscribe(ALL);
+        c.set_filter(LineFilter {
+            min_level: Some(Level::Warning),
+            text: Some("valve".into()),
+        });
+        assert_eq!(
+            hub.publish_line(&line(Level::Info, "valve open"), || json!(1)),
+            0
+        );
+        assert_eq!(
+            hub.publish_line(&line(Level::Error, "pump down"), || json!(2)),
+            0
+        );
+        assert_eq!(
+            hub.publish_line(&line(Level::Error, "valve stuck"), || json!(3)),
+            1
+        );
+        c.set_filter(LineFilter::default());
+        assert_eq!(hub.publish_line(&line(Level::Debug, "x"), || json!(4)), 1);
+        let got = text(&c.next_batch().await.expect("batch"));
+        assert_eq!(got, vec![json!(3), json!(4)]);
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-pub use hub::{ALL, Conn, Hub};
+pub use hub::{ALL, Conn, Hub, LineFilter};
 pub use query::{LogQuery, MAX_LIMIT, Order, decode_cursor, encode_cursor};
 pub use record::iso_utc;
 pub use script::ScriptLogger;

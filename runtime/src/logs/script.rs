@@ -19,6 +19,9 @@ struct Limit {
     pending: u64,
 }
 
+/// WebSocket topic of every script's `script_status` messages.
+pub const STATUS_TOPIC: &str = "status";
+
 pub struct ScriptLogger {
     logs: Arc<Logs>,
     pub script_id: Arc<str>,
@@ -129,15 +132,27 @@ impl ScriptLogger {
         };
         let hub = &self.logs.hub;
         self.logs.store.append(line, |l| {
-            hub.publish_script(&l.script_id, &l.script_path, || script_log_json(l));
+            hub.publish_line(l, || script_log_json(l));
         });
     }
 
-    /// `script_status`: started, stopped, crashed.
+    /// `script_status`: started, stopped, crashed; also to the subscribers of
+    /// the `status` topic (every script's status, without its log lines).
     pub fn status(&self, status: &str, message: &str) {
-        self.publish(
-            "script_status",
-            || json!({"status": status, "message": message}),
+        self.logs.hub.publish_script_or_topic(
+            &self.script_id,
+            &self.script_path,
+            STATUS_TOPIC,
+            || {
+                json!({
+                    "type": "script_status",
+                    "script_id": &*self.script_id,
+                    "script_path": &*self.script_path,
+                    "timestamp": crate::clock::utc_now(),
+                    "status": status,
+                    "message": message,
+                })
+            },
         );
     }
 

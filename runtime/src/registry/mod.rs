@@ -141,6 +141,8 @@ pub struct TimerEntry<W: Wiring> {
     /// whose boot has not succeeded.
     pub armed: tokio::sync::watch::Sender<bool>,
     pub running: AtomicBool,
+    /// When the timer fires next (unix ms; 0: not scheduled), for the status.
+    pub next_run_ms: AtomicU64,
 }
 
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -560,5 +562,6 @@ fn prepare_timer<W: Wiring>(
         skipped: AtomicU64::new(0),
         armed: tokio::sync::watch::channel(false).0,
         running: AtomicBool::new(false),
+        next_run_ms: AtomicU64::new(0),
     })))
 }

@@ -58,7 +58,7 @@ pub struct Updated {
 impl ScriptStore {
     /// The folder a file lives in (made with `create`) and its name in it; no
     /// link is followed anywhere below the data dir.
-    fn locate<'a>(
+    pub(super) fn locate<'a>(
         &self,
         project: &str,
         file_path: &'a str,

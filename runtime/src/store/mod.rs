@@ -7,6 +7,7 @@ mod projects;
 mod records;
 mod running;
 mod script_data;
+pub mod tree;
 mod versions;
 
 use std::path::{Path, PathBuf};
