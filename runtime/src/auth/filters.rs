@@ -59,17 +59,20 @@ pub fn admission(
     parts().and_then(
         move |method: Method, headers: HeaderMap, path: FullPath, addr| {
             let auth = auth.clone();
-            let need = match (need, &opens) {
-                (Need::Role(_), Some(o)) if o(&method, path.as_str()) => Need::Public,
-                _ => need,
-            };
-            async move {
-                let checked = match need {
-                    Need::Public => auth
+            // Whether the request is opened (a registry lookup) is asked only
+            // when its credential does not do: on the hot path it does.
+            let checked = match need {
+                Need::Public => auth
+                    .check_public(&method, &headers, json_body)
+                    .map(|()| None),
+                Need::Role(r) => match auth.check(&method, &headers, r, json_body) {
+                    Err(_) if opens.as_ref().is_some_and(|o| o(&method, path.as_str())) => auth
                         .check_public(&method, &headers, json_body)
                         .map(|()| None),
-                    Need::Role(r) => auth.check(&method, &headers, r, json_body).map(Some),
-                };
+                    other => other.map(Some),
+                },
+            };
+            async move {
                 match checked {
                     Ok(p) => Ok(p),
                     Err(d) => {
