@@ -66,9 +66,6 @@ enum Command {
     },
     /// Print the type stubs of the VWED object (vwed.pyi) for editors.
     Stubs,
-    /// Fleet sync, the central side: keys, deployments, status, calls (docs/fleet.md).
-    #[command(subcommand)]
-    Fleet(vwed_runtime::fleet::central::FleetCommand),
     /// Internal: a script worker. Started by `serve`, never by hand.
     #[command(hide = true)]
     Worker {
@@ -88,7 +85,6 @@ fn main() -> anyhow::Result<()> {
             };
             std::process::exit(vwed_pyhost::worker::run(3, mode));
         }
-        Command::Fleet(cmd) => std::process::exit(vwed_runtime::fleet::central::run(cmd)?),
         Command::Stubs => {
             print!("{}", vwed_pyhost::STUBS_PYI);
             Ok(())
