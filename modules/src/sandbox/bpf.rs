@@ -102,6 +102,8 @@ impl Asm {
         });
     }
 
+    /// Only x86_64 needs it (to refuse x32 syscall numbers).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub fn jge(&mut self, k: u32, then: Label, other: Label) {
         self.items.push(Item::Cond {
             code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,

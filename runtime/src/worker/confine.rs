@@ -14,8 +14,11 @@ use crate::sandbox::host;
 
 /// Variables a worker keeps from the supervisor's environment: where Python is (an
 /// embedded interpreter without PYTHONHOME finds its prefix through PATH), and the
-/// locale and time zone scripts format with. Nothing else passes.
+/// locale and time zone scripts format with, and where qemu-user finds the target's
+/// loader (a runtime under binfmt emulation re-executes itself for every worker; the
+/// variable means nothing to a native process). Nothing else passes.
 const KEPT: &[&str] = &[
+    "QEMU_LD_PREFIX",
     "PATH",
     "PYTHONHOME",
     "PYTHONPATH",
