@@ -80,8 +80,8 @@ core|_posixshmem|_multiprocessing/posixshmem.c|-IMULTI
 core|_multiprocessing|_multiprocessing/multiprocessing.c _multiprocessing/semaphore.c|-IMULTI
 core|_multibytecodec|cjkcodecs/multibytecodec.c|
 core|_codecs_cn|cjkcodecs/_codecs_cn.c|
-core|_bz2|_bz2module.c|
-core|_lzma|_lzmamodule.c|
+compress|_bz2|_bz2module.c|
+compress|_lzma|_lzmamodule.c|
 decimal|_decimal|_decimal/_decimal.c $(echo _decimal/libmpdec/{basearith,constants,context,convolute,crt,difradix2,fnt,fourstep,io,mpalloc,mpdecimal,numbertheory,sixstep,transpose}.c)|-IMPDEC $MPDEC_CFLAGS
 core|_ctypes|_ctypes/_ctypes.c _ctypes/callbacks.c _ctypes/callproc.c _ctypes/stgdict.c _ctypes/cfield.c|-DHAVE_FFI_PREP_CIF_VAR=1 -DHAVE_FFI_PREP_CLOSURE_LOC=1 -DHAVE_FFI_CLOSURE_ALLOC=1
 cjk|_codecs_hk|cjkcodecs/_codecs_hk.c|
@@ -98,7 +98,9 @@ EOF
 # sqlite about 1.1 MB, cjk (Japanese/Korean/Traditional Chinese codecs) about 0.6 MB,
 # decimal (the C accelerator of `decimal`, libmpdec) about 0.25 MB: without it
 # `import decimal` loads the pure-Python _pydecimal from the stdlib zip, same API,
-# slower arithmetic. GBK/GB18030 (_codecs_cn) is always in.
+# slower arithmetic; compress (`bz2` and `lzma`, with libbz2 and liblzma) about 0.2 MB:
+# without it those two modules are missing (gzip, zlib and zipfile's deflate stay).
+# GBK/GB18030 (_codecs_cn) is always in.
 PY_OPTIONAL=${VWED_PY_OPTIONAL-}
 selected_modules() {
     extra_modules | while IFS='|' read -r group name files extra; do
