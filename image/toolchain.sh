@@ -40,7 +40,7 @@ esac
 # `cross` hands over the Rust triple: it builds with its own rustc.
 case "$arch_arg" in *-unknown-*) python_only=1 ;; esac
 RUST_TARGET_ENV=$(echo "$RUST_TARGET" | tr 'a-z-' 'A-Z_')
-CC_CROSS=$GNU_TRIPLE-gcc AR_CROSS=$GNU_TRIPLE-ar STRIP_CROSS=$GNU_TRIPLE-strip
+CC_CROSS=$GNU_TRIPLE-gcc AR_CROSS=$GNU_TRIPLE-ar STRIP_CROSS=$GNU_TRIPLE-strip OBJCOPY_CROSS=$GNU_TRIPLE-objcopy
 
 log() { printf '[toolchain %s] %s\n' "$ARCH" "$*" >&2; }
 
@@ -280,6 +280,20 @@ for l in $STATIC_LIBS; do
     a=$SYSROOT/usr/lib/$GNU_TRIPLE/lib$l.a
     [ -f "$a" ] || { log "missing static lib$l.a"; exit 1; }
     cp "$a" "$st/"
+done
+# The C code's unwind tables (.eh_frame, about 0.5 MB of the aarch64 binary) go: nothing
+# unwinds through these frames. Rust panics are caught at pyo3's boundary before they
+# reach CPython (and a panic leaving an extern "C" function aborts), Python exceptions
+# are not unwinding. The one unwind that crosses CPython is the forced one of
+# pthread_exit, which Python < 3.14 calls on a thread that wants the GIL while the
+# interpreter finalizes: it now ends at the first frame without a table and glibc jumps
+# to the thread's start (documented glibc behaviour), skipping the destructors of any
+# frames below; the worker's own code runs Python on its main thread only, so this
+# concerns threads a script started, at process exit. What else is lost: a debugger on
+# the board walks C stacks by prologue analysis. libffi keeps its tables (ffi_call's
+# assembly); OpenSSL, built only with the ssl group, is left as Debian built it.
+for l in python3.11 expat z uuid bz2 lzma sqlite3; do
+    "$OBJCOPY_CROSS" --remove-section=.eh_frame "$st/lib$l.a"
 done
 
 cat >"$out/pyo3.cfg" <<EOF
