@@ -5,15 +5,8 @@
 # and counted, as the output's "dropped" shows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-}
-if [ -z "$BIN" ]; then
-  cargo build --release -q -p vwed-edge
-  BIN=target/release/vwed-edge
-fi
 PORT=${PORT:-18775}
-DATA=$(mktemp -d)
-trap 'kill -9 $SUP 2>/dev/null || true; rm -rf "$DATA"' EXIT
-VWED_SAMPLE_PROJECT=false VWED_EVENT_QUEUE_LEN=${QUEUE:-1048576} "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" >"$DATA/log" 2>&1 &
-SUP=$!
-for _ in $(seq 100); do curl -sf localhost:$PORT/health >/dev/null && break; sleep 0.05; done
+. bench/runtime.sh
+# Event figures: no credentials asked (loopback only); bench/auth.sh measures their cost.
+start_runtime "${1:-}" VWED_EVENT_QUEUE_LEN=${QUEUE:-1048576} VWED_NO_AUTH=true
 python3 bench/events.py "http://127.0.0.1:$PORT" "${2:-200000}" "${3:-50000}"

@@ -164,7 +164,7 @@ def main():
     env = {**os.environ, "VWED_SAMPLE_PROJECT": "false", "VWED_WORKER_MEMORY_MB": "128"}
     log = open(os.path.join(data, "log"), "w")
     sup = subprocess.Popen(
-        [binary, "serve", "--listen", f"127.0.0.1:{PORT}", "--data-dir", os.path.join(data, "d")],
+        [binary, "serve", "--no-auth", "--listen", f"127.0.0.1:{PORT}", "--data-dir", os.path.join(data, "d")],
         env=env, stdout=log, stderr=log,
     )
     try:

@@ -118,14 +118,28 @@ def free_port() -> int:
 
 
 class Api:
-    def __init__(self, base: str):
+    """The runtime's API with the admin token its first start wrote."""
+
+    def __init__(self, base: str, data_dir: str):
         self.base = base
+        self.data_dir = data_dir
+        self.token = None
+
+    def authorization(self):
+        if self.token is None:
+            path = os.path.join(self.data_dir, "admin.token")
+            if os.path.exists(path):
+                with open(path) as f:
+                    self.token = f.read().strip()
+        return self.token
 
     def call(self, method: str, path: str, body=None, timeout=60, expect_ok=True):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        if self.authorization():
+            req.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 status, raw = r.status, r.read()
@@ -203,7 +217,7 @@ def main() -> int:
     print(f"smoke: {' '.join(cmd)} (port {port}, log {log_path})", file=sys.stderr)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    api = Api(f"http://127.0.0.1:{port}")
+    api = Api(f"http://127.0.0.1:{port}", data_dir)
     ok = False
     try:
         while True:

@@ -171,100 +171,14 @@ impl BoardProfile {
                 "use lowercase letters, digits and '-'",
             ));
         }
-        let mut defaults = BoardDefaults::default();
-        if let Some(d) = raw.defaults {
-            if let Some(baud) = d.baud {
-                check_baud(&src, &baud, "defaults.baud", &mut errors);
-                defaults.baud = *baud.get_ref();
-            }
-            if let Some(p) = d.parity {
-                defaults.parity = p;
-            }
-            if let Some(sb) = d.stop_bits {
-                check_stop_bits(&src, &sb, "defaults.stop_bits", &mut errors);
-                defaults.stop_bits = *sb.get_ref();
-            }
-            if let Some(db) = d.data_bits {
-                check_data_bits(&src, &db, "defaults.data_bits", &mut errors);
-                defaults.data_bits = *db.get_ref();
-            }
-            let ms = |v: &Option<Spanned<u64>>, field: &str, errors: &mut Vec<_>| {
-                v.as_ref().map(|v| {
-                    if *v.get_ref() == 0 {
-                        errors.push(src.error(v.span(), field, "must be > 0"));
-                    }
-                    Duration::from_millis(*v.get_ref())
-                })
-            };
-            if let Some(t) = ms(
-                &d.request_timeout_ms,
-                "defaults.request_timeout_ms",
-                &mut errors,
-            ) {
-                defaults.request_timeout = t;
-            }
-            if let Some(t) = ms(
-                &d.connect_timeout_ms,
-                "defaults.connect_timeout_ms",
-                &mut errors,
-            ) {
-                defaults.connect_timeout = t;
-            }
-            if let Some(t) = ms(&d.poll_period_ms, "defaults.poll_period_ms", &mut errors) {
-                defaults.poll_period = t;
-            }
-        }
-
+        let defaults = match raw.defaults {
+            Some(d) => parse_defaults(&src, d, &mut errors),
+            None => BoardDefaults::default(),
+        };
         let mut ports: Vec<SerialPortDef> = Vec::new();
         for (i, port) in raw.serial_port.into_iter().enumerate() {
-            let port = port.into_inner();
-            let field = |f: &str| format!("serial_port[{i}].{f}");
-            let name = port.name.get_ref();
-            if !is_identifier(name) {
-                errors.push(src.error(
-                    port.name.span(),
-                    &field("name"),
-                    "use lowercase letters, digits and '-'",
-                ));
-            } else if ports.iter().any(|p| &p.name == name) {
-                errors.push(src.error(
-                    port.name.span(),
-                    &field("name"),
-                    format!("duplicate port name '{name}'"),
-                ));
-            }
-            if !port.path.get_ref().starts_with('/') {
-                errors.push(src.error(
-                    port.path.span(),
-                    &field("path"),
-                    "must be an absolute path",
-                ));
-            }
-            let mut settings = SerialSettings {
-                path: port.path.get_ref().clone(),
-                baud: defaults.baud,
-                parity: port.parity.unwrap_or(defaults.parity),
-                stop_bits: defaults.stop_bits,
-                data_bits: defaults.data_bits,
-            };
-            if let Some(b) = &port.baud {
-                check_baud(&src, b, &field("baud"), &mut errors);
-                settings.baud = *b.get_ref();
-            }
-            if let Some(sb) = &port.stop_bits {
-                check_stop_bits(&src, sb, &field("stop_bits"), &mut errors);
-                settings.stop_bits = *sb.get_ref();
-            }
-            if let Some(db) = &port.data_bits {
-                check_data_bits(&src, db, &field("data_bits"), &mut errors);
-                settings.data_bits = *db.get_ref();
-            }
-            ports.push(SerialPortDef {
-                name: name.clone(),
-                kind: port.kind,
-                note: port.note,
-                settings,
-            });
+            let port = parse_port(&src, i, port.into_inner(), &defaults, &ports, &mut errors);
+            ports.push(port);
         }
 
         if !errors.is_empty() {
@@ -281,6 +195,103 @@ impl BoardProfile {
 
     pub fn port(&self, name: &str) -> Option<&SerialPortDef> {
         self.serial_ports.iter().find(|p| p.name == name)
+    }
+}
+
+/// `[defaults]`: each value given replaces the built-in default.
+fn parse_defaults(
+    src: &Source<'_>,
+    d: RawDefaults,
+    errors: &mut Vec<crate::ConfigError>,
+) -> BoardDefaults {
+    let mut defaults = BoardDefaults::default();
+    if let Some(baud) = d.baud {
+        check_baud(src, &baud, "defaults.baud", errors);
+        defaults.baud = *baud.get_ref();
+    }
+    if let Some(p) = d.parity {
+        defaults.parity = p;
+    }
+    if let Some(sb) = d.stop_bits {
+        check_stop_bits(src, &sb, "defaults.stop_bits", errors);
+        defaults.stop_bits = *sb.get_ref();
+    }
+    if let Some(db) = d.data_bits {
+        check_data_bits(src, &db, "defaults.data_bits", errors);
+        defaults.data_bits = *db.get_ref();
+    }
+    let ms = |v: &Option<Spanned<u64>>, field: &str, errors: &mut Vec<_>| {
+        v.as_ref().map(|v| {
+            if *v.get_ref() == 0 {
+                errors.push(src.error(v.span(), field, "must be > 0"));
+            }
+            Duration::from_millis(*v.get_ref())
+        })
+    };
+    if let Some(t) = ms(&d.request_timeout_ms, "defaults.request_timeout_ms", errors) {
+        defaults.request_timeout = t;
+    }
+    if let Some(t) = ms(&d.connect_timeout_ms, "defaults.connect_timeout_ms", errors) {
+        defaults.connect_timeout = t;
+    }
+    if let Some(t) = ms(&d.poll_period_ms, "defaults.poll_period_ms", errors) {
+        defaults.poll_period = t;
+    }
+    defaults
+}
+
+/// `serial_port[i]`, checked against the ports before it; its settings are the
+/// defaults where it gives none.
+fn parse_port(
+    src: &Source<'_>,
+    i: usize,
+    port: RawPort,
+    defaults: &BoardDefaults,
+    before: &[SerialPortDef],
+    errors: &mut Vec<crate::ConfigError>,
+) -> SerialPortDef {
+    let field = |f: &str| format!("serial_port[{i}].{f}");
+    let name = port.name.get_ref();
+    if !is_identifier(name) {
+        errors.push(src.error(
+            port.name.span(),
+            &field("name"),
+            "use lowercase letters, digits and '-'",
+        ));
+    } else if before.iter().any(|p| &p.name == name) {
+        errors.push(src.error(
+            port.name.span(),
+            &field("name"),
+            format!("duplicate port name '{name}'"),
+        ));
+    }
+    if !port.path.get_ref().starts_with('/') {
+        errors.push(src.error(port.path.span(), &field("path"), "must be an absolute path"));
+    }
+    let mut settings = SerialSettings {
+        path: port.path.get_ref().clone(),
+        baud: defaults.baud,
+        parity: port.parity.unwrap_or(defaults.parity),
+        stop_bits: defaults.stop_bits,
+        data_bits: defaults.data_bits,
+    };
+    if let Some(b) = &port.baud {
+        check_baud(src, b, &field("baud"), errors);
+        settings.baud = *b.get_ref();
+    }
+    if let Some(sb) = &port.stop_bits {
+        check_stop_bits(src, sb, &field("stop_bits"), errors);
+        settings.stop_bits = *sb.get_ref();
+    }
+    if let Some(db) = &port.data_bits {
+        check_data_bits(src, db, &field("data_bits"), errors);
+        settings.data_bits = *db.get_ref();
+    }
+    SerialPortDef {
+        name: name.clone(),
+        kind: port.kind,
+        note: port.note,
+        settings,
     }
 }
 

@@ -361,81 +361,19 @@ impl Validator<'_> {
             } else if out.iter().any(|o| &o.name == name) {
                 self.err(&b.name, &f("name"), format!("duplicate bus '{name}'"));
             }
-            let defaults = self.board.defaults.clone();
-            let timeout = self.ms(&b.timeout_ms, &f("timeout_ms"), defaults.request_timeout);
-            let kind = *b.kind.get_ref();
-            let kind_name = match kind {
-                RawKind::Tcp => "tcp",
-                RawKind::Rtu => "rtu",
-                RawKind::Line => "line",
-                RawKind::Sim => "sim",
-            };
-            if kind != RawKind::Tcp {
-                self.reject(&b.host, &f("host"), kind_name);
-                self.reject(&b.port, &f("port"), kind_name);
-                self.reject(&b.connect_timeout_ms, &f("connect_timeout_ms"), kind_name);
-            }
-            if !matches!(kind, RawKind::Rtu | RawKind::Line) {
-                self.reject(&b.serial, &f("serial"), kind_name);
-                self.reject(&b.baud, &f("baud"), kind_name);
-                self.reject(&b.parity, &f("parity"), kind_name);
-                self.reject(&b.stop_bits, &f("stop_bits"), kind_name);
-                self.reject(&b.data_bits, &f("data_bits"), kind_name);
-            }
-            if kind != RawKind::Line {
-                self.reject(&b.terminator, &f("terminator"), kind_name);
-            }
-            if kind != RawKind::Sim {
-                self.reject(&b.size, &f("size"), kind_name);
-            }
-            let config = match kind {
-                RawKind::Tcp => {
-                    let host = match &b.host {
-                        Some(h) if !h.get_ref().trim().is_empty() => h.get_ref().clone(),
-                        Some(h) => {
-                            self.err(h, &f("host"), "must not be empty");
-                            String::new()
-                        }
-                        None => {
-                            self.err(spanned, &f("host"), "required for a tcp bus");
-                            String::new()
-                        }
-                    };
-                    let port = b.port.as_ref().map_or(502, |p| *p.get_ref());
-                    // Bracket IPv6 literals so "host:port" stays parseable.
-                    let address = if host.contains(':') && !host.starts_with('[') {
-                        format!("[{host}]:{port}")
-                    } else {
-                        format!("{host}:{port}")
-                    };
-                    BusConfig::Tcp {
-                        address,
-                        connect_timeout: self.ms(
-                            &b.connect_timeout_ms,
-                            &f("connect_timeout_ms"),
-                            defaults.connect_timeout,
-                        ),
-                        request_timeout: timeout,
-                    }
-                }
+            let timeout = self.ms(
+                &b.timeout_ms,
+                &f("timeout_ms"),
+                self.board.defaults.request_timeout,
+            );
+            self.reject_foreign(b, &f);
+            let config = match *b.kind.get_ref() {
+                RawKind::Tcp => self.tcp_bus(b, spanned, &f, timeout),
                 RawKind::Rtu => BusConfig::Rtu {
                     serial: self.serial(b, spanned, &f),
                     request_timeout: timeout,
                 },
-                RawKind::Line => {
-                    let terminator = b
-                        .terminator
-                        .as_ref()
-                        .map_or_else(|| "\r\n".to_owned(), |t| t.get_ref().clone());
-                    if let Some(t) = b.terminator.as_ref().filter(|_| terminator.is_empty()) {
-                        self.err(t, &f("terminator"), "must not be empty");
-                    }
-                    BusConfig::Line {
-                        serial: self.serial(b, spanned, &f),
-                        terminator: terminator.into_bytes(),
-                        timeout,
-                    }
-                }
+                RawKind::Line => self.line_bus(b, spanned, &f, timeout),
                 RawKind::Sim => {
                     let size = b.size.as_ref().map_or(1000, |s| *s.get_ref());
                     if let Some(s) = b.size.as_ref().filter(|_| size == 0) {
@@ -453,6 +391,92 @@ impl Validator<'_> {
             });
         }
         out
+    }
+
+    /// Fields of other kinds of bus, given to this one: each is named as unused.
+    fn reject_foreign(&mut self, b: &RawBus, f: &dyn Fn(&str) -> String) {
+        let kind = *b.kind.get_ref();
+        let kind_name = match kind {
+            RawKind::Tcp => "tcp",
+            RawKind::Rtu => "rtu",
+            RawKind::Line => "line",
+            RawKind::Sim => "sim",
+        };
+        if kind != RawKind::Tcp {
+            self.reject(&b.host, &f("host"), kind_name);
+            self.reject(&b.port, &f("port"), kind_name);
+            self.reject(&b.connect_timeout_ms, &f("connect_timeout_ms"), kind_name);
+        }
+        if !matches!(kind, RawKind::Rtu | RawKind::Line) {
+            self.reject(&b.serial, &f("serial"), kind_name);
+            self.reject(&b.baud, &f("baud"), kind_name);
+            self.reject(&b.parity, &f("parity"), kind_name);
+            self.reject(&b.stop_bits, &f("stop_bits"), kind_name);
+            self.reject(&b.data_bits, &f("data_bits"), kind_name);
+        }
+        if kind != RawKind::Line {
+            self.reject(&b.terminator, &f("terminator"), kind_name);
+        }
+        if kind != RawKind::Sim {
+            self.reject(&b.size, &f("size"), kind_name);
+        }
+    }
+
+    fn tcp_bus(
+        &mut self,
+        b: &RawBus,
+        spanned: &Spanned<RawBus>,
+        f: &dyn Fn(&str) -> String,
+        request_timeout: Duration,
+    ) -> BusConfig {
+        let host = match &b.host {
+            Some(h) if !h.get_ref().trim().is_empty() => h.get_ref().clone(),
+            Some(h) => {
+                self.err(h, &f("host"), "must not be empty");
+                String::new()
+            }
+            None => {
+                self.err(spanned, &f("host"), "required for a tcp bus");
+                String::new()
+            }
+        };
+        let port = b.port.as_ref().map_or(502, |p| *p.get_ref());
+        // Bracket IPv6 literals so "host:port" stays parseable.
+        let address = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        BusConfig::Tcp {
+            address,
+            connect_timeout: self.ms(
+                &b.connect_timeout_ms,
+                &f("connect_timeout_ms"),
+                self.board.defaults.connect_timeout,
+            ),
+            request_timeout,
+        }
+    }
+
+    fn line_bus(
+        &mut self,
+        b: &RawBus,
+        spanned: &Spanned<RawBus>,
+        f: &dyn Fn(&str) -> String,
+        timeout: Duration,
+    ) -> BusConfig {
+        let terminator = b
+            .terminator
+            .as_ref()
+            .map_or_else(|| "\r\n".to_owned(), |t| t.get_ref().clone());
+        if let Some(t) = b.terminator.as_ref().filter(|_| terminator.is_empty()) {
+            self.err(t, &f("terminator"), "must not be empty");
+        }
+        BusConfig::Line {
+            serial: self.serial(b, spanned, f),
+            terminator: terminator.into_bytes(),
+            timeout,
+        }
     }
 
     fn devices(&mut self, raw: Vec<Spanned<RawDevice>>, buses: &[NamedBus]) -> Vec<DeviceDef> {
@@ -550,26 +574,7 @@ impl Validator<'_> {
                     format!("{data_type:?} does not fit below 65536"),
                 );
             }
-            let scale = p.scale.as_ref().map_or(1.0, |s| *s.get_ref());
-            if let Some(s) = p
-                .scale
-                .as_ref()
-                .filter(|s| !s.get_ref().is_finite() || *s.get_ref() == 0.0)
-            {
-                self.err(s, &f("scale"), "must be finite and non-zero");
-            }
-            let offset = p.offset.as_ref().map_or(0.0, |o| *o.get_ref());
-            if let Some(o) = p.offset.as_ref().filter(|o| !o.get_ref().is_finite()) {
-                self.err(o, &f("offset"), "must be finite");
-            }
-            let deadband = p.deadband.as_ref().map_or(0.0, |d| *d.get_ref());
-            if let Some(d) = p
-                .deadband
-                .as_ref()
-                .filter(|d| !(d.get_ref().is_finite() && *d.get_ref() >= 0.0))
-            {
-                self.err(d, &f("deadband"), "must be >= 0");
-            }
+            let (scale, offset, deadband) = self.scaling(p, &f);
             let period = self.ms(
                 &p.period_ms,
                 &f("period_ms"),
@@ -595,6 +600,31 @@ impl Validator<'_> {
             });
         }
         out
+    }
+
+    /// A point's `scale`, `offset` and `deadband`, checked.
+    fn scaling(&mut self, p: &RawPoint, f: &dyn Fn(&str) -> String) -> (f64, f64, f64) {
+        let scale = p.scale.as_ref().map_or(1.0, |s| *s.get_ref());
+        if let Some(s) = p
+            .scale
+            .as_ref()
+            .filter(|s| !s.get_ref().is_finite() || *s.get_ref() == 0.0)
+        {
+            self.err(s, &f("scale"), "must be finite and non-zero");
+        }
+        let offset = p.offset.as_ref().map_or(0.0, |o| *o.get_ref());
+        if let Some(o) = p.offset.as_ref().filter(|o| !o.get_ref().is_finite()) {
+            self.err(o, &f("offset"), "must be finite");
+        }
+        let deadband = p.deadband.as_ref().map_or(0.0, |d| *d.get_ref());
+        if let Some(d) = p
+            .deadband
+            .as_ref()
+            .filter(|d| !(d.get_ref().is_finite() && *d.get_ref() >= 0.0))
+        {
+            self.err(d, &f("deadband"), "must be >= 0");
+        }
+        (scale, offset, deadband)
     }
 
     fn robots(&mut self, raw: Vec<Spanned<RawRobot>>, points: &[PointSpec]) -> Vec<RobotProfile> {

@@ -76,81 +76,94 @@ pub struct Io {
     poller: Poller,
 }
 
+/// The buses started so far, by kind.
+#[derive(Default)]
+struct Buses {
+    modbus: HashMap<String, ModbusBus>,
+    lines: HashMap<String, LineBus>,
+    sims: HashMap<String, SimDevice>,
+}
+
+impl Buses {
+    /// Starts `bus`'s master; a name already taken or bad serial settings are
+    /// refused.
+    fn start(&mut self, bus: BusSpec, master: &MasterConfig) -> Result<(), IoError> {
+        if self.modbus.contains_key(&bus.name) || self.lines.contains_key(&bus.name) {
+            return Err(IoError::DuplicateBus(bus.name));
+        }
+        let invalid = |message: String| IoError::InvalidBus {
+            bus: bus.name.clone(),
+            message,
+        };
+        let name = bus.name.clone();
+        match bus.kind {
+            BusKind::ModbusTcp {
+                address,
+                connect_timeout,
+                request_timeout,
+            } => {
+                let connector = TcpConnector {
+                    address,
+                    connect_timeout,
+                    request_timeout,
+                };
+                let started = Bus::spawn(&name, connector, master.clone());
+                self.modbus.insert(name, started);
+            }
+            BusKind::ModbusRtu {
+                serial,
+                request_timeout,
+            } => {
+                serial.validate().map_err(invalid)?;
+                let connector = RtuConnector {
+                    serial,
+                    request_timeout,
+                };
+                let started = Bus::spawn(&name, connector, master.clone());
+                self.modbus.insert(name, started);
+            }
+            BusKind::Line {
+                serial,
+                terminator,
+                timeout,
+            } => {
+                serial.validate().map_err(invalid)?;
+                let connector = LineConnector {
+                    serial,
+                    terminator,
+                    timeout,
+                };
+                let started = Bus::spawn(&name, connector, master.clone());
+                self.lines.insert(name, started);
+            }
+            BusKind::Sim {
+                device,
+                request_timeout,
+            } => {
+                let connector = device.connector(request_timeout);
+                self.sims.insert(name.clone(), device);
+                let started = Bus::spawn(&name, connector, master.clone());
+                self.modbus.insert(name, started);
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Io {
     /// Starts every bus and the poller. Must be called from within a Tokio
     /// runtime. Serial ports that do not exist yet are not an error: their
     /// bus reports `Disconnected` and keeps retrying, like a cable unplugged.
     pub fn start(spec: IoSpec) -> Result<(Self, mpsc::Receiver<Change>), IoError> {
-        let mut modbus = HashMap::new();
-        let mut lines = HashMap::new();
-        let mut sims = HashMap::new();
+        let mut buses = Buses::default();
         for bus in spec.buses {
-            if modbus.contains_key(&bus.name) || lines.contains_key(&bus.name) {
-                return Err(IoError::DuplicateBus(bus.name));
-            }
-            let invalid = |message: String| IoError::InvalidBus {
-                bus: bus.name.clone(),
-                message,
-            };
-            match bus.kind {
-                BusKind::ModbusTcp {
-                    address,
-                    connect_timeout,
-                    request_timeout,
-                } => {
-                    let connector = TcpConnector {
-                        address,
-                        connect_timeout,
-                        request_timeout,
-                    };
-                    modbus.insert(
-                        bus.name.clone(),
-                        Bus::spawn(&bus.name, connector, spec.master.clone()),
-                    );
-                }
-                BusKind::ModbusRtu {
-                    serial,
-                    request_timeout,
-                } => {
-                    serial.validate().map_err(invalid)?;
-                    let connector = RtuConnector {
-                        serial,
-                        request_timeout,
-                    };
-                    modbus.insert(
-                        bus.name.clone(),
-                        Bus::spawn(&bus.name, connector, spec.master.clone()),
-                    );
-                }
-                BusKind::Line {
-                    serial,
-                    terminator,
-                    timeout,
-                } => {
-                    serial.validate().map_err(invalid)?;
-                    let connector = LineConnector {
-                        serial,
-                        terminator,
-                        timeout,
-                    };
-                    lines.insert(
-                        bus.name.clone(),
-                        Bus::spawn(&bus.name, connector, spec.master.clone()),
-                    );
-                }
-                BusKind::Sim {
-                    device,
-                    request_timeout,
-                } => {
-                    let connector = device.connector(request_timeout);
-                    sims.insert(bus.name.clone(), device);
-                    modbus.insert(
-                        bus.name.clone(),
-                        Bus::spawn(&bus.name, connector, spec.master.clone()),
-                    );
-                }
-            }
+            buses.start(bus, &spec.master)?;
         }
+        let Buses {
+            modbus,
+            lines,
+            sims,
+        } = buses;
         let (poller, changes) = Poller::start(spec.points, &modbus, &spec.poller)?;
         Ok((
             Self {

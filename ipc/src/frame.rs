@@ -37,6 +37,9 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
+/// Capacity a decoder keeps between large frames.
+const KEEP_CAPACITY: usize = 1024 * 1024;
+
 /// Accumulates bytes from a stream and yields whole messages.
 #[derive(Default)]
 pub struct FrameDecoder {
@@ -96,6 +99,11 @@ impl FrameDecoder {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
+        // A buffer grown for one large frame gives the memory back once that
+        // frame is consumed (and is not zero-filled again on every read).
+        if self.buf.capacity() > KEEP_CAPACITY && self.buf.len() <= KEEP_CAPACITY / 2 {
+            self.buf.shrink_to(KEEP_CAPACITY);
+        }
     }
 }
 
@@ -131,6 +139,21 @@ mod tests {
             }
             assert_eq!(got, msgs);
         }
+    }
+
+    #[test]
+    fn a_buffer_grown_for_a_large_frame_shrinks_after_it() {
+        let big = encode(&ToWorker::Analyze {
+            req: 1,
+            source: "x".repeat(8 * KEEP_CAPACITY),
+        })
+        .expect("encode");
+        let mut d = FrameDecoder::new();
+        d.extend(&big);
+        assert!(d.next_frame::<ToWorker>().expect("decode").is_some());
+        let _ = d.spare(64 * 1024);
+        d.commit(0);
+        assert!(d.buf.capacity() <= KEEP_CAPACITY + 64 * 1024);
     }
 
     #[test]

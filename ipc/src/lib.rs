@@ -9,6 +9,7 @@
 //! spaces never mix because each answer type travels only one way.
 
 mod frame;
+pub mod lines;
 mod messages;
 mod service;
 

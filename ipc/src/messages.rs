@@ -58,6 +58,8 @@ pub struct JobRun {
     /// How the worker confines itself before any of the job's code runs; the
     /// job's work dir is its scratch folder.
     pub sandbox: SandboxPolicy,
+    /// Longest line of output or log the worker sends, in bytes (see `lines`).
+    pub max_line_bytes: u32,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -69,6 +71,8 @@ pub struct Boot {
     pub start_params: Json,
     /// How the worker confines itself before any of the script's code runs.
     pub sandbox: SandboxPolicy,
+    /// Longest line of output or log the worker sends, in bytes (see `lines`).
+    pub max_line_bytes: u32,
 }
 
 /// The confinement the supervisor chose for one script (paths are absolute).
@@ -193,6 +197,12 @@ pub enum FromWorker {
         req: u64,
         analysis: Analysis,
     },
+    /// How a job's worker confined itself, sent once the [`ToWorker::Job`]
+    /// arrived and before any of the job's code runs (a script's worker says it
+    /// with [`FromWorker::Booted`]).
+    Confined {
+        sandbox: SandboxReport,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -247,6 +257,8 @@ pub enum Registration {
         method: String,
         path: String,
         description: String,
+        /// Callable without a credential (`VWED.api.get(path, public=True)`).
+        public: bool,
     },
     Function {
         handler: u32,

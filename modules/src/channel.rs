@@ -129,6 +129,8 @@ impl Channel {
             off += n as usize;
         }
         self.out.clear();
+        // One large reply or burst of output must not keep its buffer.
+        self.out.shrink_to(1024 * 1024);
         self.last_flush = Instant::now();
         Ok(())
     }

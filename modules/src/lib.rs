@@ -5,6 +5,7 @@
 //! written in Python (`python/vwed_runtime/`) on top of the native `_vwed` module,
 //! which owns the socket to the supervisor.
 
+mod bounded;
 mod channel;
 mod convert;
 mod native;

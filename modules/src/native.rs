@@ -13,6 +13,7 @@ use vwed_ipc::{
     TimerSchedule, ToWorker,
 };
 
+use crate::bounded;
 use crate::channel::{self, ChannelError};
 use crate::convert::{json_to_py, py_to_json, py_to_json_string, value_to_py};
 
@@ -87,6 +88,7 @@ fn to_py_messages<'py>(
     for m in msgs {
         let item: Bound<'py, PyAny> = match m {
             ToWorker::Boot(b) => {
+                bounded::set_line_limit(b.max_line_bytes as usize);
                 // Before the script exists in Python: nothing of it runs unconfined.
                 if let Some(refused) = crate::sandbox::enter(py, &b.sandbox) {
                     report_boot(refused)?;
@@ -162,8 +164,13 @@ fn to_py_messages<'py>(
 /// the confinement the policy requires is not complete (the job is answered as
 /// failed instead of run).
 fn job_message<'py>(py: Python<'py>, j: vwed_ipc::JobRun) -> PyResult<Option<Bound<'py, PyAny>>> {
+    bounded::set_line_limit(j.max_line_bytes as usize);
     // As for a script's Boot: nothing of the job runs unconfined.
-    if let Some(refused) = crate::sandbox::enter(py, &j.sandbox) {
+    let refused = crate::sandbox::enter(py, &j.sandbox);
+    send(FromWorker::Confined {
+        sandbox: crate::sandbox::report(),
+    })?;
+    if let Some(refused) = refused {
         let message = match refused {
             BootOutcome::Failed { message, .. } => message,
             other => format!("{other:?}"),
@@ -301,8 +308,24 @@ fn flush() -> PyResult<()> {
     channel::with(|ch| ch.flush()).map_err(chan_err)
 }
 
+/// What a script wrote to stdout (1) or stderr (2): whole lines go to the
+/// supervisor, each at most the line limit. Tells whether anything was queued.
 #[pyfunction]
-fn output(stream: i32, text: String) -> PyResult<()> {
+fn output(stream: i32, text: Bound<'_, PyString>) -> PyResult<bool> {
+    bounded::write(stream, &text, |lines| send_output(stream, lines))
+}
+
+/// Sends the unfinished line of `stream`, if any (`sys.stdout.flush()`).
+#[pyfunction]
+fn output_flush(stream: i32) -> PyResult<bool> {
+    bounded::flush(stream, |lines| send_output(stream, lines))
+}
+
+fn send_output(stream: i32, mut text: String) -> PyResult<()> {
+    // The supervisor splits on line breaks; the last one ends the last line.
+    if text.ends_with('\n') {
+        text.pop();
+    }
     let stream = if stream == 2 {
         Stream::Stderr
     } else {
@@ -312,13 +335,14 @@ fn output(stream: i32, text: String) -> PyResult<()> {
 }
 
 #[pyfunction]
-fn log(level: &str, message: String, fields: Bound<'_, PyAny>) -> PyResult<()> {
+fn log(level: &str, message: Bound<'_, PyString>, fields: Bound<'_, PyAny>) -> PyResult<()> {
     let level = Level::parse(level)
         .ok_or_else(|| PyValueError::new_err(format!("unknown log level {level}")))?;
+    let message = bounded::record(&message)?;
     let fields = if fields.is_none() {
         String::from("{}")
     } else {
-        py_to_json_string(&fields)?
+        bounded::fields(&fields)?
     };
     send_soon(FromWorker::Log {
         level,
@@ -356,6 +380,7 @@ fn register_route(
     method: String,
     path: String,
     description: String,
+    public: bool,
 ) -> PyResult<()> {
     register(
         py,
@@ -364,6 +389,7 @@ fn register_route(
             method,
             path,
             description,
+            public,
         },
     )
 }
@@ -488,7 +514,8 @@ fn notify(name: &str, args: Bound<'_, PyAny>) -> PyResult<()> {
 
 /// An exception the script raised, as one record.
 #[pyfunction]
-fn traceback(text: String) -> PyResult<()> {
+fn traceback(text: Bound<'_, PyString>) -> PyResult<()> {
+    let text = bounded::record(&text)?;
     send_soon(FromWorker::Traceback { text })
 }
 
@@ -505,7 +532,11 @@ fn syntax_from_tuple(t: &Bound<'_, PyTuple>) -> PyResult<SyntaxError> {
 /// Reports the outcome of `boot()`: kind is ok / noboot / syntax / failed.
 #[pyfunction]
 #[pyo3(signature = (kind, detail=None, traceback=None))]
-fn booted(kind: &str, detail: Option<Bound<'_, PyAny>>, traceback: Option<String>) -> PyResult<()> {
+fn booted(
+    kind: &str,
+    detail: Option<Bound<'_, PyAny>>,
+    traceback: Option<Bound<'_, PyString>>,
+) -> PyResult<()> {
     let outcome = match kind {
         "ok" => BootOutcome::Ok,
         "noboot" => BootOutcome::NoBoot,
@@ -514,8 +545,14 @@ fn booted(kind: &str, detail: Option<Bound<'_, PyAny>>, traceback: Option<String
             BootOutcome::Syntax(syntax_from_tuple(t.cast::<PyTuple>()?)?)
         }
         _ => BootOutcome::Failed {
-            message: detail.map(|d| d.to_string()).unwrap_or_default(),
-            traceback: traceback.unwrap_or_default(),
+            message: match detail {
+                Some(d) => bounded::record(&d.str()?)?,
+                None => String::new(),
+            },
+            traceback: match traceback {
+                Some(t) => bounded::record(&t)?,
+                None => String::new(),
+            },
         },
     };
     report_boot(outcome)
@@ -625,6 +662,7 @@ pub fn _vwed(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(has_output, m)?)?;
     m.add_function(wrap_pyfunction!(flush, m)?)?;
     m.add_function(wrap_pyfunction!(output, m)?)?;
+    m.add_function(wrap_pyfunction!(output_flush, m)?)?;
     m.add_function(wrap_pyfunction!(log, m)?)?;
     m.add_function(wrap_pyfunction!(register_route, m)?)?;
     m.add_function(wrap_pyfunction!(register_function, m)?)?;

@@ -92,7 +92,9 @@ pub struct Config {
     /// AUTH user; empty = no authentication.
     pub smtp_username: String,
     pub smtp_password: String,
-    /// STARTTLS needs a TLS stack this build does not carry; `true` is refused.
+    /// Upgrade the SMTP connection with STARTTLS (required: a server that does
+    /// not offer it is refused); the certificate is checked against the system's
+    /// roots and `tls_ca_file`.
     pub smtp_starttls: bool,
     pub smtp_timeout_ms: u64,
     /// Largest file `VWED.mail.send_with_attachment` attaches.
@@ -191,6 +193,55 @@ pub struct Config {
     pub job_max_versions: usize,
     /// Jobs that may be defined.
     pub job_max_scripts: usize,
+    // --- access control, TLS and secrets (issue 10) ---
+    /// `serve --no-auth`: no credentials asked, every caller is admin. For
+    /// development only: refused unless `listen` is a loopback address.
+    pub no_auth: bool,
+    /// Lifetime of a browser session after login, in hours.
+    pub session_hours: u64,
+    /// Host names (besides IP addresses, `localhost` and this machine's name) the
+    /// API answers to, e.g. `["edge-07.plant.example"]`. Others get 403: that is
+    /// what stops DNS rebinding. As an environment variable, a comma-separated list.
+    #[serde(deserialize_with = "host_list")]
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (`https://ui.example`) besides the API's own that may send
+    /// state-changing requests and open WebSockets.
+    #[serde(deserialize_with = "host_list")]
+    pub allowed_origins: Vec<String>,
+    /// The audit log (in auth.redb) is pruned, oldest first, above this size.
+    pub audit_max_bytes: u64,
+    /// Audit entries older than this are pruned.
+    pub audit_max_age_days: u64,
+    /// Serve the API over HTTPS. With `tls_cert`/`tls_key` empty, a self-signed
+    /// certificate is made on first start (`<data-dir>/tls/`) and its SHA-256
+    /// fingerprint logged.
+    pub tls: bool,
+    /// PEM certificate chain and private key for HTTPS; setting them turns `tls` on.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Extra PEM root certificates trusted by `VWED.http` and SMTP STARTTLS,
+    /// besides the system's (`/etc/ssl/certs`).
+    pub tls_ca_file: String,
+    /// Read `smtp_password` from this file (e.g. a systemd credential; a relative
+    /// path is taken below `$CREDENTIALS_DIRECTORY` when that is set).
+    pub smtp_password_file: String,
+    // Tables after the plain settings, so that the TOML form can list them last.
+    // Bounds of script output, logs and file history (docs/limits.md).
+    /// Longest line of script output, `VWED.log` message or traceback, in bytes;
+    /// a longer one is cut (in the worker already) and ends with a marker.
+    pub max_line_bytes: usize,
+    /// Bytes of output kept in memory per running script, beside `output_lines`.
+    pub output_max_bytes: usize,
+    /// Bytes of log lines waiting for the log writer; beyond this, lines are
+    /// dropped and counted, like beyond `log_queue_lines`.
+    pub log_queue_bytes: usize,
+    /// Bytes of messages queued per WebSocket client, beside `ws_client_queue`.
+    pub ws_client_queue_bytes: usize,
+    /// Previous versions of a file kept; older ones are pruned (and counted).
+    pub file_versions_keep: u64,
+    /// Bytes of previous versions kept across all files, pruned oldest first
+    /// (the newest version of a file is kept even above it).
+    pub file_versions_max_bytes: u64,
     /// Confinement and limits of script workers, and per-project grants
     /// (`[sandbox]`, `[sandbox.projects.<name>]`; see docs/sandbox.md).
     pub sandbox: crate::sandbox::SandboxSettings,
@@ -205,6 +256,7 @@ pub struct Config {
 }
 
 impl Default for Config {
+    // long: one line per setting, in the order of the struct.
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
@@ -267,7 +319,24 @@ impl Default for Config {
             job_history_max: 10_000,
             job_max_versions: 200,
             job_max_scripts: 1_000,
+            max_line_bytes: 64 * 1024,
+            output_max_bytes: 1024 * 1024,
+            log_queue_bytes: 16 * 1024 * 1024,
+            ws_client_queue_bytes: 4 * 1024 * 1024,
+            file_versions_keep: 100,
+            file_versions_max_bytes: 64 * 1024 * 1024,
             sandbox: crate::sandbox::SandboxSettings::default(),
+            no_auth: false,
+            session_hours: 12,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            audit_max_bytes: 16 * 1024 * 1024,
+            audit_max_age_days: 180,
+            tls: false,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_ca_file: String::new(),
+            smtp_password_file: String::new(),
             supervision: crate::supervision::SupervisionSettings::default(),
             safe_start: false,
             fleet: crate::fleet::FleetSettings::default(),
@@ -343,6 +412,14 @@ impl Config {
         if self.output_lines == 0 {
             return Err(ConfigError::Rule("output_lines must be at least 1"));
         }
+        if !(MIN_LINE_BYTES..=MAX_LINE_BYTES).contains(&self.max_line_bytes) {
+            return Err(ConfigError::Rule(
+                "max_line_bytes must be between 256 and 4194304 (4 MiB)",
+            ));
+        }
+        if self.file_versions_keep == 0 {
+            return Err(ConfigError::Rule("file_versions_keep must be at least 1"));
+        }
         self.sandbox
             .validate(&self.data_dir)
             .map_err(ConfigError::Sandbox)?;
@@ -352,6 +429,11 @@ impl Config {
         Ok(())
     }
 }
+
+/// Range of `max_line_bytes`: a line must hold a marker, and a few lines must fit
+/// in one worker frame.
+const MIN_LINE_BYTES: usize = 256;
+const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The built-in defaults as a TOML table: every setting is there, with its type.
 fn defaults() -> toml::Table {

@@ -12,6 +12,15 @@ pub const PROJECTS: TableDefinition<u64, &[u8]> = TableDefinition::new("projects
 pub const FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("files");
 /// (file id, version number) → previous content.
 pub const FILE_VERSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("file_versions");
+/// (file id, version number) → (place in saving order, stored bytes); see
+/// `store/versions.rs`.
+pub const VERSION_INDEX: TableDefinition<(u64, u64), (u64, u64)> =
+    TableDefinition::new("file_version_index");
+/// Place in saving order → (file id, version number): versions oldest first.
+pub const VERSION_ORDER: TableDefinition<u64, (u64, u64)> =
+    TableDefinition::new("file_version_order");
+/// File id → versions of it pruned so far.
+pub const VERSIONS_PRUNED: TableDefinition<u64, u64> = TableDefinition::new("file_versions_pruned");
 /// script_path → the running script's start record.
 pub const RUNNING: TableDefinition<&str, &[u8]> = TableDefinition::new("running");
 /// (script_path, key) → JSON text.
@@ -64,6 +73,9 @@ pub fn open(path: &Path, cache_bytes: usize) -> Result<Db, DbError> {
     tx.open_table(PROJECTS)?;
     tx.open_table(FILES)?;
     tx.open_table(FILE_VERSIONS)?;
+    tx.open_table(VERSION_INDEX)?;
+    tx.open_table(VERSION_ORDER)?;
+    tx.open_table(VERSIONS_PRUNED)?;
     tx.open_table(RUNNING)?;
     tx.open_table(SCRIPT_DATA)?;
     tx.open_table(TASK_VARS)?;

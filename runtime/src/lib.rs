@@ -12,6 +12,7 @@ mod db;
 mod engine;
 pub mod fleet;
 mod fsio;
+mod heap;
 mod integrations;
 mod io;
 mod jobs;
@@ -19,14 +20,17 @@ mod lock;
 mod logs;
 mod output;
 mod paths;
+mod pipe;
 mod registry;
 mod safe_mode;
 mod sample;
 mod sandbox;
 mod sdnotify;
+pub mod secrets;
 mod server;
 mod store;
 mod supervision;
+pub mod tls;
 mod worker;
 
 use std::net::SocketAddr;
@@ -66,6 +70,8 @@ pub enum ServeError {
     },
     #[error("cannot prepare projects dir")]
     Projects(#[source] std::io::Error),
+    #[error("cannot prepare the project store")]
+    Store(#[source] StoreError),
     #[error("cannot create the sample project")]
     Sample(#[source] StoreError),
     #[error("cannot find own executable")]
@@ -78,6 +84,10 @@ pub enum ServeError {
     Jobs(#[source] jobs::JobStoreError),
     #[error("invalid server limits")]
     ServerLimits(#[from] LimitsError),
+    #[error("cannot start access control")]
+    Auth(#[source] auth::AuthError),
+    #[error("cannot set up HTTPS")]
+    Tls(#[source] tls::TlsError),
     #[error("cannot start fleet sync")]
     Fleet(#[source] fleet::FleetError),
     #[error("cannot listen on {addr}")]
@@ -91,12 +101,14 @@ pub enum ServeError {
 /// Runs the supervisor until SIGTERM or Ctrl-C.
 pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     let started = Instant::now();
+    heap::fix_thresholds();
     let engine = open_engine(cfg).await?;
     // A switch or rollback a power cut interrupted ends before scripts restore.
     let fleet = fleet::runtime_agent(&engine).map_err(ServeError::Fleet)?;
     if let Some(agent) = &fleet {
         agent.recover().map_err(ServeError::Fleet)?;
     }
+    let tls = https(&engine)?;
     // The first spare worker comes up while the API binds and scripts restore.
     engine.refill_spare();
     let addr = engine.cfg.listen;
@@ -104,9 +116,10 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
     let ready = Arc::new(AtomicBool::new(false));
-    let server = Server::start(listener, &engine, started, ready.clone())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = Server::start(listener, &engine, tls, started, ready.clone())?;
     tracing::info!(
-        "VWED Edge listening on http://{addr} (data dir {})",
+        "VWED Edge listening on {scheme}://{addr} (data dir {})",
         engine.cfg.data_dir.display()
     );
     let notifier = Notifier::from_env();
@@ -142,12 +155,22 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
         source,
     })?;
     let lock = lock::acquire(&cfg.data_dir).await?;
+    let auth = auth::Auth::start(&cfg, tls::enabled(&cfg)).map_err(ServeError::Auth)?;
     let db_path = cfg.data_dir.join("vwed.redb");
     let db = db::open(&db_path, cfg.db_cache_bytes).map_err(|source| ServeError::Database {
         path: db_path,
         source,
     })?;
-    let store = store::ScriptStore::new(db, &cfg.data_dir).map_err(ServeError::Projects)?;
+    let store = store::ScriptStore::new(db, &cfg.data_dir)
+        .map_err(ServeError::Projects)?
+        .with_version_limits(store::VersionLimits {
+            keep: cfg.file_versions_keep,
+            max_bytes: cfg.file_versions_max_bytes,
+        });
+    let stale = store.prepare().map_err(ServeError::Store)?;
+    if stale > 0 {
+        tracing::info!("removed {stale} temporary files left by an interrupted write");
+    }
     if cfg.sample_project {
         sample::ensure(&store).map_err(ServeError::Sample)?;
     }
@@ -157,7 +180,7 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
     // Before the first worker is spawned: probes the kernel, takes the cgroup.
     sandbox::init(&cfg);
     let cfg = Arc::new(cfg);
-    let engine = Engine::new(cfg.clone(), store, exe, Some(lock), logs);
+    let engine = Engine::new(cfg.clone(), store, exe, Some(lock), logs, auth);
     // Before scripts are restored, so that their boot() can already use I/O.
     if let Some(io) = io::start(&cfg, &engine).map_err(ServeError::DeviceIo)? {
         let _ = engine.io.set(io);
@@ -166,6 +189,28 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
     let _ = engine.jobs.set(jobs.clone());
     jobs.start().await;
     Ok(engine)
+}
+
+/// The API's TLS configuration when HTTPS is on (`tls`, or `tls_cert` and
+/// `tls_key`); a self-signed certificate is made on first start for the host
+/// names the API answers to. Its fingerprint goes to the log, so that a client
+/// can pin it.
+fn https(engine: &Engine) -> Result<Option<Arc<rustls::ServerConfig>>, ServeError> {
+    let names = engine.auth.settings.hosts.names();
+    let Some(t) = tls::server(&engine.cfg, names).map_err(ServeError::Tls)? else {
+        return Ok(None);
+    };
+    tracing::info!(
+        "HTTPS with {} certificate {} (SHA-256 fingerprint {})",
+        if t.self_signed {
+            "the self-signed"
+        } else {
+            "the"
+        },
+        t.cert_path.display(),
+        t.fingerprint
+    );
+    Ok(Some(t.config))
 }
 
 /// The HTTP server task and the switch that ends it gracefully.
@@ -180,6 +225,7 @@ impl Server {
     fn start(
         listener: tokio::net::TcpListener,
         engine: &Arc<Engine>,
+        tls: Option<Arc<rustls::ServerConfig>>,
         started: Instant,
         ready: Arc<AtomicBool>,
     ) -> Result<Server, ServeError> {
@@ -199,7 +245,7 @@ impl Server {
         let app = gate.or(api::routes(engine.clone(), started)).unify();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = server::Limits::from_config(&engine.cfg)?;
-        let task = tokio::spawn(server::serve(app, listener, limits, None, async {
+        let task = tokio::spawn(server::serve(app, listener, limits, tls, async {
             let _ = stopped.await;
         }));
         Ok(Server { stop, task })
@@ -234,6 +280,9 @@ async fn shut_down(engine: &Arc<Engine>, notifier: Option<&Notifier>, server: Se
     let _ = tokio::task::spawn_blocking(move || logs.close()).await;
     let _ = server.stop.send(());
     let _ = server.task.await;
+    // Pending token use and audit records to disk, the admin socket gone.
+    let auth = engine.auth.clone();
+    let _ = tokio::task::spawn_blocking(move || auth.stop()).await;
 }
 
 /// What the watchdog checks before each ping: the executor still runs new tasks

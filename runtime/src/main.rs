@@ -7,7 +7,9 @@
 use std::net::SocketAddr;
 
 use std::path::PathBuf;
-use vwed_runtime::config;
+use vwed_runtime::auth::Role;
+use vwed_runtime::auth::admin::Command as AdminCommand;
+use vwed_runtime::{config, secrets};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -54,15 +56,37 @@ enum Command {
         /// Device config TOML (buses, devices, points, robots); relative to --data-dir.
         #[arg(long)]
         io_config: Option<String>,
+        /// Development only: ask for no credentials (every caller is admin).
+        /// Refused unless --listen is a loopback address.
+        #[arg(long)]
+        no_auth: bool,
         /// Start without restoring the scripts that ran before (safe mode); they
         /// stay listed until started again or `POST /api/script/safe-mode/exit`.
         #[arg(long)]
         safe: bool,
     },
-    /// Print the effective configuration as TOML and exit.
+    /// Print the effective configuration as TOML (secrets as ***) and exit.
     Config {
         #[arg(long, env = "VWED_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Manage user accounts (through the running runtime, or offline).
+    ///
+    /// Works whether the runtime runs or not: a running one is reached through
+    /// <data-dir>/admin.sock (run as the runtime's user), else the account store
+    /// is changed directly.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Manage API tokens for machines (Authorization: Bearer <token>).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        #[command(flatten)]
+        place: Place,
     },
     /// Print the type stubs of the VWED object (vwed.pyi) for editors.
     Stubs,
@@ -72,6 +96,152 @@ enum Command {
         #[arg(long)]
         analyzer: bool,
     },
+}
+
+/// Which runtime's accounts: its data dir, from the flag, VWED_DATA_DIR or --config.
+#[derive(clap::Args)]
+struct Place {
+    #[arg(long, env = "VWED_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, env = "VWED_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Print the answer as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+fn role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("unknown role {s:?} (viewer, operator, engineer, admin)"))
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// List users with role, state and last login.
+    List,
+    /// Add a user; prints a generated password unless --password-stdin.
+    Add {
+        name: String,
+        /// viewer, operator, engineer or admin.
+        #[arg(long, value_parser = role)]
+        role: Role,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password (generated unless --password-stdin); ends the user's sessions.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's role, or disable/enable the account.
+    Set {
+        name: String,
+        #[arg(long, value_parser = role)]
+        role: Option<Role>,
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Delete a user (the last enabled admin cannot be deleted).
+    Del { name: String },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// List tokens with role, expiry, last use and state.
+    List,
+    /// Create a token; it is printed once and stored only as a hash.
+    Create {
+        /// What the token is for, e.g. "task-server" (shown in lists and the audit log).
+        #[arg(long)]
+        name: String,
+        /// viewer, operator, engineer or admin.
+        #[arg(long, value_parser = role)]
+        role: Role,
+        /// Days until it stops working (default: never).
+        #[arg(long)]
+        expires_days: Option<u64>,
+    },
+    /// Revoke a token at once (by the id `token list` shows).
+    Revoke { id: u64 },
+}
+
+fn password_from_stdin(yes: bool) -> anyhow::Result<Option<String>> {
+    if !yes {
+        return Ok(None);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    Ok(Some(line.trim_end_matches(['\n', '\r']).to_string()))
+}
+
+fn user_command(a: UserAction) -> anyhow::Result<AdminCommand> {
+    Ok(match a {
+        UserAction::List => AdminCommand::UserList,
+        UserAction::Add {
+            name,
+            role,
+            password_stdin,
+        } => AdminCommand::UserAdd {
+            name,
+            role,
+            password: password_from_stdin(password_stdin)?,
+        },
+        UserAction::Passwd {
+            name,
+            password_stdin,
+        } => AdminCommand::UserPasswd {
+            name,
+            password: password_from_stdin(password_stdin)?,
+        },
+        UserAction::Set {
+            name,
+            role,
+            disable,
+            enable,
+        } => AdminCommand::UserSet {
+            name,
+            role,
+            disabled: (disable || enable).then_some(disable),
+        },
+        UserAction::Del { name } => AdminCommand::UserDel { name },
+    })
+}
+
+fn token_command(a: TokenAction) -> AdminCommand {
+    match a {
+        TokenAction::List => AdminCommand::TokenList,
+        TokenAction::Create {
+            name,
+            role,
+            expires_days,
+        } => AdminCommand::TokenCreate {
+            name,
+            role,
+            expires_days,
+        },
+        TokenAction::Revoke { id } => AdminCommand::TokenRevoke { id },
+    }
+}
+
+/// Runs one account command and prints its answer.
+fn manage(place: Place, cmd: AdminCommand) -> anyhow::Result<()> {
+    let overrides = config::Overrides {
+        data_dir: place.data_dir,
+        ..config::Overrides::default()
+    };
+    let cfg = config::Config::load(place.config.as_deref(), &overrides)?;
+    let (data, _) = vwed_runtime::auth::cli::run(&cfg, cmd)?;
+    if place.json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+    } else {
+        print!("{}", vwed_runtime::auth::cli::render(&data));
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,16 +260,20 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config { config } => {
-            let cfg = config::Config::load(config.as_deref(), &config::Overrides::default())?;
-            print!("{}", toml::to_string_pretty(&cfg)?);
+            let mut cfg = config::Config::load(config.as_deref(), &config::Overrides::default())?;
+            secrets::load_files(&mut cfg)?;
+            print!("{}", toml::to_string_pretty(&secrets::redacted(&cfg)?)?);
             Ok(())
         }
+        Command::User { action, place } => manage(place, user_command(action)?),
+        Command::Token { action, place } => manage(place, token_command(action)),
         Command::Serve {
             listen,
             data_dir,
             config,
             board,
             io_config,
+            no_auth,
             safe,
         } => {
             let overrides = config::Overrides {
@@ -109,7 +283,16 @@ fn main() -> anyhow::Result<()> {
                 io_config,
                 safe,
             };
-            let cfg = config::Config::load(config.as_deref(), &overrides)?;
+            let mut cfg = config::Config::load(config.as_deref(), &overrides)?;
+            secrets::load_files(&mut cfg)?;
+            cfg.no_auth |= no_auth;
+            if cfg.no_auth && !cfg.listen.ip().is_loopback() {
+                anyhow::bail!(
+                    "--no-auth is for development on this machine only: it needs a loopback \
+                     --listen address (127.0.0.1 or ::1), not {}",
+                    cfg.listen
+                );
+            }
             init_tracing();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -1,7 +1,7 @@
 //! Names that become files. Every path that arrives through the API is checked
 //! here before it touches the disk: nothing outside a project folder can be named.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 pub const MAX_PROJECT_NAME_CHARS: usize = 100;
 pub const MAX_FILE_NAME_BYTES: usize = 255;
@@ -106,12 +106,6 @@ pub fn check_file_name(name: &str) -> Result<(), PathError> {
         return Err(PathError::BadChar { what });
     }
     check_segment(name, what)
-}
-
-/// Joins a checked relative path below `base`.
-pub fn join_checked(base: &Path, rel: &str) -> Result<PathBuf, PathError> {
-    check_file_path(rel)?;
-    Ok(base.join(rel))
 }
 
 #[cfg(test)]

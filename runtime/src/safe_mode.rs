@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::fsio::{self, Dir, FsError};
 use crate::supervision::SupervisionSettings;
 
 const MARKER_FILE: &str = "restore-marker.json";
@@ -45,20 +46,29 @@ pub struct Held {
 }
 
 pub struct SafeMode {
-    marker: PathBuf,
+    data_dir: PathBuf,
     held: Mutex<Option<Held>>,
 }
 
 impl SafeMode {
     pub fn new(data_dir: &Path) -> SafeMode {
         SafeMode {
-            marker: data_dir.join(MARKER_FILE),
+            data_dir: data_dir.to_path_buf(),
             held: Mutex::new(None),
         }
     }
 
+    /// The data dir, whose path the runtime trusts (it is in its settings).
+    fn dir(&self) -> Result<Dir, FsError> {
+        Dir::open(&self.data_dir).map_err(|source| FsError::Io {
+            path: self.data_dir.display().to_string(),
+            source,
+        })
+    }
+
     fn read(&self) -> Marker {
-        std::fs::read(&self.marker)
+        self.dir()
+            .and_then(|d| d.read(MARKER_FILE))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
@@ -66,13 +76,23 @@ impl SafeMode {
 
     fn write(&self, m: &Marker) {
         let bytes = serde_json::to_vec(m).unwrap_or_default();
-        if let Err(e) = crate::fsio::write_atomic(&self.marker, &bytes) {
-            tracing::error!("cannot write {}: {e}", self.marker.display());
+        if let Err(e) = self.dir().and_then(|d| d.write_atomic(MARKER_FILE, &bytes)) {
+            tracing::error!("cannot write {MARKER_FILE}: {e}");
+        }
+    }
+
+    /// Removes what a write of the marker cut short by a kill left.
+    fn remove_temporaries(&self) {
+        let prefix = format!(".{MARKER_FILE}.tmp-");
+        let ours = |n: &str| fsio::is_temporary(n) && n.starts_with(&prefix);
+        if let Err(e) = self.dir().and_then(|d| d.remove_where(ours)) {
+            tracing::warn!("cannot remove temporary files of {MARKER_FILE}: {e}");
         }
     }
 
     /// At start, from what the previous run left: restore, or hold in safe mode.
     pub fn decide(&self, s: &SupervisionSettings, forced: bool) -> Plan {
+        self.remove_temporaries();
         let before = self.read();
         let unclean = match before.restoring_since {
             Some(_) => before.unclean_starts.saturating_add(1),

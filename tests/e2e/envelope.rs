@@ -116,11 +116,7 @@ fn oversized_bodies_are_413() {
             .env("VWED_MAX_SCRIPT_BYTES", 1024),
     );
     let pid = rt.create_project("p");
-    let client = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(std::time::Duration::from_secs(20))
-        .build()
-        .expect("client");
+    let client = rt.client();
     let big = "x".repeat(10_000);
     let json_post = |path: &str, body: serde_json::Value| {
         let url = rt.url(path);

@@ -38,7 +38,7 @@ fn counter_device(fleet: &Fleet, opts: vwed_e2e::Opts) -> Runtime {
 #[test]
 fn a_call_delivered_twice_runs_once_and_every_delivery_gets_the_same_answer() {
     let fleet = Fleet::new();
-    let _rt = counter_device(&fleet, fleet.device("d1", &[]));
+    let rt = counter_device(&fleet, fleet.device("d1", &[]));
     let (code, replies) = call(
         &fleet,
         &["d1", "bump", "{}", "--id", "same-1", "--copies", "2"],
@@ -59,6 +59,13 @@ fn a_call_delivered_twice_runs_once_and_every_delivery_gets_the_same_answer() {
     );
     let (_, fresh) = call(&fleet, &["d1", "bump", "{}"]);
     assert_eq!(fresh[0]["result"], json!({"count": 2}), "a new id runs");
+    let ran: Vec<Value> = fleet_audit(&rt)
+        .into_iter()
+        .filter(|e| e["detail"] == json!("call same-1"))
+        .collect();
+    assert_eq!(ran.len(), 1, "run once, audited once: {ran:?}");
+    assert_eq!(ran[0]["action"], json!("fleet.call.execute"));
+    assert_eq!(ran[0]["status"], json!(200));
 
     let (code, status) = call(&fleet, &["d1", "-", "--method", "status"]);
     assert_eq!(code, 0);
@@ -117,8 +124,36 @@ fn calls_the_device_does_not_accept_or_too_late_are_refused() {
         answer["error"].as_str().unwrap_or("").contains("期限"),
         "{answer}"
     );
-    assert!(
-        rt.stderr().contains("fleet call late-1"),
-        "every call is audited"
+    // Refused or run, every call is in the audit log, by the fleet.
+    let entries = fleet_audit(&rt);
+    let refused = entries
+        .iter()
+        .find(|e| e["action"] == json!("fleet.call.execute"))
+        .unwrap_or_else(|| panic!("{entries:?}"));
+    assert_eq!(refused["status"], json!(403), "{refused}");
+    assert_eq!(refused["result"], json!("denied"), "{refused}");
+    assert_eq!(refused["target"], json!("function:bump"), "{refused}");
+    let late = entries
+        .iter()
+        .find(|e| {
+            e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("call late-1:"))
+        })
+        .unwrap_or_else(|| panic!("{entries:?}"));
+    assert_eq!(late["status"], json!(408), "{late}");
+    assert_eq!(
+        late["user"],
+        json!(format!("fleet:{}", fleet.name)),
+        "{late}"
     );
+    assert_eq!(late["via"], json!("fleet"), "{late}");
+}
+
+/// The audit log's remote calls, newest first.
+fn fleet_audit(rt: &Runtime) -> Vec<Value> {
+    rt.get("/api/audit?action=fleet.call&limit=100").ok().data()["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }

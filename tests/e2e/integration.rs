@@ -4,84 +4,13 @@
 //! `VWED.storage` locks raced by two scripts, `VWED.http` with its allow-list, and
 //! `VWED.mail` through a local aiosmtpd.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
+use vwed_e2e::peers::{http_standin, smtp_standin};
 use vwed_e2e::{Opts, Runtime, TempDir, Value, json, py, wait_until};
 
 const EXECUTE: &str = "/api/script/integration/execute";
-
-/// A peer process started by a test; killed on drop.
-struct Peer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn peer_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("peers")
-        .join(name)
-}
-
-/// The HTTP stand-in (echo, slow, big bodies, a small task server).
-fn http_standin() -> Peer {
-    let mut child = Command::new("python3")
-        .arg(peer_script("http_standin.py"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start python3 http_standin.py");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("port line");
-    let port = line.trim().parse().expect("port number");
-    Peer { child, port }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// aiosmtpd on loopback, saving messages into `outdir`; `auth` = required user and password.
-fn smtp_standin(outdir: &Path, auth: Option<(&str, &str)>) -> Peer {
-    let port = free_port();
-    let mut cmd = Command::new("python3");
-    cmd.arg(peer_script("smtp_standin.py"))
-        .arg(port.to_string())
-        .arg(outdir);
-    if let Some((u, p)) = auth {
-        cmd.arg(u).arg(p);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start python3 smtp_standin.py (pip install -r tests/requirements.txt)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("ready line");
-    assert_eq!(
-        line.trim(),
-        "ready",
-        "aiosmtpd did not start (is it installed?)"
-    );
-    Peer { child, port }
-}
 
 // ------------------------------------------------------------------ task blocks
 
@@ -386,7 +315,7 @@ fn task_calls_are_forwarded_to_the_task_server() {
     assert!(r.as_str().unwrap_or("").contains("邮件服务器未配置"), "{r}");
     drop(rt);
 
-    let server = http_standin();
+    let server = http_standin(None);
     let rt = Runtime::with(Opts::default().env(
         "VWED_TASK_SERVER_URL",
         format!("http://127.0.0.1:{}", server.port),
@@ -621,7 +550,7 @@ fn two_scripts_racing_for_locations_never_both_win() {
 
 // ---------------------------------------------------------------------- http
 
-const FETCHER: &str = r#"
+pub(crate) const FETCHER: &str = r#"
 def boot():
     @VWED.function.register("fetch")
     def fetch(args):
@@ -666,7 +595,7 @@ def boot():
 
 #[test]
 fn http_goes_only_to_allowed_hosts_with_timeouts_and_size_limits() {
-    let peer = http_standin();
+    let peer = http_standin(None);
     let base = format!("http://127.0.0.1:{}", peer.port);
     let rt = Runtime::with(
         Opts::default()
@@ -744,8 +673,13 @@ fn http_goes_only_to_allowed_hosts_with_timeouts_and_size_limits() {
             .contains("http_allow_hosts"),
         "{r}"
     );
-    let r = url("https://example.invalid/".into());
-    assert!(r["error"].as_str().unwrap_or("").contains("TLS"), "{r}");
+    // HTTPS to a peer that speaks plain HTTP: the handshake fails (tls.rs has
+    // the peers that speak it).
+    let r = url(format!("https://127.0.0.1:{}/echo", peer.port));
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("HTTP 请求失败"),
+        "{r}"
+    );
     let r = url("file:///etc/passwd".into());
     assert!(r["error"].as_str().unwrap_or("").contains("file"), "{r}");
 
@@ -801,7 +735,7 @@ def boot():
             return {"error": str(e)}
 "#;
 
-fn wait_mail(dir: &Path, n: usize) -> Vec<String> {
+pub(crate) fn wait_mail(dir: &Path, n: usize) -> Vec<String> {
     wait_until(Duration::from_secs(10), "mail delivered", || {
         std::fs::read_dir(dir)
             .map(|d| {
@@ -820,7 +754,7 @@ fn wait_mail(dir: &Path, n: usize) -> Vec<String> {
 #[test]
 fn mail_goes_through_smtp_with_checked_attachments() {
     let out = TempDir::new("smtp");
-    let smtp = smtp_standin(out.path(), None);
+    let smtp = smtp_standin(out.path(), None, None);
     let rt = Runtime::with(
         Opts::default()
             .env("VWED_SMTP_HOST", "127.0.0.1")
@@ -884,10 +818,17 @@ fn mail_goes_through_smtp_with_checked_attachments() {
     drop(smtp);
 }
 
+/// A runtime with `opts` sends one plain mail from a script: the script's answer.
+pub(crate) fn mail_once(opts: Opts) -> Value {
+    let rt = Runtime::with(opts);
+    rt.deploy("mail", "mailer.py", &py(MAILER));
+    rt.execute_ok(None, "mail", json!({"kind": "plain"}))
+}
+
 #[test]
 fn mail_authenticates_when_a_user_is_configured() {
     let out = TempDir::new("smtp-auth");
-    let smtp = smtp_standin(out.path(), Some(("edge", "s3cret")));
+    let smtp = smtp_standin(out.path(), Some(("edge", "s3cret")), None);
     let opts = |password: &str| {
         Opts::default()
             .env("VWED_SMTP_HOST", "127.0.0.1")
@@ -896,17 +837,12 @@ fn mail_authenticates_when_a_user_is_configured() {
             .env("VWED_SMTP_USERNAME", "edge")
             .env("VWED_SMTP_PASSWORD", password)
     };
-    let rt = Runtime::with(opts("wrong"));
-    rt.deploy("mail", "mailer.py", &py(MAILER));
-    let r = rt.execute_ok(None, "mail", json!({"kind": "plain"}));
+    let r = mail_once(opts("wrong"));
     assert!(
         r["error"].as_str().unwrap_or("").contains("邮件发送失败"),
         "{r}"
     );
-    drop(rt);
-    let rt = Runtime::with(opts("s3cret"));
-    rt.deploy("mail", "mailer.py", &py(MAILER));
-    let r = rt.execute_ok(None, "mail", json!({"kind": "plain"}));
+    let r = mail_once(opts("s3cret"));
     assert_eq!(r["to"], json!(["admin@example.com"]), "{r}");
     let mails = wait_mail(out.path(), 1);
     assert!(
@@ -914,7 +850,6 @@ fn mail_authenticates_when_a_user_is_configured() {
         "{}",
         mails[0]
     );
-    drop(rt);
 
     // A server that accepts and then says nothing: the send ends at smtp_timeout_ms.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

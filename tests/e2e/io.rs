@@ -509,6 +509,37 @@ fn writes_from_scripts_and_http_are_checked_and_logged() {
         has(&json!("http:127.0.0.1"), "plc1.limit", false),
         "{writes:?}"
     );
+
+    // And in the audit log: a script's writes under the script (queued, so
+    // they may land a moment later), HTTP writes under the caller's token.
+    let audit = |query: &str| {
+        let r = rt.get(&format!("/api/audit?limit=100&{query}"));
+        r.ok();
+        r.data()["entries"].as_array().cloned().unwrap_or_default()
+    };
+    let script = format!("script:{id}");
+    let logged = |entries: &[Value], user: &str, target: &str, status: u16| {
+        entries.iter().any(|e| {
+            e["user"] == json!(user) && e["target"] == json!(target) && e["status"] == json!(status)
+        })
+    };
+    wait_until(WAIT, "script writes audited", || {
+        let e = audit("action=io.write");
+        logged(&e, &script, "plc1.setpoint", 200) && logged(&e, &script, "plc1.limit", 409)
+    });
+    let http = audit("action=/api/io/points");
+    let path = "/api/io/points/plc1.setpoint";
+    assert!(logged(&http, "admin.token", path, 200), "{http:?}");
+    assert!(
+        logged(&http, "admin.token", "/api/io/points/plc1.limit", 403),
+        "{http:?}"
+    );
+    assert!(
+        http.iter()
+            .all(|e| e["action"] == json!("POST /api/io/points/{tag}")
+                && e["role"] == json!("admin")),
+        "{http:?}"
+    );
 }
 
 #[test]

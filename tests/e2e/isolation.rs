@@ -82,15 +82,8 @@ fn setup() -> (Runtime, String, String, PathBuf) {
 
 /// Fires a request that never finishes by itself, in a thread.
 fn fire(rt: &Runtime, path: String) -> std::thread::JoinHandle<u16> {
-    let url = rt.url(&path);
-    std::thread::spawn(move || {
-        let c = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("client");
-        c.get(url).send().map(|r| r.status().as_u16()).unwrap_or(0)
-    })
+    let (url, c) = (rt.url(&path), rt.client());
+    std::thread::spawn(move || c.get(url).send().map(|r| r.status().as_u16()).unwrap_or(0))
 }
 
 /// While `busy` hangs, the other script answers quickly; then stop `busy` in time.
@@ -132,12 +125,8 @@ fn stop_hung_script(handler: &str) {
     // script answers quickly all the while.
     let stopper = {
         let url = rt.url(&format!("/api/script/scripts/{busy}/stop"));
+        let c = rt.client();
         std::thread::spawn(move || {
-            let c = reqwest::blocking::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("client");
             let t0 = Instant::now();
             let r = c.post(url).send().expect("stop request");
             let status = r.status().as_u16();
@@ -215,12 +204,8 @@ fn stop_during_a_busy_function_call() {
     let url = rt.url("/api/script/scripts/execute-function");
     let flag = done.clone();
     let args = json!({"function_name": "busy_fn", "function_args": {"marker": marker.display().to_string()}});
+    let c = rt.client();
     let t = std::thread::spawn(move || {
-        let c = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("client");
         let r = c.post(url).json(&args).send();
         flag.store(true, Ordering::SeqCst);
         r.map(|r| r.status().as_u16()).unwrap_or(0)

@@ -1,7 +1,7 @@
 //! `/api/v1/scripts` (seed 002): every endpoint of jobs, versions, templates and
 //! statistics, and the errors each gives.
 
-use vwed_e2e::{Runtime, json, py};
+use vwed_e2e::{Opts, Runtime, TempDir, json, py};
 
 use crate::jobs_util::{SCRIPTS, create, execute, execute_resp, finished, job, run};
 
@@ -30,7 +30,7 @@ fn scripts_crud_with_filters_and_errors() {
     assert_eq!(d["version"], 1);
     assert_eq!(d["timeout"], 60.0);
     assert_eq!(d["content"], PY_JOB);
-    assert_eq!(d["created_by"], "anonymous");
+    assert_eq!(d["created_by"], "admin.token", "the caller's token");
     let b = job(
         &rt,
         "cleanup",
@@ -260,7 +260,7 @@ fn executions_are_listed_filtered_and_looked_up() {
     assert_eq!(d1["status"], "succeeded");
     assert_eq!(d1["result"]["greeting"], "hello a");
     assert_eq!(d1["trigger"]["type"], "api");
-    assert_eq!(d1["triggered_by"], "anonymous");
+    assert_eq!(d1["triggered_by"], "admin.token", "the caller's token");
     assert_eq!(d1["attempts"], 1);
     assert!(d1["duration_ms"].as_u64().is_some());
     let d2 = finished(&rt, &e2);
@@ -417,9 +417,20 @@ fn templates_with_typed_parameters_make_jobs_and_count_their_use() {
 
 #[test]
 fn the_builtin_log_cleanup_template_runs_with_its_values() {
-    let rt = Runtime::start();
-    let dir = rt.data_dir().join("applogs");
-    std::fs::create_dir_all(&dir).expect("dir");
+    // A Bash job writes only its own folder and what `_jobs` is granted; the
+    // folder is the job user's to change (file permissions are a wall too).
+    let logs = TempDir::new("applogs");
+    let dir = logs.path().to_path_buf();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .expect("chmod");
+    let etc = TempDir::new("etc");
+    let config = etc.path().join("config.toml");
+    let grant = format!(
+        "[sandbox.projects._jobs]\nwrite = [\"{}\"]\n",
+        dir.display()
+    );
+    std::fs::write(&config, grant).expect("config");
+    let rt = Runtime::with(Opts::default().env("VWED_CONFIG", config.display()));
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
     for name in ["a.log", "b.log", "keep.txt", "new.log"] {
         let f = std::fs::File::create(dir.join(name)).expect("file");

@@ -83,15 +83,30 @@ fn an_engineers_acknowledgement_is_recorded_and_holds_for_its_version_only() {
         "echo ok\nrm -rf \"$DIR/\"*\n",
         json!({}),
     );
-    rt.post(
+    let (_, engineer) = crate::access::new_token(&rt, rt.token(), "engineer", None);
+    rt.send_as(
+        Some(&engineer),
+        "POST",
         &format!("{SCRIPTS}/{id}/acknowledge"),
-        &json!({"reason": "DIR is always set by the caller"}),
+        Some(&json!({"reason": "DIR is always set by the caller"})),
     )
     .ok();
     let got = rt.get(&format!("{SCRIPTS}/{id}"));
     let d = got.data();
     assert_eq!(d["danger"]["blocks_activation"], false);
-    assert_eq!(d["danger"]["acknowledged"]["by"], "anonymous");
+    assert_eq!(d["danger"]["acknowledged"]["by"], "engineer-e2e");
+    // The audit log says who acknowledged what, and why.
+    let audit = rt.get("/api/audit?action=job.acknowledge_danger");
+    let entries = audit.ok().data()["entries"].clone();
+    assert_eq!(entries[0]["user"], "engineer-e2e", "{entries}");
+    assert_eq!(entries[0]["role"], "engineer", "{entries}");
+    assert_eq!(entries[0]["target"], format!("job:{id} wipe"), "{entries}");
+    assert!(
+        entries[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("版本 1") && d.contains("DIR is always set")),
+        "{entries}"
+    );
     assert_eq!(d["danger"]["acknowledged"]["version"], 1);
     let history = d["history"].to_string();
     assert!(

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use vwed_e2e::{Opts, Runtime, TempDir, json, process_alive};
+use vwed_e2e::{Opts, Runtime, json, process_alive};
 
 use crate::jobs_util::{
-    SCRIPTS, detail, execute, execute_resp, executions, finished, job, wait_for,
+    SCRIPTS, detail, execute, execute_resp, executions, finished, job, printed_pid, wait_for,
 };
 
 #[test]
@@ -101,18 +101,14 @@ fn a_full_queue_refuses_and_records_the_refusal() {
 
 #[test]
 fn kill_9_during_a_run_interrupts_it_and_retries_per_policy() {
-    let pids = TempDir::new("job-pids");
     let opts = Opts::default().env("VWED_JOB_MAX_CONCURRENT", "2");
     let rt = Runtime::with(opts.clone());
-    let script = "sleep 300 &\necho $! > \"$PARAM_PIDFILE\"\nwait\n";
-    let params = json!([{"name": "pidfile", "type": "string", "required": true}]);
     let retried = job(
         &rt,
         "retried",
         "bash",
-        "echo attempt $VWED_ATTEMPT\nif [ \"$VWED_ATTEMPT\" = 1 ]; then sleep 300 & echo $! > \"$PARAM_PIDFILE\"; wait; fi\n",
+        "echo attempt $VWED_ATTEMPT\nif [ \"$VWED_ATTEMPT\" = 1 ]; then sleep 300 & echo pid=$!; wait; fi\n",
         json!({
-            "parameters": params,
             "retry_policy": {"max_retries": 1, "backoff_seconds": 0, "retry_on_interrupt": true},
         }),
     );
@@ -120,32 +116,22 @@ fn kill_9_during_a_run_interrupts_it_and_retries_per_policy() {
         &rt,
         "given-up",
         "bash",
-        script,
-        json!({"parameters": params}),
+        "sleep 300 &\necho pid=$!\nwait\n",
+        json!({}),
     );
     let quick = job(&rt, "quick", "bash", "echo queued and kept\n", json!({}));
-    let pidfile = |n: &str| pids.path().join(n).display().to_string();
-    let a = execute(&rt, retried, json!({"pidfile": pidfile("a")}));
-    let b = execute(&rt, given_up, json!({"pidfile": pidfile("b")}));
-    for e in [&a, &b] {
-        wait_for(&rt, e, Duration::from_secs(30), |d| {
-            d["status"] == "running"
+    let a = execute(&rt, retried, json!({}));
+    let b = execute(&rt, given_up, json!({}));
+    // The pid of each job's background process, from its live output.
+    let background_pid = |e: &str| -> u32 {
+        let d = wait_for(&rt, e, Duration::from_secs(30), |d| {
+            d["status"] == "running" && d["output"].as_str().is_some_and(|o| o.contains("pid="))
         });
-    }
+        printed_pid(d["output"].as_str().unwrap_or(""))
+    };
+    let orphans = [background_pid(&a), background_pid(&b)];
     // Both slots are taken: this one waits in the queue when the runtime dies.
     let c = execute(&rt, quick, json!({}));
-    let read_pid = |n: &str| -> u32 {
-        let path = pids.path().join(n);
-        vwed_e2e::wait_until(Duration::from_secs(30), "the job wrote its pid", || {
-            std::fs::read_to_string(&path).is_ok_and(|s| s.trim().parse::<u32>().is_ok())
-        });
-        std::fs::read_to_string(&path)
-            .expect("pid")
-            .trim()
-            .parse()
-            .expect("pid")
-    };
-    let orphans = [read_pid("a"), read_pid("b")];
     assert_eq!(detail(&rt, &c)["status"], "queued");
 
     let data = rt.kill9_keep_data();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use vwed_e2e::{Opts, Runtime, json, process_alive, py, ws};
 
-use crate::jobs_util::{SCRIPTS, detail, execute, finished, job, run, wait_for};
+use crate::jobs_util::{SCRIPTS, detail, execute, finished, job, printed_pid, run, wait_for};
 
 #[test]
 fn python_jobs_answer_with_result_exception_or_exit_code() {
@@ -161,14 +161,6 @@ fn a_missing_bash_is_a_clear_failure() {
             .contains("/nonexistent/bash"),
         "{d:#}"
     );
-}
-
-/// The pid a job printed as `pid=<n>`.
-fn printed_pid(out: &str) -> u32 {
-    out.lines()
-        .find_map(|l| l.strip_prefix("pid="))
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {out}"))
 }
 
 #[test]
@@ -328,6 +320,7 @@ fn cancel_stops_a_running_python_and_a_running_bash_job() {
         "import os, time\nprint(f'pid={os.getpid()}', flush=True)\ntime.sleep(300)\n",
         json!({}),
     );
+    let (_, operator) = crate::access::new_token(&rt, rt.token(), "operator", None);
     for id in [bash, python] {
         let exec = execute(&rt, id, json!({}));
         let running = wait_for(&rt, &exec, Duration::from_secs(30), |d| {
@@ -335,7 +328,8 @@ fn cancel_stops_a_running_python_and_a_running_bash_job() {
         });
         let pid = printed_pid(running["output"].as_str().expect("output"));
         assert!(process_alive(pid));
-        let r = rt.post(&format!("{SCRIPTS}/executions/{exec}/cancel"), &json!({}));
+        let cancel = format!("{SCRIPTS}/executions/{exec}/cancel");
+        let r = rt.send_as(Some(&operator), "POST", &cancel, None);
         r.ok();
         assert_eq!(r.data()["status"], "cancelled", "{}", r.text);
         vwed_e2e::wait_until(Duration::from_secs(10), "the job's process is gone", || {
@@ -347,7 +341,18 @@ fn cancel_stops_a_running_python_and_a_running_bash_job() {
             d["cancelled_by"]
                 .as_str()
                 .expect("who")
-                .contains("anonymous")
+                .contains("operator-e2e"),
+            "{d}"
+        );
+        let audit = rt.get("/api/audit?user=operator-e2e&action=cancel");
+        let entries = audit.ok().data()["entries"].clone();
+        assert!(
+            entries
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["target"] == json!(cancel) && e["status"] == 200),
+            "the cancel is audited with its caller: {entries}"
         );
         rt.post(&format!("{SCRIPTS}/executions/{exec}/cancel"), &json!({}))
             .fails(409, "已结束");

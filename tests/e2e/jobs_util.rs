@@ -94,3 +94,12 @@ pub fn executions(rt: &Runtime, id: u64) -> Vec<Value> {
     r.ok();
     r.data()["items"].as_array().cloned().unwrap_or_default()
 }
+
+/// The pid a job printed as `pid=<n>`.
+#[track_caller]
+pub fn printed_pid(out: &str) -> u32 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {out}"))
+}

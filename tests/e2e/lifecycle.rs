@@ -381,13 +381,8 @@ fn concurrent_starts_of_one_script_let_exactly_one_win() {
     let url = rt.url("/api/script/scripts/start");
     let threads: Vec<_> = (0..4)
         .map(|_| {
-            let url = url.clone();
+            let (url, c) = (url.clone(), rt.client());
             std::thread::spawn(move || {
-                let c = reqwest::blocking::Client::builder()
-                    .no_proxy()
-                    .timeout(std::time::Duration::from_secs(20))
-                    .build()
-                    .expect("client");
                 let r = c
                     .post(url)
                     .json(&json!({"script_path": "p/main.py"}))
@@ -537,13 +532,8 @@ fn stop_during_boot_fails_the_start_and_leaves_nothing() {
         "slow.py",
         "def boot():\n    VWED.api.register_route('/slow_boot', 'GET', lambda r: 1)\n    time.sleep(3)\n",
     );
-    let url = rt.url("/api/script/scripts/start");
+    let (url, c) = (rt.url("/api/script/scripts/start"), rt.client());
     let starter = std::thread::spawn(move || {
-        let c = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(std::time::Duration::from_secs(20))
-            .build()
-            .expect("client");
         let r = c
             .post(url)
             .json(&json!({"script_path": "p/slow.py"}))

@@ -1,9 +1,14 @@
 //! End-to-end tests: one test binary, one module per area. Each test starts the real
 //! `vwed-edge` binary on a loopback port with its own data dir (see `vwed_e2e`).
 
+mod access;
+mod auth;
+mod clock;
+mod data_dir;
 mod data_util;
 mod envelope;
 mod events_timers;
+mod file_versions;
 mod files;
 mod fleet_calls;
 mod fleet_crash;
@@ -20,10 +25,12 @@ mod jobs_api;
 mod jobs_danger;
 mod jobs_queue;
 mod jobs_run;
+mod jobs_sandbox;
 mod jobs_triggers;
 mod jobs_util;
 mod lifecycle;
 mod logs_ws;
+mod output_bounds;
 mod paths;
 mod projects;
 mod readme;
@@ -38,4 +45,5 @@ mod server_bounds;
 mod startup;
 mod stubs;
 mod supervision;
+mod tls;
 mod watchdog;

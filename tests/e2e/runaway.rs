@@ -9,6 +9,9 @@ use std::time::Duration;
 use vwed_e2e::{Opts, Runtime, Value, json, process_alive, wait_until};
 
 const LONG: Duration = Duration::from_secs(30);
+/// `max_line_bytes` of the runtime that prints 200 MB (not the default, so that
+/// the test shows the setting is what cuts).
+const LINE_LIMIT: usize = 32 * 1024;
 
 /// Every offender, one route each (shared with bench/runaway.py).
 const OFFENDERS: &str = include_str!("../fixtures/runaway/offenders.py");
@@ -64,7 +67,11 @@ fn restarted_after(rt: &Runtime, old: &str) -> (Value, String) {
 
 #[test]
 fn runaways_the_script_itself_runs_into_are_stopped_in_the_script() {
-    let (rt, offender) = runtime(&[]);
+    // Room for every line of the 200 MB of output at the configured line limit.
+    let (rt, offender) = runtime(&[
+        ("VWED_MAX_LINE_BYTES", &LINE_LIMIT.to_string()),
+        ("VWED_OUTPUT_MAX_BYTES", &(256 * LINE_LIMIT).to_string()),
+    ]);
     for (route, stopped_by) in [
         // worker_memory_mb: the allocation past 128 MB fails.
         ("/run/memory", "MemoryError"),
@@ -82,7 +89,7 @@ fn runaways_the_script_itself_runs_into_are_stopped_in_the_script() {
         );
         still_fine(&rt, route);
     }
-    // 200 lines of 1 MiB: printed, each kept only up to 16 KiB.
+    // 200 lines of 1 MiB: printed, each kept only up to the configured limit.
     let r = rt.call_route("GET", "/run/output", None);
     assert_eq!(r.json["printed_mb"], json!(200), "{}", r.text);
     still_fine(&rt, "200 MB of output");
@@ -97,7 +104,7 @@ fn runaways_the_script_itself_runs_into_are_stopped_in_the_script() {
         .map(str::len)
         .collect();
     assert_eq!(long.len(), 200, "every printed line is kept");
-    assert!(long.iter().all(|n| *n < 16 * 1024 + 64), "{long:?}");
+    assert!(long.iter().all(|n| *n <= LINE_LIMIT), "{long:?}");
     assert_eq!(
         rt.call_route("GET", "/run/ping", None).json,
         json!({"pong": true})

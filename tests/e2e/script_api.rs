@@ -441,15 +441,8 @@ fn async_handlers_run_concurrently_and_routes_can_change_at_run_time() {
     let t0 = Instant::now();
     let threads: Vec<_> = (0..10)
         .map(|_| {
-            let url = rt.url("/script-api/nap");
-            std::thread::spawn(move || {
-                let c = reqwest::blocking::Client::builder()
-                    .no_proxy()
-                    .timeout(Duration::from_secs(20))
-                    .build()
-                    .expect("client");
-                c.get(url).send().map(|r| r.status().as_u16()).unwrap_or(0)
-            })
+            let (url, c) = (rt.url("/script-api/nap"), rt.client());
+            std::thread::spawn(move || c.get(url).send().map(|r| r.status().as_u16()).unwrap_or(0))
         })
         .collect();
     for t in threads {

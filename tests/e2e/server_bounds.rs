@@ -131,7 +131,9 @@ fn slow_post(rt: &Runtime, body_len: usize) -> (TcpStream, Vec<u8>) {
     let mut s = connect(rt);
     let head = format!(
         "POST /api/script/projects HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-         Content-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n"
+         Authorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n",
+        rt.bearer()
     );
     s.write_all(head.as_bytes()).expect("send the head");
     (s, vec![b' '; body_len])

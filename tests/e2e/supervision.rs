@@ -188,6 +188,13 @@ fn a_crash_loop_backs_off_and_ends_broken() {
     let still = entry_of(&rt, "p/loop.py").expect("listed");
     assert_eq!(still["script_id"], json!(id), "{still}");
     assert_eq!(still["status"], json!("broken"), "{still}");
+    // Every listing says so, not `crashed` in some of them.
+    assert_eq!(
+        rt.registry()["active_scripts"][&id]["status"],
+        json!("broken")
+    );
+    let out = rt.get(&format!("/api/script/scripts/{id}/output"));
+    assert_eq!(out.data()["status"], json!("broken"), "{}", out.text);
 
     // Started by hand it begins a new supervision; stopping it ends it.
     let again = rt.start_ok("p/loop.py", None);

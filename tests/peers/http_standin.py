@@ -1,7 +1,9 @@
 """A stand-in HTTP peer for the integration tests: echo endpoints, a slow one, big
-bodies, and a tiny central task server (/api/tasks...). Prints its port, then serves."""
+bodies, and a tiny central task server (/api/tasks...). Prints its port, then serves.
+Usage: http_standin.py [CERT KEY]; with a certificate and key (PEM), it speaks HTTPS."""
 
 import json
+import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -113,6 +115,10 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
+    if len(sys.argv) > 2:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(srv.server_address[1], flush=True)
     srv.serve_forever()
 

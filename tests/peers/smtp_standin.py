@@ -1,10 +1,12 @@
 """A local SMTP server for the mail tests (aiosmtpd): every message received is
-written to <outdir>/<n>.eml with its envelope.
-Usage: smtp_standin.py PORT OUTDIR [USER PASSWORD]; with a user, AUTH is required
-(over plain SMTP: this is a loopback test peer)."""
+written to <outdir>/<n>.eml with its envelope, and whether it came over TLS.
+Usage: smtp_standin.py PORT OUTDIR [--auth USER PASSWORD] [--starttls CERT KEY].
+With --auth, AUTH is required (over plain SMTP unless --starttls: this is a
+loopback test peer); with --starttls, STARTTLS is required before anything else."""
 
+import argparse
 import os
-import sys
+import ssl
 import time
 
 from aiosmtpd.controller import Controller
@@ -18,7 +20,12 @@ class Saver:
 
     async def handle_DATA(self, server, session, envelope):
         self.n += 1
-        head = f"X-Envelope-From: {envelope.mail_from}\nX-Envelope-To: {','.join(envelope.rcpt_tos)}\n"
+        tls = "no" if session.ssl is None else "yes"
+        head = (
+            f"X-Envelope-From: {envelope.mail_from}\n"
+            f"X-Envelope-To: {','.join(envelope.rcpt_tos)}\n"
+            f"X-Over-TLS: {tls}\n"
+        )
         path = os.path.join(self.outdir, f"{self.n}.eml")
         with open(path + ".tmp", "wb") as f:
             f.write(head.encode() + envelope.original_content)
@@ -40,15 +47,24 @@ def authenticator(user, password):
 
 
 def main():
-    port, outdir = int(sys.argv[1]), sys.argv[2]
+    ap = argparse.ArgumentParser()
+    ap.add_argument("port", type=int)
+    ap.add_argument("outdir")
+    ap.add_argument("--auth", nargs=2, metavar=("USER", "PASSWORD"))
+    ap.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
+    a = ap.parse_args()
     kw = {}
-    if len(sys.argv) > 4:
-        kw = {
-            "authenticator": authenticator(sys.argv[3], sys.argv[4]),
-            "auth_required": True,
-            "auth_require_tls": False,
-        }
-    c = Controller(Saver(outdir), hostname="127.0.0.1", port=port, **kw)
+    if a.auth:
+        kw.update(
+            authenticator=authenticator(*a.auth),
+            auth_required=True,
+            auth_require_tls=bool(a.starttls),
+        )
+    if a.starttls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*a.starttls)
+        kw.update(tls_context=ctx, require_starttls=True)
+    c = Controller(Saver(a.outdir), hostname="127.0.0.1", port=a.port, **kw)
     c.start()
     print("ready", flush=True)
     try:

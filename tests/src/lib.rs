@@ -5,8 +5,13 @@
 //! The binary comes from `VWED_EDGE_BIN`, or else sits next to the test executables
 //! (`target/<profile>/vwed-edge`, the tests live in `target/<profile>/deps/`); the
 //! central fleet tool likewise from `VWED_FLEET_BIN` or `target/<profile>/vwed-fleet`.
+//!
+//! Every request carries the admin API token the runtime wrote on its first
+//! start (`<data-dir>/admin.token`), as a reader of the README does; the access
+//! control tests opt out with [`Opts::anonymous`] and present what they mean to.
 
 pub mod fleet;
+pub mod peers;
 pub mod pty;
 pub mod ws;
 
@@ -99,6 +104,11 @@ pub struct Opts {
     pub nofile: Option<u64>,
     /// More arguments after `serve --listen .. --data-dir ..`, e.g. `--safe`.
     pub args: Vec<String>,
+    /// Send no credential by default.
+    pub anonymous: bool,
+    /// Serve the API over HTTPS (`VWED_TLS=true`, a self-signed certificate);
+    /// the test client trusts that certificate.
+    pub https: bool,
 }
 
 impl Opts {
@@ -120,6 +130,16 @@ impl Opts {
     pub fn arg(mut self, arg: &str) -> Opts {
         self.args.push(arg.to_string());
         self
+    }
+
+    pub fn anonymous(mut self) -> Opts {
+        self.anonymous = true;
+        self
+    }
+
+    pub fn https(mut self) -> Opts {
+        self.https = true;
+        self.env("VWED_TLS", "true")
     }
 }
 
@@ -208,19 +228,60 @@ pub struct Runtime {
     stderr_path: PathBuf,
     _log_dir: TempDir,
     client: reqwest::blocking::Client,
+    /// The same, without the token.
+    bare: reqwest::blocking::Client,
+    /// The admin token of `<data-dir>/admin.token`.
+    token: Option<String>,
 }
 
-pub(crate) fn free_port() -> u16 {
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port on 127.0.0.1");
     l.local_addr().expect("local addr").port()
 }
 
-fn http_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
+/// How the test client trusts a runtime serving HTTPS.
+enum Trust<'a> {
+    /// Plain HTTP.
+    Nothing,
+    /// Any certificate: only to see `/health` before the certificate is known.
+    Anything,
+    /// This PEM certificate (the runtime's self-signed one).
+    Certificate(&'a Path),
+}
+
+fn http_client(token: Option<&str>, trust: Trust<'_>) -> reqwest::blocking::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token {
+        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+            .expect("token as a header value");
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    let mut b = reqwest::blocking::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .no_proxy()
-        .build()
-        .expect("http client")
+        .default_headers(headers)
+        .tls_info(true);
+    match trust {
+        Trust::Nothing => {}
+        Trust::Anything => b = b.danger_accept_invalid_certs(true),
+        Trust::Certificate(pem) => {
+            let text = fs::read(pem).unwrap_or_else(|e| panic!("{}: {e}", pem.display()));
+            let cert = reqwest::Certificate::from_pem(&text).expect("PEM certificate");
+            b = b.tls_built_in_root_certs(false).add_root_certificate(cert);
+        }
+    }
+    b.build().expect("http client")
+}
+
+/// The admin token a runtime wrote into its data dir on its first start.
+pub fn admin_token(data_dir: &Path) -> String {
+    let path = data_dir.join("admin.token");
+    fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .trim()
+        .to_string()
 }
 
 impl Runtime {
@@ -273,17 +334,32 @@ impl Runtime {
                 .stderr(Stdio::from(stderr))
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let (scheme, probe) = match opts.https {
+                true => ("https", Trust::Anything),
+                false => ("http", Trust::Nothing),
+            };
             let mut rt = Runtime {
                 child: Some(child),
-                base: format!("http://127.0.0.1:{port}"),
+                base: format!("{scheme}://127.0.0.1:{port}"),
                 port,
                 data: None,
                 stderr_path,
                 _log_dir: log_dir,
-                client: http_client(),
+                client: http_client(None, probe),
+                bare: http_client(None, Trust::Nothing),
+                token: None,
             };
             match rt.wait_healthy(STARTUP_TIMEOUT) {
                 Ok(()) => {
+                    let cert = data.path().join("tls").join("cert.pem");
+                    let trust = || match opts.https {
+                        true => Trust::Certificate(&cert),
+                        false => Trust::Nothing,
+                    };
+                    let token = (!opts.anonymous).then(|| admin_token(data.path()));
+                    rt.client = http_client(token.as_deref(), trust());
+                    rt.bare = http_client(None, trust());
+                    rt.token = token;
                     rt.data = Some(data);
                     return rt;
                 }
@@ -325,6 +401,29 @@ impl Runtime {
             }
             std::thread::sleep(Duration::from_millis(30));
         }
+    }
+
+    /// The admin token requests carry (panics for an anonymous runtime).
+    pub fn token(&self) -> &str {
+        self.token
+            .as_deref()
+            .expect("this runtime was started anonymous: it has no token")
+    }
+
+    /// `Authorization` of the admin token, for requests made by hand.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token())
+    }
+
+    /// A client whose requests carry the admin token (none if anonymous), for
+    /// requests from other threads.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        self.client.clone()
+    }
+
+    /// A client that sends no credential by itself.
+    pub fn bare(&self) -> reqwest::blocking::Client {
+        self.bare.clone()
     }
 
     /// The supervisor's pid.
@@ -425,6 +524,25 @@ impl Runtime {
         let mut rb = self.client.request(method, self.url(path));
         for (k, v) in headers {
             rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        self.finish(rb, path)
+    }
+
+    /// Sends a request with `token` as its credential, or with none.
+    pub fn send_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let mut rb = self.bare.request(method, self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
         }
         if let Some(b) = body {
             rb = rb.json(b);

@@ -39,6 +39,12 @@ class Headers(dict):
 _METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
 
+def _public(public):
+    if not isinstance(public, bool):
+        raise VWEDArgumentError(f"public must be True or False, got {public!r}")
+    return public
+
+
 def _route_path(path):
     if not isinstance(path, str) or not path:
         raise VWEDArgumentError("route path must be a non-empty string such as '/hello'")
@@ -51,9 +57,14 @@ def _route_path(path):
 
 
 class Api:
-    def register_route(self, path=None, method="GET", handler=None, description="", **_ignored):
+    def register_route(
+        self, path=None, method="GET", handler=None, description="", public=False, **_ignored
+    ):
+        """``public=True``: callable without a credential (a PLC or device
+        webhook); otherwise callers need an operator login or an API token."""
         if handler is None:
             raise VWEDArgumentError("register_route needs handler=")
+        _public(public)
         method = str(method).upper()
         if method not in _METHODS:
             raise VWEDArgumentError(
@@ -61,30 +72,40 @@ class Api:
             )
         path = _route_path(path)
         hid = handlers.add(handler, "route")
-        _vwed.register_route(hid, method, path, str(description or ""))
+        _vwed.register_route(hid, method, path, str(description or ""), public)
         return handler
 
-    def register(self, path, method="GET", description="", **kw):
+    def register(self, path, method="GET", description="", public=False, **kw):
+        # Said at the decorator, not only once it is applied.
+        _public(public)
+
         def deco(fn):
-            self.register_route(path=path, method=method, handler=fn, description=description, **kw)
+            self.register_route(
+                path=path,
+                method=method,
+                handler=fn,
+                description=description,
+                public=public,
+                **kw,
+            )
             return fn
 
         return deco
 
-    def get(self, path, description="", **kw):
-        return self.register(path, "GET", description, **kw)
+    def get(self, path, description="", public=False, **kw):
+        return self.register(path, "GET", description, public, **kw)
 
-    def post(self, path, description="", **kw):
-        return self.register(path, "POST", description, **kw)
+    def post(self, path, description="", public=False, **kw):
+        return self.register(path, "POST", description, public, **kw)
 
-    def put(self, path, description="", **kw):
-        return self.register(path, "PUT", description, **kw)
+    def put(self, path, description="", public=False, **kw):
+        return self.register(path, "PUT", description, public, **kw)
 
-    def delete(self, path, description="", **kw):
-        return self.register(path, "DELETE", description, **kw)
+    def delete(self, path, description="", public=False, **kw):
+        return self.register(path, "DELETE", description, public, **kw)
 
-    def patch(self, path, description="", **kw):
-        return self.register(path, "PATCH", description, **kw)
+    def patch(self, path, description="", public=False, **kw):
+        return self.register(path, "PATCH", description, public, **kw)
 
     def response(self, status=200, body=None, headers=None):
         return Response(status, body, headers)

@@ -8,7 +8,6 @@ summaries whose spacing doubles up to ``SUMMARY_MAX_S``: never an endless stream
 """
 
 import sys
-import threading
 import time
 import traceback
 
@@ -23,32 +22,25 @@ MAX_SIGNATURES = 16
 
 
 class Output:
-    """Sends whole lines of print() output to the supervisor."""
+    """Sends print() output to the supervisor in whole lines. The native side keeps
+    the unfinished line and cuts a line longer than the supervisor's limit, reading
+    the text in slices: a line of any length never needs its length in memory."""
 
     encoding = "utf-8"
     errors = "replace"
 
     def __init__(self, stream):
         self._stream = stream
-        self._buf = ""
-        self._lock = threading.Lock()
 
     def write(self, s):
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
-        with self._lock:
-            self._buf += s
-            if "\n" in self._buf:
-                lines, _, self._buf = self._buf.rpartition("\n")
-                _vwed.output(self._stream, lines)
-                schedule_flush()
+        if _vwed.output(self._stream, s):
+            schedule_flush()
         return len(s)
 
     def flush(self):
-        with self._lock:
-            if self._buf:
-                _vwed.output(self._stream, self._buf)
-                self._buf = ""
+        _vwed.output_flush(self._stream)
         schedule_flush()
 
     def isatty(self):

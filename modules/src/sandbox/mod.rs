@@ -9,6 +9,10 @@
 //!   only as granted, nothing that administers the machine.
 //! - no_new_privs and no capabilities (`privileges.rs`).
 //!
+//! A shell job (a Bash job) is not a worker: `shell.rs` prepares the same walls,
+//! cut for a process that starts programs, for the supervisor to put in force
+//! in the job's process before it execs the shell.
+//!
 //! What the kernel cannot provide is reported, never hidden: the report goes back
 //! to the supervisor with the boot outcome, and with `required` the script is not
 //! run at all.
@@ -17,6 +21,7 @@ mod bpf;
 mod landlock_rules;
 mod privileges;
 mod seccomp;
+pub mod shell;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -181,7 +186,8 @@ fn make_home(py: Python<'_>, dir: &str) -> PyResult<()> {
     Ok(())
 }
 
-fn off() -> SandboxReport {
+/// The report of a process the sandbox was turned off for.
+pub fn off() -> SandboxReport {
     SandboxReport {
         filesystem: "off".into(),
         network: "off".into(),
@@ -217,7 +223,10 @@ fn confine(py: Python<'_>, policy: &SandboxPolicy) -> SandboxReport {
             None
         }
     };
-    let filter = seccomp::filter(std::process::id(), &policy.network)
+    let worker = seccomp::Profile::Worker {
+        pid: std::process::id(),
+    };
+    let filter = seccomp::filter(worker, &policy.network)
         .map_err(|e| e.to_string())
         .and_then(|p| seccomp::install(&p).map_err(|e| e.to_string()));
     if let Err(e) = &filter {
@@ -282,6 +291,7 @@ fn paths(py: Python<'_>, policy: &SandboxPolicy) -> Paths {
         read: read.into_iter().filter(allowed).collect(),
         write: write.into_iter().filter(allowed).collect(),
         devices: DEVICES.iter().map(PathBuf::from).collect(),
+        ..Paths::default()
     }
 }
 

@@ -38,14 +38,10 @@ const CAP_NUMBERS: libc::c_ulong = 64;
 
 /// Empties the bounding, ambient, inheritable, permitted and effective sets.
 /// Without CAP_SETPCAP (a non-root runtime) the bounding set is left as it is,
-/// which is fine: such a process has no capabilities to lose.
+/// which is fine: such a process has no capabilities to lose. System calls only,
+/// nothing allocated: safe between fork and exec.
 pub fn drop_capabilities() -> io::Result<()> {
-    for cap in 0..CAP_NUMBERS {
-        // SAFETY: prctl(PR_CAPBSET_DROP) on this thread only.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
-            break;
-        }
-    }
+    drop_bounding_set();
     // SAFETY: prctl(PR_CAP_AMBIENT) on this thread only.
     unsafe {
         libc::prctl(
@@ -67,9 +63,21 @@ pub fn drop_capabilities() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     if has_capabilities()? {
-        return Err(io::Error::other("capabilities still present after capset"));
+        // Capabilities still present after capset; no message, as that would allocate.
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
     }
     Ok(())
+}
+
+/// Empties the bounding set (what exec could ever grant), which takes
+/// CAP_SETPCAP: before a change of user, which loses it.
+pub fn drop_bounding_set() {
+    for cap in 0..CAP_NUMBERS {
+        // SAFETY: prctl(PR_CAPBSET_DROP) on this thread only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+            break;
+        }
+    }
 }
 
 fn has_capabilities() -> io::Result<bool> {
@@ -91,4 +99,29 @@ fn has_capabilities() -> io::Result<bool> {
 /// unless something started a thread early).
 pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(1, Iterator::count)
+}
+
+/// Makes this process `uid`/`gid` for good (real, effective and saved ids), with
+/// no supplementary groups. Called as root, after [`drop_bounding_set`]; what
+/// capabilities the change leaves are dropped by [`drop_capabilities`] afterwards. Raw system calls, so that
+/// it is safe between fork and exec (libc's wrappers synchronise threads).
+pub fn become_user(uid: u32, gid: u32) -> io::Result<()> {
+    let check = |r: libc::c_long| {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    // SAFETY: credential system calls on this process, integer arguments only.
+    unsafe {
+        check(libc::syscall(
+            libc::SYS_setgroups,
+            0,
+            std::ptr::null::<libc::gid_t>(),
+        ))?;
+        check(libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
+        check(libc::syscall(libc::SYS_setresuid, uid, uid, uid))?;
+    }
+    Ok(())
 }

@@ -1,12 +1,17 @@
-//! The seccomp filter of a script worker. Landlock decides which files and TCP
-//! ports a worker reaches; this filter decides what kind of thing it may do at
-//! all, and holds for C extensions and raw `syscall()` as much as for Python:
+//! The seccomp filters of a script worker and of a shell job. Landlock decides
+//! which files and TCP ports a process reaches; this filter decides what kind of
+//! thing it may do at all, and holds for C extensions and raw `syscall()` as much
+//! as for Python or a shell:
 //!
-//! - no new processes (`fork`, `vfork`, `clone` without `CLONE_THREAD`, `execve`);
-//!   threads stay allowed, `clone3` says ENOSYS so that libc falls back to `clone`,
-//!   whose flags a filter can see;
-//! - signals only to itself (`kill`, `tgkill`, `rt_*sigqueueinfo` with its own pid;
-//!   `tkill` and pidfd signals not at all); no `ptrace` or other process' memory;
+//! - a worker starts no processes (`fork`, `vfork`, `clone` without
+//!   `CLONE_THREAD`, `execve`); a shell job starts processes and runs programs,
+//!   but makes no namespaces; threads stay allowed; `clone3` says ENOSYS so that
+//!   libc falls back to `clone`, whose flags a filter can see;
+//! - a worker signals only itself (`kill`, `tgkill`, `rt_*sigqueueinfo` with its
+//!   own pid); a shell job's signals are scoped to its own processes by Landlock,
+//!   and never reach the supervisor (by pid, by its process group or as `-1`)
+//!   even on a kernel without that scope; `tkill` and pidfd signals not at all;
+//!   no `ptrace` or other process' memory;
 //! - sockets: `socketpair(AF_UNIX)` (asyncio's self-pipe) always; `socket()` only
 //!   for TCP/UDP over IPv4/IPv6 when the project is granted it;
 //! - nothing that administers the machine (mounts, namespaces, modules, keys,
@@ -37,10 +42,19 @@ fn errno(e: i32) -> u32 {
     libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA)
 }
 
-/// Refused outright with EPERM.
-const DENIED: &[c_long] = &[
+/// What a worker may not do and a shell job must: start programs and processes
+/// (`clone` is judged by its flags).
+const NEW_PROGRAMS: &[c_long] = &[
     libc::SYS_execve,
     libc::SYS_execveat,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_fork,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_vfork,
+];
+
+/// Refused outright with EPERM.
+const DENIED: &[c_long] = &[
     libc::SYS_ptrace,
     libc::SYS_process_vm_readv,
     libc::SYS_process_vm_writev,
@@ -91,10 +105,6 @@ const DENIED: &[c_long] = &[
     libc::SYS_fanotify_init,
     libc::SYS_vhangup,
     #[cfg(target_arch = "x86_64")]
-    libc::SYS_fork,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_vfork,
-    #[cfg(target_arch = "x86_64")]
     libc::SYS_iopl,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_ioperm,
@@ -118,9 +128,8 @@ const SIGNALS: &[c_long] = &[
     libc::SYS_rt_tgsigqueueinfo,
 ];
 
-/// `clone` flags that make something other than a thread of this process.
-const NOT_A_THREAD: u32 = (libc::CLONE_THREAD
-    | libc::CLONE_NEWNS
+/// `clone` flags that make new namespaces.
+const NAMESPACES: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWIPC
@@ -128,11 +137,27 @@ const NOT_A_THREAD: u32 = (libc::CLONE_THREAD
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET) as u32;
 
-/// The filter for a worker whose pid is `pid` and whose project has `net`.
-pub fn filter(pid: u32, net: &NetworkGrant) -> Result<Vec<sock_filter>, AsmError> {
+/// `clone` flags that make something other than a thread of this process.
+const NOT_A_THREAD: u32 = libc::CLONE_THREAD as u32 | NAMESPACES;
+
+/// Whom a filter is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// A script worker whose pid is `pid`: threads only, signals only to itself.
+    Worker { pid: u32 },
+    /// A shell job: processes and programs, no namespaces; no signal to the
+    /// supervisor's pid or process group, nor to every process at once (`-1`).
+    Shell {
+        supervisor: u32,
+        supervisor_group: u32,
+    },
+}
+
+/// The filter for `profile`, whose project (or jobs) have `net`.
+pub fn filter(profile: Profile, net: &NetworkGrant) -> Result<Vec<sock_filter>, AsmError> {
     let mut a = Asm::default();
     let (allow, eperm, enosys, kill) = (a.label(), a.label(), a.label(), a.label());
-    let (own_pid, thread, socket, pair) = (a.label(), a.label(), a.label(), a.label());
+    let (signal, clone, socket, pair) = (a.label(), a.label(), a.label(), a.label());
 
     a.load_arch();
     a.jeq(NATIVE_ARCH, Label::NEXT, kill);
@@ -142,25 +167,52 @@ pub fn filter(pid: u32, net: &NetworkGrant) -> Result<Vec<sock_filter>, AsmError
     for &nr in DENIED {
         a.jeq(nr as u32, eperm, Label::NEXT);
     }
+    if let Profile::Worker { .. } = profile {
+        for &nr in NEW_PROGRAMS {
+            a.jeq(nr as u32, eperm, Label::NEXT);
+        }
+    }
     for &nr in UNSUPPORTED {
         a.jeq(nr as u32, enosys, Label::NEXT);
     }
     for &nr in SIGNALS {
-        a.jeq(nr as u32, own_pid, Label::NEXT);
+        a.jeq(nr as u32, signal, Label::NEXT);
     }
-    a.jeq(libc::SYS_clone as u32, thread, Label::NEXT);
+    a.jeq(libc::SYS_clone as u32, clone, Label::NEXT);
     a.jeq(libc::SYS_socket as u32, socket, Label::NEXT);
     a.jeq(libc::SYS_socketpair as u32, pair, Label::NEXT);
     a.ret(RET_ALLOW);
 
-    a.place(own_pid);
+    a.place(signal);
     a.load_arg_low(0);
-    a.jeq(pid, allow, eperm);
+    match profile {
+        Profile::Worker { pid } => a.jeq(pid, allow, eperm),
+        Profile::Shell {
+            supervisor,
+            supervisor_group,
+        } => {
+            // A pid is an int: -n is its two's complement in the low 32 bits.
+            a.jeq(supervisor, eperm, Label::NEXT);
+            // (0 would be the job's own group: never refused.)
+            if supervisor_group != 0 {
+                a.jeq(supervisor_group.wrapping_neg(), eperm, Label::NEXT);
+            }
+            a.jeq(u32::MAX, eperm, allow);
+        }
+    }
 
-    a.place(thread);
+    a.place(clone);
     a.load_arg_low(0);
-    a.and(NOT_A_THREAD);
-    a.jeq(libc::CLONE_THREAD as u32, allow, eperm);
+    match profile {
+        Profile::Worker { .. } => {
+            a.and(NOT_A_THREAD);
+            a.jeq(libc::CLONE_THREAD as u32, allow, eperm);
+        }
+        Profile::Shell { .. } => {
+            a.and(NAMESPACES);
+            a.jeq(0, allow, eperm);
+        }
+    }
 
     a.place(pair);
     a.load_arg_low(0);
@@ -249,16 +301,29 @@ pub fn available() -> bool {
 mod tests {
     use super::*;
 
-    /// Runs `probe` in a forked child under the filter for `net`; returns its exit
-    /// code. The test harness is multi-threaded: the child builds the filter (glibc
-    /// keeps malloc usable after fork) and otherwise makes raw syscalls only.
+    /// Runs `probe` in a forked child under a worker's filter for `net`; returns
+    /// its exit code.
     fn in_filtered_child(net: &NetworkGrant, probe: fn() -> i32) -> i32 {
+        // SAFETY: getpid in the child.
+        in_child_under(
+            net,
+            || Profile::Worker {
+                pid: unsafe { libc::getpid() } as u32,
+            },
+            probe,
+        )
+    }
+
+    /// Runs `probe` in a forked child under the filter `profile` gives there. The
+    /// test harness is multi-threaded: the child builds the filter (glibc keeps
+    /// malloc usable after fork) and otherwise makes raw syscalls only.
+    fn in_child_under(net: &NetworkGrant, profile: fn() -> Profile, probe: fn() -> i32) -> i32 {
         // SAFETY: the child makes raw syscalls only and leaves with _exit.
         unsafe {
             let child = libc::fork();
             assert!(child >= 0, "fork");
             if child == 0 {
-                let prog = match filter(libc::getpid() as u32, net) {
+                let prog = match filter(profile(), net) {
                     Ok(p) => p,
                     Err(_) => libc::_exit(100),
                 };
@@ -350,15 +415,98 @@ mod tests {
 
     #[test]
     fn the_filter_assembles_with_and_without_network() {
-        let none = filter(1234, &NetworkGrant::default()).expect("no network");
+        let worker = Profile::Worker { pid: 1234 };
+        let none = filter(worker, &NetworkGrant::default()).expect("no network");
         let all = NetworkGrant {
             any_tcp: true,
             udp: true,
             ..NetworkGrant::default()
         };
-        let some = filter(1234, &all).expect("tcp and udp");
+        let some = filter(worker, &all).expect("tcp and udp");
+        let shell = Profile::Shell {
+            supervisor: 1,
+            supervisor_group: 1,
+        };
+        let shell = filter(shell, &NetworkGrant::default()).expect("shell");
+        assert!(shell.len() < none.len(), "a shell may start programs");
         assert!(some.len() > none.len());
         assert!(none.len() < 4096);
         assert_eq!(none.last().map(|i| i.k), Some(RET_KILL));
+    }
+
+    /// Exit code of a grandchild that ran `/bin/true`, or what failed.
+    fn run_true() -> i32 {
+        // SAFETY: raw syscalls in the (forked, filtered) child; the grandchild
+        // execs or leaves with _exit.
+        unsafe {
+            let pid = libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0);
+            if pid < 0 {
+                return 30;
+            }
+            if pid == 0 {
+                let path = c"/bin/true";
+                let argv = [path.as_ptr(), std::ptr::null()];
+                let envp = [std::ptr::null::<libc::c_char>()];
+                libc::syscall(
+                    libc::SYS_execve,
+                    path.as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                );
+                libc::_exit(31);
+            }
+            let mut status = 0;
+            libc::waitpid(pid as libc::pid_t, &mut status, 0);
+            if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                32
+            }
+        }
+    }
+
+    #[test]
+    fn a_shell_starts_programs_but_no_namespaces_and_never_signals_the_supervisor() {
+        fn shell() -> Profile {
+            // SAFETY: getppid/getpgid in the child.
+            let (parent, group) = unsafe { (libc::getppid(), libc::getpgid(libc::getppid())) };
+            Profile::Shell {
+                supervisor: parent as u32,
+                supervisor_group: group as u32,
+            }
+        }
+        let code = in_child_under(&NetworkGrant::default(), shell, || {
+            // SAFETY: plain syscalls on this (child) process; signal 0 only probes.
+            unsafe {
+                let parent = libc::getppid() as libc::c_long;
+                let group = libc::getpgid(libc::getppid()) as libc::c_long;
+                let checks = [
+                    run_true() == 0,
+                    refused(libc::syscall(libc::SYS_kill, parent, 0)),
+                    refused(libc::syscall(libc::SYS_kill, -group, 0)),
+                    refused(libc::syscall(libc::SYS_kill, -1, 0)),
+                    refused(libc::syscall(libc::SYS_tgkill, parent, parent, 0)),
+                    libc::syscall(libc::SYS_kill, libc::getpid() as libc::c_long, 0) == 0,
+                    refused(libc::syscall(
+                        libc::SYS_clone,
+                        libc::SIGCHLD | libc::CLONE_NEWUSER,
+                        0,
+                        0,
+                        0,
+                        0,
+                    )),
+                    refused(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNS)),
+                    refused(libc::syscall(libc::SYS_ptrace, 16, parent, 0, 0)),
+                    refused(libc::syscall(
+                        libc::SYS_socket,
+                        libc::AF_INET,
+                        libc::SOCK_STREAM,
+                        0,
+                    )),
+                ];
+                checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+            }
+        });
+        assert_eq!(code, 0, "check {code} failed");
     }
 }

@@ -40,15 +40,21 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
         .to2(|at| at.and(e.clone()).then(version)),
         route::get("/api/script/files/{file_id}", Role::Viewer)
             .to1(|at| at.and(e.clone()).then(get)),
-        route::put("/api/script/files/{file_id}", Role::Engineer)
-            .to1(|at| at.and(e.clone()).and(b.clone()).then(update)),
+        route::put("/api/script/files/{file_id}", Role::Engineer).to1(|at| {
+            at.and(e.clone())
+                .and(b.clone())
+                .and(warp::header::optional::<String>("if-match"))
+                .then(update)
+        }),
         route::delete("/api/script/files/{file_id}", Role::Engineer)
             .to1(|at| at.and(e.clone()).then(delete)),
         route::post("/api/script/files", Role::Engineer)
             .to(|at| at.and(e.clone()).and(b.clone()).then(create)),
         route::post("/api/script/validate-syntax", Role::Engineer)
             .to(|at| at.and(e.clone()).and(b).then(validate)),
-        route::post("/api/script/upload", Role::Engineer).to(|at| at.and(e).and(form).then(upload)),
+        route::post("/api/script/upload", Role::Engineer)
+            .multipart()
+            .to(|at| at.and(e).and(form).then(upload)),
         route::get("/api/script/stubs/vwed.pyi", Role::Viewer).to(|at| at.then(stubs)),
     ]
 }
@@ -240,14 +246,15 @@ async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
     )
 }
 
-/// One file with its content.
+/// One file with its content. `data.file.version` and the `ETag` header carry
+/// the version of the content, for `If-Match` / `base_version` on an update.
 #[utoipa::path(
     get,
     path = "/api/script/files/{file_id}",
     tag = "files",
     params(("file_id" = u64, Path, description = "文件ID")),
     responses(
-        (status = 200, description = "data: {file, content}", body = Envelope<Value>),
+        (status = 200, description = "data: {file, content}; ETag: the file's version", body = Envelope<Value>),
         (status = 404, description = "文件不存在", body = Envelope<Value>),
     )
 )]
@@ -256,10 +263,46 @@ async fn get(id: u64, engine: Arc<Engine>) -> Resp {
         async {
             let store = engine.store.clone();
             let (_, rec, content) = blocking(move || store.read_file(id)).await?;
-            Ok(ok_data(json!({"file": rec.to_json(), "content": content})))
+            let version = rec.version();
+            let r = ok_data(json!({"file": rec.to_json(), "content": content}));
+            Ok(with_etag(r, version))
         }
         .await,
     )
+}
+
+/// `ETag: "<version>"`.
+fn with_etag(mut r: Resp, version: u64) -> Resp {
+    if let Ok(v) = warp::http::HeaderValue::from_str(&format!("\"{version}\"")) {
+        r.headers_mut().insert(warp::http::header::ETAG, v);
+    }
+    r
+}
+
+/// The version an update is based on, from `If-Match` (`"3"`, `W/"3"` or `*`)
+/// and the body's `base_version`; when both are given they must agree.
+fn base_version(if_match: Option<&str>, in_body: Option<u64>) -> Result<Option<u64>, ApiError> {
+    let from_header = match if_match.map(str::trim) {
+        None | Some("*") => None,
+        Some(raw) => {
+            let tag = raw.strip_prefix("W/").unwrap_or(raw);
+            let tag = tag
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(tag);
+            Some(tag.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "If-Match 无效: {raw} (应为文件的一个版本, 如 \"3\")"
+                ))
+            })?)
+        }
+    };
+    match (from_header, in_body) {
+        (Some(h), Some(b)) if h != b => Err(ApiError::bad_request(format!(
+            "If-Match ({h}) 与 base_version ({b}) 不一致"
+        ))),
+        (h, b) => Ok(h.or(b)),
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -268,25 +311,35 @@ struct UpdateFile {
     content: String,
     #[serde(default)]
     updated_by: Option<String>,
+    /// 本次修改所基于的版本 (GET 返回的 file.version); 文件已被他人修改时 409。与 If-Match 头等价
+    #[serde(default)]
+    base_version: Option<u64>,
 }
 
-/// Replaces a file's content; the previous content is kept as a version.
+/// Replaces a file's content; the previous content is kept as a version. With
+/// `If-Match` or `base_version`, only if the file is still at that version.
 #[utoipa::path(
     put,
     path = "/api/script/files/{file_id}",
     tag = "files",
-    params(("file_id" = u64, Path, description = "文件ID")),
+    params(
+        ("file_id" = u64, Path, description = "文件ID"),
+        ("If-Match" = Option<String>, Header, description = "文件版本 (GET 的 ETag); 版本已变时 409"),
+    ),
     request_body = UpdateFile,
     responses(
-        (status = 200, description = "message, data: {file, backup_path, backup_version}", body = Envelope<Value>),
+        (status = 200, description = "message, data: {file, backup_path, backup_version}; ETag: the new version", body = Envelope<Value>),
+        (status = 400, description = "If-Match 无效", body = Envelope<Value>),
         (status = 404, description = "文件不存在", body = Envelope<Value>),
+        (status = 409, description = "文件已被修改: data {file_id, current_version, base_version}", body = Envelope<Value>),
         (status = 413, description = "脚本内容过大", body = Envelope<Value>),
     )
 )]
-async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
+async fn update(id: u64, engine: Arc<Engine>, body: Bytes, if_match: Option<String>) -> Resp {
     finish(
         async {
             let req: UpdateFile = parse_json(&body)?;
+            let base = base_version(if_match.as_deref(), req.base_version)?;
             check_size(&engine, &req.content)?;
             let store = engine.store.clone();
             let current = blocking(move || store.get_file(id)).await?;
@@ -296,19 +349,44 @@ async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
             let store = engine.store.clone();
             let content = req.content.clone();
             let by = req.updated_by.unwrap_or_default();
-            let (rec, version) =
-                blocking(move || store.update_file(id, &content, &by, boot)).await?;
-            let mut file = rec.to_json();
+            let done = tokio::task::spawn_blocking(move || {
+                store.update_file(id, &content, &by, boot, base)
+            })
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            let updated = match done {
+                Ok(u) => u,
+                Err(StoreError::VersionConflict {
+                    file,
+                    current,
+                    base,
+                }) => {
+                    let e = StoreError::VersionConflict {
+                        file,
+                        current,
+                        base,
+                    };
+                    let mut err = ApiError::from(e);
+                    err.data = Some(json!({
+                        "file_id": id, "current_version": current, "base_version": base,
+                    }));
+                    return Ok(with_etag(err.into_response(), current));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (version, backup) = (updated.file.version(), updated.backup_version);
+            let mut file = updated.file.to_json();
             file["content"] = json!(req.content);
-            Ok(ok_message(
+            let r = ok_message(
                 saved_message("文件内容更新成功".into(), &checked),
                 Some(json!({
                     "file": file,
-                    "backup_path": format!("/api/script/files/{id}/versions/{version}"),
-                    "backup_version": version,
+                    "backup_path": format!("/api/script/files/{id}/versions/{backup}"),
+                    "backup_version": backup,
                     "syntax_error": checked.syntax_error.as_ref().map_or(Value::Null, syntax_json),
                 })),
-            ))
+            );
+            Ok(with_etag(r, version))
         }
         .await,
     )
@@ -433,19 +511,20 @@ async fn validate(engine: Arc<Engine>, body: Bytes) -> Resp {
     .await)
 }
 
-/// The saved versions of a file, newest last.
+/// The kept versions of a file, newest last; `pruned` counts those removed by
+/// the history limits (`file_versions_keep`, `file_versions_max_bytes`).
 #[utoipa::path(
     get,
     path = "/api/script/files/{file_id}/versions",
     tag = "files",
     params(("file_id" = u64, Path, description = "文件ID")),
-    responses((status = 200, description = "data: {file_id, versions}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {file_id, versions, pruned}", body = Envelope<Value>))
 )]
 async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let store = engine.store.clone();
-            let list = blocking(move || store.list_versions(id)).await?;
+            let (list, pruned) = blocking(move || store.list_versions(id)).await?;
             let items: Vec<Value> = list
                 .iter()
                 .map(|(n, v)| {
@@ -458,7 +537,9 @@ async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
                     })
                 })
                 .collect();
-            Ok(ok_data(json!({"file_id": id, "versions": items})))
+            Ok(ok_data(
+                json!({"file_id": id, "versions": items, "pruned": pruned}),
+            ))
         }
         .await,
     )
@@ -482,10 +563,11 @@ async fn version(id: u64, n: u64, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let store = engine.store.clone();
-            let list = blocking(move || store.list_versions(id)).await?;
-            let (_, v) = list.into_iter().find(|(k, _)| *k == n).ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, format!("文件 {id} 没有版本 {n}"))
-            })?;
+            let v = blocking(move || store.get_version(id, n))
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(StatusCode::NOT_FOUND, format!("文件 {id} 没有版本 {n}"))
+                })?;
             Ok(ok_data(json!({
                 "file_id": id,
                 "version": n,

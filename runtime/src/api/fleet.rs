@@ -21,8 +21,10 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     vec![
         route::get("/api/fleet/status", Role::Viewer).to(|at| at.and(e.clone()).then(status)),
         route::post("/api/fleet/projects/{project_name}/detach", Role::Engineer)
+            .no_body()
             .to1(|at| at.and(e.clone()).then(detach)),
         route::post("/api/fleet/projects/{project_name}/attach", Role::Engineer)
+            .no_body()
             .to1(|at| at.and(e).then(attach)),
     ]
 }

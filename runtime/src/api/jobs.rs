@@ -18,17 +18,20 @@ use super::query::{self, query_u64};
 use super::reply::{ApiError, Envelope, Resp, finish, json_response, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
-use crate::auth::Role;
+use crate::auth::audit::{AuditLog, Entry};
+use crate::auth::filters::{addr_text, caller};
+use crate::auth::{Principal, Role};
 use crate::engine::Engine;
 use crate::jobs::{
-    ExecFilter, ExecStatus, JobError, JobInput, JobStatus, Jobs, Language, TemplateInput, ToJob,
-    TriggerKind,
+    ExecFilter, ExecStatus, JobError, JobInput, JobRec, JobStatus, Jobs, Language, TemplateInput,
+    ToJob, TriggerKind,
 };
 
 const SCRIPTS: &str = "/api/v1/scripts";
 
+// long: the area's part of the route table, one entry per endpoint
 pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b) = (with_engine(engine), body(engine));
+    let (e, b, w) = (with_engine(engine), body(engine), who(engine));
     vec![
         route::get("/api/v1/scripts/statistics/overview", Role::Viewer)
             .to(|at| at.and(e.clone()).then(overview)),
@@ -43,11 +46,16 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
             "/api/v1/scripts/executions/{execution_id}/cancel",
             Role::Operator,
         )
-        .to1(|at| at.and(e.clone()).then(cancel)),
+        .no_body()
+        .to1(|at| at.and(e.clone()).and(w.clone()).then(cancel)),
         route::get("/api/v1/scripts/templates", Role::Viewer)
             .to(|at| at.and(e.clone()).then(templates)),
-        route::post("/api/v1/scripts/templates", Role::Engineer)
-            .to(|at| at.and(e.clone()).and(b.clone()).then(create_template)),
+        route::post("/api/v1/scripts/templates", Role::Engineer).to(|at| {
+            at.and(e.clone())
+                .and(b.clone())
+                .and(w.clone())
+                .then(create_template)
+        }),
         route::get("/api/v1/scripts/templates/{template_id}", Role::Viewer)
             .to1(|at| at.and(e.clone()).then(template)),
         route::delete("/api/v1/scripts/templates/{template_id}", Role::Engineer)
@@ -56,8 +64,14 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
             "/api/v1/scripts/templates/{template_id}/instantiate",
             Role::Engineer,
         )
-        .to1(|at| at.and(e.clone()).and(b.clone()).then(instantiate)),
-        route::post(SCRIPTS, Role::Engineer).to(|at| at.and(e.clone()).and(b.clone()).then(create)),
+        .to1(|at| {
+            at.and(e.clone())
+                .and(b.clone())
+                .and(w.clone())
+                .then(instantiate)
+        }),
+        route::post(SCRIPTS, Role::Engineer)
+            .to(|at| at.and(e.clone()).and(b.clone()).and(w.clone()).then(create)),
         route::get(SCRIPTS, Role::Viewer).to(|at| {
             at.and(e.clone())
                 .and(query::known::<ListQuery>())
@@ -66,11 +80,15 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
         route::get("/api/v1/scripts/{script_id}", Role::Viewer)
             .to1(|at| at.and(e.clone()).then(get)),
         route::put("/api/v1/scripts/{script_id}", Role::Engineer)
-            .to1(|at| at.and(e.clone()).and(b.clone()).then(update)),
+            .to1(|at| at.and(e.clone()).and(b.clone()).and(w.clone()).then(update)),
         route::delete("/api/v1/scripts/{script_id}", Role::Engineer)
             .to1(|at| at.and(e.clone()).then(delete)),
-        route::post("/api/v1/scripts/{script_id}/execute", Role::Operator)
-            .to1(|at| at.and(e.clone()).and(b.clone()).then(execute)),
+        route::post("/api/v1/scripts/{script_id}/execute", Role::Operator).to1(|at| {
+            at.and(e.clone())
+                .and(b.clone())
+                .and(w.clone())
+                .then(execute)
+        }),
         route::get("/api/v1/scripts/{script_id}/executions", Role::Viewer).to1(|at| {
             at.and(e.clone())
                 .and(query::known::<ExecQuery>())
@@ -88,10 +106,14 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
                 .and(query::known::<DiffQuery>())
                 .then(diff)
         }),
-        route::post("/api/v1/scripts/{script_id}/rollback", Role::Engineer)
-            .to1(|at| at.and(e.clone()).and(b.clone()).then(rollback)),
+        route::post("/api/v1/scripts/{script_id}/rollback", Role::Engineer).to1(|at| {
+            at.and(e.clone())
+                .and(b.clone())
+                .and(w.clone())
+                .then(rollback)
+        }),
         route::post("/api/v1/scripts/{script_id}/acknowledge", Role::Engineer)
-            .to1(|at| at.and(e).and(b).then(acknowledge)),
+            .to1(|at| at.and(e).and(b).and(w).then(acknowledge)),
     ]
 }
 
@@ -122,10 +144,55 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
 ))]
 pub struct Doc;
 
-/// Who made the request, for `created_by`, `triggered_by` and the job's history.
-// AUTH: the caller's account, once access control (runtime/src/auth/) says who it is.
-fn caller() -> String {
-    "anonymous".to_string()
+/// Who made a request its route admitted. Its name (the account, or the API
+/// token's name) is what `created_by`, `triggered_by`, `cancelled_by` and the
+/// job's history say; the route table audits the request itself.
+struct Caller {
+    p: Principal,
+    addr: String,
+    audit: Arc<AuditLog>,
+}
+
+impl Caller {
+    fn name(&self) -> &str {
+        &self.p.name
+    }
+
+    /// An acknowledgement of dangerous commands that this request made (it
+    /// `asked` for one and the saved version carries one by this caller) gets
+    /// an audit record of its own, durably before the answer: who, which job
+    /// and version, how many findings, why.
+    async fn audit_ack(&self, rec: &JobRec, asked: bool) {
+        let Some(ack) = rec.ack.as_ref() else {
+            return;
+        };
+        if !asked || ack.version != rec.version || ack.by != self.p.name {
+            return;
+        }
+        let target = format!("job:{} {}", rec.id, rec.spec.name);
+        let entry = Entry::new(Some(&self.p), &self.addr, "job.acknowledge_danger", &target)
+            .status(200)
+            .detail(format!(
+                "版本 {} 的 {} 处危险命令: {}",
+                ack.version, ack.findings, ack.reason
+            ));
+        if let Err(e) = self.audit.record(entry).await {
+            tracing::error!("audit record lost: {e}");
+        }
+    }
+}
+
+fn who(
+    engine: &Arc<Engine>,
+) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone + use<> {
+    let audit = engine.auth.audit.clone();
+    caller(engine.auth.clone())
+        .and(crate::server::client_addr())
+        .map(move |p: Principal, addr| Caller {
+            p,
+            addr: addr_text(addr),
+            audit: audit.clone(),
+        })
 }
 
 fn job_error(e: JobError) -> ApiError {
@@ -228,10 +295,12 @@ struct ListQuery {
         (status = 409, description = "名称已存在, 或危险命令未确认就要激活 (data.findings)", body = Envelope<Value>),
     )
 )]
-async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
+async fn create(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let input: JobInput = body_of(&body)?;
-        let rec = jobs.create(input, &caller()).await?;
+        let asked = input.acknowledge_danger;
+        let rec = jobs.create(input, by.name()).await?;
+        by.audit_ack(&rec, asked).await;
         Ok(ok_message(
             format!("脚本 {} 已创建 (版本 1)", rec.spec.name),
             Some(crate::jobs::view_job(&rec, true)),
@@ -330,10 +399,12 @@ async fn get(id: u64, engine: Arc<Engine>) -> Resp {
         (status = 409, description = "名称已存在, 或危险命令未确认 (data.findings)", body = Envelope<Value>),
     )
 )]
-async fn update(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
+async fn update(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let input: JobInput = body_of(&body)?;
-        let rec = jobs.update(id, input, &caller()).await?;
+        let asked = input.acknowledge_danger;
+        let rec = jobs.update(id, input, by.name()).await?;
+        by.audit_ack(&rec, asked).await;
         Ok(ok_message(
             format!(
                 "脚本 {} 已保存 (版本 {}, 状态 {})",
@@ -399,7 +470,7 @@ struct ExecuteBody {
         (status = 429, description = "执行队列已满 (已记录, data.execution_id)", body = Envelope<Value>),
     )
 )]
-async fn execute(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
+async fn execute(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let b: ExecuteBody = body_of(&body)?;
         let kind = match b.trigger.as_deref() {
@@ -412,7 +483,7 @@ async fn execute(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
             }
         };
         let rec = jobs
-            .execute(id, b.input_parameters, b.environment_vars, kind, &caller())
+            .execute(id, b.input_parameters, b.environment_vars, kind, by.name())
             .await?;
         let envelope = Envelope {
             success: true,
@@ -573,9 +644,9 @@ async fn execution(id: String, engine: Arc<Engine>) -> Resp {
         (status = 409, description = "执行已结束", body = Envelope<Value>),
     )
 )]
-async fn cancel(id: String, engine: Arc<Engine>) -> Resp {
+async fn cancel(id: String, engine: Arc<Engine>, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
-        let rec = jobs.cancel(&id, &caller()).await?;
+        let rec = jobs.cancel(&id, by.name()).await?;
         Ok(ok_message(
             format!("执行 {id} 已取消 ({})", rec.status.as_str()),
             Some(crate::jobs::view_exec(&rec, None)),
@@ -693,7 +764,7 @@ struct RollbackBody {
         (status = 409, description = "已是该版本的内容, 或危险命令未确认", body = Envelope<Value>),
     )
 )]
-async fn rollback(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
+async fn rollback(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let b: RollbackBody = body_of(&body)?;
         let rec = jobs
@@ -702,9 +773,10 @@ async fn rollback(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
                 b.version,
                 b.acknowledge_danger,
                 b.acknowledge_reason,
-                &caller(),
+                by.name(),
             )
             .await?;
+        by.audit_ack(&rec, b.acknowledge_danger).await;
         Ok(ok_message(
             format!("已回滚到版本 {} 的内容, 新版本 {}", b.version, rec.version),
             Some(crate::jobs::view_job(&rec, true)),
@@ -734,10 +806,11 @@ struct AckBody {
         (status = 409, description = "没有需要确认的危险命令", body = Envelope<Value>),
     )
 )]
-async fn acknowledge(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
+async fn acknowledge(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let b: AckBody = body_of(&body)?;
-        let rec = jobs.acknowledge(id, b.reason, &caller()).await?;
+        let rec = jobs.acknowledge(id, b.reason, by.name()).await?;
+        by.audit_ack(&rec, true).await;
         Ok(ok_message(
             format!("已确认版本 {} 的危险命令", rec.version),
             Some(crate::jobs::view_job(&rec, true)),
@@ -781,10 +854,10 @@ async fn templates(engine: Arc<Engine>) -> Resp {
         (status = 409, description = "名称已存在", body = Envelope<Value>),
     )
 )]
-async fn create_template(engine: Arc<Engine>, body: Bytes) -> Resp {
+async fn create_template(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let input: TemplateInput = body_of(&body)?;
-        let t = jobs.create_template(input, &caller()).await?;
+        let t = jobs.create_template(input, by.name()).await?;
         Ok(ok_message(
             format!("模板 {} 已创建", t.name),
             Some(crate::jobs::view_template(&t)),
@@ -853,10 +926,12 @@ async fn delete_template(id: u64, engine: Arc<Engine>) -> Resp {
         (status = 409, description = "名称已存在", body = Envelope<Value>),
     )
 )]
-async fn instantiate(id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
+async fn instantiate(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     with_jobs(engine, |jobs| async move {
         let req: ToJob = body_of(&body)?;
-        let rec = jobs.from_template(id, req, &caller()).await?;
+        let asked = req.acknowledge_danger;
+        let rec = jobs.from_template(id, req, by.name()).await?;
+        by.audit_ack(&rec, asked).await;
         Ok(ok_message(
             format!("已由模板 {id} 创建脚本 {}", rec.spec.name),
             Some(crate::jobs::view_job(&rec, true)),

@@ -4,6 +4,7 @@
 //! (`route.rs`) and describes them for the OpenAPI document (`doc.rs`); this file
 //! joins them and turns every rejection into the envelope.
 
+pub(crate) mod auth;
 mod body;
 mod doc;
 mod files;
@@ -15,7 +16,7 @@ mod logs;
 mod projects;
 mod query;
 mod registry;
-mod reply;
+pub(crate) mod reply;
 mod route;
 mod script_api;
 mod scripts;
@@ -56,7 +57,7 @@ fn body(
 }
 
 pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
-    route::mount(table(&engine, started))
+    route::mount(table(&engine, started), &engine.auth)
         .recover(recover)
         .unify()
         .boxed()
@@ -77,6 +78,7 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(storage::routes(engine));
     t.extend(jobs::routes(engine));
     t.extend(fleet::routes(engine));
+    t.extend(auth::routes(&engine.auth));
     t.extend(doc::routes());
     t
 }
@@ -99,6 +101,7 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
         storage::Doc::openapi(),
         jobs::Doc::openapi(),
         fleet::Doc::openapi(),
+        auth::Doc::openapi(),
     ]
 }
 
@@ -145,6 +148,9 @@ async fn health_status(engine: Arc<Engine>, started: Instant) -> Resp {
 }
 
 async fn recover(err: Rejection) -> Result<Resp, Infallible> {
+    if let Some(r) = crate::auth::filters::recover(&err) {
+        return Ok(r);
+    }
     use warp::reject::{
         InvalidQuery, LengthRequired, MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType,
     };

@@ -87,6 +87,7 @@ fn routes_json(reg: &Registry) -> Map<String, Value> {
                 "method": r.method,
                 "script_id": &*r.target.script_id,
                 "description": r.description,
+                "public": r.public,
                 "call_count": r.stats.calls.load(Relaxed),
                 "error_count": r.stats.errors.load(Relaxed),
                 "average_response_time_ms": r.stats.average_ms(),
@@ -158,7 +159,7 @@ fn active_json(engine: &Engine) -> Map<String, Value> {
             let v = json!({
                 "script_path": i.script_path,
                 "started_at": i.started_at,
-                "status": i.state().as_str(),
+                "status": i.status(),
                 "pid": i.pid(),
                 "heartbeat": i.conn().map(|c| c.last_seen_secs()),
             });

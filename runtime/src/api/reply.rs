@@ -122,7 +122,9 @@ impl From<crate::store::StoreError> for ApiError {
         use crate::store::StoreError as E;
         let status = match &e {
             E::ProjectNotFound(_) | E::FileNotFound(_) => StatusCode::NOT_FOUND,
-            E::ProjectExists(_) | E::FileExists(_) | E::Running(_) => StatusCode::CONFLICT,
+            E::ProjectExists(_) | E::FileExists(_) | E::Running(_) | E::VersionConflict { .. } => {
+                StatusCode::CONFLICT
+            }
             E::Path(_) | E::OutsideProject(_) | E::Invalid(_) => StatusCode::BAD_REQUEST,
             E::Db(_) | E::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

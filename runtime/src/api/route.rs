@@ -1,19 +1,28 @@
 //! The route table. Every endpoint the server mounts is one [`Route`]: its
-//! [`Endpoint`] (method, path pattern, lowest role, HTTP or WebSocket) and the
-//! filter that serves it. The filter is built from the endpoint, path and method
-//! first, so an endpoint cannot be served at a path other than the one it declares,
-//! and nothing is mounted that is not in the table.
+//! [`Endpoint`] (method, path pattern, lowest role, body, HTTP or WebSocket) and
+//! the filter that serves it. The filter is built from the endpoint, path and
+//! method first, so an endpoint cannot be served at a path other than the one it
+//! declares, and nothing is mounted that is not in the table.
+//!
+//! [`mount`] puts each route behind its endpoint's admission: the request checks
+//! of its access (`auth::filters::admission`: Host, Origin, credential, role,
+//! CSRF, JSON content type; refusals recorded in the audit log) before the
+//! handler reads anything, and, for state-changing endpoints, the audit record
+//! of the answer, written durably before the answer leaves.
 
 use std::str::FromStr;
 use std::sync::Arc;
 
 use futures::future;
 use warp::filters::BoxedFilter;
+use warp::http::Method;
 use warp::path::FullPath;
 use warp::{Filter, Rejection};
 
 use super::reply::Resp;
-use crate::auth::Role;
+use crate::auth::audit::Entry;
+use crate::auth::filters::{self, Need};
+use crate::auth::{Auth, Principal, Role};
 
 /// The HTTP method an endpoint answers. `Any` is for `/script-api/*`, whose
 /// methods are whatever the scripts registered.
@@ -22,6 +31,7 @@ pub enum Verb {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
     Any,
 }
@@ -32,8 +42,20 @@ impl Verb {
             Verb::Get => "GET",
             Verb::Post => "POST",
             Verb::Put => "PUT",
+            Verb::Patch => "PATCH",
             Verb::Delete => "DELETE",
             Verb::Any => "ANY",
+        }
+    }
+
+    fn filter(self) -> BoxedFilter<()> {
+        match self {
+            Verb::Get => warp::get().boxed(),
+            Verb::Post => warp::post().boxed(),
+            Verb::Put => warp::put().boxed(),
+            Verb::Patch => warp::patch().boxed(),
+            Verb::Delete => warp::delete().boxed(),
+            Verb::Any => warp::any().boxed(),
         }
     }
 }
@@ -45,7 +67,6 @@ pub enum Access {
     Role(Role),
 }
 
-// Read by the OpenAPI test now, and by the access check that comes next.
 #[cfg_attr(not(test), allow(dead_code))]
 impl Access {
     pub fn as_str(self) -> &'static str {
@@ -68,22 +89,62 @@ pub enum Kind {
     WebSocket,
 }
 
+/// What the request body of an endpoint is. A JSON body must be declared as
+/// JSON (`Content-Type: application/json`): a browser sends a form or
+/// `text/plain` POST to another origin without asking first, never JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    None,
+    Json,
+    /// Multipart uploads, and script routes whose bodies are the script's business.
+    Other,
+}
+
+/// Who records a state-changing call in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audit {
+    /// Nothing but refusals: reads, and script routes (their hot path).
+    Refusals,
+    /// [`mount`]: who, role, from where, method and path, status.
+    Table,
+    /// The handler, which knows more (the account a login tried, the user a
+    /// command changed); the table records only refusals.
+    Handler,
+}
+
 /// What a route declares. The path pattern is written as in OpenAPI:
 /// `/api/script/files/{file_id}`; a last segment `{*name}` takes the rest of the path.
 #[derive(Debug, Clone, Copy)]
 pub struct Endpoint {
     pub verb: Verb,
     pub path: &'static str,
-    #[cfg_attr(not(test), allow(dead_code))]
     pub access: Access,
     pub kind: Kind,
+    pub body: Body,
+    pub audit: Audit,
 }
+
+/// Does a request path fit an endpoint: its pattern, and its parameters parse.
+type Fits = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// One mounted endpoint.
 pub struct Route {
-    #[cfg_attr(not(test), allow(dead_code))]
     pub endpoint: Endpoint,
+    fits: Fits,
+    /// Requests that need no credential although the endpoint has a role
+    /// (script routes their scripts registered as public).
+    opens: Option<filters::Opens>,
+    /// Path and handler; the method and the access are checked by `mount`.
     filter: BoxedFilter<(Resp,)>,
+}
+
+impl Route {
+    /// Lets `opens` waive the credential for some requests to this endpoint;
+    /// Host and Origin are still checked.
+    pub fn opened_by(mut self, opens: filters::Opens) -> Route {
+        self.opens = Some(opens);
+        self
+    }
 }
 
 pub fn get(path: &'static str, access: impl Into<Access>) -> Endpoint {
@@ -96,6 +157,10 @@ pub fn post(path: &'static str, access: impl Into<Access>) -> Endpoint {
 
 pub fn put(path: &'static str, access: impl Into<Access>) -> Endpoint {
     Endpoint::new(Verb::Put, path, access.into())
+}
+
+pub fn patch(path: &'static str, access: impl Into<Access>) -> Endpoint {
+    Endpoint::new(Verb::Patch, path, access.into())
 }
 
 pub fn delete(path: &'static str, access: impl Into<Access>) -> Endpoint {
@@ -123,16 +188,41 @@ pub type At<T> = BoxedFilter<T>;
 
 impl Endpoint {
     fn new(verb: Verb, path: &'static str, access: Access) -> Endpoint {
+        let (body, audit) = match verb {
+            Verb::Get => (Body::None, Audit::Refusals),
+            Verb::Post | Verb::Put | Verb::Patch => (Body::Json, Audit::Table),
+            Verb::Delete => (Body::None, Audit::Table),
+            Verb::Any => (Body::Other, Audit::Refusals),
+        };
         Endpoint {
             verb,
             path,
             access,
             kind: Kind::Http,
+            body,
+            audit,
         }
     }
 
     pub fn websocket(mut self) -> Endpoint {
         self.kind = Kind::WebSocket;
+        self
+    }
+
+    /// A state-changing endpoint that reads no body (stop, restart, unlock).
+    pub fn no_body(mut self) -> Endpoint {
+        self.body = Body::None;
+        self
+    }
+
+    pub fn multipart(mut self) -> Endpoint {
+        self.body = Body::Other;
+        self
+    }
+
+    /// The handler writes the audit record itself (see [`Audit::Handler`]).
+    pub fn audited_by_handler(mut self) -> Endpoint {
+        self.audit = Audit::Handler;
         self
     }
 
@@ -142,11 +232,9 @@ impl Endpoint {
     where
         F: Filter<Extract = (Resp,), Error = Rejection> + Clone + Send + Sync + 'static,
     {
-        let at = self
-            .matched(self.pattern(0, false), |_| Some(()))
-            .untuple_one()
-            .boxed();
-        self.route(handler(at))
+        let pattern = self.pattern(0, false);
+        let at = matched(pattern.clone(), |_| Some(())).untuple_one().boxed();
+        self.route(fits(pattern, |_| Some(())), handler(at))
     }
 
     /// As [`Endpoint::to`], with the one path parameter parsed as `T`; a segment
@@ -156,8 +244,10 @@ impl Endpoint {
         T: FromStr + Send + 'static,
         F: Filter<Extract = (Resp,), Error = Rejection> + Clone + Send + Sync + 'static,
     {
-        let at = self.matched(self.pattern(1, false), |c| c.params[0].parse::<T>().ok());
-        self.route(handler(at))
+        let pattern = self.pattern(1, false);
+        let extract = |c: &Captures<'_>| c.params[0].parse::<T>().ok();
+        let at = matched(pattern.clone(), extract);
+        self.route(fits(pattern, extract), handler(at))
     }
 
     /// As [`Endpoint::to`], with two path parameters.
@@ -167,16 +257,15 @@ impl Endpoint {
         B: FromStr + Send + 'static,
         F: Filter<Extract = (Resp,), Error = Rejection> + Clone + Send + Sync + 'static,
     {
-        let at = self
-            .matched(self.pattern(2, false), |c| {
-                Some((
-                    c.params[0].parse::<A>().ok()?,
-                    c.params[1].parse::<B>().ok()?,
-                ))
-            })
-            .untuple_one()
-            .boxed();
-        self.route(handler(at))
+        let pattern = self.pattern(2, false);
+        let extract = |c: &Captures<'_>| {
+            Some((
+                c.params[0].parse::<A>().ok()?,
+                c.params[1].parse::<B>().ok()?,
+            ))
+        };
+        let at = matched(pattern.clone(), extract).untuple_one().boxed();
+        self.route(fits(pattern, extract), handler(at))
     }
 
     /// As [`Endpoint::to`] for a `{*name}` pattern: the handler gets the rest of the path.
@@ -185,25 +274,27 @@ impl Endpoint {
         F: Filter<Extract = (Resp,), Error = Rejection> + Clone + Send + Sync + 'static,
     {
         let pattern = self.pattern(0, true);
+        let p = pattern.clone();
         let at = warp::path::full()
             .and_then(move |full: FullPath| {
-                let rest = pattern.captures(full.as_str()).map(|c| c.rest_start);
+                let rest = p.captures(full.as_str()).map(|c| c.rest_start);
                 future::ready(match rest {
                     Some(start) => Ok(Rest { full, start }),
                     None => Err(warp::reject::not_found()),
                 })
             })
-            .and(self.admission())
             .boxed();
-        self.route(handler(at))
+        self.route(fits(pattern, |_| Some(())), handler(at))
     }
 
-    fn route<F>(self, filter: F) -> Route
+    fn route<F>(self, fits: Fits, filter: F) -> Route
     where
         F: Filter<Extract = (Resp,), Error = Rejection> + Clone + Send + Sync + 'static,
     {
         Route {
             endpoint: self,
+            fits,
+            opens: None,
             filter: filter.boxed(),
         }
     }
@@ -222,40 +313,101 @@ impl Endpoint {
         Arc::new(p)
     }
 
-    /// Path first, then method: an unknown path is 404 whatever its method, and
-    /// a known path with another method is 405.
-    fn matched<T: Send + 'static>(
+    /// What a request must pass once its path fits, before the handler runs:
+    /// the method (path first: an unknown path is 404 whatever its method, and
+    /// a known path with another method is 405), then the access checks. Gives
+    /// the caller (None on public endpoints and opened requests).
+    fn admission(
         &self,
-        pattern: Arc<Pattern>,
-        extract: fn(&Captures<'_>) -> Option<T>,
-    ) -> BoxedFilter<(T,)> {
+        fits: Fits,
+        opens: Option<filters::Opens>,
+        auth: &Arc<Auth>,
+    ) -> BoxedFilter<(Option<Principal>,)> {
+        let need = match self.access {
+            Access::Public => Need::Public,
+            Access::Role(r) => Need::Role(r),
+        };
+        // Script routes are named by the request; the rest by their pattern.
+        let label = (self.verb != Verb::Any).then_some(self.path);
         warp::path::full()
-            .and_then(move |full: FullPath| {
-                let got = pattern.captures(full.as_str()).and_then(|c| extract(&c));
-                future::ready(got.ok_or_else(warp::reject::not_found))
+            .and_then(move |p: FullPath| {
+                future::ready(if fits(p.as_str()) {
+                    Ok(())
+                } else {
+                    Err(warp::reject::not_found())
+                })
             })
-            .and(self.admission())
+            .untuple_one()
+            .and(self.verb.filter())
+            .and(filters::admission(
+                auth.clone(),
+                need,
+                self.body == Body::Json,
+                label,
+                opens,
+            ))
             .boxed()
-    }
-
-    /// What a request must pass once its path matched: the method. The access
-    /// check belongs here too, so that it sees only requests for this endpoint
-    /// and runs before the handler reads the body.
-    fn admission(&self) -> BoxedFilter<()> {
-        match self.verb {
-            Verb::Get => warp::get().boxed(),
-            Verb::Post => warp::post().boxed(),
-            Verb::Put => warp::put().boxed(),
-            Verb::Delete => warp::delete().boxed(),
-            Verb::Any => warp::any().boxed(),
-        }
     }
 }
 
-/// Mounts a table as one filter. Earlier routes are tried first, so the table's
-/// head should be the hot path: each route passed costs a little.
-pub fn mount(routes: Vec<Route>) -> BoxedFilter<(Resp,)> {
-    let mut filters = routes.into_iter().rev().map(|r| r.filter);
+/// The filter that matches `pattern` and extracts the path parameters.
+fn matched<T: Send + 'static>(
+    pattern: Arc<Pattern>,
+    extract: fn(&Captures<'_>) -> Option<T>,
+) -> BoxedFilter<(T,)> {
+    warp::path::full()
+        .and_then(move |full: FullPath| {
+            let got = pattern.captures(full.as_str()).and_then(|c| extract(&c));
+            future::ready(got.ok_or_else(warp::reject::not_found))
+        })
+        .boxed()
+}
+
+/// Whether a path fits, by the same test [`matched`] makes.
+fn fits<T: 'static>(pattern: Arc<Pattern>, extract: fn(&Captures<'_>) -> Option<T>) -> Fits {
+    Arc::new(move |path: &str| pattern.captures(path).and_then(|c| extract(&c)).is_some())
+}
+
+impl Route {
+    /// The route behind its admission, with the audit record of its answer
+    /// when the table keeps it.
+    fn admitted(self, auth: &Arc<Auth>) -> BoxedFilter<(Resp,)> {
+        let ep = self.endpoint;
+        let admitted = ep.admission(self.fits, self.opens, auth);
+        if ep.audit != Audit::Table {
+            return admitted.and(self.filter).map(|_, r| r).boxed();
+        }
+        let log = auth.audit.clone();
+        // Bodies that cannot be read or parsed are answers of this call too.
+        let answer = self.filter.recover(super::recover).unify();
+        admitted
+            .and(warp::method())
+            .and(warp::path::full())
+            .and(crate::server::client_addr())
+            .and(answer)
+            .then(
+                move |who: Option<Principal>, method: Method, path: FullPath, addr, resp| {
+                    let log = log.clone();
+                    async move {
+                        let entry = Entry::new(
+                            who.as_ref(),
+                            &filters::addr_text(addr),
+                            &filters::action(&method, ep.path),
+                            path.as_str(),
+                        );
+                        log.around(entry, future::ready(resp)).await
+                    }
+                },
+            )
+            .boxed()
+    }
+}
+
+/// Mounts a table as one filter, each route behind its admission. Earlier
+/// routes are tried first, so the table's head should be the hot path: each
+/// route passed costs a little.
+pub fn mount(routes: Vec<Route>, auth: &Arc<Auth>) -> BoxedFilter<(Resp,)> {
+    let mut filters = routes.into_iter().rev().map(|r| r.admitted(auth));
     let Some(last) = filters.next() else {
         return warp::any()
             .and_then(|| future::ready(Err::<Resp, _>(warp::reject::not_found())))

@@ -23,22 +23,33 @@ use crate::worker::{Answer, CallError};
 /// the handler timeout of one request.
 const TIMEOUT_HEADER: &str = "x-vwed-timeout-ms";
 
-/// One entry for every route scripts register. Its filter chain is the hot path:
+/// One entry for every route scripts register: operator or above, unless the
+/// script registered the route as public. Its filter chain is the hot path:
 /// each filter here runs for every script request.
 pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
     let (e, b) = (with_engine(engine), body(engine));
+    let engine = engine.clone();
+    let opens = move |method: &Method, full: &str| {
+        full.strip_prefix(PREFIX)
+            .and_then(segments)
+            .is_some_and(|segs| engine.registry.is_public(method.as_str(), &segs))
+    };
     vec![
-        route::any("/script-api/{*path}", Role::Operator).to_rest(|at| {
-            at.and(warp::method())
-                .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-                .and(warp::header::headers_cloned())
-                .and(crate::server::client_addr())
-                .and(e)
-                .and(b)
-                .then(handle)
-        }),
+        route::any("/script-api/{*path}", Role::Operator)
+            .to_rest(|at| {
+                at.and(warp::method())
+                    .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+                    .and(warp::header::headers_cloned())
+                    .and(crate::server::client_addr())
+                    .and(e)
+                    .and(b)
+                    .then(handle)
+            })
+            .opened_by(Arc::new(opens)),
     ]
 }
+
+const PREFIX: &str = "/script-api";
 
 #[cfg(test)]
 #[derive(utoipa::OpenApi)]

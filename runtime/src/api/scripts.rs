@@ -32,8 +32,10 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
         route::post("/api/script/scripts/execute-function", Role::Operator)
             .to(|at| at.and(e.clone()).and(b.clone()).then(execute_function)),
         route::post("/api/script/scripts/{script_id}/stop", Role::Operator)
+            .no_body()
             .to1(|at| at.and(e.clone()).then(stop)),
         route::post("/api/script/scripts/{script_id}/restart", Role::Operator)
+            .no_body()
             .to1(|at| at.and(e.clone()).then(restart)),
         route::get("/api/script/scripts/{script_id}/output", Role::Viewer).to1(|at| {
             at.and(e.clone())
@@ -98,7 +100,9 @@ fn start_error(e: StartError) -> ApiError {
         StartError::Busy(_) | StartError::Sandbox(_) => StatusCode::SERVICE_UNAVAILABLE,
         StartError::Superseded => StatusCode::CONFLICT,
         StartError::Store(
-            crate::store::StoreError::Invalid(_) | crate::store::StoreError::Path(_),
+            crate::store::StoreError::Invalid(_)
+            | crate::store::StoreError::Path(_)
+            | crate::store::StoreError::OutsideProject(_),
         ) => StatusCode::BAD_REQUEST,
         StartError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         StartError::BootFailed { .. }
@@ -345,7 +349,7 @@ async fn exit_safe_mode(engine: Arc<Engine>, body: Bytes) -> Resp {
     tag = "scripts",
     params(("script_id" = String, Path, description = "script_id"), OutputQuery),
     responses(
-        (status = 200, description = "data: {script_id, status, lines, dropped}", body = Envelope<Value>),
+        (status = 200, description = "data: {script_id, status, lines, omitted, dropped}: the newest lines after `after`, at most `limit` and `output_max_bytes`; omitted = newer lines left out by those bounds, dropped = lines that fell out of memory", body = Envelope<Value>),
         (status = 404, description = "脚本不存在或已过期", body = Envelope<Value>),
     )
 )]
@@ -362,11 +366,12 @@ async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, Strin
             let after = query_u64(&q, "after")?.unwrap_or(0);
             let limit = query_u64(&q, "limit")?.unwrap_or(200).min(10_000) as usize;
             let ring = inst.output.lock().unwrap_or_else(|p| p.into_inner());
-            let lines = ring.tail(after, limit);
+            let (lines, omitted) = ring.tail(after, limit, engine.cfg.output_max_bytes);
             Ok(ok_data(json!({
                 "script_id": script_id,
-                "status": inst.state().as_str(),
+                "status": inst.status(),
                 "lines": lines,
+                "omitted": omitted,
                 "dropped": ring.dropped(),
             })))
         }

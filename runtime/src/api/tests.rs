@@ -2,6 +2,7 @@
 //! `Engine` on a temporary data dir. No worker is started here; what needs one
 //! (script routes that answer, starts, analyzer checks) is for the e2e tests.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,8 +15,22 @@ use warp::ws::Message;
 
 use super::route::{Endpoint, Verb};
 use super::{Resp, doc, routes, table};
+use crate::auth::Role;
 use crate::config::Config;
 use crate::engine::Engine;
+
+/// A new API token of `role`.
+fn token(auth: &crate::auth::Auth, role: Role) -> String {
+    let cmd = crate::auth::admin::Command::TokenCreate {
+        name: format!("test-{}", role.as_str()),
+        role,
+        expires_days: None,
+    };
+    let out = auth
+        .execute(cmd, &crate::auth::Principal::cli())
+        .expect("token");
+    out["token"].as_str().expect("token value").to_string()
+}
 
 /// A data dir that is removed with the test.
 struct TempDir(PathBuf);
@@ -43,8 +58,13 @@ const BODY_LIMIT: u64 = 4096;
 struct Api {
     filter: BoxedFilter<(Resp,)>,
     engine: Arc<Engine>,
+    /// A token of each role; requests go as admin unless a test says otherwise.
+    tokens: HashMap<Role, String>,
     _dir: TempDir,
 }
+
+/// Where the in-process requests say they go (the checks want a Host).
+const HOST: &str = "127.0.0.1:8000";
 
 impl Api {
     fn new() -> Api {
@@ -62,23 +82,42 @@ impl Api {
         // Never started: anything that would spawn a worker or the analyzer fails
         // with 503 instead of running this test binary.
         let exe = PathBuf::from("/nonexistent/vwed-edge");
-        let engine = Engine::new(Arc::new(cfg), store, exe, None, logs);
+        let settings = crate::auth::Settings::from_config(&cfg, false);
+        let auth = crate::auth::Auth::open(&cfg.data_dir, settings).expect("auth");
+        let tokens = Role::ALL
+            .into_iter()
+            .map(|role| (role, token(&auth, role)))
+            .collect();
+        let engine = Engine::new(Arc::new(cfg), store, exe, None, logs, auth);
         Api {
             filter: routes(engine.clone(), Instant::now()),
             engine,
+            tokens,
             _dir: dir,
         }
     }
 
+    /// `Authorization` of a role's token.
+    fn bearer(&self, role: Role) -> String {
+        format!("Bearer {}", self.tokens[&role])
+    }
+
     async fn send(&self, method: &str, path: &str, body: &[u8]) -> Reply {
-        let r = warp::test::request()
+        self.send_as(Some(Role::Admin), method, path, body).await
+    }
+
+    /// A JSON request with a token of `role`, or with no credential.
+    async fn send_as(&self, role: Option<Role>, method: &str, path: &str, body: &[u8]) -> Reply {
+        let mut r = warp::test::request()
             .method(method)
             .path(path)
+            .header("host", HOST)
             .header("content-type", "application/json")
-            .body(body)
-            .reply(&self.filter)
-            .await;
-        Reply::new(r)
+            .body(body);
+        if let Some(role) = role {
+            r = r.header("authorization", self.bearer(role));
+        }
+        Reply::new(r.reply(&self.filter).await)
     }
 
     async fn get(&self, path: &str) -> Reply {
@@ -233,33 +272,49 @@ async fn every_route_in_the_table_is_in_the_document_and_back() {
     }
 }
 
+/// Who may call the table's entry `verb path`.
+fn access_of(api: &Api, verb: Verb, path: &str) -> Option<super::route::Access> {
+    endpoints(api)
+        .into_iter()
+        .find(|e| e.verb == verb && e.path == path)
+        .map(|e| e.access)
+}
+
 #[tokio::test]
 async fn the_roles_follow_the_rules() {
     use super::route::Access;
-    use crate::auth::Role;
     let api = Api::new();
     for ep in endpoints(&api) {
         let p = ep.path;
-        let want = if p == "/health" {
+        let want = if p == "/health" || p == "/api/auth/login" {
             Access::Public
         } else if p.starts_with("/script-api/") {
             Role::Operator.into()
-        } else if p == "/api/script/ws/broadcast/test" {
+        } else if p == "/api/script/ws/broadcast/test"
+            || p.starts_with("/api/auth/users")
+            || p.starts_with("/api/auth/tokens")
+            || p == "/api/audit"
+        {
+            // Accounts, tokens and the audit log are the admin's.
             Role::Admin.into()
+        } else if p.starts_with("/api/auth/") {
+            // Each signed-in caller's own session and password.
+            Role::Viewer.into()
         } else if ep.verb == Verb::Get {
             // Reading: status, logs, registry, I/O values, files, this document.
             Role::Viewer.into()
         } else {
+            // Changing state takes more than reading, whatever the area.
+            assert!(
+                matches!(ep.access, Access::Role(r) if r >= Role::Operator),
+                "{} {p}: a viewer (or anyone) may change state",
+                ep.verb.as_str()
+            );
             continue;
         };
         assert_eq!(ep.access, want, "{} {p}", ep.verb.as_str());
     }
-    let role = |m: Verb, p: &str| {
-        endpoints(&api)
-            .into_iter()
-            .find(|e| e.verb == m && e.path == p)
-            .map(|e| e.access)
-    };
+    let role = |m: Verb, p: &str| access_of(&api, m, p);
     assert_eq!(
         role(Verb::Post, "/api/script/scripts/start"),
         Some(Role::Operator.into())
@@ -278,8 +333,60 @@ async fn the_roles_follow_the_rules() {
     );
 }
 
+#[tokio::test]
+async fn jobs_safe_mode_and_fleet_routes_have_their_roles() {
+    let api = Api::new();
+    let role = |m: Verb, p: &str| access_of(&api, m, p);
+    // Running, cancelling and leaving safe mode are the operator's; defining
+    // jobs and taking projects out of fleet control are the engineer's.
+    for (verb, path, want) in [
+        (Verb::Post, "/api/script/safe-mode/exit", Role::Operator),
+        (
+            Verb::Post,
+            "/api/v1/scripts/{script_id}/execute",
+            Role::Operator,
+        ),
+        (
+            Verb::Post,
+            "/api/v1/scripts/executions/{execution_id}/cancel",
+            Role::Operator,
+        ),
+        (Verb::Post, "/api/v1/scripts", Role::Engineer),
+        (Verb::Put, "/api/v1/scripts/{script_id}", Role::Engineer),
+        (Verb::Delete, "/api/v1/scripts/{script_id}", Role::Engineer),
+        (
+            Verb::Post,
+            "/api/v1/scripts/{script_id}/acknowledge",
+            Role::Engineer,
+        ),
+        (Verb::Post, "/api/v1/scripts/templates", Role::Engineer),
+        (
+            Verb::Post,
+            "/api/fleet/projects/{project_name}/detach",
+            Role::Engineer,
+        ),
+        (
+            Verb::Post,
+            "/api/fleet/projects/{project_name}/attach",
+            Role::Engineer,
+        ),
+    ] {
+        assert_eq!(
+            role(verb, path),
+            Some(want.into()),
+            "{} {path}",
+            verb.as_str()
+        );
+    }
+}
+
 /// A path of the document with its parameters filled in.
 fn concrete(path: &str, op: &Value) -> String {
+    concrete_with(path, op, "1")
+}
+
+/// As [`concrete`], with `int` for integer parameters.
+fn concrete_with(path: &str, op: &Value, int: &str) -> String {
     let mut out = path.to_string();
     for p in op["parameters"].as_array().into_iter().flatten() {
         if p["in"] != json!("path") {
@@ -287,7 +394,7 @@ fn concrete(path: &str, op: &Value) -> String {
         }
         let name = p["name"].as_str().unwrap_or("");
         let value = if p["schema"]["type"] == json!("integer") {
-            "1"
+            int
         } else {
             "x"
         };
@@ -298,6 +405,118 @@ fn concrete(path: &str, op: &Value) -> String {
         "{path}: a path parameter is not documented"
     );
     out
+}
+
+/// The role just below `r`, if any.
+fn below(r: Role) -> Option<Role> {
+    let i = Role::ALL.iter().position(|x| *x == r)?;
+    i.checked_sub(1).map(|j| Role::ALL[j])
+}
+
+/// Every mounted route × every role, through the served filter: no credential
+/// is 401 (public routes: anything but 401/403), the role just below the
+/// lowest allowed is 403, the lowest allowed is let in. Every method on every
+/// documented path is tried, so a handler mounted beside the table (or a
+/// table entry the filter does not serve as declared) shows as an answer the
+/// table does not explain. Every refusal is in the audit log.
+#[tokio::test]
+async fn every_route_admits_and_refuses_each_role_as_the_table_says() {
+    use super::route::{Access, Body};
+    let api = Api::new();
+    let table = endpoints(&api);
+    let doc = document(&api);
+    let (mut refused, mut admitted) = (0, 0);
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let some_op = METHODS
+            .iter()
+            .find_map(|m| item.get(*m))
+            .expect("an operation");
+        // Ids nothing has: the probes must not revoke the tokens they use.
+        let url = concrete_with(path, some_op, "999999");
+        for m in METHODS.map(|m| m.to_ascii_uppercase()) {
+            let entry = table
+                .iter()
+                .find(|ep| doc_path(ep) == *path && methods_of(ep).contains(&m.as_str()));
+            let json_body = entry.is_some_and(|ep| ep.body == Body::Json);
+            let body: &[u8] = if json_body { b"{}" } else { b"" };
+            let anon = api.send_as(None, &m, &url, body).await;
+            let Some(ep) = entry else {
+                assert_eq!(
+                    anon.status, 405,
+                    "{m} {url} answers without a table entry: {}",
+                    anon.text
+                );
+                continue;
+            };
+            let lowest = match ep.access {
+                Access::Public => {
+                    assert!(
+                        !matches!(anon.status.as_u16(), 401 | 403),
+                        "{m} {url} is public: {}",
+                        anon.text
+                    );
+                    continue;
+                }
+                Access::Role(r) => r,
+            };
+            anon.fails(401, "");
+            refused += 1;
+            if let Some(low) = below(lowest) {
+                api.send_as(Some(low), &m, &url, body)
+                    .await
+                    .fails(403, "权限不足");
+                refused += 1;
+            }
+            let ok = api.send_as(Some(lowest), &m, &url, body).await;
+            assert!(
+                !matches!(ok.status.as_u16(), 401 | 403),
+                "{m} {url} as {}: {}",
+                lowest.as_str(),
+                ok.text
+            );
+            admitted += 1;
+        }
+    }
+    assert!(
+        admitted >= table.len(),
+        "{admitted} admitted of {} routes",
+        table.len()
+    );
+    let logged = api
+        .engine
+        .auth
+        .audit
+        .query(&crate::auth::audit::Query {
+            outcome: Some(crate::auth::audit::Outcome::Denied),
+            limit: 500,
+            ..Default::default()
+        })
+        .expect("audit");
+    assert_eq!(logged.entries.len(), refused, "every refusal is recorded");
+}
+
+/// An endpoint's declared body is what its document says it reads: a JSON
+/// request body exactly where the content type is checked.
+#[tokio::test]
+async fn json_bodies_are_declared_where_the_document_has_them() {
+    use super::route::Body;
+    let api = Api::new();
+    let doc = document(&api);
+    for ep in endpoints(&api) {
+        for m in methods_of(&ep) {
+            let op = &doc["paths"][doc_path(&ep)][m.to_ascii_lowercase()];
+            let json_in_doc = op["requestBody"]["content"]
+                .get("application/json")
+                .is_some();
+            assert_eq!(
+                ep.body == Body::Json,
+                json_in_doc,
+                "{m} {}: declared {:?}",
+                ep.path,
+                ep.body
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -448,6 +667,8 @@ async fn oversized_bodies_are_413_with_the_limit() {
     let r = warp::test::request()
         .method("POST")
         .path("/api/script/upload")
+        .header("host", HOST)
+        .header("authorization", api.bearer(Role::Engineer))
         .header(
             "content-type",
             format!("multipart/form-data; boundary={boundary}"),
@@ -690,6 +911,8 @@ async fn the_log_websocket_greets_and_answers() {
     let api = Api::new();
     let mut ws = warp::test::ws()
         .path("/api/script/ws/script-logs?client_id=t1&client_type=test")
+        .header("host", HOST)
+        .header("authorization", api.bearer(Role::Viewer))
         .handshake(api.filter.clone())
         .await
         .expect("handshake");
@@ -705,6 +928,8 @@ async fn the_log_websocket_greets_and_answers() {
 
     let mut bad = warp::test::ws()
         .path("/api/script/ws/script-logs?client_type=web")
+        .header("host", HOST)
+        .header("authorization", api.bearer(Role::Viewer))
         .handshake(api.filter.clone())
         .await
         .expect("handshake");
@@ -713,6 +938,8 @@ async fn the_log_websocket_greets_and_answers() {
 
     let refused = warp::test::ws()
         .path("/api/script/ws/script-logs?client_id=t&colour=red")
+        .header("host", HOST)
+        .header("authorization", api.bearer(Role::Viewer))
         .handshake(api.filter.clone())
         .await;
     assert!(refused.is_err(), "an unknown parameter refuses the upgrade");

@@ -1,5 +1,7 @@
 //! `/api/script/ws/*`: the live log WebSocket, its connection status, a test
-//! broadcast and a self-contained test page.
+//! broadcast and a self-contained test page. The WebSocket lives as long as
+//! the credential that opened it: a revoked or expired token, an ended session,
+//! a disabled account close it with 1008 (policy violation).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +20,8 @@ use super::query;
 use super::reply::{ApiError, Envelope, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
-use crate::auth::Role;
+use crate::auth::filters::caller;
+use crate::auth::{Principal, Role};
 use crate::engine::Engine;
 use crate::logs::{ALL, Conn, LogQuery, MAX_LIMIT};
 
@@ -33,6 +36,7 @@ pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
             .to(|at| {
                 at.and(query::known::<SocketQuery>())
                     .and(warp::ws())
+                    .and(caller(engine.auth.clone()))
                     .and(e.clone())
                     .then(socket)
             }),
@@ -73,8 +77,8 @@ struct SocketQuery {
         (status = 400, description = "不是 WebSocket 握手, 或查询参数无效", body = Envelope<Value>),
     )
 )]
-async fn socket(q: HashMap<String, String>, ws: Ws, engine: Arc<Engine>) -> Resp {
-    ws.on_upgrade(move |s| session(s, q, engine))
+async fn socket(q: HashMap<String, String>, ws: Ws, who: Principal, engine: Arc<Engine>) -> Resp {
+    ws.on_upgrade(move |s| session(s, q, who, engine))
         .into_response()
 }
 
@@ -168,7 +172,12 @@ struct ClientMsg {
     last: Option<usize>,
 }
 
-async fn session(socket: WebSocket, q: HashMap<String, String>, engine: Arc<Engine>) {
+async fn session(
+    socket: WebSocket,
+    q: HashMap<String, String>,
+    who: Principal,
+    engine: Arc<Engine>,
+) {
     let (mut tx, mut rx) = socket.split();
     let Some(client_id) = q.get("client_id").filter(|s| !s.trim().is_empty()) else {
         let err = json!({"type": "error", "message": "缺少必填参数 client_id", "timestamp": crate::clock::utc_now()});
@@ -192,21 +201,23 @@ async fn session(socket: WebSocket, q: HashMap<String, String>, engine: Arc<Engi
         "message": "连接建立成功",
     }));
     // The writer owns the socket's send half; the reader below only queues.
-    let out = conn.clone();
-    let writer = tokio::spawn(async move {
-        while let Some(batch) = out.next_batch().await {
-            for m in batch {
-                if tx.feed(Message::text(&*m)).await.is_err() {
-                    return;
-                }
-            }
-            if tx.flush().await.is_err() {
+    let (revoked, closing) = tokio::sync::oneshot::channel::<()>();
+    let writer = tokio::spawn(write_out(tx, conn.clone(), closing));
+    let auth = engine.auth.clone();
+    let mut ended = std::pin::pin!(auth.until_invalid(&who));
+    loop {
+        let msg = tokio::select! {
+            m = rx.next() => m,
+            () = &mut ended => {
+                tracing::info!(user = %who.name, via = %who.via.label(), "WebSocket closed: credential no longer valid");
+                let _ = revoked.send(());
+                // The close frame gets a moment; then the connection goes.
+                let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
+                hub.disconnect(&conn);
                 return;
             }
-        }
-        let _ = tx.close().await;
-    });
-    while let Some(Ok(msg)) = rx.next().await {
+        };
+        let Some(Ok(msg)) = msg else { break };
         if msg.is_close() {
             break;
         }
@@ -217,6 +228,40 @@ async fn session(socket: WebSocket, q: HashMap<String, String>, engine: Arc<Engi
     hub.disconnect(&conn);
     // A writer stuck on a client that stopped reading would wait forever.
     writer.abort();
+}
+
+/// How long the close frame of a revoked session may take to go out.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Sends what the connection queues; on `closing`, a 1008 close frame.
+async fn write_out(
+    mut tx: futures::stream::SplitSink<WebSocket, Message>,
+    out: Arc<Conn>,
+    closing: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut closing = std::pin::pin!(closing);
+    loop {
+        let batch = tokio::select! {
+            b = out.next_batch() => b,
+            _ = &mut closing => {
+                let _ = tx
+                    .send(Message::close_with(1008u16, "credential revoked or expired"))
+                    .await;
+                let _ = tx.close().await;
+                return;
+            }
+        };
+        let Some(batch) = batch else { break };
+        for m in batch {
+            if tx.feed(Message::text(&*m)).await.is_err() {
+                return;
+            }
+        }
+        if tx.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = tx.close().await;
 }
 
 async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {

@@ -99,6 +99,7 @@ impl Kind for HttpError {
             HttpError::Timeout(_) => K::Timeout,
             HttpError::TooLarge(_) => K::LimitExceeded,
             HttpError::Transport(_) => K::Transport,
+            HttpError::Tls(_) => K::NotConfigured,
         }
     }
 }
@@ -125,9 +126,7 @@ impl Kind for TaskServerError {
 impl Kind for MailError {
     fn kind(&self) -> K {
         match self {
-            MailError::NotConfigured | MailError::NoSender | MailError::TlsUnavailable => {
-                K::NotConfigured
-            }
+            MailError::NotConfigured | MailError::NoSender | MailError::Tls(_) => K::NotConfigured,
             MailError::BadAddress(_)
             | MailError::Recipients
             | MailError::SubjectTooLong

@@ -30,6 +30,10 @@ impl IoHost for Engine {
         self.logs.hub.has_clients()
     }
 
+    fn audit(&self, entry: crate::auth::audit::Entry) {
+        self.auth.audit.record_nowait(entry);
+    }
+
     fn publish(&self, topics: &[&str], build: &dyn Fn() -> Value) {
         self.logs.hub.publish_topic(topics, build);
     }

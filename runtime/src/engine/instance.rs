@@ -35,6 +35,10 @@ pub enum State {
     Starting,
     Running,
     Stopping,
+    /// Stopped by a user or by the runtime's shutdown; the worker has exited.
+    Stopped,
+    /// The start failed; the worker was ended.
+    Failed,
     Crashed(ExitInfo),
 }
 
@@ -44,13 +48,20 @@ impl State {
             State::Starting => "starting",
             State::Running => "running",
             State::Stopping => "stopping",
+            State::Stopped => "stopped",
+            State::Failed => "failed",
             State::Crashed(_) => "crashed",
         }
     }
 
     /// Holds its script path: another start of the same script must wait.
     pub fn occupies_path(self) -> bool {
-        !matches!(self, State::Crashed(_))
+        !self.ended()
+    }
+
+    /// The worker is gone for good: the final state of a run.
+    pub fn ended(self) -> bool {
+        matches!(self, State::Stopped | State::Failed | State::Crashed(_))
     }
 }
 
@@ -95,7 +106,7 @@ impl Instance {
         script_id: String,
         file_id: u64,
         file_name: String,
-        output_lines: usize,
+        output: OutputRing,
         logs: &Arc<Logs>,
         supervised: Arc<Supervised>,
     ) -> Instance {
@@ -111,7 +122,7 @@ impl Instance {
             pid: AtomicU32::new(0),
             conn: OnceLock::new(),
             state: Mutex::new(State::Starting),
-            output: Mutex::new(OutputRing::new(output_lines)),
+            output: Mutex::new(output),
             log,
             boot: Mutex::new(None),
             exited: watch::channel(None).0,
@@ -149,6 +160,15 @@ impl Instance {
 
     pub fn state(&self) -> State {
         *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Its status as every listing shows it: the state, except that a crashed
+    /// script its supervision gave up on is `broken`.
+    pub fn status(&self) -> &'static str {
+        match self.state() {
+            State::Crashed(_) if self.supervised.is_broken() => "broken",
+            s => s.as_str(),
+        }
     }
 
     pub fn set_state(&self, s: State) {
@@ -222,11 +242,8 @@ impl Instance {
     pub fn to_json(&self, counts: Counts, busy_grace_ms: u64) -> Value {
         let state = self.state();
         let pid = self.pid();
-        let alive = !matches!(state, State::Crashed(_));
-        let status = match state {
-            State::Crashed(_) if self.supervised.is_broken() => "broken",
-            s => s.as_str(),
-        };
+        let alive = !state.ended();
+        let status = self.status();
         let mut v = json!({
             "script_id": &*self.script_id,
             "script_path": self.script_path,

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
 
 pub use instance::{Instance, State};
-pub use sink::{answer_request, perform_notified};
+pub use sink::{answer_request, log_fields, perform_notified};
 pub use start::{StartError, StartOk, StartRequest};
 
 use crate::analyzer::Analyzer;
@@ -61,6 +61,8 @@ pub type TimerEntry = registry::TimerEntry<Wired>;
 
 /// Ended instances whose output stays queryable.
 const ENDED_KEEP: usize = 64;
+/// Bytes of output an ended instance keeps (its last lines say how it ended).
+const ENDED_OUTPUT_BYTES: usize = 16 * 1024;
 
 pub struct Engine {
     pub cfg: Arc<Config>,
@@ -70,6 +72,8 @@ pub struct Engine {
     pub registry: Registry,
     pub analyzer: Analyzer,
     pub logs: Arc<crate::logs::Logs>,
+    /// Accounts, tokens, sessions and the audit log.
+    pub auth: Arc<crate::auth::Auth>,
     exe: PathBuf,
     lock: Option<OwnedFd>,
     scripts: Mutex<HashMap<String, Arc<Instance>>>,
@@ -115,6 +119,7 @@ impl Engine {
         exe: PathBuf,
         lock: Option<OwnedFd>,
         logs: Arc<crate::logs::Logs>,
+        auth: Arc<crate::auth::Auth>,
     ) -> Arc<Engine> {
         let db = store.db().clone();
         let safe_mode = crate::safe_mode::SafeMode::new(&cfg.data_dir);
@@ -128,6 +133,7 @@ impl Engine {
             exe,
             lock,
             logs,
+            auth,
             scripts: Mutex::new(HashMap::new()),
             ended: Mutex::new(VecDeque::new()),
             shutting_down: AtomicBool::new(false),
@@ -173,13 +179,28 @@ impl Engine {
         v
     }
 
+    /// Moves an instance whose worker is gone to the ended ones, with only the
+    /// end of its output, and gives the memory its run used back.
     fn retire(&self, inst: &Arc<Instance>) {
         self.scripts().remove(&*inst.script_id);
         self.keep_ended(inst);
+        // Once the run's last lines are written, its buffers are free.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let store = self.logs.store.clone();
+            tokio::spawn(async move {
+                let _ = store.flush().await;
+                let _ = tokio::task::spawn_blocking(crate::heap::give_back_free_pages).await;
+            });
+        }
     }
 
-    /// Keeps an instance no longer listed, so that its output stays queryable.
+    /// Keeps an instance no longer listed, with only the end of its output, so
+    /// that the output stays queryable.
     fn keep_ended(&self, inst: &Arc<Instance>) {
+        inst.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retire(ENDED_OUTPUT_BYTES);
         let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
         ended.retain(|i| i.script_id != inst.script_id);
         ended.push_back(inst.clone());

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Weak};
 
+use vwed_ipc::lines;
 use vwed_ipc::{
     FromWorker, Level, RegKind, Registration, Service, ServiceError, ServiceErrorKind, Stream,
     ToWorker,
@@ -15,11 +16,21 @@ use crate::worker::{FrameSink, WorkerConn};
 pub struct ScriptSink {
     engine: Weak<Engine>,
     inst: Arc<Instance>,
+    /// `max_line_bytes`: the worker cuts longer lines already; this holds for
+    /// whatever arrives all the same.
+    line_limit: usize,
 }
 
 impl ScriptSink {
     pub fn new(engine: Weak<Engine>, inst: Arc<Instance>) -> Self {
-        ScriptSink { engine, inst }
+        let line_limit = engine
+            .upgrade()
+            .map_or(lines::DEFAULT_LINE_BYTES, |e| e.cfg.max_line_bytes);
+        ScriptSink {
+            engine,
+            inst,
+            line_limit,
+        }
     }
 
     fn register(
@@ -77,19 +88,15 @@ impl ScriptSink {
             .map_err(Into::into)
     }
 
-    /// One record in the script's log and output ring.
+    /// One record in the script's log and output ring, cut to the line limit.
     fn record(
         &self,
         level: Level,
         stream: &'static str,
-        text: String,
+        text: &str,
         fields: Option<serde_json::Value>,
     ) {
-        let text = if text.len() > crate::output::MAX_LINE_BYTES {
-            crate::output::clip(&text, 0)
-        } else {
-            text
-        };
+        let text = lines::cut(text, self.line_limit).into_owned();
         let mut ring = self.inst.output.lock().unwrap_or_else(|p| p.into_inner());
         self.inst
             .log
@@ -104,8 +111,7 @@ impl ScriptSink {
             Stream::Stderr => (Level::Error, "stderr"),
         };
         for line in text.split('\n') {
-            // Cut before copying: one printed line may be megabytes.
-            self.record(level, name, crate::output::clip(line, 0), None);
+            self.record(level, name, line, None);
         }
     }
 
@@ -197,23 +203,34 @@ impl FrameSink for ScriptSink {
                 })
             }
             FromWorker::Output { stream, text } => self.lines(stream, &text),
-            FromWorker::Traceback { text } => self.record(Level::Error, "stderr", text, None),
+            FromWorker::Traceback { text } => self.record(Level::Error, "stderr", &text, None),
             FromWorker::Log {
                 level,
                 message,
                 fields,
             } => {
-                let fields = serde_json::from_str::<serde_json::Value>(&fields)
-                    .ok()
-                    .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
-                self.record(level, "log", message, fields);
+                let fields = log_fields(&fields, self.line_limit);
+                self.record(level, "log", &message, fields);
             }
             FromWorker::RouteReply(_)
             | FromWorker::CallReply { .. }
             | FromWorker::Done { .. }
-            | FromWorker::Analysis { .. } => {}
+            | FromWorker::Analysis { .. }
+            | FromWorker::Confined { .. } => {}
         }
     }
 
     fn on_closed(&self, _conn: &Arc<WorkerConn>) {}
+}
+
+/// The fields of a `VWED.log` line (a script's or a job's); a JSON text over the
+/// line limit is replaced by a note rather than parsed.
+pub fn log_fields(fields: &str, limit: usize) -> Option<serde_json::Value> {
+    if fields.len() > limit {
+        let note = format!("字段过长 ({} 字节), 已省略", fields.len());
+        return Some(serde_json::json!({ "_truncated": note }));
+    }
+    serde_json::from_str::<serde_json::Value>(fields)
+        .ok()
+        .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
 }

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::sync::oneshot;
 use vwed_ipc::{Boot, BootOutcome, Level, SandboxPolicy, SyntaxError, ToWorker};
 
@@ -135,6 +135,7 @@ impl Engine {
                     self.after_failure(&inst, permanent(&e));
                 } else {
                     self.end_supervision(&inst);
+                    inst.set_state(State::Failed);
                     self.retire(&inst);
                 }
                 Err(e)
@@ -233,7 +234,7 @@ impl Engine {
             new_script_id(&file.file_name),
             file.id,
             file.file_name.clone(),
-            self.cfg.output_lines,
+            crate::output::OutputRing::new(self.cfg.output_lines, self.cfg.output_max_bytes),
             &self.logs,
             supervised,
         ));
@@ -333,6 +334,7 @@ impl Engine {
             source: source.text.clone(),
             start_params: params.to_string(),
             sandbox: source.sandbox.clone(),
+            max_line_bytes: u32::try_from(self.cfg.max_line_bytes).unwrap_or(u32::MAX),
         });
         conn.send(&boot).map_err(|_| self.died(inst))?;
         let outcome = self.boot_outcome(inst, done_rx).await;
@@ -355,11 +357,12 @@ impl Engine {
         let sink = Arc::new(ScriptSink::new(Arc::downgrade(self), inst.clone()));
         let conn = WorkerConn::start(spawned.stream, sink);
         inst.set_conn(conn.clone());
+        let limit = self.cfg.max_line_bytes;
         if let Some(out) = spawned.stdout.take() {
-            tokio::spawn(pipe_lines(out, inst.clone(), "stdout", Level::Info));
+            tokio::spawn(pipe_lines(out, inst.clone(), "stdout", Level::Info, limit));
         }
         if let Some(err) = spawned.stderr.take() {
-            tokio::spawn(pipe_lines(err, inst.clone(), "stderr", Level::Error));
+            tokio::spawn(pipe_lines(err, inst.clone(), "stderr", Level::Error, limit));
         }
         let (kill_tx, kill_rx) = oneshot::channel();
         *inst.kill.lock().unwrap_or_else(|p| p.into_inner()) = Some(kill_tx);
@@ -540,42 +543,21 @@ async fn watch_process(
 }
 
 /// Output written straight to the worker's fd 1/2 (interpreter fatal errors, C
-/// extensions) is kept with the script's output too. A line is held only up to
-/// [`crate::output::MAX_LINE_BYTES`]: the rest is counted and dropped as it comes.
+/// extensions) is kept with the script's output too, in lines of at most `limit`
+/// (`max_line_bytes`).
 async fn pipe_lines(
     r: impl AsyncRead + Unpin,
     inst: Arc<Instance>,
     stream: &'static str,
     level: Level,
+    limit: usize,
 ) {
-    let mut r = BufReader::new(r);
-    let mut line = Vec::new();
-    let mut dropped = 0usize;
-    loop {
-        let (taken, complete) = match r.fill_buf().await {
-            Ok(buf) if !buf.is_empty() => {
-                let end = buf.iter().position(|&b| b == b'\n');
-                let part = &buf[..end.unwrap_or(buf.len())];
-                let room = crate::output::MAX_LINE_BYTES.saturating_sub(line.len());
-                line.extend_from_slice(&part[..part.len().min(room)]);
-                dropped += part.len().saturating_sub(room);
-                (end.map_or(buf.len(), |e| e + 1), end.is_some())
-            }
-            _ => (0, true),
-        };
-        r.consume(taken);
-        if complete && (taken > 0 || !line.is_empty()) {
-            let text = crate::output::clip(&String::from_utf8_lossy(&line), dropped);
-            inst.log.script_line(level, stream, text.clone(), None);
-            inst.output
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(level, stream, text, None);
-            line.clear();
-            dropped = 0;
-        }
-        if taken == 0 {
-            return;
-        }
-    }
+    crate::pipe::read_lines(r, limit, |text| {
+        inst.log.script_line(level, stream, text.clone(), None);
+        inst.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(level, stream, text, None);
+    })
+    .await;
 }

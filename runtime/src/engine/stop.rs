@@ -31,7 +31,7 @@ impl Engine {
         // Stopped by someone: nothing restarts it (a crashed one may be waiting
         // for its restart).
         self.end_supervision(&inst);
-        if let State::Crashed(_) = state {
+        if state.ended() {
             self.retire(&inst);
             if !self.is_shutting_down() {
                 self.remove_from_running_set(&inst).await;
@@ -61,6 +61,7 @@ impl Engine {
                 );
             }
         }
+        inst.set_state(State::Stopped);
         if !self.is_shutting_down() {
             self.remove_from_running_set(&inst).await;
         }

@@ -213,6 +213,7 @@ pub fn permanent(e: &StartError) -> bool {
             | StartError::NoBoot
             | StartError::Syntax(_)
             | StartError::BadParams
+            | StartError::Store(crate::store::StoreError::OutsideProject(_))
     )
 }
 

@@ -144,10 +144,7 @@ impl<H: ScriptHost> Agent<H> {
         host: H,
     ) -> Result<Agent<H>, FleetError> {
         state::create_tables(&db)?;
-        let blobs = BlobStore::open(data_dir).map_err(|source| FleetError::File {
-            path: data_dir.join("fleet"),
-            source,
-        })?;
+        let blobs = BlobStore::open(data_dir)?;
         Ok(Agent {
             core: Arc::new(Core {
                 topics: Topics::new(&settings.fleet),

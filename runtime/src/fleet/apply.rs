@@ -558,9 +558,12 @@ impl<H: ScriptHost> Core<H> {
             if self.blobs.has(&f.sha256) || missing.contains_key(&f.sha256) {
                 continue;
             }
-            let disk = self.store.projects_root().join(project).join(&f.path);
-            let same = std::fs::read(&disk)
+            // Unreadable (a link) is as good as absent: the file is fetched.
+            let same = self
+                .store
+                .read_at(project, &f.path)
                 .ok()
+                .flatten()
                 .filter(|d| crypto::sha256_hex(d) == f.sha256);
             match same {
                 Some(data) => {

@@ -3,71 +3,72 @@
 //! already has is never fetched again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::crypto;
-use crate::fsio;
+use crate::fsio::{self, Dir, FsError, Kind};
 
-/// Files kept by their SHA-256.
+/// Files kept by their SHA-256, in a folder reached from the data dir without
+/// following a link.
 #[derive(Clone)]
 pub struct BlobStore {
-    dir: PathBuf,
+    dir: Arc<Dir>,
 }
 
 impl BlobStore {
-    pub fn open(data_dir: &Path) -> std::io::Result<BlobStore> {
-        let dir = data_dir.join("fleet").join("blobs");
-        std::fs::create_dir_all(&dir)?;
-        Ok(BlobStore { dir })
+    /// Opens (makes) `<data-dir>/fleet/blobs` and removes the temporary files a
+    /// killed runtime left in it.
+    pub fn open(data_dir: &Path) -> Result<BlobStore, FsError> {
+        let data = Dir::open(data_dir).map_err(|source| FsError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let dir = data.walk(["fleet", "blobs"], true)?;
+        dir.remove_where(fsio::is_temporary)?;
+        Ok(BlobStore { dir: Arc::new(dir) })
     }
 
-    fn path(&self, digest: &str) -> Option<PathBuf> {
-        crypto::is_digest(digest).then(|| self.dir.join(digest))
+    /// `digest` as a file name, if it is one.
+    fn name(digest: &str) -> Result<&str, FsError> {
+        if crypto::is_digest(digest) {
+            Ok(digest)
+        } else {
+            Err(FsError::NotFile(format!("{digest} (不是 SHA-256 摘要)")))
+        }
     }
 
     pub fn has(&self, digest: &str) -> bool {
-        self.path(digest).is_some_and(|p| p.is_file())
+        Self::name(digest).is_ok_and(|n| matches!(self.dir.kind(n), Ok(Some(Kind::File))))
     }
 
     /// Stores `data` under its digest (durably: a switch may read it after a power cut).
-    pub fn put(&self, data: &[u8]) -> std::io::Result<String> {
+    pub fn put(&self, data: &[u8]) -> Result<String, FsError> {
         let digest = crypto::sha256_hex(data);
-        if let Some(p) = self.path(&digest)
-            && !p.is_file()
-        {
-            fsio::write_atomic(&p, data)?;
+        if !self.has(&digest) {
+            self.dir.write_atomic(&digest, data)?;
         }
         Ok(digest)
     }
 
     /// The content of `digest`, checked: a blob damaged on disk is not used.
-    pub fn get(&self, digest: &str) -> std::io::Result<Vec<u8>> {
-        let bad =
-            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-        let p = self.path(digest).ok_or_else(|| bad("not a digest"))?;
-        let data = std::fs::read(p)?;
+    pub fn get(&self, digest: &str) -> Result<Vec<u8>, FsError> {
+        let data = self.dir.read(Self::name(digest)?)?;
         if crypto::sha256_hex(&data) != digest {
-            return Err(bad("blob damaged on disk"));
+            return Err(FsError::Io {
+                path: format!("fleet/blobs/{digest}"),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "内容与摘要不符"),
+            });
         }
         Ok(data)
     }
 
     /// Deletes every blob not in `keep`.
-    pub fn retain(&self, keep: &BTreeSet<String>) -> std::io::Result<usize> {
-        let mut removed = 0;
-        for e in std::fs::read_dir(&self.dir)? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !keep.contains(&name) {
-                std::fs::remove_file(e.path())?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+    pub fn retain(&self, keep: &BTreeSet<String>) -> Result<usize, FsError> {
+        self.dir.remove_where(|name| !keep.contains(name))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Remote calls over MQTT: execute a function, start, stop, restart, status,
-//! fetch recent logs. Each call has an id and a deadline. The id is written to
+//! fetch recent logs. Each call has an id and a deadline, and each that runs is
+//! in the audit log before its answer leaves. The id is written to
 //! redb before the call runs and its answer after, so a repeated id (a QoS 1
 //! redelivery, a caller that asks again) runs once and gets the same answer.
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use super::agent::Ctx;
 use super::host::ScriptHost;
 use super::state::{CALLS, CALLS_AGE, CallRec};
+use crate::auth::audit::Entry;
 use crate::db::{self, Db, DbError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -224,8 +226,11 @@ impl<H: ScriptHost> Ctx<H> {
                 None => return,
             },
             Ok(Ok(Claim::New)) => {
-                audit_call(&core.s.device_id, &call);
                 let result = self.run_call(&call).await;
+                // Durably in the audit log before the answer can leave.
+                let entry = audit_entry(&core.s.fleet, &core.s.device_id, &call, &result);
+                core.host.audit(entry).await;
+                let result = result.map_err(|Failed(_, why)| why);
                 let text = reply_json(&call.id, &core.s.device_id, &call.method, result);
                 let (db, id, t) = (core.db.clone(), call.id.clone(), text.clone());
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || answer(&db, &id, &t)).await
@@ -267,19 +272,22 @@ impl<H: ScriptHost> Ctx<H> {
         None
     }
 
-    async fn run_call(&self, call: &Call) -> Result<Value, String> {
+    async fn run_call(&self, call: &Call) -> Result<Value, Failed> {
         let core = &self.core;
-        let method =
-            Method::parse(&call.method).ok_or_else(|| format!("未知的调用方法 {}", call.method))?;
+        let method = Method::parse(&call.method)
+            .ok_or_else(|| Failed(400, format!("未知的调用方法 {}", call.method)))?;
         if !core.s.calls.contains(&method) {
-            return Err(format!(
-                "本设备不接受 {} 调用 (见配置 fleet.calls)",
-                method.as_str()
+            return Err(Failed(
+                403,
+                format!("本设备不接受 {} 调用 (见配置 fleet.calls)", method.as_str()),
             ));
         }
         let now = crate::clock::unix_ms();
         if now >= call.deadline_ms {
-            return Err(format!("调用已过期限 (deadline_ms {})", call.deadline_ms));
+            return Err(Failed(
+                408,
+                format!("调用已过期限 (deadline_ms {})", call.deadline_ms),
+            ));
         }
         let budget = (call.deadline_ms - now).min(MAX_RUN_MS);
         let host = &core.host;
@@ -302,9 +310,10 @@ impl<H: ScriptHost> Ctx<H> {
                 }
             }
         };
-        tokio::time::timeout(std::time::Duration::from_millis(budget), work)
-            .await
-            .unwrap_or_else(|_| Err("调用超过期限".into()))
+        match tokio::time::timeout(std::time::Duration::from_millis(budget), work).await {
+            Ok(done) => done.map_err(Failed::from),
+            Err(_) => Err(Failed(504, "调用超过期限".into())),
+        }
     }
 
     async fn status_result(&self) -> Result<Value, String> {
@@ -339,18 +348,32 @@ fn cut(mut lines: Vec<Value>) -> Vec<Value> {
     lines.split_off(lines.len() - keep)
 }
 
-/// AUDIT: the audit log of the access-control work (runtime/src/auth) is not in
-/// this branch yet; until it is, every remote call is logged here, and this is
-/// the one place to write it to the audit log instead.
-fn audit_call(device: &str, call: &Call) {
-    tracing::info!(
-        target: "audit",
-        "fleet call {} on {device}: {} function={:?} script={:?}",
-        call.id,
-        call.method,
-        call.function,
-        call.script
-    );
+/// A call that did not succeed: the status it is audited with (what an HTTP
+/// call would have answered) and why.
+struct Failed(u16, String);
+
+impl From<String> for Failed {
+    /// What the host or the script answered.
+    fn from(message: String) -> Failed {
+        Failed(500, message)
+    }
+}
+
+/// The audit record of a remote call: by the fleet (the broker's credentials
+/// and the topic tree admitted it), what, on which script or function, how it
+/// ended.
+fn audit_entry(fleet: &str, device: &str, call: &Call, result: &Result<Value, Failed>) -> Entry {
+    let target = match Method::parse(&call.method) {
+        Some(Method::Execute) => format!("function:{}", call.function),
+        Some(Method::Start | Method::Stop | Method::Restart | Method::Logs) => call.script.clone(),
+        Some(Method::Status) | None => device.to_string(),
+    };
+    let action = format!("fleet.call.{}", call.method);
+    let e = Entry::by(&format!("fleet:{fleet}"), "fleet", "mqtt", &action, &target);
+    match result {
+        Ok(_) => e.status(200).detail(format!("call {}", call.id)),
+        Err(Failed(status, why)) => e.status(*status).detail(format!("call {}: {why}", call.id)),
+    }
 }
 
 #[cfg(test)]

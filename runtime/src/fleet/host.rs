@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
+use crate::auth::audit::Entry;
 use crate::engine::{Engine, Instance, StartError, StartRequest, State};
 
 /// How one script is.
@@ -64,6 +65,8 @@ pub trait ScriptHost: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Value, String>> + Send;
     /// The newest `lines` lines of a script's output.
     fn logs(&self, script: &str, lines: usize) -> Result<Vec<Value>, String>;
+    /// Records a remote call in the audit log; done once it is durable.
+    fn audit(&self, entry: Entry) -> impl Future<Output = ()> + Send;
 }
 
 /// The runtime's engine as a host.
@@ -164,10 +167,17 @@ impl ScriptHost for EngineHost {
             .ok_or_else(|| format!("脚本 {script} 没有运行记录"))?;
         let out = inst.output.lock().unwrap_or_else(|p| p.into_inner());
         Ok(out
-            .tail(0, lines)
+            .tail(0, lines, self.0.cfg.output_max_bytes)
+            .0
             .into_iter()
             .map(|l| serde_json::to_value(l).unwrap_or(Value::Null))
             .collect())
+    }
+
+    async fn audit(&self, entry: Entry) {
+        if let Err(e) = self.0.auth.audit.record(entry).await {
+            tracing::error!("audit record lost: {e}");
+        }
     }
 }
 
@@ -247,4 +257,6 @@ impl ScriptHost for NullHost {
     fn logs(&self, _script: &str, _lines: usize) -> Result<Vec<Value>, String> {
         Ok(Vec::new())
     }
+
+    async fn audit(&self, _entry: Entry) {}
 }

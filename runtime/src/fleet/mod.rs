@@ -54,6 +54,8 @@ pub enum FleetError {
     Switch(#[from] switch::SwitchError),
     #[error("文件读写失败: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Fs(#[from] crate::fsio::FsError),
     #[error("fleet 状态损坏: {0}")]
     Corrupt(String),
 }

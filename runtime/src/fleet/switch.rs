@@ -12,7 +12,7 @@ use super::crypto;
 use super::manifest::Manifest;
 use super::state::{MANAGED, ManagedRec, Target, TargetFile, TargetProject, TargetRun};
 use crate::db::{self, DbError, RUNNING};
-use crate::store::{NewFile, RunningRec, ScriptStore, StoreError};
+use crate::store::{NewFile, ProjectRec, RunningRec, ScriptStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchError {
@@ -25,7 +25,7 @@ pub enum SwitchError {
         path: String,
         digest: String,
         #[source]
-        source: std::io::Error,
+        source: crate::fsio::FsError,
     },
     #[error("文件 {0} 不是 UTF-8 文本, 无法保存以备回滚")]
     NotText(String),
@@ -114,17 +114,14 @@ pub fn snapshot(
                 let (_, recs) = store.project_files(p.id)?;
                 let mut files = Vec::new();
                 for f in recs {
-                    let disk = store.file_disk_path(&p, &f.file_path)?;
-                    let data = match std::fs::read(&disk) {
-                        Ok(d) => d,
-                        // A record whose file is gone has nothing to keep.
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(StoreError::Io(e).into()),
+                    // A record whose file is gone has nothing to keep.
+                    let Some(data) = store.read_at(&p.project_name, &f.file_path)? else {
+                        continue;
                     };
                     if std::str::from_utf8(&data).is_err() {
                         return Err(SwitchError::NotText(format!("{name}/{}", f.file_path)));
                     }
-                    let sha256 = blobs.put(&data).map_err(StoreError::Io)?;
+                    let sha256 = blobs.put(&data).map_err(StoreError::from)?;
                     files.push(TargetFile {
                         path: f.file_path,
                         sha256,
@@ -181,21 +178,14 @@ pub fn write_files(
             })?;
             let text = String::from_utf8(data).map_err(|_| SwitchError::NotText(f.path.clone()))?;
             let rec = existing.iter().find(|r| r.file_path == f.path);
-            let disk = store.file_disk_path(&project, &f.path)?;
-            let on_disk = std::fs::read(&disk).ok();
-            if rec.is_some() && on_disk.as_deref().map(crypto::sha256_hex) == Some(f.sha256.clone())
-            {
+            // Unreadable (a link, a folder) counts as taken: it is replaced.
+            let on_disk = store.read_at(&p.name, &f.path);
+            let same = matches!(&on_disk, Ok(Some(d)) if crypto::sha256_hex(d) == f.sha256);
+            if rec.is_some() && same {
                 continue;
             }
-            put_file(
-                store,
-                project.id,
-                rec.map(|r| r.id),
-                f,
-                &text,
-                on_disk.is_some(),
-                &disk,
-            )?;
+            let taken = !matches!(on_disk, Ok(None));
+            put_file(store, &project, rec.map(|r| r.id), f, &text, taken)?;
             written();
         }
         for r in existing
@@ -210,31 +200,34 @@ pub fn write_files(
 }
 
 /// Replaces or creates one file. A record whose file cannot be read as text (gone,
-/// or changed outside the API) is replaced whole.
+/// changed outside the API, replaced by a link) is replaced whole.
 fn put_file(
     store: &ScriptStore,
-    project_id: u64,
+    project: &ProjectRec,
     rec: Option<u64>,
     f: &TargetFile,
     text: &str,
-    on_disk: bool,
-    disk: &std::path::Path,
+    taken: bool,
 ) -> Result<(), SwitchError> {
     if let Some(id) = rec {
-        match store.update_file(id, text, CREATED_BY, f.has_boot) {
+        match store.update_file(id, text, CREATED_BY, f.has_boot, None) {
             Ok(_) => return Ok(()),
-            Err(StoreError::FileNotFound(_) | StoreError::Invalid(_)) => {
+            Err(
+                StoreError::FileNotFound(_)
+                | StoreError::Invalid(_)
+                | StoreError::OutsideProject(_),
+            ) => {
                 store.delete_file(id)?;
             }
             Err(e) => return Err(e.into()),
         }
-    } else if on_disk {
+    } else if taken {
         // Left by a create cut short before its record committed.
-        crate::fsio::remove_durable(disk).map_err(StoreError::Io)?;
+        store.remove_at(&project.project_name, &f.path)?;
     }
     let name = f.path.rsplit('/').next().unwrap_or(&f.path);
     store.create_file(&NewFile {
-        project_id,
+        project_id: project.id,
         file_name: name,
         file_path: &f.path,
         content: text,

@@ -3,9 +3,10 @@
 //! A script may only reach hosts the operator listed in `http_allow_hosts`; the
 //! default list is empty. Redirects are not followed (a redirect could leave the
 //! allowed hosts), every request has a bounded timeout and the response body is
-//! read only up to `http_max_response_bytes`. The build carries no TLS stack, so
-//! only `http://` URLs work.
+//! read only up to `http_max_response_bytes`. `https://` goes through the
+//! runtime's rustls stack, trusting the system's roots and `tls_ca_file`.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,8 +16,11 @@ use hyper::client::conn::http1;
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use serde_json::{Map, Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use url::{Position, Url};
 use vwed_ipc::{HttpRequest, JsonText};
 
@@ -26,8 +30,10 @@ use crate::config::Config;
 pub enum HttpError {
     #[error("URL 无效: {0}")]
     BadUrl(String),
-    #[error("不支持的协议 {0}: 本构建不含 TLS, 仅支持 http://")]
+    #[error("不支持的协议 {0}: 仅支持 http:// 和 https://")]
     Scheme(String),
+    #[error("TLS 配置错误: {0}")]
+    Tls(String),
     #[error(
         "主机 {host} 不在允许列表中: 请在配置项 http_allow_hosts (环境变量 VWED_HTTP_ALLOW_HOSTS) 中加入 \"{entry}\""
     )]
@@ -44,8 +50,26 @@ pub enum HttpError {
     Transport(String),
 }
 
-/// Connecting gives up after this, within the request's own timeout.
+/// Connecting (TCP and, for `https://`, the TLS handshake) gives up after this,
+/// within the request's own timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client TLS configuration of `https://` requests, made on first use: a
+/// `tls_ca_file` that cannot be read fails that request (and is tried again on
+/// the next); plain `http://` never needs it.
+fn tls_config(cfg: &Config) -> Result<Arc<rustls::ClientConfig>, HttpError> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    if let Some(c) = CONFIG.get() {
+        return Ok(c.clone());
+    }
+    let c = crate::tls::http_client_config(cfg).map_err(|e| HttpError::Tls(e.to_string()))?;
+    Ok(CONFIG.get_or_init(|| Arc::new(c)).clone())
+}
+
+/// The connection a request goes over: TCP, or TLS over TCP. One type for both
+/// keeps a single copy of hyper's client code in the binary.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 /// Host (lowercase, IPv6 without brackets) and optional port of an allow-list entry.
 fn parse_entry(entry: &str) -> (String, Option<u16>) {
@@ -96,7 +120,7 @@ pub fn allowed(allow: &[String], url: &Url) -> Result<(), HttpError> {
 pub fn parse_url(raw: &str) -> Result<Url, HttpError> {
     let url = Url::parse(raw).map_err(|e| HttpError::BadUrl(format!("{raw}: {e}")))?;
     match url.scheme() {
-        "http" => Ok(url),
+        "http" | "https" => Ok(url),
         other => Err(HttpError::Scheme(other.to_string())),
     }
 }
@@ -129,30 +153,48 @@ impl Fetched {
 
 /// Sends the request and reads at most `max_bytes` of the answer. The whole
 /// exchange, connecting included, is bounded by the request's timeout.
-pub async fn send(req: Outgoing) -> Result<Fetched, HttpError> {
+pub async fn send(cfg: &Config, req: Outgoing) -> Result<Fetched, HttpError> {
     let timeout_ms = req.timeout.as_millis() as u64;
-    tokio::time::timeout(req.timeout, exchange(req, timeout_ms))
+    tokio::time::timeout(req.timeout, exchange(cfg, req, timeout_ms))
         .await
         .unwrap_or(Err(HttpError::Timeout(timeout_ms)))
 }
 
-/// One request on a connection of its own (HTTP/1.1 over hyper, which the
-/// runtime's server already carries; a pooling client with HTTP/2 would add
-/// about 0.5 MB to the controller's binary for calls that are few and local).
-async fn exchange(req: Outgoing, timeout_ms: u64) -> Result<Fetched, HttpError> {
-    let url = req.url;
+/// TCP to the URL's host, then TLS for `https://` (checked against the system
+/// roots and `tls_ca_file`, HTTP/1.1 by ALPN).
+async fn connect(cfg: &Config, url: &Url) -> Result<Box<dyn Io>, HttpError> {
     let host = url
         .host_str()
         .ok_or_else(|| HttpError::BadUrl(url.to_string()))?;
     let port = url.port_or_known_default().unwrap_or(80);
     let ip_or_name = host.trim_start_matches('[').trim_end_matches(']');
     let failed = |e: &dyn std::fmt::Display| HttpError::Transport(format!("{url}: {e}"));
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip_or_name, port)))
+    let stream = TcpStream::connect((ip_or_name, port))
         .await
-        .map_err(|_| HttpError::Timeout(timeout_ms))?
         .map_err(|e| failed(&e))?;
     let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
+    if url.scheme() != "https" {
+        return Ok(Box::new(stream));
+    }
+    let name = ServerName::try_from(ip_or_name.to_string())
+        .map_err(|e| HttpError::BadUrl(format!("{url}: {e}")))?;
+    let tls = TlsConnector::from(tls_config(cfg)?)
+        .connect(name, stream)
+        .await
+        .map_err(|e| failed(&e))?;
+    Ok(Box::new(tls))
+}
+
+/// One request on a connection of its own (HTTP/1.1 over hyper, which the
+/// runtime's server already carries; a pooling client with HTTP/2 would add
+/// about 0.5 MB to the controller's binary for calls that are few and local).
+async fn exchange(cfg: &Config, req: Outgoing, timeout_ms: u64) -> Result<Fetched, HttpError> {
+    let url = req.url;
+    let failed = |e: &dyn std::fmt::Display| HttpError::Transport(format!("{url}: {e}"));
+    let io = tokio::time::timeout(CONNECT_TIMEOUT, connect(cfg, &url))
+        .await
+        .map_err(|_| HttpError::Timeout(timeout_ms))??;
+    let (mut sender, conn) = http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| failed(&e))?;
     // Drives the connection; it ends when the answer is read or dropped.
@@ -368,8 +410,11 @@ mod tests {
     }
 
     #[test]
-    fn only_http_urls() {
-        assert!(matches!(parse_url("https://x/"), Err(HttpError::Scheme(_))));
+    fn only_http_and_https_urls() {
+        assert!(parse_url("https://x/").is_ok());
+        assert!(parse_url("http://x/").is_ok());
+        let e = parse_url("ftp://x/").expect_err("ftp");
+        assert!(e.to_string().contains("http:// 和 https://"), "{e}");
         assert!(matches!(
             parse_url("file:///etc/passwd"),
             Err(HttpError::Scheme(_))

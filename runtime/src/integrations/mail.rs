@@ -2,8 +2,10 @@
 //!
 //! Attachments come only from `<data-dir>/attachments/` (scripts get the absolute
 //! path from `VWED.mail.attachment_dir()`), so a script cannot mail out the
-//! database or anything else on the device by naming its path. The build carries
-//! no TLS stack: plain SMTP (with optional AUTH) on a trusted network only.
+//! database or anything else on the device by naming its path. With
+//! `smtp_starttls`, the connection is upgraded with STARTTLS through the
+//! runtime's rustls stack (system roots and `tls_ca_file`) and refused if the
+//! server does not offer it; without, plain SMTP for a trusted network.
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::Tls;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
 use vwed_ipc::MailMessage;
@@ -28,8 +31,8 @@ pub enum MailError {
     NotConfigured,
     #[error("发件人未配置 (smtp_from)")]
     NoSender,
-    #[error("smtp_starttls=true 需要 TLS, 本构建不含 TLS; 请关闭 smtp_starttls 或使用内网中继")]
-    TlsUnavailable,
+    #[error("SMTP TLS 配置错误: {0}")]
+    Tls(String),
     #[error("邮件地址无效: {0}")]
     BadAddress(String),
     #[error("收件人不能为空, 且最多 {MAX_RECIPIENTS} 个")]
@@ -146,9 +149,6 @@ fn sender(cfg: &Config) -> Result<Mailbox, MailError> {
     if cfg.smtp_host.trim().is_empty() {
         return Err(MailError::NotConfigured);
     }
-    if cfg.smtp_starttls {
-        return Err(MailError::TlsUnavailable);
-    }
     if cfg.smtp_from.trim().is_empty() {
         return Err(MailError::NoSender);
     }
@@ -214,9 +214,14 @@ fn build(
 }
 
 async fn deliver(cfg: &Config, msg: Message) -> Result<(), MailError> {
-    let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.smtp_host.trim())
+    let host = cfg.smtp_host.trim();
+    let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
         .port(cfg.smtp_port)
         .timeout(Some(Duration::from_millis(cfg.smtp_timeout_ms.max(1))));
+    if cfg.smtp_starttls {
+        let tls = crate::tls::smtp_tls(cfg, host).map_err(|e| MailError::Tls(e.to_string()))?;
+        t = t.tls(Tls::Required(tls));
+    }
     if !cfg.smtp_username.is_empty() {
         t = t.credentials(Credentials::new(
             cfg.smtp_username.clone(),

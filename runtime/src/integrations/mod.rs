@@ -78,7 +78,7 @@ pub fn unlock_location(
 /// `VWED.http.request`: checked against the allow-list, then sent.
 pub async fn http_request(cfg: &Config, r: HttpRequest) -> Result<Value, HttpError> {
     let out = http_client::prepare(cfg, r)?;
-    let f = http_client::send(out).await?;
+    let f = http_client::send(cfg, out).await?;
     Ok(http_client::to_script(&f))
 }
 

@@ -67,7 +67,42 @@ fn endpoint(base: &str, segments: &[&str]) -> Result<Url, TaskServerError> {
 
 /// Performs `op` and returns the server's JSON answer (or its text as a string).
 pub async fn call(cfg: &Config, script_id: &str, op: Op) -> Result<Value, TaskServerError> {
-    let base = cfg.task_server_url.as_str();
+    let (method, url, body) = request(cfg.task_server_url.as_str(), script_id, &op)?;
+    let f = http_client::send(
+        cfg,
+        Outgoing {
+            method,
+            url,
+            headers: vec![("accept".into(), "application/json".into())],
+            body: body.map(|b| (b.to_string().into_bytes(), "application/json")),
+            timeout: Duration::from_millis(cfg.task_server_timeout_ms.max(1)),
+            max_bytes: cfg.http_max_response_bytes,
+        },
+    )
+    .await?;
+    if !(200..300).contains(&f.status) {
+        let mut text = f.text();
+        if text.len() > 500 {
+            let mut cut = 500;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        return Err(TaskServerError::Status {
+            status: f.status,
+            body: text,
+        });
+    }
+    Ok(f.json().unwrap_or_else(|| Value::String(f.text())))
+}
+
+/// The method, URL and body of `op` on the task server at `base`.
+fn request(
+    base: &str,
+    script_id: &str,
+    op: &Op,
+) -> Result<(Method, Url, Option<Value>), TaskServerError> {
     let check = |id: &str| {
         if id.is_empty() {
             Err(TaskServerError::BadTaskId)
@@ -75,7 +110,7 @@ pub async fn call(cfg: &Config, script_id: &str, op: Op) -> Result<Value, TaskSe
             Ok(())
         }
     };
-    let (method, url, body) = match &op {
+    let (method, url, body) = match op {
         Op::Create {
             task_label,
             input_params,
@@ -121,30 +156,7 @@ pub async fn call(cfg: &Config, script_id: &str, op: Op) -> Result<Value, TaskSe
             )
         }
     };
-    let f = http_client::send(Outgoing {
-        method,
-        url,
-        headers: vec![("accept".into(), "application/json".into())],
-        body: body.map(|b| (b.to_string().into_bytes(), "application/json")),
-        timeout: Duration::from_millis(cfg.task_server_timeout_ms.max(1)),
-        max_bytes: cfg.http_max_response_bytes,
-    })
-    .await?;
-    if !(200..300).contains(&f.status) {
-        let mut text = f.text();
-        if text.len() > 500 {
-            let mut cut = 500;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-        }
-        return Err(TaskServerError::Status {
-            status: f.status,
-            body: text,
-        });
-    }
-    Ok(f.json().unwrap_or_else(|| Value::String(f.text())))
+    Ok((method, url, body))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Who wrote what: every write to a device, by a script or over HTTP, goes to
-//! the runtime log and, for scripts, to the writing script's own log.
+//! the runtime log and, for scripts, to the writing script's own log and the
+//! audit log (HTTP writes are in the audit log through their route).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use vwed_ipc::Level;
 
 use super::IoOpError;
+use crate::auth::audit::Entry;
 
 /// The caller of a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +99,8 @@ impl super::IoRuntime {
         let (Who::Script(id), Some(host)) = (who, self.host.upgrade()) else {
             return;
         };
+        let result = error.map_or(Ok(()), |e| Err(e.to_string()));
+        host.audit(Entry::io_write(id, target, value, &result));
         match error {
             None => host.note(
                 id,

@@ -47,6 +47,9 @@ pub trait IoHost: Send + Sync {
     /// Sends to WebSocket subscribers of any of `topics`; `build` runs only if
     /// one of them listens.
     fn publish(&self, topics: &[&str], build: &dyn Fn() -> Value);
+    /// Queues an audit record without waiting for it (a script's write must
+    /// not wait for the audit commit).
+    fn audit(&self, entry: crate::auth::audit::Entry);
 }
 
 /// Event scripts receive when change records were lost before reaching them.
@@ -135,19 +138,10 @@ pub fn start<H: IoHost + 'static>(
         host: Arc::downgrade(&(host.clone() as Arc<dyn IoHost>)),
     });
     tokio::spawn(forward(Arc::downgrade(&rt), changes));
-    release_parse_memory();
+    // Parsing a large device config (10,000 points are megabytes of TOML and
+    // spans) leaves freed pages inside the allocator.
+    crate::heap::give_back_free_pages();
     Ok(Some(rt))
-}
-
-/// Parsing a large device config (10,000 points are megabytes of TOML and
-/// spans) leaves freed pages inside glibc's allocator; hand them back so the
-/// runtime's RSS shows what it actually holds.
-fn release_parse_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Turns HAL change records into events and WebSocket messages. Never waits on

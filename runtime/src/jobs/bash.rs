@@ -1,6 +1,9 @@
 //! A Bash job: `bash job.sh` in the execution's work dir, with a clean
 //! environment (the job's parameters as `PARAM_<NAME>`, nothing of the
-//! supervisor's), in its own process group that dies with the runtime.
+//! supervisor's), in its own process group that dies with the runtime, confined
+//! like a script (Landlock, seccomp, no privileges; see `docs/sandbox.md`) with a
+//! profile that lets it start programs: the confinement is prepared here
+//! (`sandbox::shell`) and put in force by the job's process before it execs bash.
 
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
@@ -8,33 +11,56 @@ use std::process::Stdio;
 
 use serde_json::Value;
 use tokio::process::Command;
-use vwed_ipc::Level;
+use vwed_ipc::{Level, SandboxReport};
+use vwed_pyhost::sandbox::shell::Prepared;
 
-use super::capture::read_lines;
 use super::process::{Outcome, conclude, drain, supervise};
 use super::run::AttemptRun;
+use crate::pipe::read_lines;
 
 /// Largest result file (`$VWED_RESULT`) read back.
 const MAX_RESULT_BYTES: u64 = 1024 * 1024;
 
 pub async fn run(a: &mut AttemptRun) -> Outcome {
-    let script = a.work_dir.join("job.sh");
-    if let Err(e) = std::fs::write(&script, &a.spec.content) {
-        return Outcome::failed(format!("无法写入作业脚本 {}: {e}", script.display()));
+    // Through the folder's descriptor: `job.sh` is never a link followed elsewhere.
+    let written = crate::fsio::Dir::open(&a.work_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|d| {
+            d.write_atomic("job.sh", a.spec.content.as_bytes())
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = written {
+        return Outcome::failed(format!(
+            "无法写入作业脚本 {}/job.sh: {e}",
+            a.work_dir.display()
+        ));
     }
     let bash = a.engine.cfg.job_bash_path.clone();
+    let confinement = match confinement(&a.engine.cfg, &a.work_dir, &bash).await {
+        Ok(c) => c,
+        Err(e) => return Outcome::failed(format!("作业沙箱无法准备: {e}")),
+    };
+    let report = confinement.report().clone();
+    if a.engine.cfg.sandbox.required && !report.missing.is_empty() {
+        let why = report.missing.join("; ");
+        return Outcome::failed(format!(
+            "作业沙箱不完整, 按配置 (sandbox.required) 拒绝运行: {why}"
+        ))
+        .under(report);
+    }
     let limit = a.engine.cfg.worker_memory_limit();
-    let spawned = command(&bash, &a.work_dir, &a.env, limit).and_then(|mut c| c.spawn());
+    let spawned =
+        command(&bash, &a.work_dir, &a.env, limit, confinement).and_then(|mut c| c.spawn());
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Outcome::failed(format!(
-                "找不到 bash: {bash} (设置 job_bash_path / VWED_JOB_BASH_PATH)"
-            ));
+            let why = format!("找不到 bash: {bash} (设置 job_bash_path / VWED_JOB_BASH_PATH)");
+            return Outcome::failed(why).under(report);
         }
-        Err(e) => return Outcome::failed(format!("bash 无法启动 ({bash}): {e}")),
+        Err(e) => return Outcome::failed(format!("bash 无法启动 ({bash}): {e}")).under(report),
     };
     let pid = child.id().unwrap_or(0);
+    let limit = a.engine.cfg.max_line_bytes;
     let mut readers = Vec::new();
     for (pipe, level, stream) in [
         (child.stdout.take().map(Pipe::Out), Level::Info, "stdout"),
@@ -47,8 +73,8 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
             log.script_line(level, stream, line, None);
         };
         readers.push(match pipe {
-            Pipe::Out(r) => tokio::spawn(read_lines(r, on_line)),
-            Pipe::Err(r) => tokio::spawn(read_lines(r, on_line)),
+            Pipe::Out(r) => tokio::spawn(read_lines(r, limit, on_line)),
+            Pipe::Err(r) => tokio::spawn(read_lines(r, limit, on_line)),
         });
     }
     let never = std::future::pending::<Option<()>>();
@@ -58,8 +84,71 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
     })
     .await;
     drain(readers).await;
+    // A process that left the job's process group (setsid, setpgid) is the
+    // job's all the same: found by its execution id, as after a restart.
+    let id = a.exec.id.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || super::orphans::sweep(std::iter::once(id.as_str())))
+            .await;
     outcome.result = read_result(&a.work_dir.join("result"));
-    outcome
+    outcome.under(report)
+}
+
+/// What the job's process puts in force before it execs bash.
+enum Confinement {
+    /// `sandbox.enabled = false`: no_new_privs only.
+    Off(SandboxReport),
+    On(Box<Prepared>),
+}
+
+impl Confinement {
+    fn report(&self) -> &SandboxReport {
+        match self {
+            Confinement::Off(r) => r,
+            Confinement::On(p) => &p.report,
+        }
+    }
+
+    /// In the forked child, before exec: system calls only.
+    fn apply(&self) -> std::io::Result<()> {
+        match self {
+            Confinement::Off(_) => {
+                // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) sets a flag on this process.
+                unsafe {
+                    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                }
+                Ok(())
+            }
+            Confinement::On(p) => p.apply(),
+        }
+    }
+}
+
+/// Hands the work dir (with its script) to the job's user and prepares the
+/// confinement: ruleset, filter, user and process bound (it reads `/proc` to
+/// count the user's tasks, so not on an executor thread).
+async fn confinement(
+    cfg: &std::sync::Arc<crate::config::Config>,
+    work_dir: &Path,
+    bash: &str,
+) -> std::io::Result<Confinement> {
+    if !cfg.sandbox.enabled {
+        return Ok(Confinement::Off(vwed_pyhost::sandbox::off()));
+    }
+    let (cfg, work_dir, bash) = (
+        cfg.clone(),
+        work_dir.to_path_buf(),
+        Path::new(bash).to_path_buf(),
+    );
+    tokio::task::spawn_blocking(move || {
+        crate::sandbox::shell::give_work_dir(&work_dir)?;
+        let policy = crate::sandbox::shell::policy(&cfg, &work_dir, &bash)?;
+        Ok(Confinement::On(Box::new(
+            vwed_pyhost::sandbox::shell::prepare(&policy),
+        )))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 enum Pipe {
@@ -72,6 +161,7 @@ fn command(
     work_dir: &Path,
     env: &[(String, String)],
     memory_limit: Option<u64>,
+    confinement: Confinement,
 ) -> std::io::Result<Command> {
     let mut cmd = Command::new(bash);
     cmd.arg("job.sh");
@@ -84,23 +174,25 @@ fn command(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SANDBOX: a Python worker also confines itself with Landlock and seccomp once
-    // it knows its job (modules/src/sandbox). Bash cannot get that policy: its
-    // seccomp filter forbids fork and exec, which are what a shell script does.
-    // Until the sandbox offers a policy that lets processes be started (files and
-    // sockets confined, exec allowed), a Bash job gets the spawn-time part and
-    // no_new_privs here, and runs in its own process group that dies with the runtime.
-    // SAFETY: only async-signal-safe calls between fork and exec.
+    let supervisor = std::process::id();
+    // SAFETY: only system calls between fork and exec (`Prepared::apply` makes
+    // nothing else either).
     unsafe {
         cmd.as_std_mut().pre_exec(move || {
             libc::setpgid(0, 0);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             crate::worker::in_child(&plan)?;
             if let Some(bytes) = memory_limit {
                 crate::worker::limit_data_segment(bytes);
             }
+            // While the process may still write its own /proc files.
             crate::worker::prefer_as_oom_victim();
-            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            confinement.apply()?;
+            // After the change of user, which clears it; a supervisor that ended
+            // meanwhile would not send it any more.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() as u32 != supervisor {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
             Ok(())
         });
     }

@@ -5,12 +5,9 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use vwed_ipc::lines;
 
 const CUT_NOTE: &str = "…… [输出过长";
-
-/// Longest line kept; the rest of a longer one is replaced by a note.
-pub const MAX_LINE: usize = 16 * 1024;
 
 pub struct Capture {
     inner: Mutex<Inner>,
@@ -51,7 +48,7 @@ impl Capture {
     pub fn push(&self, line: &str) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         // At most half the tail: the line and its cut note always fit.
-        let line = truncate(line, g.tail_cap / 2);
+        let line = lines::cut(line, g.tail_cap / 2).into_owned();
         let cost = line.len() + 1;
         if !g.head_full && g.head.len() + cost <= g.head_cap {
             g.head.push_str(&line);
@@ -83,57 +80,6 @@ impl Capture {
     }
 }
 
-fn truncate(line: &str, cap: usize) -> String {
-    if line.len() <= cap {
-        return line.to_string();
-    }
-    let mut end = cap;
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{} …[本行过长, 已截断]", &line[..end])
-}
-
-/// Reads `r` to its end as lines of at most [`MAX_LINE`] bytes (invalid UTF-8
-/// replaced), handing each to `on_line`. Memory stays bounded whatever the
-/// program writes, with or without newlines.
-pub async fn read_lines(mut r: impl AsyncRead + Unpin, mut on_line: impl FnMut(String)) {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut chunk = vec![0u8; 8192];
-    // Within an over-long line: drop until its end.
-    let mut skipping = false;
-    loop {
-        let n = match r.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        for &b in &chunk[..n] {
-            if b == b'\n' {
-                if !skipping {
-                    on_line(String::from_utf8_lossy(&buf).into_owned());
-                }
-                buf.clear();
-                skipping = false;
-                continue;
-            }
-            if skipping {
-                continue;
-            }
-            buf.push(b);
-            if buf.len() >= MAX_LINE {
-                let mut line = String::from_utf8_lossy(&buf).into_owned();
-                line.push_str(" …[本行过长, 已截断]");
-                on_line(line);
-                buf.clear();
-                skipping = true;
-            }
-        }
-    }
-    if !buf.is_empty() && !skipping {
-        on_line(String::from_utf8_lossy(&buf).into_owned());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,22 +101,5 @@ mod tests {
         again.push("attempt 2");
         let (t2, cut2) = again.snapshot();
         assert!(t2.ends_with("attempt 2\n") && cut2 >= cut);
-    }
-
-    #[tokio::test]
-    async fn lines_without_end_stay_bounded() {
-        let mut data = vec![b'x'; MAX_LINE * 3];
-        data.extend_from_slice(b"\nshort\ntail");
-        let mut got = Vec::new();
-        read_lines(&data[..], |l| got.push(l)).await;
-        assert_eq!(
-            got.len(),
-            3,
-            "{:?}",
-            got.iter().map(|l| l.len()).collect::<Vec<_>>()
-        );
-        assert!(got[0].len() < MAX_LINE + 64);
-        assert_eq!(got[1], "short");
-        assert_eq!(got[2], "tail");
     }
 }

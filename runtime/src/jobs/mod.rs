@@ -15,9 +15,10 @@
 //!   dangerous Bash commands; `templates`, `diff`, `stats`.
 //!
 //! Sandbox: a Python job's worker is spawned like a service script's
-//! (`Engine::fresh_worker`), so spawn-time confinement applies to it as it does
-//! to services; the worker-side rules are to be applied where `job.py` says
-//! `SANDBOX:`, and Bash jobs where `bash.rs` says `SANDBOX:`.
+//! (`Engine::fresh_worker`) and confines itself when the `Job` arrives, with the
+//! job's work dir as its one writable folder. A Bash job's process confines
+//! itself before it execs bash, with a profile that lets it start programs
+//! (`bash.rs`, `sandbox::shell`). Both report what held; each attempt records it.
 
 mod bash;
 mod capture;
@@ -41,7 +42,7 @@ mod view;
 use std::sync::{Arc, Weak};
 
 pub use danger::Finding;
-pub use model::{ExecStatus, JobStatus, Language, TriggerKind};
+pub use model::{ExecStatus, JobRec, JobStatus, Language, TriggerKind};
 pub use ops::{JobInput, TemplateInput, ToJob};
 pub use store::{ExecFilter, JobStoreError};
 pub use view::{

@@ -401,6 +401,9 @@ pub struct Attempt {
     /// What else went wrong (timeout, could not start, killed).
     #[serde(default)]
     pub error: Option<String>,
+    /// The confinement the attempt ran under (`docs/sandbox.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<vwed_ipc::SandboxReport>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

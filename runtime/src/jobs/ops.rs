@@ -303,8 +303,8 @@ impl Jobs {
             reason: reason.unwrap_or_default(),
             findings,
         };
-        // AUDIT: once the audit log (runtime/src/auth/) is in, this acknowledgement
-        // goes there too: who, which job and version, how many findings, why.
+        // The audit log gets it from the API (api/jobs.rs `Caller::audit_ack`),
+        // which knows the caller's role and address besides the name.
         rec.note(
             by,
             "acknowledge_danger",

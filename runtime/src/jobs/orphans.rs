@@ -2,7 +2,8 @@
 //! but what a job started in the background may live on. Each job's processes
 //! carry `VWED_EXECUTION_ID` in their environment; at the next start, processes
 //! of executions that were running are found by it and killed, so that a retry
-//! never runs beside its interrupted first attempt.
+//! never runs beside its interrupted first attempt. The same happens when a Bash
+//! attempt ends, for processes that left the job's process group (`setsid`).
 
 /// Kills every process whose environment names one of `ids`.
 pub fn sweep<'a>(ids: impl Iterator<Item = &'a str>) {
@@ -35,7 +36,7 @@ pub fn sweep<'a>(ids: impl Iterator<Item = &'a str>) {
             .split(|b| *b == 0)
             .any(|var| wanted.iter().any(|w| var == w.as_slice()))
         {
-            tracing::warn!("killing process {pid} left behind by an interrupted job");
+            tracing::warn!("killing process {pid} left behind by a job execution");
             if let Ok(p) = libc::pid_t::try_from(pid) {
                 // SAFETY: kill(2) of a process that carries our job's marker.
                 unsafe {

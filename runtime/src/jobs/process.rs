@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::process::Child;
 use tokio::sync::watch;
+use vwed_ipc::SandboxReport;
 
 use super::model::ExecStatus;
 
@@ -23,6 +24,8 @@ pub struct Outcome {
     pub error: Option<String>,
     pub result: Option<Value>,
     pub traceback: Option<String>,
+    /// What confinement the attempt's process ran under, as it reported it.
+    pub sandbox: Option<SandboxReport>,
 }
 
 impl Outcome {
@@ -35,6 +38,7 @@ impl Outcome {
             error: None,
             result: None,
             traceback: None,
+            sandbox: None,
         }
     }
 
@@ -61,6 +65,12 @@ impl Outcome {
             o.error = Some(format!("退出码 {}", code.unwrap_or_default()));
         }
         o
+    }
+
+    /// The same outcome, with the confinement the attempt ran (or was to run) under.
+    pub fn under(mut self, sandbox: SandboxReport) -> Outcome {
+        self.sandbox = Some(sandbox);
+        self
     }
 
     pub fn timed_out(timeout: Duration) -> Outcome {

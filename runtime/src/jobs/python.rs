@@ -8,17 +8,17 @@ use std::sync::{Arc, Mutex, Weak};
 use serde_json::Value;
 use vwed_ipc::{
     FromWorker, JobRun, Level, ScriptError, ScriptErrorKind, ServiceError, ServiceErrorKind,
-    Stream, ToWorker,
+    Stream, ToWorker, lines,
 };
 
-use super::capture::{Capture, read_lines};
+use super::capture::Capture;
 use super::model::ExecStatus;
 use super::process::{Outcome, conclude, drain, end_group, supervise};
 use super::run::AttemptRun;
 use super::triggers::emitting_from;
 use crate::engine::supervise::Supervised;
-use crate::engine::{Engine, Instance, answer_request, perform_notified};
-use crate::logs::ScriptLogger;
+use crate::engine::{Engine, Instance, answer_request, log_fields, perform_notified};
+use crate::pipe::read_lines;
 use crate::supervision::{RestartMode, RestartPolicy};
 use crate::worker::{Answer, FrameSink, WorkerConn};
 
@@ -50,6 +50,7 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
                 return Outcome::failed(format!("作业沙箱无法准备: {e}"));
             }
         },
+        max_line_bytes: u32::try_from(engine.cfg.max_line_bytes).unwrap_or(u32::MAX),
     });
     let answer = match conn.send_request(req, &msg) {
         Ok(rx) => rx,
@@ -69,6 +70,11 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
     drain(readers).await;
     outcome.traceback = sink
         .traceback
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    outcome.sandbox = sink
+        .sandbox
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
@@ -100,7 +106,7 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
         a.exec.id.clone(),
         0,
         "job".to_string(),
-        engine.cfg.output_lines,
+        crate::output::OutputRing::new(engine.cfg.output_lines, engine.cfg.output_max_bytes),
         &engine.logs,
         supervised,
     ));
@@ -109,18 +115,20 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
         engine: Arc::downgrade(engine),
         inst: inst.clone(),
         capture: a.capture.clone(),
+        line_limit: engine.cfg.max_line_bytes,
         job: a.exec.job_id,
         depth: a.exec.depth,
         traceback: Mutex::new(None),
+        sandbox: Mutex::new(None),
     });
     let conn = WorkerConn::start(w.stream, sink.clone());
     inst.set_conn(conn.clone());
     let mut readers = Vec::new();
     if let Some(out) = w.stdout {
-        readers.push(pipe(out, a.capture.clone(), inst.log.clone(), Level::Info));
+        readers.push(sink.pipe(out, Level::Info));
     }
     if let Some(err) = w.stderr {
-        readers.push(pipe(err, a.capture.clone(), inst.log.clone(), Level::Error));
+        readers.push(sink.pipe(err, Level::Error));
     }
     Attached {
         child: w.child,
@@ -130,15 +138,13 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
     }
 }
 
-/// Project grants of jobs (`[sandbox.projects._jobs]`): what a job may read and
-/// reach besides Python; its work dir is the one folder it may write.
-pub const SANDBOX_GRANTS: &str = "_jobs";
-
 fn sandbox_policy(
     cfg: &crate::config::Config,
     work_dir: &std::path::Path,
 ) -> std::io::Result<vwed_ipc::SandboxPolicy> {
-    let mut policy = crate::sandbox::policy(cfg, SANDBOX_GRANTS)?;
+    // Grants of jobs (`[sandbox.projects._jobs]`); the work dir is the one folder
+    // a job may write besides them.
+    let mut policy = crate::sandbox::policy(cfg, crate::sandbox::JOB_GRANTS)?;
     policy.scratch_dir = std::fs::canonicalize(work_dir)?
         .to_string_lossy()
         .into_owned();
@@ -166,40 +172,46 @@ fn answered(answer: Answer) -> Outcome {
     }
 }
 
-/// Lines written to the worker's fd 1/2 directly (the interpreter's own errors).
-fn pipe(
-    r: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-    capture: Arc<Capture>,
-    log: Arc<ScriptLogger>,
-    level: Level,
-) -> tokio::task::JoinHandle<()> {
-    let stream = if level == Level::Info {
-        "stdout"
-    } else {
-        "stderr"
-    };
-    tokio::spawn(read_lines(r, move |line| {
-        capture.push(&line);
-        log.script_line(level, stream, line, None);
-    }))
-}
-
 struct JobSink {
     engine: Weak<Engine>,
     inst: Arc<Instance>,
     capture: Arc<Capture>,
+    /// `max_line_bytes`: the worker cuts longer lines already; this holds for
+    /// whatever arrives all the same.
+    line_limit: usize,
     job: u64,
     depth: u8,
     /// The last traceback the job reported: its exception, in full.
     traceback: Mutex<Option<String>>,
+    /// What the worker put in force before the job ran.
+    sandbox: Mutex<Option<vwed_ipc::SandboxReport>>,
 }
 
 impl JobSink {
     fn line(&self, level: Level, stream: &'static str, text: &str, fields: Option<&Value>) {
-        self.capture.push(text);
+        let text = lines::cut(text, self.line_limit);
+        self.capture.push(&text);
         self.inst
             .log
-            .script_line(level, stream, text.to_string(), fields);
+            .script_line(level, stream, text.into_owned(), fields);
+    }
+
+    /// Lines written to the worker's fd 1/2 directly (the interpreter's own errors).
+    fn pipe(
+        &self,
+        r: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+        level: Level,
+    ) -> tokio::task::JoinHandle<()> {
+        let stream = if level == Level::Info {
+            "stdout"
+        } else {
+            "stderr"
+        };
+        let (capture, log) = (self.capture.clone(), self.inst.log.clone());
+        tokio::spawn(read_lines(r, self.line_limit, move |line| {
+            capture.push(&line);
+            log.script_line(level, stream, line, None);
+        }))
     }
 }
 
@@ -227,9 +239,8 @@ impl FrameSink for JobSink {
                 message,
                 fields,
             } => {
-                let fields = serde_json::from_str::<Value>(&fields)
-                    .ok()
-                    .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
+                let fields = log_fields(&fields, self.line_limit);
+                let message = lines::cut(&message, self.line_limit).into_owned();
                 self.capture
                     .push(&format!("[{}] {message}", level.as_str()));
                 self.inst
@@ -261,6 +272,9 @@ impl FrameSink for JobSink {
             | FromWorker::CallReply { .. }
             | FromWorker::Done { .. }
             | FromWorker::Analysis { .. } => {}
+            FromWorker::Confined { sandbox } => {
+                *self.sandbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(sandbox);
+            }
         }
     }
 

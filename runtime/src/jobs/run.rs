@@ -17,6 +17,7 @@ use super::process::Outcome;
 use super::scheduler::SHUTDOWN;
 use super::{Jobs, bash, python, spec};
 use crate::engine::Engine;
+use crate::fsio::Dir;
 use crate::logs::ScriptLogger;
 
 /// What a runner needs for one attempt.
@@ -145,6 +146,7 @@ impl Jobs {
             signal: None,
             exception: None,
             error: None,
+            sandbox: None,
         });
         self.save(&exec, None).await;
         let log = engine
@@ -152,14 +154,11 @@ impl Jobs {
             .script(&exec.id, &super::model::job_path(exec.job_id));
         log.system(Level::Info, format!("作业 {} 第 {n} 次尝试开始", spec.name));
         self.publish(&exec);
-        let work_dir = self.work_dir(&exec.id);
-        // Canonical: the sandbox names the folder a job may write by its real path.
-        let made =
-            std::fs::create_dir_all(&work_dir).and_then(|()| std::fs::canonicalize(&work_dir));
-        let (outcome, asked) = match made {
+        let made = self.make_work_dir(&exec.id, spec.language);
+        let (outcome, asked) = match &made {
             Ok(work_dir) => {
                 let mut run = AttemptRun {
-                    env: job_env(&exec, &spec, &work_dir),
+                    env: job_env(&exec, &spec, work_dir),
                     engine,
                     exec: exec.clone(),
                     timeout: Duration::from_secs_f64(spec.timeout.max(0.1)),
@@ -177,12 +176,11 @@ impl Jobs {
                 let asked = run.cancel.borrow().clone();
                 (outcome, asked)
             }
-            Err(e) => (
-                Outcome::failed(format!("无法创建工作目录 {}: {e}", work_dir.display())),
-                None,
-            ),
+            Err(e) => (Outcome::failed(e.clone()), None),
         };
-        let _ = std::fs::remove_dir_all(&work_dir);
+        if let Ok(dir) = &made {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         self.finish_attempt(exec, outcome, asked, &capture, &log)
             .await;
     }
@@ -258,6 +256,7 @@ impl Jobs {
             a.signal = outcome.signal;
             a.exception = outcome.exception.clone();
             a.error = outcome.error.clone();
+            a.sandbox = outcome.sandbox.take();
         }
         let retry = self.retry_wait(&exec, outcome.status).await;
         let (output, cut) = capture.snapshot();
@@ -334,8 +333,30 @@ impl Jobs {
         self.sched.hold_backoff(&key, wait.abort_handle());
     }
 
-    pub(super) fn work_dir(&self, id: &str) -> PathBuf {
-        self.cfg.data_dir.join("jobs").join("work").join(id)
+    /// The attempt's own folder, made: `<data-dir>/jobs/work/<id>`, or for a
+    /// Bash job one its user can reach (`sandbox::shell::work_root`); reached
+    /// without following a link, so that a link planted by that name cannot send
+    /// the job's files elsewhere. Canonical: the sandbox names the folder a job
+    /// may write by its real path.
+    fn make_work_dir(&self, id: &str, language: Language) -> Result<PathBuf, String> {
+        let made = || -> Result<PathBuf, String> {
+            let err = |e: &dyn std::fmt::Display| e.to_string();
+            // `<data-dir>/jobs/work`, made: every Python job's root, and a Bash
+            // job's unless it runs as a user of its own.
+            let data = Dir::open(&self.cfg.data_dir).map_err(|e| err(&e))?;
+            data.walk(["jobs", "work"], true).map_err(|e| err(&e))?;
+            let root = match language {
+                Language::Python => self.cfg.data_dir.join("jobs").join("work"),
+                Language::Bash => {
+                    crate::sandbox::shell::work_root(&self.cfg).map_err(|e| err(&e))?
+                }
+            };
+            let root = std::fs::canonicalize(root).map_err(|e| err(&e))?;
+            let dir = Dir::open(&root).map_err(|e| err(&e))?;
+            dir.child(id, true).map_err(|e| err(&e))?;
+            Ok(root.join(id))
+        };
+        made().map_err(|e| format!("无法创建工作目录 ({id}): {e}"))
     }
 
     /// A live `job_execution` message to the execution's WebSocket subscribers
@@ -371,11 +392,18 @@ impl Jobs {
                 return 0;
             }
         };
-        super::orphans::sweep(
+        let cut_short = || {
             all.iter()
                 .filter(|e| e.status == ExecStatus::Running)
-                .map(|e| e.id.as_str()),
-        );
+                .map(|e| e.id.as_str())
+        };
+        super::orphans::sweep(cut_short());
+        // Their folders outside the data dir (Bash jobs under a user of their own).
+        if let Ok(root) = crate::sandbox::shell::work_root(&self.cfg) {
+            for id in cut_short() {
+                let _ = std::fs::remove_dir_all(root.join(id));
+            }
+        }
         let mut queued = 0;
         for mut exec in all.into_iter().filter(|e| !e.status.is_final()) {
             if exec.status == ExecStatus::Running {

@@ -58,6 +58,7 @@ def main(params):
 
 const LOG_CLEANUP: &str = r#"#!/bin/bash
 # 删除目录中超过保留天数的日志文件; 删除的文件逐行列出。
+# 作业在沙箱中运行: 目录须在配置 [sandbox.projects._jobs] 的 write 中授权。
 set -eu
 dir="${PARAM_DIRECTORY:?缺少 directory}"
 if [ ! -d "$dir" ]; then

@@ -104,6 +104,7 @@ pub fn exec(e: &ExecRec, detail: Option<&ExecDetail>) -> Value {
                 "signal": a.signal,
                 "exception": a.exception,
                 "error": a.error,
+                "sandbox": a.sandbox,
             })
         })
         .collect();
@@ -135,6 +136,10 @@ pub fn exec(e: &ExecRec, detail: Option<&ExecDetail>) -> Value {
         "next_attempt_at_ms": e.next_attempt_ms,
         "cancelled_by": e.cancelled_by,
         "event_depth": e.depth,
+        // What the last attempt's process ran under, with the spawn-time limits.
+        "sandbox": last
+            .and_then(|a| a.sandbox.as_ref())
+            .map(|r| crate::sandbox::status_json(Some(r))),
     });
     if let Some(d) = detail {
         v["result"] = d.result.clone().unwrap_or(Value::Null);

@@ -1,6 +1,7 @@
 //! Live fan-out to WebSocket clients. Publishing never waits: every connection
-//! has a bounded queue, and a connection that falls behind skips lines and is
-//! told how many, so a slow client can never slow a script.
+//! has a queue bounded by messages and by bytes, and a connection that falls
+//! behind skips lines and is told how many, so a slow client can never slow a
+//! script nor fill the supervisor's memory.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,6 +24,8 @@ struct Subs {
 #[derive(Default)]
 struct Queue {
     items: VecDeque<Arc<str>>,
+    /// Bytes of `items`.
+    bytes: usize,
     /// Lines skipped since the client was last told.
     skipped: u64,
     closed: bool,
@@ -37,9 +40,17 @@ pub struct Conn {
     subs: Mutex<Subs>,
     queue: Mutex<Queue>,
     cap: usize,
+    cap_bytes: usize,
     wake: Notify,
     pub skipped_total: AtomicU64,
     pub sent_total: AtomicU64,
+}
+
+impl Queue {
+    fn push(&mut self, msg: Arc<str>) {
+        self.bytes += msg.len();
+        self.items.push_back(msg);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -84,7 +95,9 @@ impl Conn {
         if q.closed {
             return false;
         }
-        if q.items.len() >= self.cap {
+        // A message alone in the queue always fits, whatever its size.
+        let over_bytes = q.bytes > 0 && q.bytes + msg.len() > self.cap_bytes;
+        if q.items.len() >= self.cap || over_bytes {
             q.skipped += 1;
             self.skipped_total.fetch_add(1, Ordering::Relaxed);
             return false;
@@ -92,9 +105,9 @@ impl Conn {
         if q.skipped > 0 {
             // Said where the gap is, in order.
             let n = std::mem::take(&mut q.skipped);
-            q.items.push_back(skipped_notice(n));
+            q.push(skipped_notice(n));
         }
-        q.items.push_back(msg.clone());
+        q.push(msg.clone());
         drop(q);
         self.wake.notify_one();
         true
@@ -106,7 +119,7 @@ impl Conn {
         if q.closed {
             return;
         }
-        q.items.push_back(Arc::from(msg.to_string()));
+        q.push(Arc::from(msg.to_string()));
         drop(q);
         self.wake.notify_one();
     }
@@ -121,9 +134,10 @@ impl Conn {
                 }
                 if q.items.is_empty() && q.skipped > 0 {
                     let n = std::mem::take(&mut q.skipped);
-                    q.items.push_back(skipped_notice(n));
+                    q.push(skipped_notice(n));
                 }
                 if !q.items.is_empty() {
+                    q.bytes = 0;
                     let v: Vec<_> = q.items.drain(..).collect();
                     self.sent_total.fetch_add(v.len() as u64, Ordering::Relaxed);
                     return Some(v);
@@ -197,6 +211,7 @@ impl Conn {
             "subscribed_paths": self.subscribed_paths(),
             "queued": self.queued(),
             "queue_capacity": self.cap,
+            "queue_capacity_bytes": self.cap_bytes,
             "skipped": self.skipped_total.load(Ordering::Relaxed),
             "sent": self.sent_total.load(Ordering::Relaxed),
         })
@@ -208,15 +223,19 @@ pub struct Hub {
     count: AtomicUsize,
     next_id: AtomicU64,
     queue_cap: usize,
+    queue_bytes: usize,
 }
 
 impl Hub {
-    pub fn new(queue_cap: usize) -> Hub {
+    /// Each connection queues at most `queue_cap` messages and `queue_bytes`
+    /// bytes of them.
+    pub fn new(queue_cap: usize, queue_bytes: usize) -> Hub {
         Hub {
             conns: RwLock::new(HashMap::new()),
             count: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             queue_cap: queue_cap.max(1),
+            queue_bytes,
         }
     }
 
@@ -231,6 +250,7 @@ impl Hub {
             subs: Mutex::new(Subs::default()),
             queue: Mutex::new(Queue::default()),
             cap: self.queue_cap,
+            cap_bytes: self.queue_bytes,
             wake: Notify::new(),
             skipped_total: AtomicU64::new(0),
             sent_total: AtomicU64::new(0),
@@ -348,7 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn subscribe_filters_and_star_gets_all() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(16, 1 << 20);
         let a = hub.connect("a", "web");
         let b = hub.connect("b", "web");
         assert!(a.connection_id.starts_with("web_a_"));
@@ -373,7 +393,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_path_subscription_gets_every_run_of_the_script() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(16, 1 << 20);
         let c = hub.connect("p", "web");
         c.subscribe_path("proj/main.py");
         assert_eq!(
@@ -404,7 +424,7 @@ mod tests {
 
     #[tokio::test]
     async fn slow_client_is_bounded_and_told() {
-        let hub = Hub::new(4);
+        let hub = Hub::new(4, 1 << 20);
         let c = hub.connect("slow", "test");
         c.subscribe("s");
         for i in 0..100 {
@@ -432,5 +452,22 @@ mod tests {
             c.reply(json!({"type": "pong"}));
         }
         assert_eq!(c.queued(), 10);
+    }
+
+    #[tokio::test]
+    async fn websocket_queues_have_a_byte_budget() {
+        let hub = Hub::new(1_000, 10_000);
+        let c = hub.connect("slow", "test");
+        c.subscribe("s");
+        let big = "x".repeat(4_000);
+        for _ in 0..100 {
+            hub.publish("s", || json!({"m": big}));
+        }
+        assert_eq!(c.queued(), 2, "bounded by bytes, not only messages");
+        assert_eq!(c.skipped_total.load(Ordering::Relaxed), 98);
+        assert_eq!(text(&c.next_batch().await.expect("batch")).len(), 2);
+        // Alone in the queue, a message larger than the budget still passes.
+        let huge = "y".repeat(20_000);
+        assert_eq!(hub.publish("s", || json!({"m": huge})), 1);
     }
 }

@@ -43,13 +43,14 @@ impl Logs {
             max_bytes: cfg.log_max_bytes,
             max_age_ms: cfg.log_max_age_days.saturating_mul(86_400_000),
             queue_lines: cfg.log_queue_lines,
+            queue_bytes: cfg.log_queue_bytes,
             prune_interval: Duration::from_secs(cfg.log_prune_interval_s.max(1)),
             prune_batch: 10_000,
         };
         let store = LogStore::open(&cfg.data_dir.join("logs.redb"), cfg.db_cache_bytes, limits)?;
         Ok(Self::new(
             store,
-            Hub::new(cfg.ws_client_queue),
+            Hub::new(cfg.ws_client_queue, cfg.ws_client_queue_bytes),
             cfg.log_rate_per_sec,
             cfg.log_rate_burst,
         ))
@@ -73,7 +74,7 @@ impl Logs {
         burst: u32,
     ) -> Result<Arc<Logs>, LogStoreError> {
         let store = LogStore::open(path, 1024 * 1024, limits)?;
-        Ok(Self::new(store, Hub::new(1024), rate, burst))
+        Ok(Self::new(store, Hub::new(1024, 4 << 20), rate, burst))
     }
 
     /// The logger of one started script.

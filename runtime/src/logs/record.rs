@@ -55,6 +55,16 @@ fn level_from_code(c: u8) -> Level {
 }
 
 impl LogLine {
+    /// Bytes this line is counted while it waits for the writer.
+    pub fn queued_bytes(&self) -> u64 {
+        (self.message.len() + self.fields.len() + 96) as u64
+    }
+
+    /// About the bytes this line takes in a stored chunk.
+    pub fn stored_bytes(&self) -> usize {
+        self.message.len() + self.fields.len() + self.script_id.len() + self.script_path.len() + 32
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, DbError> {
         crate::db::encode(&Stored {
             seq: self.seq,
@@ -77,11 +87,22 @@ impl LogLine {
     }
 }
 
-/// Bytes a stored chunk is charged against `log_max_bytes`: its record, its key
-/// and its entries in the per-script and per-path indexes.
+/// Bytes a stored chunk is charged against `log_max_bytes`: the pages its
+/// record and key take in the file (redb gives a value larger than a page a
+/// power-of-two number of pages), and its entries in the per-script and
+/// per-path indexes.
 pub fn chunk_charge(chunk_len: usize, index_entries: usize) -> u64 {
-    (chunk_len + 8 + INDEX_ENTRY_CHARGE * index_entries + 32) as u64
+    let stored = chunk_len + 8 + 32;
+    let pages = if stored <= PAGE {
+        stored
+    } else {
+        stored.div_ceil(PAGE).next_power_of_two() * PAGE
+    };
+    (pages + INDEX_ENTRY_CHARGE * index_entries) as u64
 }
+
+/// redb's page size.
+const PAGE: usize = 4096;
 
 /// Bytes one index entry of a chunk is charged.
 pub const INDEX_ENTRY_CHARGE: usize = 16;

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 
 use redb::{
@@ -41,11 +40,20 @@ pub(super) const BY_PATH: TableDefinition<(u64, u64), ()> =
 const META: TableDefinition<&str, u64> = TableDefinition::new("log_meta");
 /// Present once every chunk is in `BY_PATH`.
 const PATH_INDEX: &str = "path_index";
+/// Which `chunk_charge` the "bytes" counter was summed with; an older one is
+/// summed again when the store is opened.
+const CHARGE: &str = "charge";
+const CHARGE_VERSION: u64 = 2;
 
-/// Most lines in one transaction: bounds the time one commit holds new lines back.
+/// Most lines and bytes in one transaction (and at most a sixteenth of the
+/// store's size): bound the time one commit holds new lines back, and the room
+/// one commit needs beside what is stored.
 const MAX_BATCH: usize = 16_384;
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 const CHUNK_LINES: usize = 256;
-const CHUNK_BYTES: usize = 32 * 1024;
+/// A chunk fills at most eight pages of redb (which gives a large value a
+/// power-of-two number of pages): a chunk just over this would take sixteen.
+const CHUNK_BYTES: usize = 32 * 1024 - 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogStoreError {
@@ -67,6 +75,8 @@ pub struct StoreLimits {
     pub max_bytes: u64,
     pub max_age_ms: u64,
     pub queue_lines: usize,
+    /// Bytes of lines waiting for the writer (see `LogLine::queued_bytes`).
+    pub queue_bytes: usize,
     pub prune_interval: Duration,
     /// Most lines one pruning transaction deletes.
     pub prune_batch: usize,
@@ -78,6 +88,7 @@ impl Default for StoreLimits {
             max_bytes: 64 * 1024 * 1024,
             max_age_ms: 14 * 86_400_000,
             queue_lines: 65_536,
+            queue_bytes: 16 * 1024 * 1024,
             prune_interval: Duration::from_secs(10),
             prune_batch: 10_000,
         }
@@ -103,6 +114,8 @@ pub struct Stats {
     pub bytes: AtomicU64,
     pub last_commit_us: AtomicU64,
     pub max_batch: AtomicU64,
+    /// Bytes of lines in the queue, against `StoreLimits::queue_bytes`.
+    pub queued_bytes: AtomicU64,
 }
 
 pub struct LogStore {
@@ -139,6 +152,7 @@ impl LogStore {
         let (tx, rx) = channel(limits.queue_lines.max(16));
         let writer = Writer {
             db: db.clone(),
+            path: path.to_path_buf(),
             stats: stats.clone(),
             limits: limits.clone(),
             last_prune: Instant::now(),
@@ -173,18 +187,23 @@ impl LogStore {
     /// Numbers the line, lets `publish` see it (so that live clients get the same
     /// seq), and queues it without ever waiting: a full queue drops and counts it.
     pub fn append(&self, mut line: LogLine, publish: impl FnOnce(&LogLine)) -> bool {
+        let size = line.queued_bytes();
         let mut g = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         line.seq = g.0;
         g.0 += 1;
         publish(&line);
-        match g.1.try_send(Msg::Line(line)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
-                drop(g);
-                self.stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+        // Counted before the send, so that the writer never takes away bytes
+        // that were not added yet.
+        let queued = self.stats.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        // A line alone in the queue always fits, whatever its size.
+        let over = queued > 0 && queued + size > self.limits.queue_bytes as u64;
+        let sent = !over && g.1.try_send(Msg::Line(line)).is_ok();
+        drop(g);
+        if !sent {
+            self.stats.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            self.stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
         }
+        sent
     }
 
     /// Returns once every line queued before the call is committed (or failed).
@@ -245,6 +264,8 @@ impl LogStore {
             "write_errors": s.write_errors.load(Ordering::Relaxed),
             "pruned": s.pruned.load(Ordering::Relaxed),
             "queue_capacity": self.limits.queue_lines,
+            "queue_capacity_bytes": self.limits.queue_bytes,
+            "queued_bytes": s.queued_bytes.load(Ordering::Relaxed),
         })
     }
 
@@ -290,9 +311,26 @@ fn prepare_tables(db: &Database) -> Result<u64, LogStoreError> {
         meta.insert("bytes", bytes)?;
         meta.insert(PATH_INDEX, 1)?;
     }
+    if meta.get(CHARGE)?.map(|v| v.value()) != Some(CHARGE_VERSION) {
+        bytes = recharge(&w)?;
+        meta.insert("bytes", bytes)?;
+        meta.insert(CHARGE, CHARGE_VERSION)?;
+    }
     drop(meta);
     w.commit()?;
     Ok(bytes)
+}
+
+/// The bytes every stored chunk is charged by the current `chunk_charge`.
+fn recharge(w: &WriteTransaction) -> Result<u64, LogStoreError> {
+    let chunks = w.open_table(CHUNKS)?;
+    let mut total = 0;
+    for item in chunks.iter()? {
+        let (_, v) = item?;
+        let entries = chunk_meta(v.value()).map_or(0, |m| m.index_entries());
+        total += chunk_charge(v.value().len(), entries);
+    }
+    Ok(total)
 }
 
 /// Adds every chunk to `BY_PATH`; returns the chunks seen and the bytes the new
@@ -351,19 +389,21 @@ impl<'t> Indexes<'t> {
     }
 }
 
-/// Cuts a batch into chunks of at most `CHUNK_LINES` lines, ending a chunk once
-/// it passes `CHUNK_BYTES`.
+/// Cuts a batch into chunks of at most `CHUNK_LINES` lines and, unless a single
+/// line is larger, `CHUNK_BYTES` bytes.
 fn chunks(lines: &[LogLine]) -> impl Iterator<Item = &[LogLine]> {
     let mut n = 0usize;
     let mut bytes = 0usize;
-    lines.chunk_by(move |_, b| {
-        n += 1;
-        bytes += b.message.len() + b.fields.len() + 64;
-        if n >= CHUNK_LINES || bytes >= CHUNK_BYTES {
-            n = 0;
-            bytes = 0;
+    lines.chunk_by(move |a, b| {
+        if n == 0 {
+            (n, bytes) = (1, a.stored_bytes());
+        }
+        let next = b.stored_bytes();
+        if n >= CHUNK_LINES || bytes + next > CHUNK_BYTES {
+            (n, bytes) = (1, next);
             false
         } else {
+            (n, bytes) = (n + 1, bytes + next);
             true
         }
     })
@@ -380,6 +420,8 @@ struct Batch {
 
 struct Writer {
     db: Arc<Database>,
+    /// The file, whose size pruning keeps in view.
+    path: std::path::PathBuf,
     stats: Arc<Stats>,
     limits: StoreLimits,
     last_prune: Instant,
@@ -407,17 +449,20 @@ impl Writer {
                 Ok(None) => return,
                 Err(_) => None,
             };
-            collect(first, &mut rx, &mut batch);
-            let n = self.persist(&mut batch);
-            self.prune_if_due(n, &mut batch.prunes);
+            let most = MAX_BATCH_BYTES.min(self.limits.max_bytes as usize / 16);
+            collect(first, &mut rx, &mut batch, &self.stats, most as u64);
+            // Room is made before the lines come in: the file never has to grow
+            // for a batch that pruning could have made room for.
+            self.prune_if_due(&batch.lines, &mut batch.prunes);
+            self.persist(&mut batch);
             if batch.closing {
                 return;
             }
         }
     }
 
-    /// Commits the batch's lines and answers its flushes; returns the lines.
-    fn persist(&self, batch: &mut Batch) -> u64 {
+    /// Commits the batch's lines and answers its flushes.
+    fn persist(&self, batch: &mut Batch) {
         let result = if batch.lines.is_empty() {
             Ok(())
         } else {
@@ -438,22 +483,25 @@ impl Writer {
         for f in batch.flushes.drain(..) {
             let _ = f.send(result.as_ref().map(|()| written).map_err(|e| e.to_string()));
         }
-        n
     }
 
-    /// Prunes when the store is over its size, when asked, or every
-    /// `prune_interval`; `came_in` lines were just written.
-    fn prune_if_due(&mut self, came_in: u64, asked: &mut Vec<oneshot::Sender<u64>>) {
-        let over = self.stats.bytes.load(Ordering::Relaxed) > self.limits.max_bytes;
+    /// Prunes when `coming` would take the store over its ceiling, when asked,
+    /// or every `prune_interval`.
+    fn prune_if_due(&mut self, coming: &[LogLine], asked: &mut Vec<oneshot::Sender<u64>>) {
+        let incoming: u64 = chunks(coming)
+            .map(|c| chunk_charge(c.iter().map(LogLine::stored_bytes).sum(), 2))
+            .sum();
+        let file_len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        // Deleting at least twice what comes in keeps a sustained flood from
+        // outgrowing the limit, while each pass stays bounded.
+        let budget = self.limits.prune_batch.max(2 * coming.len());
+        let pass = Pass::new(&self.limits, file_len, incoming, budget);
+        let over = pass.over(self.stats.bytes.load(Ordering::Relaxed));
         if !over && asked.is_empty() && self.last_prune.elapsed() < self.limits.prune_interval {
             return;
         }
         self.last_prune = Instant::now();
-        // Deleting at least twice what came in keeps a sustained flood from
-        // outgrowing the limit, while each pass stays bounded.
-        let budget = self.limits.prune_batch.max(2 * came_in as usize);
-        let now = crate::clock::unix_ms();
-        let deleted = match prune(&self.db, &self.stats, &self.limits, budget, now) {
+        let deleted = match prune(&self.db, &self.stats, &self.limits, &pass) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!("log pruning failed: {e}");
@@ -506,43 +554,106 @@ impl Writer {
     }
 }
 
-/// Takes `first` and whatever else is queued, up to `MAX_BATCH` lines or a close.
-fn collect(first: Option<Msg>, rx: &mut Receiver<Msg>, batch: &mut Batch) {
+/// Takes `first` and whatever else is queued, up to `MAX_BATCH` lines,
+/// `most` bytes or a close.
+fn collect(
+    first: Option<Msg>,
+    rx: &mut Receiver<Msg>,
+    batch: &mut Batch,
+    stats: &Stats,
+    most: u64,
+) {
     let mut next = first;
+    let mut bytes = 0u64;
     while let Some(m) = next {
         match m {
-            Msg::Line(l) => batch.lines.push(l),
+            Msg::Line(l) => {
+                let size = l.queued_bytes();
+                stats.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+                bytes += size;
+                batch.lines.push(l);
+            }
             Msg::Flush(done) => batch.flushes.push(done),
             Msg::Prune(done) => batch.prunes.push(done),
             Msg::Close => batch.closing = true,
         }
-        if batch.lines.len() >= MAX_BATCH || batch.closing {
+        let full = batch.lines.len() >= MAX_BATCH || bytes >= most;
+        if full || batch.closing {
             break;
         }
         next = rx.try_recv().ok();
     }
 }
 
-/// One bounded pruning pass: deletes the oldest chunks while the store is over
-/// its size (down to 90 % of it, so that pruning does not run for every batch) or
-/// while all their lines are older than the age limit. Stops after about
-/// `budget` lines.
+/// The largest size the store lets `logs.redb` reach for `max_bytes`, given
+/// its size now: redb grows a file by doubling it (and shrinks it from its end
+/// now and then), so the file can reach `file_len` times a power of two; the
+/// largest of those within 125 % of `max_bytes`. A file already larger (from
+/// an earlier version) only must not grow.
+pub(super) fn file_cap(max_bytes: u64, file_len: u64) -> u64 {
+    let most = max_bytes.saturating_add(max_bytes / 4);
+    let mut cap = file_len.max(1);
+    while cap.saturating_mul(2) <= most {
+        cap *= 2;
+    }
+    cap
+}
+
+/// How far one pruning pass goes.
+pub(super) struct Pass {
+    /// Lines it deletes at most.
+    pub budget: usize,
+    pub now_ms: u64,
+    /// Bytes the batch about to be committed will be charged.
+    pub incoming: u64,
+    /// Above this, with `incoming`, old lines are pruned ...
+    pub ceiling: u64,
+    /// ... down to this.
+    pub down_to: u64,
+}
+
+impl Pass {
+    /// What the stored chunks may take: 90 % of `max_bytes` or of the file cap,
+    /// whichever is less; the rest is for redb's B-tree pages and the pages the
+    /// last commits freed, which become free space only a commit later. Kept
+    /// below it, the file never has to double past its cap. A pass that has to
+    /// make room goes down to 80 %, so that it does not run for every batch.
+    pub fn new(limits: &StoreLimits, file_len: u64, incoming: u64, budget: usize) -> Pass {
+        let room = limits.max_bytes.min(file_cap(limits.max_bytes, file_len));
+        Pass {
+            budget,
+            now_ms: crate::clock::unix_ms(),
+            incoming,
+            ceiling: room / 10 * 9,
+            down_to: room / 10 * 8,
+        }
+    }
+
+    fn over(&self, bytes: u64) -> bool {
+        bytes + self.incoming > self.ceiling
+    }
+}
+
+/// One bounded pruning pass: deletes the oldest chunks while the store and the
+/// incoming bytes are over the ceiling (down to `Pass::down_to`) or while all
+/// their lines are older than the age limit. Stops after about `pass.budget`
+/// lines.
 pub(super) fn prune(
     db: &Database,
     stats: &Stats,
     limits: &StoreLimits,
-    budget: usize,
-    now_ms: u64,
+    pass: &Pass,
 ) -> Result<u64, LogStoreError> {
-    let cutoff = now_ms.saturating_sub(limits.max_age_ms);
+    let (budget, incoming) = (pass.budget, pass.incoming);
+    let cutoff = pass.now_ms.saturating_sub(limits.max_age_ms);
     let w = db.begin_write()?;
     let mut deleted = 0u64;
     {
         let mut m = w.open_table(META)?;
         let mut bytes = m.get("bytes")?.map(|v| v.value()).unwrap_or(0);
         let mut lines = m.get("lines")?.map(|v| v.value()).unwrap_or(0);
-        let target = if bytes > limits.max_bytes {
-            limits.max_bytes / 10 * 9
+        let target = if pass.over(bytes) {
+            pass.down_to.saturating_sub(incoming)
         } else {
             u64::MAX
         };

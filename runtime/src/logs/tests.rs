@@ -526,3 +526,58 @@ fn chunks_written_before_the_path_index_are_indexed_when_opened() {
         .expect("len");
     assert_eq!(left, 0, "no path entry outlives its chunk");
 }
+
+/// Floods the store with `n` lines of `len` bytes as fast as they go (the queue
+/// drops what the writer cannot take); returns the largest file size seen.
+fn flood(name: &str, max_bytes: u64, n: usize, len: usize) -> u64 {
+    let path = tmp(name);
+    let limits = StoreLimits {
+        max_bytes,
+        prune_interval: Duration::from_secs(3600),
+        ..StoreLimits::default()
+    };
+    let logs = Logs::open_at(&path, limits, 0, 1).expect("open");
+    let s = logs.script("flood", "p/flood.py");
+    let line = "x".repeat(len);
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let mut largest = 0;
+    for i in 0..n {
+        s.script_line(Level::Info, "stdout", line.clone(), None);
+        if i % 128 == 0 {
+            largest = largest.max(size());
+        }
+    }
+    logs.store.flush_blocking().expect("flush");
+    while logs.store.prune_now_blocking().expect("prune") > 0 {}
+    largest = largest.max(size());
+    assert!(logs.store.stats.written.load(Ordering::Relaxed) > 0);
+    logs.close();
+    let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    largest
+}
+
+#[test]
+fn logs_redb_stays_within_its_budget_under_a_flood() {
+    const MIB: u64 = 1024 * 1024;
+    for budget in [16 * MIB, 5 * MIB] {
+        for (len, n) in [(64 * 1024, 2_000), (1_000, 60_000)] {
+            let largest = flood(&format!("flood{budget}-{len}"), budget, n, len);
+            assert!(
+                largest <= budget + budget / 4,
+                "lines of {len} bytes: logs.redb reached {largest} bytes for a budget of {budget}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_file_cap_follows_the_file_from_its_size_now() {
+    use super::store::file_cap;
+    const MIB: u64 = 1024 * 1024;
+    assert_eq!(file_cap(64 * MIB, MIB), 64 * MIB);
+    // A file redb shrank to 600 KiB doubles from there.
+    assert_eq!(file_cap(64 * MIB, 600 * 1024), 600 * 1024 * 128);
+    assert_eq!(file_cap(10 * MIB, MIB), 8 * MIB);
+    // A file larger than the budget allows is not to grow, nor to be counted on.
+    assert_eq!(file_cap(64 * MIB, 168 * MIB), 168 * MIB);
+}

@@ -97,6 +97,8 @@ pub struct RouteEntry<W: Wiring> {
     pub path: String,
     segs: Vec<Seg>,
     pub description: String,
+    /// Callable without a credential.
+    pub public: bool,
     pub registered_at: String,
     pub target: Target<W>,
     pub stats: Stats,
@@ -307,6 +309,7 @@ impl<W: Wiring> Registry<W> {
                 method,
                 path,
                 description,
+                public,
                 ..
             } => {
                 let segs = parse_route(&path)?;
@@ -315,6 +318,7 @@ impl<W: Wiring> Registry<W> {
                     path: canonical(&segs),
                     segs,
                     description,
+                    public,
                     registered_at: now,
                     target,
                     stats: Stats::default(),
@@ -473,6 +477,14 @@ impl<W: Wiring> Registry<W> {
     /// routes win over patterns; among patterns, the one with more literal segments.
     pub fn match_route(&self, method: &str, segs: &[String]) -> Option<RouteMatch<W>> {
         read(&self.routes).find(method, segs)
+    }
+
+    /// Did a script register this route as public (no credential needed)?
+    /// Costs nothing while no route is public: the hot path of script routes
+    /// called with a credential.
+    pub fn is_public(&self, method: &str, segs: &[String]) -> bool {
+        let routes = read(&self.routes);
+        routes.public > 0 && routes.find(method, segs).is_some_and(|(r, _)| r.public)
     }
 
     /// Is any route registered for these segments under another method?

@@ -99,6 +99,8 @@ pub(super) struct Routes<W: Wiring> {
     /// "METHOD /literal/path" → entry, for the common case of no parameters.
     exact: HashMap<String, Arc<RouteEntry<W>>>,
     patterns: Vec<Arc<RouteEntry<W>>>,
+    /// How many of them are public.
+    pub(super) public: usize,
 }
 
 impl<W: Wiring> Default for Routes<W> {
@@ -106,6 +108,7 @@ impl<W: Wiring> Default for Routes<W> {
         Routes {
             exact: HashMap::new(),
             patterns: Vec::new(),
+            public: 0,
         }
     }
 }
@@ -116,8 +119,11 @@ impl<W: Wiring> Routes<W> {
     }
 
     pub(super) fn insert(&mut self, r: Arc<RouteEntry<W>>) {
+        self.public += usize::from(r.public);
         if r.segs.iter().all(|s| matches!(s, Seg::Lit(_))) {
-            self.exact.insert(exact_key(&r.method, &r.path), r);
+            if let Some(old) = self.exact.insert(exact_key(&r.method, &r.path), r) {
+                self.public -= usize::from(old.public);
+            }
         } else {
             self.patterns.push(r);
         }
@@ -128,6 +134,7 @@ impl<W: Wiring> Routes<W> {
         let before = self.exact.len() + self.patterns.len();
         self.exact.retain(|_, e| keep(e));
         self.patterns.retain(|e| keep(e));
+        self.public = self.iter().filter(|e| e.public).count();
         before - self.exact.len() - self.patterns.len()
     }
 

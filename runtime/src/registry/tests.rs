@@ -22,11 +22,23 @@ fn target(script: &str, handler: u32) -> Target<Bare> {
 }
 
 fn route(reg: &Reg, script: &str, handler: u32, method: &str, path: &str) -> Prepared<Bare> {
+    route_open(reg, script, handler, method, path, false)
+}
+
+fn route_open(
+    reg: &Reg,
+    script: &str,
+    handler: u32,
+    method: &str,
+    path: &str,
+    public: bool,
+) -> Prepared<Bare> {
     let r = Registration::Route {
         handler,
         method: method.into(),
         path: path.into(),
         description: String::new(),
+        public,
     };
     reg.prepare(r, target(script, handler))
         .expect("valid route")
@@ -85,6 +97,27 @@ type Answerer = (String, u32, Vec<(String, String)>);
 fn who(reg: &Reg, method: &str, path: &str) -> Option<Answerer> {
     reg.match_route(method, &segs(path))
         .map(|(r, p)| (r.target.script_id.to_string(), r.target.handler, p))
+}
+
+#[test]
+fn only_routes_registered_public_are_public_and_only_while_registered() {
+    let reg = Reg::new(8);
+    assert!(!reg.is_public("GET", &segs("/hook")));
+    reg.commit(vec![
+        route_open(&reg, "a", 1, "POST", "/hook/{id}", true),
+        route(&reg, "a", 2, "GET", "/hook/{id}"),
+        route(&reg, "b", 1, "GET", "/closed"),
+    ])
+    .expect("commit");
+    assert!(reg.is_public("POST", &segs("/hook/7")));
+    assert!(!reg.is_public("GET", &segs("/hook/7")), "per method");
+    assert!(!reg.is_public("GET", &segs("/closed")));
+    assert!(!reg.is_public("POST", &segs("/nothing")));
+    assert_eq!(reg.remove_script("a").apis, 2);
+    assert!(
+        !reg.is_public("POST", &segs("/hook/7")),
+        "gone with its script"
+    );
 }
 
 #[test]
@@ -338,6 +371,7 @@ fn bad_registrations_are_refused_before_staging() {
         method: "GET".into(),
         path: "no-slash".into(),
         description: String::new(),
+        public: false,
     };
     assert!(reg.prepare(bad_route, target("a", 1)).is_err());
     let no_event = Registration::Listener {

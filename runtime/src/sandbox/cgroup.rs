@@ -141,6 +141,11 @@ impl Cgroup {
         }
     }
 
+    /// The tasks of each leaf are bounded (`pids.max`), and by how many.
+    pub fn max_tasks(&self) -> Option<u32> {
+        (self.pids && self.limits.max_tasks > 0).then_some(self.limits.max_tasks)
+    }
+
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if self.limits.cpu_percent > 0 {

@@ -6,6 +6,7 @@
 
 pub mod cgroup;
 pub mod settings;
+pub mod shell;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -18,6 +19,10 @@ use crate::config::Config;
 
 pub use settings::SandboxSettings;
 
+/// `[sandbox.projects._jobs]`: what jobs (Python and Bash) may read, write and
+/// reach besides their own folder.
+pub const JOB_GRANTS: &str = "_jobs";
+
 /// Facts about this process and kernel, fixed for the life of the runtime.
 pub struct Host {
     pub kernel: KernelSupport,
@@ -25,6 +30,8 @@ pub struct Host {
     /// The spawn-time limits (see `worker/confine.rs`).
     pub settings: SandboxSettings,
     pub memory_bytes: Option<u64>,
+    /// The user Bash jobs run as (see `shell.rs`).
+    pub job_user: Result<Option<vwed_pyhost::sandbox::shell::JobUser>, String>,
 }
 
 static HOST: OnceLock<Host> = OnceLock::new();
@@ -44,6 +51,7 @@ pub fn init(cfg: &Config) -> &'static Host {
         let host = Host {
             kernel,
             cgroup,
+            job_user: shell::job_user(&cfg.sandbox),
             settings: cfg.sandbox.clone(),
             memory_bytes: cfg.worker_memory_limit(),
         };
@@ -60,6 +68,7 @@ pub fn host() -> &'static Host {
         cgroup: Err("not set up".into()),
         settings: SandboxSettings::default(),
         memory_bytes: None,
+        job_user: Ok(None),
     })
 }
 
@@ -85,6 +94,14 @@ impl Host {
             if s.required && !missing.is_empty() {
                 tracing::error!("sandbox.required = true: no script will start on this kernel");
             }
+        }
+        match &self.job_user {
+            Ok(Some(u)) => tracing::info!("sandbox: Bash jobs run as {} ({})", u.name, u.uid),
+            Ok(None) => {}
+            Err(why) => tracing::warn!(
+                "sandbox: Bash jobs run as root without capabilities ({why}); \
+                 without a delegated cgroup their processes are not bounded"
+            ),
         }
         match &self.cgroup {
             Ok(cg) => tracing::info!("sandbox: cpu and memory per worker by {}", cg.describe()),

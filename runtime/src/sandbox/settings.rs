@@ -26,8 +26,14 @@ pub struct SandboxSettings {
     /// With a delegated cgroup v2 (systemd `Delegate=yes`): CPU of one worker, in
     /// percent of one core (cpu.max; 0 = no quota). Memory is `worker_memory_mb`.
     pub cpu_percent: u32,
-    /// With a delegated cgroup v2: tasks (threads) of one worker (pids.max; 0 = no limit).
+    /// Tasks (threads) of one worker, and processes and threads of one Bash job
+    /// (with a delegated cgroup v2: pids.max; a Bash job without one:
+    /// RLIMIT_NPROC; 0 = no limit).
     pub max_threads: u32,
+    /// The user Bash jobs run as when the runtime runs as root (a name, or
+    /// `uid[:gid]`): RLIMIT_NPROC does not bind root, and file permissions are a
+    /// second wall. Empty: they run as root without capabilities.
+    pub job_user: String,
     /// Per project (by name): paths it may also read or write, and network access:
     /// `"tcp:502"` (connect to port 502 on any host), `"tcp:*"`, `"listen:8080"`,
     /// `"udp"` (any UDP; the kernel cannot limit UDP ports).
@@ -55,6 +61,7 @@ impl Default for SandboxSettings {
             nice: 10,
             cpu_percent: 100,
             max_threads: 64,
+            job_user: "nobody".into(),
             projects: BTreeMap::new(),
             config_file: None,
         }

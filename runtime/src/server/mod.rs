@@ -58,6 +58,13 @@ pub fn client_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Inf
     warp::ext::optional::<ClientAddr>().map(|a: Option<ClientAddr>| a.map(|ClientAddr(a)| a))
 }
 
+/// What [`client_addr`] reads, for in-process requests (`warp::test`) that do
+/// not come through [`serve`].
+#[cfg(test)]
+pub fn test_client(addr: SocketAddr) -> ClientAddr {
+    ClientAddr(addr)
+}
+
 /// What every connection shares.
 pub struct Shared {
     limits: Limits,

@@ -1,12 +1,10 @@
-use std::path::PathBuf;
-
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::{FileRec, ProjectRec, ScriptStore, StoreError, VersionRec};
+use super::{FileRec, ProjectRec, ScriptStore, StoreError, VersionRec, versions};
 use crate::clock::local_now;
 use crate::db::{self, FILE_VERSIONS, FILES, PROJECTS};
-use crate::fsio;
-use crate::paths::{check_file_name, check_file_path, join_checked};
+use crate::fsio::{Dir, FsError, Kind};
+use crate::paths::{check_file_name, check_file_path, check_project_name};
 
 /// What a new file is made of; `has_boot_function` comes from Python's parser,
 /// which the caller ran.
@@ -50,25 +48,66 @@ pub fn resolve_file_path(file_name: &str, file_path: &str) -> Result<String, Sto
     Ok(path)
 }
 
+/// What an update did.
+pub struct Updated {
+    pub file: FileRec,
+    /// The number of the version that holds the content before the update.
+    pub backup_version: u64,
+}
+
 impl ScriptStore {
-    pub fn file_disk_path(
+    /// The folder a file lives in (made with `create`) and its name in it; no
+    /// link is followed anywhere below the data dir.
+    fn locate<'a>(
         &self,
-        project: &ProjectRec,
-        file_path: &str,
-    ) -> Result<PathBuf, StoreError> {
-        let dir = self.project_dir(&project.project_name);
-        let path = join_checked(&dir, file_path)?;
-        std::fs::create_dir_all(&dir)?;
-        if !fsio::stays_inside(&dir, &path)? {
-            return Err(StoreError::OutsideProject(file_path.to_string()));
+        project: &str,
+        file_path: &'a str,
+        create: bool,
+    ) -> Result<(Dir, &'a str), StoreError> {
+        check_file_path(file_path)?;
+        let (dirs, name) = match file_path.rsplit_once('/') {
+            Some((dirs, name)) => (Some(dirs), name),
+            None => (None, file_path),
+        };
+        let below = dirs.into_iter().flat_map(|d| d.split('/'));
+        let dir = self.folder(project, below, create)?;
+        Ok((dir, name))
+    }
+
+    /// The bytes at `file_path` in the project folder `project`, whether a file
+    /// record names it or not; `None` when nothing is there. A link is an error,
+    /// never read through.
+    pub fn read_at(&self, project: &str, file_path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_project_name(project)?;
+        let (dir, name) = match self.locate(project, file_path, false) {
+            Ok(found) => found,
+            Err(StoreError::FileNotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match dir.read(name) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(FsError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        Ok(path)
+    }
+
+    /// Removes durably whatever is at `file_path` in the project folder (a link
+    /// itself, not its target): for a file no record names, such as one a create
+    /// cut short left behind.
+    pub fn remove_at(&self, project: &str, file_path: &str) -> Result<(), StoreError> {
+        check_project_name(project)?;
+        let (dir, name) = self.locate(project, file_path, false)?;
+        match dir.remove(name) {
+            Ok(()) | Err(FsError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn create_file(&self, new: &NewFile<'_>) -> Result<(ProjectRec, FileRec), StoreError> {
         let project = self.get_project(new.project_id)?;
         let file_path = resolve_file_path(new.file_name, new.file_path)?;
-        let disk = self.file_disk_path(&project, &file_path)?;
+        let exists = || StoreError::FileExists(format!("{}/{}", project.project_name, file_path));
+        let (dir, name) = self.locate(&project.project_name, &file_path, true)?;
         let tx = self.db.begin_write()?;
         let rec = {
             let mut t = tx.open_table(FILES)?;
@@ -76,17 +115,17 @@ impl ScriptStore {
                 let (_, v) = row?;
                 let f: FileRec = db::decode(v.value())?;
                 if f.project_id == new.project_id && f.file_path == file_path {
-                    return Err(StoreError::FileExists(format!(
-                        "{}/{}",
-                        project.project_name, file_path
-                    )));
+                    return Err(exists());
                 }
             }
-            if disk.exists() {
-                return Err(StoreError::FileExists(format!(
-                    "{}/{}",
-                    project.project_name, file_path
-                )));
+            match dir.kind(name)? {
+                None => {}
+                Some(Kind::Link) => {
+                    return Err(
+                        FsError::Link(format!("{}/{file_path}", project.project_name)).into(),
+                    );
+                }
+                Some(_) => return Err(exists()),
             }
             let now = local_now();
             let rec = FileRec {
@@ -102,11 +141,12 @@ impl ScriptStore {
                 created_at: now.clone(),
                 updated_at: now,
                 versions: 0,
+                versions_pruned: 0,
             };
             t.insert(rec.id, db::encode(&rec)?.as_slice())?;
             rec
         };
-        fsio::write_atomic(&disk, new.content.as_bytes())?;
+        dir.write_atomic(name, new.content.as_bytes())?;
         tx.commit()?;
         Ok((project, rec))
     }
@@ -117,20 +157,26 @@ impl ScriptStore {
         let v = t
             .get(id)?
             .ok_or_else(|| StoreError::FileNotFound(id.to_string()))?;
-        Ok(db::decode(v.value())?)
+        let mut rec: FileRec = db::decode(v.value())?;
+        rec.versions_pruned = versions::pruned(&rx, id)?;
+        Ok(rec)
     }
 
     /// The file's record and its current content, read from disk.
     pub fn read_file(&self, id: u64) -> Result<(ProjectRec, FileRec, String), StoreError> {
         let mut rec = self.get_file(id)?;
         let project = self.get_project(rec.project_id)?;
-        let disk = self.file_disk_path(&project, &rec.file_path)?;
-        let bytes = std::fs::read(&disk).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::FileNotFound(format!(
+        let (dir, name) = self.locate(&project.project_name, &rec.file_path, false)?;
+        let bytes = dir.read(name).map_err(|e| match e {
+            FsError::NotFound(_) => StoreError::FileNotFound(format!(
                 "{}/{} (磁盘上不存在)",
                 project.project_name, rec.file_path
             )),
-            _ => StoreError::Io(e),
+            FsError::Link(_) => StoreError::OutsideProject(format!(
+                "{}/{} (符号链接)",
+                project.project_name, rec.file_path
+            )),
+            other => other.into(),
         })?;
         let content = String::from_utf8(bytes)
             .map_err(|_| StoreError::Invalid(format!("文件 {} 不是 UTF-8 文本", rec.file_path)))?;
@@ -139,62 +185,78 @@ impl ScriptStore {
         Ok((project, rec, content))
     }
 
-    /// Replaces the content, keeping the previous one as a version. Returns the
-    /// updated record and the number of the version that holds the old content.
+    /// Replaces the content, keeping the previous one as a version. With `base`,
+    /// only if the file is still at that version (see `FileRec::version`).
+    /// Updates of one file take turns, so each one's previous content is the
+    /// content the update before it wrote: none is lost from history.
     pub fn update_file(
         &self,
         id: u64,
         content: &str,
         updated_by: &str,
         has_boot_function: bool,
-    ) -> Result<(FileRec, u64), StoreError> {
-        let (project, mut rec, old) = self.read_file(id)?;
-        let disk = self.file_disk_path(&project, &rec.file_path)?;
+        base: Option<u64>,
+    ) -> Result<Updated, StoreError> {
+        let _turn = self.turn(id);
+        let (project, _, old) = self.read_file(id)?;
         let tx = self.db.begin_write()?;
-        let version = rec.versions + 1;
-        {
-            let mut v = tx.open_table(FILE_VERSIONS)?;
-            let saved = VersionRec {
-                content: old,
-                saved_at: local_now(),
-                saved_by: updated_by.to_string(),
-            };
-            v.insert((id, version), db::encode(&saved)?.as_slice())?;
-            rec.versions = version;
-            rec.size = content.len() as u64;
-            rec.has_boot_function = has_boot_function;
-            rec.updated_at = local_now();
-            let mut t = tx.open_table(FILES)?;
-            t.insert(id, db::encode(&rec)?.as_slice())?;
+        let mut rec: FileRec = {
+            let t = tx.open_table(FILES)?;
+            let v = t
+                .get(id)?
+                .ok_or_else(|| StoreError::FileNotFound(id.to_string()))?;
+            db::decode(v.value())?
+        };
+        if let Some(base) = base.filter(|b| *b != rec.version()) {
+            return Err(StoreError::VersionConflict {
+                file: format!("{}/{}", project.project_name, rec.file_path),
+                current: rec.version(),
+                base,
+            });
         }
+        let (dir, name) = self.locate(&project.project_name, &rec.file_path, false)?;
+        let backup_version = rec.versions + 1;
+        let saved = VersionRec {
+            content: old,
+            saved_at: local_now(),
+            saved_by: updated_by.to_string(),
+        };
+        versions::save(&tx, id, backup_version, &saved, self.versions)?;
+        rec.versions = backup_version;
+        rec.size = content.len() as u64;
+        rec.has_boot_function = has_boot_function;
+        rec.updated_at = local_now();
+        tx.open_table(FILES)?
+            .insert(id, db::encode(&rec)?.as_slice())?;
         // The old content is durable before the file is replaced.
         tx.commit()?;
-        fsio::write_atomic(&disk, content.as_bytes())?;
-        Ok((rec, version))
+        dir.write_atomic(name, content.as_bytes())?;
+        let rx = self.db.begin_read()?;
+        rec.versions_pruned = versions::pruned(&rx, id)?;
+        Ok(Updated {
+            file: rec,
+            backup_version,
+        })
     }
 
     pub fn delete_file(&self, id: u64) -> Result<FileRec, StoreError> {
+        let _turn = self.turn(id);
         let rec = self.get_file(id)?;
         let project = self.get_project(rec.project_id)?;
-        let disk = self.file_disk_path(&project, &rec.file_path)?;
+        let (dir, name) = self.locate(&project.project_name, &rec.file_path, false)?;
         let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(FILES)?;
-            t.remove(id)?;
-            let mut v = tx.open_table(FILE_VERSIONS)?;
-            v.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
-        }
+        tx.open_table(FILES)?.remove(id)?;
+        versions::forget(&tx, id)?;
         tx.commit()?;
-        match fsio::remove_durable(&disk) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        match dir.remove(name) {
+            Ok(()) | Err(FsError::NotFound(_)) => Ok(rec),
+            Err(e) => Err(e.into()),
         }
-        Ok(rec)
     }
 
-    pub fn list_versions(&self, id: u64) -> Result<Vec<(u64, VersionRec)>, StoreError> {
-        self.get_file(id)?;
+    /// The kept versions of a file, oldest first, and how many were pruned.
+    pub fn list_versions(&self, id: u64) -> Result<(Vec<(u64, VersionRec)>, u64), StoreError> {
+        let file = self.get_file(id)?;
         let rx = self.db.begin_read()?;
         let t = rx.open_table(FILE_VERSIONS)?;
         let mut out = Vec::new();
@@ -202,7 +264,18 @@ impl ScriptStore {
             let (k, v) = row?;
             out.push((k.value().1, db::decode(v.value())?));
         }
-        Ok(out)
+        Ok((out, file.versions_pruned))
+    }
+
+    /// Version `n` of a file, if it is kept.
+    pub fn get_version(&self, id: u64, n: u64) -> Result<Option<VersionRec>, StoreError> {
+        self.get_file(id)?;
+        let rx = self.db.begin_read()?;
+        let t = rx.open_table(FILE_VERSIONS)?;
+        match t.get((id, n))? {
+            Some(v) => Ok(Some(db::decode(v.value())?)),
+            None => Ok(None),
+        }
     }
 
     pub fn all_files(&self) -> Result<Vec<FileRec>, StoreError> {

@@ -7,15 +7,19 @@ mod projects;
 mod records;
 mod running;
 mod script_data;
+mod versions;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use files::{FileQuery, NewFile};
 pub use records::{FileRec, ProjectRec, RunningRec, VersionRec};
 pub use running::RunningSet;
 pub use script_data::{DataError, ScriptData};
+pub use versions::VersionLimits;
 
 use crate::db::{Db, DbError};
+use crate::fsio::{self, Dir, FsError};
 use crate::paths::PathError;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +40,15 @@ pub enum StoreError {
     FileExists(String),
     #[error("路径 {0} 指向项目目录之外")]
     OutsideProject(String),
+    /// An update based on a version that is no longer the file's current one.
+    #[error(
+        "文件 {file} 已被修改: 当前版本 {current}, 本次修改基于版本 {base}, 请重新读取后再保存"
+    )]
+    VersionConflict {
+        file: String,
+        current: u64,
+        base: u64,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("脚本 {0} 正在运行, 请先停止后再删除")]
@@ -44,28 +57,80 @@ pub enum StoreError {
 
 crate::db::from_redb_errors!(StoreError);
 
+impl From<FsError> for StoreError {
+    fn from(e: FsError) -> Self {
+        match e {
+            FsError::Link(p) => StoreError::OutsideProject(format!("{p} (符号链接)")),
+            FsError::NotDir(_) | FsError::NotFile(_) => StoreError::Invalid(e.to_string()),
+            FsError::NotFound(p) => StoreError::FileNotFound(format!("{p} (磁盘上不存在)")),
+            FsError::Io { source, .. } => StoreError::Io(source),
+        }
+    }
+}
+
+/// Folder of the project sources, below the data dir.
+const PROJECTS: &str = "projects";
+/// Updates and deletes of one file take turns on one of these, chosen by id.
+const FILE_TURNS: usize = 16;
+
 #[derive(Clone)]
 pub struct ScriptStore {
     db: Db,
-    root: PathBuf,
+    data_dir: PathBuf,
+    versions: VersionLimits,
+    turns: Arc<[Mutex<()>; FILE_TURNS]>,
 }
 
 impl ScriptStore {
     pub fn new(db: Db, data_dir: &Path) -> std::io::Result<ScriptStore> {
-        let root = data_dir.join("projects");
-        std::fs::create_dir_all(&root)?;
-        Ok(ScriptStore { db, root })
+        std::fs::create_dir_all(data_dir.join(PROJECTS))?;
+        Ok(ScriptStore {
+            db,
+            data_dir: data_dir.to_path_buf(),
+            versions: VersionLimits::default(),
+            turns: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
+        })
+    }
+
+    pub fn with_version_limits(mut self, limits: VersionLimits) -> ScriptStore {
+        self.versions = limits;
+        self
+    }
+
+    /// Once at start: indexes and prunes stored versions, and removes the
+    /// temporary files a killed runtime left in the project folders. Returns how
+    /// many of those there were.
+    pub fn prepare(&self) -> Result<usize, StoreError> {
+        versions::prepare(&self.db, self.versions)?;
+        Ok(fsio::remove_temporaries(&self.projects_dir(false)?)?)
+    }
+
+    /// `<data-dir>/projects`, reached without following a link.
+    fn projects_dir(&self, create: bool) -> Result<Dir, StoreError> {
+        let data = Dir::open(&self.data_dir)?;
+        Ok(data.walk([PROJECTS], create)?)
+    }
+
+    /// The folder of a project, or a folder below it, reached without following
+    /// a link; with `create`, made where missing.
+    fn folder<'a>(
+        &self,
+        project: &'a str,
+        below: impl IntoIterator<Item = &'a str>,
+        create: bool,
+    ) -> Result<Dir, StoreError> {
+        let dirs = [project].into_iter().chain(below);
+        Ok(self.projects_dir(create)?.walk(dirs, create)?)
+    }
+
+    /// Serialises the updates and the delete of one file.
+    fn turn(&self, file_id: u64) -> MutexGuard<'_, ()> {
+        self.turns[(file_id % FILE_TURNS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn db(&self) -> &Db {
         &self.db
-    }
-
-    pub fn projects_root(&self) -> &Path {
-        &self.root
-    }
-
-    fn project_dir(&self, name: &str) -> PathBuf {
-        self.root.join(name)
     }
 }

@@ -43,8 +43,7 @@ impl ScriptStore {
         };
         // The folder exists before the record commits: a record never names a
         // folder that is missing.
-        std::fs::create_dir_all(self.project_dir(name))?;
-        crate::fsio::sync_dir(self.projects_root())?;
+        self.folder(name, [], true)?;
         tx.commit()?;
         Ok(rec)
     }

@@ -44,11 +44,22 @@ pub struct FileRec {
     pub created_by: String,
     pub created_at: String,
     pub updated_at: String,
-    /// Number of earlier versions kept.
+    /// The number of the newest saved version (0: never updated). Versions are
+    /// numbered in saving order; pruning removes the oldest, never renumbers.
     pub versions: u64,
+    /// Versions of this file pruned so far; filled in when read, kept in its own
+    /// table (records are positional, so a stored field cannot be added).
+    #[serde(skip)]
+    pub versions_pruned: u64,
 }
 
 impl FileRec {
+    /// The version of the current content: 1 for a new file, one more with each
+    /// update. Version n is what `versions/{n}` holds once the file moves on.
+    pub fn version(&self) -> u64 {
+        self.versions + 1
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.id,
@@ -62,6 +73,8 @@ impl FileRec {
             "created_by": self.created_by,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "version": self.version(),
+            "versions_pruned": self.versions_pruned,
         })
     }
 }

@@ -283,7 +283,10 @@ impl WorkerConn {
     fn close(&self) {
         self.alive.store(false, Ordering::Release);
         // Dropping the senders wakes every waiter with `Gone`.
-        self.lock_pending().clear();
+        *self.lock_pending() = HashMap::new();
+        // Ends the writer, and with it the socket: an ended run's connection is
+        // kept (for its state) but must not hold a descriptor.
+        let _ = self.tx.send(Vec::new());
     }
 }
 
@@ -295,10 +298,15 @@ async fn write_loop(
     queued: Arc<AtomicUsize>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    // An empty frame is never encoded: it is `WorkerConn::close` asking us to end.
     while let Some(first) = rx.recv().await {
+        if first.is_empty() {
+            return;
+        }
         buf.extend_from_slice(&first);
         while buf.len() < 1024 * 1024 {
             match rx.try_recv() {
+                Ok(more) if more.is_empty() => return,
                 Ok(more) => buf.extend_from_slice(&more),
                 Err(_) => break,
             }
@@ -308,6 +316,8 @@ async fn write_loop(
         }
         queued.fetch_sub(buf.len(), Ordering::AcqRel);
         buf.clear();
+        // One large request body must not keep its buffer for the worker's life.
+        buf.shrink_to(2 * 1024 * 1024);
     }
 }
 
