@@ -870,6 +870,8 @@ async fn the_document_goes_gzip_to_clients_that_accept_it_and_plain_to_others() 
     let ask = |accept: &'static str| {
         warp::test::request()
             .path("/api/openapi.json")
+            .header("host", HOST)
+            .header("authorization", api.bearer(Role::Viewer))
             .header("accept-encoding", accept)
             .reply(&api.filter)
     };
