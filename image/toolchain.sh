@@ -40,7 +40,7 @@ esac
 # `cross` hands over the Rust triple: it builds with its own rustc.
 case "$arch_arg" in *-unknown-*) python_only=1 ;; esac
 RUST_TARGET_ENV=$(echo "$RUST_TARGET" | tr 'a-z-' 'A-Z_')
-CC_CROSS=$GNU_TRIPLE-gcc AR_CROSS=$GNU_TRIPLE-ar STRIP_CROSS=$GNU_TRIPLE-strip
+CC_CROSS=$GNU_TRIPLE-gcc AR_CROSS=$GNU_TRIPLE-ar STRIP_CROSS=$GNU_TRIPLE-strip OBJCOPY_CROSS=$GNU_TRIPLE-objcopy
 
 log() { printf '[toolchain %s] %s\n' "$ARCH" "$*" >&2; }
 
@@ -80,9 +80,9 @@ core|_posixshmem|_multiprocessing/posixshmem.c|-IMULTI
 core|_multiprocessing|_multiprocessing/multiprocessing.c _multiprocessing/semaphore.c|-IMULTI
 core|_multibytecodec|cjkcodecs/multibytecodec.c|
 core|_codecs_cn|cjkcodecs/_codecs_cn.c|
-core|_bz2|_bz2module.c|
-core|_lzma|_lzmamodule.c|
-core|_decimal|_decimal/_decimal.c $(echo _decimal/libmpdec/{basearith,constants,context,convolute,crt,difradix2,fnt,fourstep,io,mpalloc,mpdecimal,numbertheory,sixstep,transpose}.c)|-IMPDEC $MPDEC_CFLAGS
+compress|_bz2|_bz2module.c|
+compress|_lzma|_lzmamodule.c|
+decimal|_decimal|_decimal/_decimal.c $(echo _decimal/libmpdec/{basearith,constants,context,convolute,crt,difradix2,fnt,fourstep,io,mpalloc,mpdecimal,numbertheory,sixstep,transpose}.c)|-IMPDEC $MPDEC_CFLAGS
 core|_ctypes|_ctypes/_ctypes.c _ctypes/callbacks.c _ctypes/callproc.c _ctypes/stgdict.c _ctypes/cfield.c|-DHAVE_FFI_PREP_CIF_VAR=1 -DHAVE_FFI_PREP_CLOSURE_LOC=1 -DHAVE_FFI_CLOSURE_ALLOC=1
 cjk|_codecs_hk|cjkcodecs/_codecs_hk.c|
 cjk|_codecs_tw|cjkcodecs/_codecs_tw.c|
@@ -95,7 +95,11 @@ ssl|_hashlib|_hashopenssl.c|
 EOF
 }
 # Optional groups cost binary size (measured on aarch64): ssl (OpenSSL) about 3.3 MB,
-# sqlite about 1.1 MB, cjk (Japanese/Korean/Traditional Chinese codecs) about 0.6 MB.
+# sqlite about 1.1 MB, cjk (Japanese/Korean/Traditional Chinese codecs) about 0.6 MB,
+# decimal (the C accelerator of `decimal`, libmpdec) about 0.25 MB: without it
+# `import decimal` loads the pure-Python _pydecimal from the stdlib zip, same API,
+# slower arithmetic; compress (`bz2` and `lzma`, with libbz2 and liblzma) about 0.2 MB:
+# without it those two modules are missing (gzip, zlib and zipfile's deflate stay).
 # GBK/GB18030 (_codecs_cn) is always in.
 PY_OPTIONAL=${VWED_PY_OPTIONAL-}
 selected_modules() {
@@ -276,6 +280,20 @@ for l in $STATIC_LIBS; do
     a=$SYSROOT/usr/lib/$GNU_TRIPLE/lib$l.a
     [ -f "$a" ] || { log "missing static lib$l.a"; exit 1; }
     cp "$a" "$st/"
+done
+# The C code's unwind tables (.eh_frame, about 0.5 MB of the aarch64 binary) go: nothing
+# unwinds through these frames. Rust panics are caught at pyo3's boundary before they
+# reach CPython (and a panic leaving an extern "C" function aborts), Python exceptions
+# are not unwinding. The one unwind that crosses CPython is the forced one of
+# pthread_exit, which Python < 3.14 calls on a thread that wants the GIL while the
+# interpreter finalizes: it now ends at the first frame without a table and glibc jumps
+# to the thread's start (documented glibc behaviour), skipping the destructors of any
+# frames below; the worker's own code runs Python on its main thread only, so this
+# concerns threads a script started, at process exit. What else is lost: a debugger on
+# the board walks C stacks by prologue analysis. libffi keeps its tables (ffi_call's
+# assembly); OpenSSL, built only with the ssl group, is left as Debian built it.
+for l in python3.11 expat z uuid bz2 lzma sqlite3; do
+    "$OBJCOPY_CROSS" --remove-section=.eh_frame "$st/lib$l.a"
 done
 
 cat >"$out/pyo3.cfg" <<EOF

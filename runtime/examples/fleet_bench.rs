@@ -4,7 +4,7 @@
 //! running the real sync and apply code over a host that starts no workers; plus
 //! `--runtimes` full `vwed-edge serve` processes that start their scripts. All are
 //! in group `bench`. Phases:
-//! 1. one `vwed-edge fleet deploy` to the group: time from the desired state's
+//! 1. one `vwed-fleet deploy` to the group: time from the desired state's
 //!    publication to each device's commit (p50, p95, max);
 //! 2. a device away during a deployment comes back: time to its commit;
 //! 3. a deployment with a broker outage of `--outage-s` in the middle: every
@@ -57,12 +57,14 @@ fn opts() -> Opts {
     o
 }
 
-fn binary() -> PathBuf {
+/// `vwed-edge` (the devices) or `vwed-fleet` (the central tool), both built by
+/// `cargo build --release -p vwed-edge`.
+fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
     let bin = exe
         .parent()
         .and_then(Path::parent)
-        .map(|d| d.join("vwed-edge"))
+        .map(|d| d.join(name))
         .expect("target dir");
     assert!(
         bin.is_file(),
@@ -283,7 +285,6 @@ fn deploy(bin: &Path, url: &str, key: &Path, project: &Path) -> Value {
     cli(
         bin,
         &[
-            "fleet",
             "deploy",
             "--broker",
             url,
@@ -403,16 +404,14 @@ fn audit(s: &Shared, deployment: &str) -> Value {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let o = opts();
-    let bin = binary();
+    let bin = binary("vwed-edge");
+    let tool = binary("vwed-fleet");
     let root = std::env::temp_dir().join(format!("vwed-fleet-bench-{}", std::process::id()));
     std::fs::create_dir_all(&root).expect("root");
     let mut broker = Broker::start(&root);
     let url = broker.url();
     let key = root.join("signer.key");
-    let public = cli(
-        &bin,
-        &["fleet", "keygen", "--out", &key.display().to_string()],
-    );
+    let public = cli(&tool, &["keygen", "--out", &key.display().to_string()]);
     let public = public.as_str().unwrap_or_default().to_string();
     let s: Shared = Arc::default();
     observe(broker.port, s.clone());
@@ -432,7 +431,7 @@ async fn main() {
 
     let project = root.join("project");
     write_project(&project, "v1");
-    let d1 = deploy(&bin, &url, &key, &project);
+    let d1 = deploy(&tool, &url, &key, &project);
     let r1 = d1["revision"].as_u64().unwrap_or(0);
     let first = converged(&s, r1, total, Duration::from_secs(120)).await;
     let phase1 = summary(&first, total);
@@ -443,7 +442,7 @@ async fn main() {
         h.shutdown().await;
     }
     write_project(&project, "v2");
-    let d2 = deploy(&bin, &url, &key, &project);
+    let d2 = deploy(&tool, &url, &key, &project);
     let r2 = d2["revision"].as_u64().unwrap_or(0);
     converged(&s, r2, total - 1, Duration::from_secs(120)).await;
     let back = Instant::now();
@@ -463,7 +462,7 @@ async fn main() {
 
     // A deployment with the broker away in the middle.
     write_project(&project, "v3");
-    let d3 = deploy(&bin, &url, &key, &project);
+    let d3 = deploy(&tool, &url, &key, &project);
     let r3 = d3["revision"].as_u64().unwrap_or(0);
     loop {
         let n = seen(&s)

@@ -90,9 +90,6 @@ enum Command {
     },
     /// Print the type stubs of the VWED object (vwed.pyi) for editors.
     Stubs,
-    /// Fleet sync, the central side: keys, deployments, status, calls (docs/fleet.md).
-    #[command(subcommand)]
-    Fleet(vwed_runtime::fleet::central::FleetCommand),
     /// Internal: a script worker. Started by `serve`, never by hand.
     #[command(hide = true)]
     Worker {
@@ -258,7 +255,6 @@ fn main() -> anyhow::Result<()> {
             };
             std::process::exit(vwed_pyhost::worker::run(3, mode));
         }
-        Command::Fleet(cmd) => std::process::exit(vwed_runtime::fleet::central::run(cmd)?),
         Command::Stubs => {
             print!("{}", vwed_pyhost::STUBS_PYI);
             Ok(())
@@ -311,15 +307,24 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The runtime's own log goes to stderr, coloured only for a terminal: journald
-/// and log files get plain text.
+/// and log files get plain text. `RUST_LOG` takes a level or `target=level,...`
+/// (default `info`); a `Targets` filter rather than `EnvFilter`, whose span and
+/// regex directives put a regex engine into the binary (about 0.3 MB on aarch64,
+/// out of the controller's 15 MB budget).
 fn init_tracing() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_target(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .finish()
+        .with(filter)
         .init();
 }

@@ -150,16 +150,30 @@ pub fn extra_roots(cfg: &Config) -> Result<Vec<CertificateDer<'static>>, TlsErro
     certificates(Path::new(cfg.tls_ca_file.trim()))
 }
 
-/// The `VWED.http` client builder with the configured extra roots (the system
-/// roots come with reqwest's `rustls-tls-native-roots`).
-pub fn http_client_builder(cfg: &Config) -> Result<reqwest::ClientBuilder, TlsError> {
-    let mut b = reqwest::Client::builder().use_rustls_tls();
+/// The system's root certificates (empty when none are found). A system bundle
+/// may hold a certificate rustls cannot parse; the others still count.
+pub fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots
+}
+
+/// The client configuration of outgoing HTTPS (`VWED.http`, the task server):
+/// system roots plus `tls_ca_file`, HTTP/1.1 offered by ALPN (the client speaks
+/// nothing else).
+pub fn http_client_config(cfg: &Config) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = system_roots();
     for der in extra_roots(cfg)? {
-        let c = reqwest::Certificate::from_der(der.as_ref())
+        roots
+            .add(der)
             .map_err(|e| TlsError::Read(cfg.tls_ca_file.clone(), e.to_string()))?;
-        b = b.add_root_certificate(c);
     }
-    Ok(b)
+    let mut c = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(c)
 }
 
 /// TLS parameters for SMTP STARTTLS to `host`: system roots plus `tls_ca_file`.

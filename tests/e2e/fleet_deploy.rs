@@ -2,7 +2,7 @@
 //! convergence, remote calls, redeploys that send only what changed, a
 //! deployment above 2 MiB, and projects that are read-only until detached.
 
-use vwed_e2e::fleet::{CONVERGE, Fleet, project_dir, write_files};
+use vwed_e2e::fleet::{CONVERGE, Fleet, cli_output, project_dir, write_files};
 use vwed_e2e::{json, py, wait_until};
 
 /// A script whose function tells which version of the code runs.
@@ -251,4 +251,22 @@ fn managed_projects_are_read_only_until_detached_and_detached_ones_are_drift() {
     local.ok();
     assert_eq!(local.data()["device_id"], json!("d1"));
     assert_eq!(local.data()["projects"][0]["project"], json!("app"));
+}
+
+/// The central commands live in `vwed-fleet`: the device binary, which must fit the
+/// controller's size budget, refuses them and writes no key.
+#[test]
+fn the_device_binary_has_no_central_commands_and_vwed_fleet_has_them() {
+    let dir = vwed_e2e::TempDir::new("fleet-cli");
+    let key = dir.path().join("k.key");
+    let key = key.display().to_string();
+    let device = std::process::Command::new(vwed_e2e::binary())
+        .args(["fleet", "keygen", "--out", &key])
+        .output()
+        .expect("run vwed-edge");
+    assert!(!device.status.success());
+    assert!(!dir.path().join("k.key").exists());
+    let central = cli_output(&["keygen", "--out", &key]);
+    assert!(central.status.success(), "{central:?}");
+    assert_eq!(String::from_utf8_lossy(&central.stdout).trim().len(), 64);
 }

@@ -83,7 +83,7 @@ fn forged_unsigned_foreign_replayed_expired_and_misaddressed_deployments_are_ref
     assert_eq!(s["last_error"]["deployment_id"], expired["deployment_id"]);
 
     let stranger = fleet.dir().join("stranger.key");
-    let out = cli_output(&["fleet", "keygen", "--out", &stranger.display().to_string()]);
+    let out = cli_output(&["keygen", "--out", &stranger.display().to_string()]);
     assert!(out.status.success());
     fleet.deploy_signed(
         &stranger,

@@ -273,7 +273,7 @@ fn task_variables_survive_a_runtime_restart() {
 
 // --------------------------------------------------------------- task server
 
-const TASK_CLIENT: &str = r#"
+pub(crate) const TASK_CLIENT: &str = r#"
 def boot():
     @VWED.function.register("remote")
     def remote(args):

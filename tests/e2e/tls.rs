@@ -1,12 +1,13 @@
 //! TLS on the real binary: the API over HTTPS with the certificate made on
 //! first start (its fingerprint in the log, session cookies `Secure`),
-//! `VWED.http` to HTTPS peers trusted through `tls_ca_file`, and mail over
-//! SMTP with STARTTLS, both through the runtime's rustls stack.
+//! `VWED.http` and the task server at HTTPS peers trusted through
+//! `tls_ca_file`, and mail over SMTP with STARTTLS, all through the runtime's
+//! rustls stack.
 
 use vwed_e2e::peers::{TestCa, http_standin, smtp_standin};
 use vwed_e2e::*;
 
-use crate::integration::{FETCHER, mail_once, wait_mail};
+use crate::integration::{FETCHER, TASK_CLIENT, mail_once, wait_mail};
 
 /// `AB:CD:...`, as the runtime logs it.
 fn sha256_hex(der: &[u8]) -> String {
@@ -105,6 +106,31 @@ fn vwed_http_reaches_https_peers_signed_by_the_configured_ca_only() {
     let e = r["error"].as_str().unwrap_or("");
     assert!(
         e.contains("HTTP 请求失败") && e.to_ascii_lowercase().contains("certificate"),
+        "{r}"
+    );
+}
+
+#[test]
+fn task_server_is_reached_over_https_checked_against_the_configured_ca() {
+    let ca = TestCa::new();
+    let with_server = |peer: u16| {
+        let rt = Runtime::with(
+            Opts::default()
+                .env("VWED_TASK_SERVER_URL", format!("https://127.0.0.1:{peer}"))
+                .env("VWED_TLS_CA_FILE", ca.cert.display()),
+        );
+        rt.deploy("tasks", "client.py", &py(TASK_CLIENT));
+        rt.execute_ok(None, "remote", json!({"op": "create"}))
+    };
+    let trusted = http_standin(Some(&ca.issue("tasks")));
+    let created = with_server(trusted.port);
+    assert_eq!(created["success"], json!(true), "{created}");
+    assert_eq!(created["data"]["request"]["task_label"], json!("move"));
+    let stranger = http_standin(Some(&ca.stranger("stranger")));
+    let r = with_server(stranger.port);
+    let e = r["error"].as_str().unwrap_or("");
+    assert!(
+        e.contains("任务服务器") && e.to_ascii_lowercase().contains("certificate"),
         "{r}"
     );
 }

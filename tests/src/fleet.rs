@@ -1,5 +1,5 @@
 //! Fleet sync helpers: a Mosquitto broker of the test's own (free loopback port,
-//! persistence in a temp dir), the `vwed-edge fleet` command line, and the
+//! persistence in a temp dir), the `vwed-fleet` command line, and the
 //! `mosquitto_pub`/`mosquitto_sub` clients to look at or tamper with what the
 //! broker holds.
 
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{Opts, Runtime, TempDir, binary, free_port, wait_until};
+use crate::{Opts, Runtime, TempDir, free_port, wait_until};
 
 /// How long a deployment may take to converge in a test (generous: a bound, not
 /// a measurement).
@@ -219,7 +219,7 @@ impl Fleet {
         let broker = Broker::start();
         let dir = TempDir::new("fleet");
         let key = dir.path().join("signer.key");
-        let out = cli_output(&["fleet", "keygen", "--out", &key.display().to_string()]);
+        let out = cli_output(&["keygen", "--out", &key.display().to_string()]);
         assert!(
             out.status.success(),
             "keygen: {}",
@@ -261,10 +261,10 @@ impl Fleet {
         Runtime::with(self.device(id, groups))
     }
 
-    /// `vwed-edge fleet <cmd> --broker .. --fleet .. <args>`.
+    /// `vwed-fleet <cmd> --broker .. --fleet .. <args>`.
     pub fn cli(&self, cmd: &str, args: &[&str]) -> Output {
         let url = self.broker.url();
-        let mut all = vec!["fleet", cmd, "--broker", &url, "--fleet", &self.name];
+        let mut all = vec![cmd, "--broker", &url, "--fleet", &self.name];
         all.extend_from_slice(args);
         cli_output(&all)
     }
@@ -338,16 +338,21 @@ impl Default for Fleet {
     }
 }
 
-/// Runs the `vwed-edge` binary with these arguments.
+/// Runs the central fleet tool (`vwed-fleet`) with these arguments.
 pub fn cli_output(args: &[&str]) -> Output {
-    let mut cmd = Command::new(binary());
+    let mut cmd = Command::new(fleet_binary());
     cmd.args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("VWED_") {
             cmd.env_remove(k);
         }
     }
-    cmd.output().expect("run vwed-edge")
+    cmd.output().expect("run vwed-fleet")
+}
+
+/// The `vwed-fleet` binary under test.
+pub fn fleet_binary() -> PathBuf {
+    crate::workspace_binary("vwed-fleet", "VWED_FLEET_BIN")
 }
 
 /// A project folder with these files, for `--project name=dir`.

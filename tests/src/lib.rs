@@ -3,7 +3,8 @@
 //! remove the data dir) when the test is done.
 //!
 //! The binary comes from `VWED_EDGE_BIN`, or else sits next to the test executables
-//! (`target/<profile>/vwed-edge`, the tests live in `target/<profile>/deps/`).
+//! (`target/<profile>/vwed-edge`, the tests live in `target/<profile>/deps/`); the
+//! central fleet tool likewise from `VWED_FLEET_BIN` or `target/<profile>/vwed-fleet`.
 //!
 //! Every request carries the admin API token the runtime wrote on its first
 //! start (`<data-dir>/admin.token`), as a reader of the README does; the access
@@ -31,25 +32,28 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `vwed-edge` binary under test.
 pub fn binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("VWED_EDGE_BIN") {
+    workspace_binary("vwed-edge", "VWED_EDGE_BIN")
+}
+
+/// A binary of the runtime crate (`cargo build -p vwed-edge` builds them all):
+/// from the environment variable `var`, or else next to the test executables.
+pub fn workspace_binary(name: &str, var: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var) {
         let p = PathBuf::from(p);
         assert!(
             p.is_file(),
-            "VWED_EDGE_BIN={} is not a file; build it first: cargo build -p vwed-edge",
+            "{var}={} is not a file; build it first: cargo build -p vwed-edge",
             p.display()
         );
         return p;
     }
     let exe = std::env::current_exe().expect("path of the running test executable");
-    let candidate = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("vwed-edge"));
+    let candidate = exe.parent().and_then(Path::parent).map(|d| d.join(name));
     match candidate {
         Some(p) if p.is_file() => p,
         other => panic!(
-            "vwed-edge binary not found (looked at {}); build it first: cargo build -p vwed-edge \
-             (or set VWED_EDGE_BIN)",
+            "{name} binary not found (looked at {}); build it first: cargo build -p vwed-edge \
+             (or set {var})",
             other.map_or_else(|| "<none>".into(), |p| p.display().to_string())
         ),
     }

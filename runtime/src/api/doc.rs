@@ -9,6 +9,8 @@
 //! put utoipa's builders into the binary, about 0.75 MB on x86_64, which the
 //! controller's 15 MB budget cannot spare. Regenerate it with
 //! `VWED_WRITE_OPENAPI=1 cargo test -p vwed-edge --lib the_served_document`.
+//! The binary holds it gzip-compressed (build.rs): sent as it is to clients that
+//! accept gzip, inflated for the others.
 
 #[cfg(test)]
 pub use generate::{SCRIPT_METHODS, document};
@@ -20,11 +22,17 @@ use super::route::{self, Route};
 use crate::auth::Role;
 
 const PAGE: &str = include_str!("docs_page.html");
+/// `openapi.json` as a gzip member, made by build.rs.
+const PACKED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json.gz"));
+#[cfg(test)]
 pub const DOCUMENT: &str = include_str!("openapi.json");
 
 pub fn routes() -> Vec<Route> {
     vec![
-        route::get("/api/openapi.json", Role::Viewer).to(|at| at.then(openapi_json)),
+        route::get("/api/openapi.json", Role::Viewer).to(|at| {
+            at.and(warp::header::optional::<String>("accept-encoding"))
+                .then(openapi_json)
+        }),
         route::get("/api/docs", Role::Viewer).to(|at| at.then(docs_page)),
     ]
 }
@@ -36,13 +44,46 @@ pub fn routes() -> Vec<Route> {
     tag = "system",
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object))
 )]
-async fn openapi_json() -> Resp {
-    let mut r = Resp::new(DOCUMENT.into());
-    r.headers_mut().insert(
+async fn openapi_json(accept_encoding: Option<String>) -> Resp {
+    let gzip_ok = accept_encoding.is_some_and(|a| accepts_gzip(&a));
+    let mut r = if gzip_ok {
+        let mut r = Resp::new(PACKED.into());
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        Resp::new(unpacked().into())
+    };
+    let h = r.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     r
+}
+
+/// Does an `Accept-Encoding` value allow gzip? (`gzip` or `*`, unless with `q=0`.)
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+/// The document inflated from [`PACKED`]: skip the 10-byte gzip header (build.rs
+/// writes no optional fields), inflate up to the 8-byte trailer.
+fn unpacked() -> Vec<u8> {
+    let deflated = PACKED
+        .get(10..PACKED.len().saturating_sub(8))
+        .unwrap_or(&[]);
+    miniz_oxide::inflate::decompress_to_vec(deflated).unwrap_or_default()
 }
 
 /// A readable reference of this API, rendered in the browser from `/api/openapi.json`.

@@ -867,6 +867,52 @@ async fn the_document_and_its_page_are_served() {
     assert!(!page.text.contains("http://") && !page.text.contains("https://"));
 }
 
+/// The document is held gzip-compressed (build.rs): a client that accepts gzip
+/// gets those bytes, one that does not (or refuses gzip) the JSON itself.
+#[tokio::test]
+async fn the_document_goes_gzip_to_clients_that_accept_it_and_plain_to_others() {
+    let api = Api::new();
+    let ask = |accept: &'static str| {
+        warp::test::request()
+            .path("/api/openapi.json")
+            .header("host", HOST)
+            .header("authorization", api.bearer(Role::Viewer))
+            .header("accept-encoding", accept)
+            .reply(&api.filter)
+    };
+    let gz = ask("br, GZIP;q=0.8").await;
+    assert_eq!(gz.status(), StatusCode::OK);
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "accept-encoding");
+    assert!(
+        gz.body().len() * 5 < doc::DOCUMENT.len(),
+        "{}",
+        gz.body().len()
+    );
+    // Another implementation checks the gzip framing and the CRC.
+    let mut py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::io::Write::write_all(&mut py.stdin.take().expect("stdin"), gz.body()).expect("write");
+    let out = py.wait_with_output().expect("python3 output");
+    assert!(out.status.success());
+    assert_eq!(out.stdout, doc::DOCUMENT.as_bytes());
+    for accept in ["identity", "gzip;q=0", "deflate, br"] {
+        let plain = ask(accept).await;
+        assert!(
+            plain.headers().get("content-encoding").is_none(),
+            "{accept}"
+        );
+        assert_eq!(plain.body(), doc::DOCUMENT.as_bytes(), "{accept}");
+    }
+}
+
 #[tokio::test]
 async fn the_log_websocket_greets_and_answers() {
     let api = Api::new();

@@ -39,12 +39,7 @@ pub fn client_config(
             }
         }
         None => {
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                // A system bundle may hold a certificate rustls cannot parse; the
-                // others still count.
-                let _ = roots.add(c);
-            }
+            roots = crate::tls::system_roots();
             if roots.is_empty() {
                 return Err(FleetError::Settings(
                     "mqtts://: no system root certificates found; set fleet.ca_file".into(),

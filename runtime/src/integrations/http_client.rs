@@ -6,11 +6,22 @@
 //! read only up to `http_max_response_bytes`. `https://` goes through the
 //! runtime's rustls stack, trusting the system's roots and `tls_ca_file`.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use reqwest::{Method, Url};
+use bytes::Bytes;
+use http_body::Body as _;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::header::{self, HeaderMap};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use serde_json::{Map, Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use url::{Position, Url};
 use vwed_ipc::{HttpRequest, JsonText};
 
 use crate::config::Config;
@@ -39,26 +50,26 @@ pub enum HttpError {
     Transport(String),
 }
 
-/// One client for the whole runtime: its connection pool is shared. Proxies from
-/// the environment are ignored so the allow-list means what it says. Made on
-/// first use; a `tls_ca_file` that cannot be read fails that request (and is
-/// tried again on the next).
-pub fn client(cfg: &Config) -> Result<&'static reqwest::Client, HttpError> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(c) = CLIENT.get() {
-        return Ok(c);
+/// Connecting (TCP and, for `https://`, the TLS handshake) gives up after this,
+/// within the request's own timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client TLS configuration of `https://` requests, made on first use: a
+/// `tls_ca_file` that cannot be read fails that request (and is tried again on
+/// the next); plain `http://` never needs it.
+fn tls_config(cfg: &Config) -> Result<Arc<rustls::ClientConfig>, HttpError> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    if let Some(c) = CONFIG.get() {
+        return Ok(c.clone());
     }
-    let c = crate::tls::http_client_builder(cfg)
-        .map_err(|e| HttpError::Tls(e.to_string()))?
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(4)
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| HttpError::Tls(e.to_string()))?;
-    Ok(CLIENT.get_or_init(|| c))
+    let c = crate::tls::http_client_config(cfg).map_err(|e| HttpError::Tls(e.to_string()))?;
+    Ok(CONFIG.get_or_init(|| Arc::new(c)).clone())
 }
+
+/// The connection a request goes over: TCP, or TLS over TCP. One type for both
+/// keeps a single copy of hyper's client code in the binary.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 /// Host (lowercase, IPv6 without brackets) and optional port of an allow-list entry.
 fn parse_entry(entry: &str) -> (String, Option<u16>) {
@@ -140,47 +151,125 @@ impl Fetched {
     }
 }
 
-fn transport(e: &reqwest::Error, timeout_ms: u64) -> HttpError {
-    if e.is_timeout() {
-        return HttpError::Timeout(timeout_ms);
-    }
-    // The top-level message of reqwest says little ("error sending request");
-    // the cause ("connection refused") is what a script author needs.
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    HttpError::Transport(msg)
-}
-
-/// Sends the request and reads at most `max_bytes` of the answer.
+/// Sends the request and reads at most `max_bytes` of the answer. The whole
+/// exchange, connecting included, is bounded by the request's timeout.
 pub async fn send(cfg: &Config, req: Outgoing) -> Result<Fetched, HttpError> {
     let timeout_ms = req.timeout.as_millis() as u64;
-    let mut rb = client(cfg)?
-        .request(req.method, req.url)
-        .timeout(req.timeout);
-    for (k, v) in &req.headers {
-        rb = rb.header(k.as_str(), v.as_str());
+    tokio::time::timeout(req.timeout, exchange(cfg, req, timeout_ms))
+        .await
+        .unwrap_or(Err(HttpError::Timeout(timeout_ms)))
+}
+
+/// TCP to the URL's host, then TLS for `https://` (checked against the system
+/// roots and `tls_ca_file`, HTTP/1.1 by ALPN).
+async fn connect(cfg: &Config, url: &Url) -> Result<Box<dyn Io>, HttpError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| HttpError::BadUrl(url.to_string()))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let ip_or_name = host.trim_start_matches('[').trim_end_matches(']');
+    let failed = |e: &dyn std::fmt::Display| HttpError::Transport(format!("{url}: {e}"));
+    let stream = TcpStream::connect((ip_or_name, port))
+        .await
+        .map_err(|e| failed(&e))?;
+    let _ = stream.set_nodelay(true);
+    if url.scheme() != "https" {
+        return Ok(Box::new(stream));
     }
-    if let Some((body, ctype)) = req.body {
-        if !req
-            .headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        {
-            rb = rb.header("content-type", ctype);
-        }
-        rb = rb.body(body);
-    }
-    let mut resp = rb.send().await.map_err(|e| transport(&e, timeout_ms))?;
-    if resp.content_length().is_some_and(|n| n > req.max_bytes) {
+    let name = ServerName::try_from(ip_or_name.to_string())
+        .map_err(|e| HttpError::BadUrl(format!("{url}: {e}")))?;
+    let tls = TlsConnector::from(tls_config(cfg)?)
+        .connect(name, stream)
+        .await
+        .map_err(|e| failed(&e))?;
+    Ok(Box::new(tls))
+}
+
+/// One request on a connection of its own (HTTP/1.1 over hyper, which the
+/// runtime's server already carries; a pooling client with HTTP/2 would add
+/// about 0.5 MB to the controller's binary for calls that are few and local).
+async fn exchange(cfg: &Config, req: Outgoing, timeout_ms: u64) -> Result<Fetched, HttpError> {
+    let url = req.url;
+    let failed = |e: &dyn std::fmt::Display| HttpError::Transport(format!("{url}: {e}"));
+    let io = tokio::time::timeout(CONNECT_TIMEOUT, connect(cfg, &url))
+        .await
+        .map_err(|_| HttpError::Timeout(timeout_ms))??;
+    let (mut sender, conn) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| failed(&e))?;
+    // Drives the connection; it ends when the answer is read or dropped.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let request = build(&url, req.method, &req.headers, req.body)?;
+    let resp = sender.send_request(request).await.map_err(|e| failed(&e))?;
+    if resp
+        .body()
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n > req.max_bytes)
+    {
         return Err(HttpError::TooLarge(req.max_bytes));
     }
     let status = resp.status().as_u16();
+    let headers = header_map(resp.headers());
+    let mut body = Vec::new();
+    let mut incoming = resp.into_body();
+    while let Some(frame) = incoming.frame().await {
+        let Ok(chunk) = frame.map_err(|e| failed(&e))?.into_data() else {
+            continue; // trailers
+        };
+        if body.len() as u64 + chunk.len() as u64 > req.max_bytes {
+            return Err(HttpError::TooLarge(req.max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The request line and headers: origin-form target, `Host`, the script's
+/// headers, `Accept: */*` and the body's content type unless the script set them.
+fn build(
+    url: &Url,
+    method: Method,
+    headers: &[(String, String)],
+    body: Option<(Vec<u8>, &'static str)>,
+) -> Result<Request<Full<Bytes>>, HttpError> {
+    let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let mut b = Request::builder()
+        .method(method)
+        .uri(&url[Position::BeforePath..Position::AfterQuery])
+        .header(
+            header::HOST,
+            &url[Position::BeforeHost..Position::AfterPort],
+        );
+    for (k, v) in headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    if !has("accept") {
+        b = b.header(header::ACCEPT, "*/*");
+    }
+    let body = match body {
+        Some((bytes, ctype)) => {
+            if !has("content-type") {
+                b = b.header(header::CONTENT_TYPE, ctype);
+            }
+            Bytes::from(bytes)
+        }
+        None => Bytes::new(),
+    };
+    b.body(Full::new(body))
+        .map_err(|e| HttpError::BadArgs(format!("请求头无效: {e}")))
+}
+
+/// Response headers as JSON; repeated ones joined with ", ".
+fn header_map(h: &HeaderMap) -> Map<String, Value> {
     let mut headers = Map::new();
-    for (k, v) in resp.headers() {
+    for (k, v) in h {
         let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
         match headers.get_mut(k.as_str()) {
             Some(Value::String(prev)) => {
@@ -192,18 +281,7 @@ pub async fn send(cfg: &Config, req: Outgoing) -> Result<Fetched, HttpError> {
             }
         }
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&e, timeout_ms))? {
-        if body.len() as u64 + chunk.len() as u64 > req.max_bytes {
-            return Err(HttpError::TooLarge(req.max_bytes));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Fetched {
-        status,
-        headers,
-        body,
-    })
+    headers
 }
 
 /// A dynamic argument of `VWED.http.request` as a JSON value.
@@ -222,7 +300,7 @@ fn plain(v: &Value) -> String {
 }
 
 fn form_encode(pairs: &Map<String, Value>) -> String {
-    // Url's query serializer is the form-urlencoded serializer reqwest uses itself.
+    // Url's query serializer: the form-urlencoded rules browsers use.
     let mut u = Url::parse("http://form.invalid/").unwrap_or_else(|_| unreachable!());
     {
         let mut q = u.query_pairs_mut();

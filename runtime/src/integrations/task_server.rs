@@ -10,8 +10,9 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, Url};
+use hyper::Method;
 use serde_json::{Value, json};
+use url::Url;
 
 use super::http_client::{self, HttpError, Outgoing};
 use crate::config::Config;

@@ -1,7 +1,6 @@
 //! The server configuration completes real handshakes, and outgoing HTTPS
 //! trusts the configured extra roots.
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -138,61 +137,27 @@ fn configured_cert_files_are_used_as_given() {
     assert!(matches!(server(&broken, &[]), Err(TlsError::Read(..))));
 }
 
-/// One HTTPS answer from a plain thread (rustls only, no async stack).
-fn serve_once(config: Arc<rustls::ServerConfig>) -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let Ok((tcp, _)) = l.accept() else { return };
-        let Ok(conn) = rustls::ServerConnection::new(config) else {
-            return;
-        };
-        let mut tls = rustls::StreamOwned::new(conn, tcp);
-        let mut buf = [0u8; 4096];
-        let _ = tls.read(&mut buf);
-        let _ =
-            tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-        tls.conn.send_close_notify();
-        let _ = tls.flush();
-    });
-    port
-}
-
-#[tokio::test]
-async fn vwed_http_client_trusts_tls_ca_file() {
+#[test]
+fn vwed_http_client_trusts_tls_ca_file() {
     let d = Dir::new("client");
     let tls = server(&self_signed_cfg(&d), &[]).expect("tls").expect("on");
-    let port = serve_once(tls.config.clone());
     let cfg = Config {
         tls_ca_file: tls.cert_path.display().to_string(),
         ..Config::default()
     };
-    let client = http_client_builder(&cfg)
-        .expect("builder")
-        .no_proxy()
-        .build()
-        .expect("client");
-    let r = client
-        .get(format!("https://localhost:{port}/"))
-        .send()
-        .await
+    let client = http_client_config(&cfg).expect("client config");
+    assert_eq!(client.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    handshake(tls.config.clone(), Arc::new(client), "localhost")
         .expect("https works with the configured root");
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.expect("body"), "ok");
     // Without the extra root the same server is not trusted.
-    let port = serve_once(tls.config.clone());
-    let plain = http_client_builder(&Config::default())
-        .expect("builder")
-        .no_proxy()
-        .build()
-        .expect("client");
-    assert!(
-        plain
-            .get(format!("https://localhost:{port}/"))
-            .send()
-            .await
-            .is_err()
-    );
+    let plain = http_client_config(&Config::default()).expect("client config");
+    let e = handshake(tls.config.clone(), Arc::new(plain), "localhost").expect_err("untrusted");
+    assert!(e.to_ascii_lowercase().contains("certificate"), "{e}");
+    let missing = Config {
+        tls_ca_file: d.0.join("nope.pem").display().to_string(),
+        ..Config::default()
+    };
+    assert!(http_client_config(&missing).is_err());
 }
 
 #[test]

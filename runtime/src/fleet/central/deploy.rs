@@ -27,7 +27,7 @@ pub struct DeployArgs {
     /// in the only project. Repeatable.
     #[arg(long = "run")]
     pub run: Vec<String>,
-    /// The signing key file (from `fleet keygen`).
+    /// The signing key file (from `vwed-fleet keygen`).
     #[arg(long)]
     pub key: PathBuf,
     /// How long devices accept the deployment.

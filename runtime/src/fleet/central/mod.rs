@@ -1,4 +1,4 @@
-//! The central side as a command line (`vwed-edge fleet ...`): what a person, a
+//! The central side as a command line (`vwed-fleet ...`): what a person, a
 //! test or the central VWED server uses to sign and publish deployments, follow
 //! them, roll them back and call devices. docs/fleet.md has the same protocol
 //! for servers written in other languages.
