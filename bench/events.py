@@ -7,24 +7,17 @@ Both clocks are the same machine's CLOCK_REALTIME (time.time_ns).
 Usage: python3 bench/events.py http://127.0.0.1:PORT [N]
 """
 
-import json
 import sys
 import time
-import urllib.request
+
+import api
 
 BASE = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 200_000
 
 
 def call(method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(BASE + path, data=data, method=method)
-    req.add_header("content-type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            return json.load(r)
-    except urllib.error.HTTPError as e:
-        return json.load(e)
+    return api.call(BASE, method, path, body)
 
 
 EMITTER = """

@@ -13,10 +13,10 @@ Both clocks are this machine's CLOCK_REALTIME.
 Usage: python3 bench/jobs.py http://127.0.0.1:PORT [N] [cron seconds]
 """
 
-import json
 import sys
 import time
-import urllib.request
+
+import api
 
 BASE = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 500
@@ -26,14 +26,7 @@ FINAL = {"succeeded", "failed", "timeout", "cancelled", "interrupted"}
 
 
 def call(method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(BASE + path, data=data, method=method)
-    req.add_header("content-type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            return json.load(r)
-    except urllib.error.HTTPError as e:
-        return json.load(e)
+    return api.call(BASE, method, path, body)
 
 
 def create(name, language, content, **more):

@@ -321,6 +321,16 @@ pub enum Stream {
     Stderr,
 }
 
+impl Stream {
+    /// The level and the stream name a printed line is logged with.
+    pub fn logged_as(self) -> (Level, &'static str) {
+        match self {
+            Stream::Stdout => (Level::Info, "stdout"),
+            Stream::Stderr => (Level::Error, "stderr"),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
     Debug,

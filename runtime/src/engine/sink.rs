@@ -106,10 +106,7 @@ impl ScriptSink {
 
     /// Printed text: one record per line.
     fn lines(&self, stream: Stream, text: &str) {
-        let (level, name) = match stream {
-            Stream::Stdout => (Level::Info, "stdout"),
-            Stream::Stderr => (Level::Error, "stderr"),
-        };
+        let (level, name) = stream.logged_as();
         for line in text.split('\n') {
             self.record(level, name, line, None);
         }

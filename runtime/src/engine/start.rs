@@ -4,7 +4,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::AsyncRead;
 use tokio::sync::oneshot;
-use vwed_ipc::{Boot, BootOutcome, Level, SandboxPolicy, SyntaxError, ToWorker};
+use vwed_ipc::{Boot, BootOutcome, Level, SandboxPolicy, Stream, SyntaxError, ToWorker};
 
 use super::Engine;
 use super::instance::{BootPhase, ExitInfo, Instance, State};
@@ -359,10 +359,10 @@ impl Engine {
         inst.set_conn(conn.clone());
         let limit = self.cfg.max_line_bytes;
         if let Some(out) = spawned.stdout.take() {
-            tokio::spawn(pipe_lines(out, inst.clone(), "stdout", Level::Info, limit));
+            tokio::spawn(pipe_lines(out, inst.clone(), Stream::Stdout, limit));
         }
         if let Some(err) = spawned.stderr.take() {
-            tokio::spawn(pipe_lines(err, inst.clone(), "stderr", Level::Error, limit));
+            tokio::spawn(pipe_lines(err, inst.clone(), Stream::Stderr, limit));
         }
         let (kill_tx, kill_rx) = oneshot::channel();
         *inst.kill.lock().unwrap_or_else(|p| p.into_inner()) = Some(kill_tx);
@@ -545,13 +545,8 @@ async fn watch_process(
 /// Output written straight to the worker's fd 1/2 (interpreter fatal errors, C
 /// extensions) is kept with the script's output too, in lines of at most `limit`
 /// (`max_line_bytes`).
-async fn pipe_lines(
-    r: impl AsyncRead + Unpin,
-    inst: Arc<Instance>,
-    stream: &'static str,
-    level: Level,
-    limit: usize,
-) {
+async fn pipe_lines(r: impl AsyncRead + Unpin, inst: Arc<Instance>, stream: Stream, limit: usize) {
+    let (level, stream) = stream.logged_as();
     crate::pipe::read_lines(r, limit, |text| {
         inst.log.script_line(level, stream, text.clone(), None);
         inst.output

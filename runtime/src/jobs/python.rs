@@ -125,10 +125,10 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
     inst.set_conn(conn.clone());
     let mut readers = Vec::new();
     if let Some(out) = w.stdout {
-        readers.push(sink.pipe(out, Level::Info));
+        readers.push(sink.pipe(out, Stream::Stdout));
     }
     if let Some(err) = w.stderr {
-        readers.push(sink.pipe(err, Level::Error));
+        readers.push(sink.pipe(err, Stream::Stderr));
     }
     Attached {
         child: w.child,
@@ -200,13 +200,9 @@ impl JobSink {
     fn pipe(
         &self,
         r: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-        level: Level,
+        stream: Stream,
     ) -> tokio::task::JoinHandle<()> {
-        let stream = if level == Level::Info {
-            "stdout"
-        } else {
-            "stderr"
-        };
+        let (level, stream) = stream.logged_as();
         let (capture, log) = (self.capture.clone(), self.inst.log.clone());
         tokio::spawn(read_lines(r, self.line_limit, move |line| {
             capture.push(&line);
@@ -222,10 +218,7 @@ impl FrameSink for JobSink {
         };
         match msg {
             FromWorker::Output { stream, text } => {
-                let (level, name) = match stream {
-                    Stream::Stdout => (Level::Info, "stdout"),
-                    Stream::Stderr => (Level::Error, "stderr"),
-                };
+                let (level, name) = stream.logged_as();
                 for l in text.split('\n') {
                     self.line(level, name, l, None);
                 }
