@@ -125,6 +125,11 @@ pub struct Config {
     pub log_rate_per_sec: u32,
     /// Lines a script may log at once before `log_rate_per_sec` applies.
     pub log_rate_burst: u32,
+    /// Bytes of log text per second one script may write (0 = no limit): within
+    /// the line rate, long lines could still wear out flash.
+    pub log_bytes_per_sec: u32,
+    /// Bytes a script may log at once before `log_bytes_per_sec` applies.
+    pub log_bytes_burst: u32,
     /// Lines waiting for the log writer; beyond this, lines are dropped and counted.
     pub log_queue_lines: usize,
     /// How often the log pruning pass runs, in seconds.
@@ -292,6 +297,8 @@ impl Default for Config {
             log_max_age_days: 14,
             log_rate_per_sec: 5_000,
             log_rate_burst: 20_000,
+            log_bytes_per_sec: 1024 * 1024,
+            log_bytes_burst: 8 * 1024 * 1024,
             log_queue_lines: 65_536,
             log_prune_interval_s: 10,
             ws_client_queue: 1_024,

@@ -192,3 +192,75 @@ fn a_spinning_thread_is_ended_at_the_cpu_limit() {
     assert!(msg.contains("上限 5%"), "{e}");
     still_fine(&rt, "the spinning thread");
 }
+
+/// Scheduling policy of each thread of `pid` (field 41 of its `stat`).
+fn policies(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().nth(38)?.parse().ok()
+        })
+        .collect()
+}
+
+const SCHED_OTHER: u32 = 0;
+const SCHED_IDLE: u32 = 5;
+
+#[test]
+fn a_busy_worker_runs_at_idle_priority_until_it_is_calm_again() {
+    let (rt, offender) = runtime(&[]);
+    let bystander = rt
+        .running()
+        .into_iter()
+        .find(|e| e["script_path"] == json!("p/fast.py"))
+        .expect("bystander listed");
+    let pid = worker_of(&rt, &offender);
+    let entry = rt.running_entry(&offender).expect("listed");
+    assert_eq!(entry["cpu_priority"], json!("normal"), "{entry}");
+    assert!(policies(pid).iter().all(|&p| p == SCHED_OTHER));
+    // Busy for 2 s: at idle priority within the first half second of it.
+    std::thread::scope(|s| {
+        let burn = s.spawn(|| rt.call_route("GET", "/run/burn?ms=2000", None));
+        wait_until(Duration::from_secs(2), "the busy worker goes idle", || {
+            rt.running_entry(&offender).unwrap_or_default()["cpu_priority"] == json!("idle")
+        });
+        let threads = policies(pid);
+        assert!(
+            !threads.is_empty() && threads.iter().all(|&p| p == SCHED_IDLE),
+            "every thread: {threads:?}"
+        );
+        still_fine(&rt, "a busy worker");
+        let r = burn.join().expect("burn");
+        assert_eq!(r.json, json!({"burnt": true}), "{}", r.text);
+    });
+    // The script cannot undo it itself.
+    let r = rt.call_route("GET", "/run/unidle", None);
+    assert_eq!(
+        r.json,
+        json!({"raised": false, "error": "PermissionError"}),
+        "{}",
+        r.text
+    );
+    // Quiet for 5 s: back to normal.
+    wait_until(Duration::from_secs(15), "back at normal priority", || {
+        rt.running_entry(&offender).unwrap_or_default()["cpu_priority"] == json!("normal")
+    });
+    assert!(
+        policies(pid).iter().all(|&p| p == SCHED_OTHER),
+        "{:?}",
+        policies(pid)
+    );
+    let id = bystander["script_id"].as_str().expect("id");
+    assert_eq!(
+        rt.running_entry(id).expect("listed")["cpu_priority"],
+        json!("normal")
+    );
+    let out = rt.get(&format!("/api/script/scripts/{offender}/output?limit=100"));
+    let text = out.data()["lines"].to_string();
+    assert!(text.contains("idle priority until below 25%"), "{text}");
+    assert!(text.contains("back at normal priority"), "{text}");
+}

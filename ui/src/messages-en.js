@@ -34,6 +34,8 @@ export const EN = {
   "{} (有语法错误: {})": "{0} (with a syntax error: {1})",
   "{} (第 {} 行有语法错误: {})": "{0} (syntax error at line {1}: {2})",
   "{} lines dropped by rate limit (日志速率超限, 丢弃了 {} 行)": "{0} lines dropped by rate limit",
+  "worker used {}% of a core: idle priority until below {}% for {} s (CPU 占用过高, 降为空闲优先级)": "worker used {0}% of a core: idle priority until below {1}% for {2} s",
+  "worker back at normal priority (恢复正常优先级)": "worker back at normal priority",
   "{} 不存在": "{0} does not exist",
   "{} 个文件, {} 字节 (最多 {} 个文件, {} 字节)": "{0} files, {1} bytes (at most {2} files, {3} bytes)",
   "{} 失败: {}": "{0} failed: {1}",

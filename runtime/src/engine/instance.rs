@@ -99,6 +99,8 @@ pub struct Instance {
     /// The worker's own cgroup (with a delegated cgroup), for `memory.events`.
     cgroup: OnceLock<std::path::PathBuf>,
     pub cpu: CpuMeter,
+    /// Its worker runs at idle priority for using too much CPU (`worker::priority`).
+    pub idle_priority: std::sync::atomic::AtomicBool,
     started_mono: std::time::Instant,
 }
 
@@ -135,6 +137,7 @@ impl Instance {
             end_reason: Mutex::new(None),
             cgroup: OnceLock::new(),
             cpu: CpuMeter::default(),
+            idle_priority: std::sync::atomic::AtomicBool::new(false),
             started_mono: std::time::Instant::now(),
         }
     }
@@ -235,6 +238,18 @@ impl Instance {
             .push(level, "system", message, None);
     }
 
+    /// `idle` while its worker is held at idle priority, else `normal`.
+    pub fn cpu_priority(&self) -> &'static str {
+        if self
+            .idle_priority
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            "idle"
+        } else {
+            "normal"
+        }
+    }
+
     pub fn output_text(&self, limit: usize) -> String {
         self.output
             .lock()
@@ -262,6 +277,7 @@ impl Instance {
             "busy": self.busy_json(alive, busy_grace_ms),
             "sandbox": crate::sandbox::status_json(self.sandbox.get()),
             "cpu_percent": if alive { self.cpu.percent(pid) } else { None },
+            "cpu_priority": self.cpu_priority(),
             "uptime_s": self.started_mono.elapsed().as_secs(),
         });
         if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), self.supervised.to_json()) {

@@ -11,11 +11,16 @@ use super::Engine;
 use super::instance::{Instance, State};
 use super::supervise::EndReason;
 use crate::worker::WorkerConn;
+use crate::worker::priority::{self, Change, Class, Governor};
+use vwed_ipc::Level;
 
 /// How often a running worker is asked whether its loop is free.
 const HEARTBEAT: Duration = Duration::from_secs(10);
-/// How often its CPU time is sampled.
+/// How often its CPU time is sampled for its limit, and a busy worker checked.
 const TICK: Duration = Duration::from_secs(1);
+/// How often its CPU time is sampled for its priority: a hog must be caught in
+/// its first burst.
+const PRIORITY_TICK: Duration = Duration::from_millis(100);
 /// Shortest wait for a busy worker's answer to a ping.
 const MIN_PROBE: Duration = Duration::from_millis(200);
 
@@ -24,27 +29,44 @@ pub(super) async fn watch(engine: Weak<Engine>, inst: Arc<Instance>) {
     let Some(conn) = inst.conn().cloned() else {
         return;
     };
-    let (grace, limit, window) = match engine.upgrade() {
+    let (grace, limit, window, idle_above) = match engine.upgrade() {
         Some(e) => {
             let s = &e.cfg.supervision;
             (
                 Duration::from_millis(s.busy_grace_ms),
                 s.cpu_limit_percent,
                 Duration::from_secs(s.cpu_window_s),
+                e.cfg.sandbox.idle_above_percent,
             )
         }
         None => return,
     };
     let mut cpu = CpuWindow::new(window);
+    let mut governor = (idle_above > 0).then(|| Governor::new(idle_above));
     let mut next_ping = Instant::now() + HEARTBEAT;
+    let mut next_tick = Instant::now();
     loop {
+        let pause = if governor.is_some() {
+            PRIORITY_TICK
+        } else {
+            TICK
+        };
         tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
-            _ = conn.overdue.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = conn.overdue.notified() => next_tick = Instant::now(),
         }
         if inst.state() != State::Running {
             return;
         }
+        if let Some(g) = governor.as_mut()
+            && !govern(g, &inst, idle_above)
+        {
+            governor = None;
+        }
+        if Instant::now() < next_tick {
+            continue;
+        }
+        next_tick = Instant::now() + TICK;
         if conn.busy().is_some() {
             if let Some(reason) = still_busy(&conn, grace).await {
                 end(&engine, &inst, reason);
@@ -72,6 +94,47 @@ pub(super) async fn watch(engine: Weak<Engine>, inst: Arc<Instance>) {
             // A stuck handler does not answer; its heartbeat shows since when.
             heartbeat(&conn);
             next_ping = Instant::now() + HEARTBEAT;
+        }
+    }
+}
+
+/// One sample for the worker's CPU priority; false once the priority can no
+/// longer be changed (the worker stays as it is).
+fn govern(g: &mut Governor, inst: &Instance, above: u32) -> bool {
+    let pid = inst.pid();
+    let Some(ticks) = crate::worker::cpu_ticks(pid) else {
+        return true;
+    };
+    let cpu_ms = ticks * 1000 / crate::worker::clock_ticks_per_s().max(1);
+    let (class, level, said) = match g.sample(Instant::now(), cpu_ms) {
+        None => return true,
+        Some(Change::ToIdle { percent }) => (
+            Class::Idle,
+            Level::Warning,
+            format!(
+                "worker used {percent}% of a core: idle priority until below {above}% for {calm} s (CPU 占用过高, 降为空闲优先级)",
+                calm = priority::CALM.as_secs()
+            ),
+        ),
+        Some(Change::ToNormal) => (
+            Class::Normal,
+            Level::Info,
+            "worker back at normal priority (恢复正常优先级)".to_string(),
+        ),
+    };
+    match priority::set_class(pid, class) {
+        Ok(_) => {
+            inst.idle_priority
+                .store(class == Class::Idle, std::sync::atomic::Ordering::Relaxed);
+            inst.note(level, said);
+            true
+        }
+        Err(e) => {
+            inst.note(
+                Level::Warning,
+                format!("worker priority stays {}: {e}", inst.cpu_priority()),
+            );
+            false
         }
     }
 }

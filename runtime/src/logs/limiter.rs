@@ -33,25 +33,36 @@ impl TokenBucket {
     }
 
     pub fn take(&mut self, now: Instant) -> bool {
-        if self.unlimited() {
-            return true;
+        self.take_n(1, now)
+    }
+
+    /// Spends `n` tokens if there are that many; a cost above the burst counts
+    /// as the burst, so that one large item can still pass a full bucket.
+    pub fn take_n(&mut self, n: u32, now: Instant) -> bool {
+        if !self.would_pass_n(n, now) {
+            return false;
         }
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+        if !self.unlimited() {
+            self.tokens -= self.cost(n);
         }
+        true
     }
 
     /// Whether a line would be let through now, without spending a token.
     pub fn would_pass(&mut self, now: Instant) -> bool {
+        self.would_pass_n(1, now)
+    }
+
+    pub fn would_pass_n(&mut self, n: u32, now: Instant) -> bool {
         if self.unlimited() {
             return true;
         }
         self.refill(now);
-        self.tokens >= 1.0
+        self.tokens >= self.cost(n)
+    }
+
+    fn cost(&self, n: u32) -> f64 {
+        f64::from(n.max(1)).min(self.burst)
     }
 }
 
@@ -76,6 +87,22 @@ mod tests {
             10,
             "capped at burst"
         );
+    }
+
+    #[test]
+    fn a_cost_spends_that_many_tokens_and_never_more_than_the_burst() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1000, 4000, t0);
+        assert!(b.take_n(3000, t0));
+        assert!(!b.take_n(1001, t0), "1,000 left");
+        assert!(b.take_n(1000, t0));
+        assert!(!b.would_pass(t0));
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(
+            b.take_n(1_000_000, t1),
+            "a full bucket lets one big item through"
+        );
+        assert!(!b.take_n(1, t1));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 pub use hub::{ALL, Conn, Hub, LineFilter};
 pub use query::{LogQuery, MAX_LIMIT, Order, decode_cursor, encode_cursor};
 pub use record::iso_utc;
-pub use script::ScriptLogger;
+pub use script::{RateLimit, ScriptLogger};
 pub use store::{LogStore, LogStoreError, StoreLimits};
 
 use crate::config::Config;
@@ -31,8 +31,7 @@ use crate::config::Config;
 pub struct Logs {
     pub store: Arc<LogStore>,
     pub hub: Arc<Hub>,
-    rate: u32,
-    burst: u32,
+    rate: RateLimit,
     loggers: Mutex<Vec<Weak<ScriptLogger>>>,
 }
 
@@ -51,17 +50,20 @@ impl Logs {
         Ok(Self::new(
             store,
             Hub::new(cfg.ws_client_queue, cfg.ws_client_queue_bytes),
-            cfg.log_rate_per_sec,
-            cfg.log_rate_burst,
+            RateLimit {
+                lines_per_sec: cfg.log_rate_per_sec,
+                lines_burst: cfg.log_rate_burst,
+                bytes_per_sec: cfg.log_bytes_per_sec,
+                bytes_burst: cfg.log_bytes_burst,
+            },
         ))
     }
 
-    pub fn new(store: Arc<LogStore>, hub: Hub, rate: u32, burst: u32) -> Arc<Logs> {
+    pub fn new(store: Arc<LogStore>, hub: Hub, rate: RateLimit) -> Arc<Logs> {
         Arc::new(Logs {
             store,
             hub: Arc::new(hub),
             rate,
-            burst,
             loggers: Mutex::new(Vec::new()),
         })
     }
@@ -74,7 +76,11 @@ impl Logs {
         burst: u32,
     ) -> Result<Arc<Logs>, LogStoreError> {
         let store = LogStore::open(path, 1024 * 1024, limits)?;
-        Ok(Self::new(store, Hub::new(1024, 4 << 20), rate, burst))
+        Ok(Self::new(
+            store,
+            Hub::new(1024, 4 << 20),
+            RateLimit::lines(rate, burst),
+        ))
     }
 
     /// The logger of one started script.
@@ -84,7 +90,6 @@ impl Logs {
             script_id,
             script_path,
             self.rate,
-            self.burst,
         ));
         let mut v = self.loggers.lock().unwrap_or_else(|p| p.into_inner());
         v.retain(|w| w.strong_count() > 0);
@@ -121,7 +126,12 @@ impl Logs {
         scripts.sort_by(|a, b| a["script_id"].as_str().cmp(&b["script_id"].as_str()));
         json!({
             "store": self.store.stats_json(),
-            "rate_limit": {"lines_per_sec": self.rate, "burst": self.burst},
+            "rate_limit": {
+                "lines_per_sec": self.rate.lines_per_sec,
+                "burst": self.rate.lines_burst,
+                "bytes_per_sec": self.rate.bytes_per_sec,
+                "bytes_burst": self.rate.bytes_burst,
+            },
             "scripts": scripts,
             "websocket": {
                 "connections": self.hub.connections().len(),

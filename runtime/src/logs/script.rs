@@ -13,8 +13,32 @@ use super::Logs;
 use super::limiter::TokenBucket;
 use super::record::{LogLine, iso_utc};
 
+/// How much one script may log: lines and bytes per second, each with a burst
+/// (a rate of 0 never limits). Bytes matter on flash: a script printing long
+/// lines within the line rate could still write tens of MB a second.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub lines_per_sec: u32,
+    pub lines_burst: u32,
+    pub bytes_per_sec: u32,
+    pub bytes_burst: u32,
+}
+
+impl RateLimit {
+    /// A limit on lines only.
+    pub fn lines(per_sec: u32, burst: u32) -> RateLimit {
+        RateLimit {
+            lines_per_sec: per_sec,
+            lines_burst: burst,
+            bytes_per_sec: 0,
+            bytes_burst: 1,
+        }
+    }
+}
+
 struct Limit {
     bucket: TokenBucket,
+    bytes: TokenBucket,
     /// Dropped since the last report.
     pending: u64,
 }
@@ -36,15 +60,16 @@ impl ScriptLogger {
         logs: Arc<Logs>,
         script_id: &str,
         script_path: &str,
-        rate: u32,
-        burst: u32,
+        rate: RateLimit,
     ) -> Self {
+        let now = Instant::now();
         ScriptLogger {
             logs,
             script_id: Arc::from(script_id),
             script_path: Arc::from(script_path),
             limit: Mutex::new(Limit {
-                bucket: TokenBucket::new(rate, burst, Instant::now()),
+                bucket: TokenBucket::new(rate.lines_per_sec, rate.lines_burst, now),
+                bytes: TokenBucket::new(rate.bytes_per_sec, rate.bytes_burst, now),
                 pending: 0,
             }),
             accepted: AtomicU64::new(0),
@@ -67,12 +92,15 @@ impl ScriptLogger {
     ) -> bool {
         let pending = {
             let mut l = self.limit();
-            if !l.bucket.take(Instant::now()) {
+            let now = Instant::now();
+            let size = u32::try_from(message.len()).unwrap_or(u32::MAX);
+            if !l.bytes.would_pass_n(size, now) || !l.bucket.take(now) {
                 l.pending += 1;
                 drop(l);
                 self.rate_dropped.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
+            l.bytes.take_n(size, now);
             std::mem::take(&mut l.pending)
         };
         if pending > 0 {
@@ -102,7 +130,8 @@ impl ScriptLogger {
     pub fn tick(&self) {
         let pending = {
             let mut l = self.limit();
-            if l.pending == 0 || !l.bucket.would_pass(Instant::now()) {
+            let now = Instant::now();
+            if l.pending == 0 || !l.bucket.would_pass(now) || !l.bytes.would_pass(now) {
                 return;
             }
             std::mem::take(&mut l.pending)

@@ -326,6 +326,34 @@ fn rate_limit_drops_are_counted_and_reported() {
 }
 
 #[test]
+fn long_lines_within_the_line_rate_are_held_to_the_byte_rate() {
+    let rate = RateLimit {
+        bytes_per_sec: 64 * 1024,
+        bytes_burst: 256 * 1024,
+        ..RateLimit::lines(5_000, 20_000)
+    };
+    let store = LogStore::open(&tmp("bytes"), 1 << 20, StoreLimits::default()).expect("open");
+    let logs = Logs::new(store, Hub::new(1024, 4 << 20), rate);
+    let s = logs.script("wide", "p/w.py");
+    let line = "x".repeat(64 * 1024);
+    let passed = (0..200)
+        .filter(|_| s.script_line(Level::Info, "stdout", line.clone(), None))
+        .count();
+    assert!(
+        (4..7).contains(&passed),
+        "a 256 KiB burst holds 4 lines: {passed}"
+    );
+    // Short lines still pass once the bucket has room for them.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(s.script_line(Level::Info, "stdout", "short".into(), None));
+    assert_eq!(
+        s.rate_dropped.load(Ordering::Relaxed) as usize,
+        200 - passed
+    );
+    assert_eq!(logs.stats_json()["rate_limit"]["bytes_per_sec"], 65_536);
+}
+
+#[test]
 fn full_queue_drops_are_counted_never_blocking() {
     let limits = StoreLimits {
         queue_lines: 16,

@@ -3,6 +3,7 @@
 mod confine;
 mod conn;
 mod cpu;
+pub mod priority;
 mod spawn;
 mod usage;
 
