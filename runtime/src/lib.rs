@@ -182,6 +182,7 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
     sandbox::init(&cfg);
     let cfg = Arc::new(cfg);
     let engine = Engine::new(cfg.clone(), store, exe, Some(lock), logs, auth);
+    engine::spawn_priority(&engine);
     // Before scripts are restored, so that their boot() can already use I/O.
     if let Some(io) = io::start(&cfg, &engine).map_err(ServeError::DeviceIo)? {
         let _ = engine.io.set(io);

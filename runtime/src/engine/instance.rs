@@ -101,6 +101,8 @@ pub struct Instance {
     pub cpu: CpuMeter,
     /// Its worker runs at idle priority for using too much CPU (`worker::priority`).
     pub idle_priority: std::sync::atomic::AtomicBool,
+    /// Decides that priority from its CPU use (made at the first sample).
+    pub governor: Mutex<Option<crate::worker::priority::Governor>>,
     started_mono: std::time::Instant,
 }
 
@@ -138,6 +140,7 @@ impl Instance {
             cgroup: OnceLock::new(),
             cpu: CpuMeter::default(),
             idle_priority: std::sync::atomic::AtomicBool::new(false),
+            governor: Mutex::new(None),
             started_mono: std::time::Instant::now(),
         }
     }

@@ -33,6 +33,7 @@ use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
 pub use instance::{Instance, State};
 pub use sink::{answer_request, log_fields, perform_notified};
 pub use start::{StartError, StartOk, StartRequest};
+pub(crate) use watch::spawn_priority;
 
 use crate::analyzer::Analyzer;
 use crate::config::Config;

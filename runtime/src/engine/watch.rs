@@ -11,12 +11,12 @@ use super::Engine;
 use super::instance::{Instance, State};
 use super::supervise::EndReason;
 use crate::worker::WorkerConn;
-use crate::worker::priority::{self, Change, Class, Governor};
+use crate::worker::priority::{self, Change, Class, Governor, Sample};
 use vwed_ipc::Level;
 
 /// How often a running worker is asked whether its loop is free.
 const HEARTBEAT: Duration = Duration::from_secs(10);
-/// How often its CPU time is sampled for its limit, and a busy worker checked.
+/// How often its CPU time is sampled for its limit.
 const TICK: Duration = Duration::from_secs(1);
 /// How often its CPU time is sampled for its priority: a hog must be caught in
 /// its first burst.
@@ -29,44 +29,27 @@ pub(super) async fn watch(engine: Weak<Engine>, inst: Arc<Instance>) {
     let Some(conn) = inst.conn().cloned() else {
         return;
     };
-    let (grace, limit, window, idle_above) = match engine.upgrade() {
+    let (grace, limit, window) = match engine.upgrade() {
         Some(e) => {
             let s = &e.cfg.supervision;
             (
                 Duration::from_millis(s.busy_grace_ms),
                 s.cpu_limit_percent,
                 Duration::from_secs(s.cpu_window_s),
-                e.cfg.sandbox.idle_above_percent,
             )
         }
         None => return,
     };
     let mut cpu = CpuWindow::new(window);
-    let mut governor = (idle_above > 0).then(|| Governor::new(idle_above));
     let mut next_ping = Instant::now() + HEARTBEAT;
-    let mut next_tick = Instant::now();
     loop {
-        let pause = if governor.is_some() {
-            PRIORITY_TICK
-        } else {
-            TICK
-        };
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = conn.overdue.notified() => next_tick = Instant::now(),
+            _ = tokio::time::sleep(TICK) => {}
+            _ = conn.overdue.notified() => {}
         }
         if inst.state() != State::Running {
             return;
         }
-        if let Some(g) = governor.as_mut()
-            && !govern(g, &inst, idle_above)
-        {
-            governor = None;
-        }
-        if Instant::now() < next_tick {
-            continue;
-        }
-        next_tick = Instant::now() + TICK;
         if conn.busy().is_some() {
             if let Some(reason) = still_busy(&conn, grace).await {
                 end(&engine, &inst, reason);
@@ -98,16 +81,53 @@ pub(super) async fn watch(engine: Weak<Engine>, inst: Arc<Instance>) {
     }
 }
 
-/// One sample for the worker's CPU priority; false once the priority can no
-/// longer be changed (the worker stays as it is).
-fn govern(g: &mut Governor, inst: &Instance, above: u32) -> bool {
+/// Every [`PRIORITY_TICK`], one pass over the running workers for their CPU
+/// priority: one wakeup for all of them (a timer per worker cost more than the
+/// sampling itself).
+pub(crate) fn spawn_priority(engine: &Arc<Engine>) {
+    let above = engine.cfg.sandbox.idle_above_percent;
+    if above == 0 {
+        return;
+    }
+    let weak = Arc::downgrade(engine);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PRIORITY_TICK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(engine) = weak.upgrade() else {
+                return;
+            };
+            for inst in engine.instances() {
+                if inst.state() == State::Running
+                    && let Some(conn) = inst.conn()
+                {
+                    govern(&inst, conn, above);
+                }
+            }
+        }
+    });
+}
+
+/// One sample for the worker's CPU priority. Once its priority cannot be
+/// changed, the worker stays as it is and is no longer sampled.
+fn govern(inst: &Instance, conn: &WorkerConn, above: u32) {
+    let mut slot = inst.governor.lock().unwrap_or_else(|p| p.into_inner());
+    let g = slot.get_or_insert_with(|| Governor::new(above));
+    if g.given_up() {
+        return;
+    }
     let pid = inst.pid();
     let Some(ticks) = crate::worker::cpu_ticks(pid) else {
-        return true;
+        return;
     };
-    let cpu_ms = ticks * 1000 / crate::worker::clock_ticks_per_s().max(1);
-    let (class, level, said) = match g.sample(Instant::now(), cpu_ms) {
-        None => return true,
+    let now = Sample {
+        at: Instant::now(),
+        cpu_ms: ticks * 1000 / crate::worker::clock_ticks_per_s().max(1),
+        answered: conn.answered(),
+    };
+    let (class, level, said) = match g.sample(now) {
+        None => return,
         Some(Change::ToIdle { percent }) => (
             Class::Idle,
             Level::Warning,
@@ -127,14 +147,13 @@ fn govern(g: &mut Governor, inst: &Instance, above: u32) -> bool {
             inst.idle_priority
                 .store(class == Class::Idle, std::sync::atomic::Ordering::Relaxed);
             inst.note(level, said);
-            true
         }
         Err(e) => {
+            g.give_up();
             inst.note(
                 Level::Warning,
                 format!("worker priority stays {}: {e}", inst.cpu_priority()),
             );
-            false
         }
     }
 }

@@ -23,10 +23,11 @@ pub struct SandboxSettings {
     /// Nice value of workers (0..19): a busy script yields the CPU to the supervisor
     /// and so never slows the API.
     pub nice: u8,
-    /// A worker that uses more than this share of one core (over half a second)
-    /// runs at idle priority until it has stayed below it for 5 s: it then only
-    /// gets CPU time that nothing else wants, so a busy script cannot delay the
-    /// API or another script's routes (0 = never).
+    /// A worker that uses more than this share of one core (over a quarter of a
+    /// second, in stretches of 5 ms or more per call it answers) runs at idle
+    /// priority until it has been calm for 5 s: it then only gets CPU time that
+    /// nothing else wants, so a runaway script cannot delay the API or another
+    /// script's routes (0 = never).
     pub idle_above_percent: u32,
     /// With a delegated cgroup v2 (systemd `Delegate=yes`): CPU of one worker, in
     /// percent of one core (cpu.max; 0 = no quota). Memory is `worker_memory_mb`.

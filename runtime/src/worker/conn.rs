@@ -103,6 +103,8 @@ pub struct WorkerConn {
     /// Unix time (ms) of the last frame from the worker.
     last_seen_ms: AtomicU64,
     busy: Mutex<Option<Busy>>,
+    /// Requests the worker has answered, for its CPU priority (`priority.rs`).
+    answered: AtomicU64,
     /// Woken when the worker becomes [`Busy`], for whoever watches it.
     pub overdue: tokio::sync::Notify,
 }
@@ -120,6 +122,7 @@ impl WorkerConn {
             alive: AtomicBool::new(true),
             last_seen_ms: AtomicU64::new(crate::clock::unix_ms()),
             busy: Mutex::new(None),
+            answered: AtomicU64::new(0),
             overdue: tokio::sync::Notify::new(),
         });
         tokio::spawn(write_loop(wr, rx, queued));
@@ -276,8 +279,14 @@ impl WorkerConn {
 
     fn complete(&self, req: u64, answer: Answer) {
         if let Some((tx, _)) = self.lock_pending().remove(&req) {
+            self.answered.fetch_add(1, Ordering::Relaxed);
             let _ = tx.send(answer);
         }
+    }
+
+    /// How many requests the worker has answered so far.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
     }
 
     fn close(&self) {

@@ -1,8 +1,11 @@
-//! Idle priority for a worker that keeps a core busy. At nice 10 a busy worker
-//! still runs out its time slice before a woken supervisor thread or another
-//! script's worker gets the core (the kernel's EEVDF scheduler protects a running
-//! task's slice), so every neighbour waits milliseconds for it. A task in
-//! `SCHED_IDLE` gives way to any other task the moment it wakes. Measured in
+//! Idle priority for a worker that keeps a core busy in long stretches. At nice
+//! 10 such a worker still runs out its time slice before a woken supervisor
+//! thread or another script's worker gets the core (the kernel's EEVDF scheduler
+//! protects a running task's slice), so every neighbour waits milliseconds for
+//! it. A task in `SCHED_IDLE` gives way to any other task the moment it wakes.
+//! A worker that is busy answering many short calls is left alone: it waits for
+//! the next call between them, so it never holds a core long, and at idle
+//! priority it would lose throughput to every other process. Measured in
 //! BENCHMARKS.md, "Runaway scripts next to a healthy one".
 
 use std::collections::VecDeque;
@@ -16,6 +19,9 @@ pub const WINDOW: Duration = Duration::from_millis(250);
 const MIN_SPAN: Duration = Duration::from_millis(100);
 /// How long a demoted worker must stay below the threshold to get its priority back.
 pub const CALM: Duration = Duration::from_secs(5);
+/// CPU per answered call from which a busy worker counts as running in long
+/// stretches (a memory bomb: ~60 ms; a route of a busy script: tens of µs).
+const LONG_CALL_MS: u64 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -55,18 +61,28 @@ pub fn set_class(pid: u32, class: Class) -> io::Result<usize> {
 /// What the governor decided on a sample.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Change {
-    /// Used `percent` of one core over the window.
+    /// Used `percent` of one core over the window, in long stretches.
     ToIdle { percent: u64 },
     /// Below the threshold for [`CALM`].
     ToNormal,
 }
 
+/// CPU time (ms) and answered calls of a worker, at one moment, both counted
+/// since it started.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub at: Instant,
+    pub cpu_ms: u64,
+    pub answered: u64,
+}
+
 /// Decides a worker's class from samples of its CPU time.
 pub struct Governor {
     above_percent: u64,
-    samples: VecDeque<(Instant, u64)>,
+    samples: VecDeque<Sample>,
     class: Class,
     calm_since: Option<Instant>,
+    given_up: bool,
 }
 
 impl Governor {
@@ -77,7 +93,17 @@ impl Governor {
             samples: VecDeque::new(),
             class: Class::Normal,
             calm_since: None,
+            given_up: false,
         }
+    }
+
+    /// The priority could not be changed: no more decisions.
+    pub fn give_up(&mut self) {
+        self.given_up = true;
+    }
+
+    pub fn given_up(&self) -> bool {
+        self.given_up
     }
 
     #[cfg(test)]
@@ -85,45 +111,49 @@ impl Governor {
         self.class
     }
 
-    /// Takes a sample of the worker's CPU time (`cpu_ms`, since it started).
-    pub fn sample(&mut self, now: Instant, cpu_ms: u64) -> Option<Change> {
-        let percent = self.percent(now, cpu_ms)?;
-        let busy = percent > self.above_percent;
-        match self.class {
-            Class::Normal if busy => {
+    pub fn sample(&mut self, now: Sample) -> Option<Change> {
+        let hogging = self.hogging(now)?;
+        match (self.class, hogging) {
+            (Class::Normal, Some(percent)) => {
                 self.class = Class::Idle;
                 self.calm_since = None;
                 Some(Change::ToIdle { percent })
             }
-            Class::Idle if busy => {
+            (Class::Idle, Some(_)) => {
                 self.calm_since = None;
                 None
             }
-            Class::Idle => {
-                let since = *self.calm_since.get_or_insert(now);
-                (now.duration_since(since) >= CALM).then(|| {
+            (Class::Idle, None) => {
+                let since = *self.calm_since.get_or_insert(now.at);
+                (now.at.duration_since(since) >= CALM).then(|| {
                     self.class = Class::Normal;
                     self.calm_since = None;
                     Change::ToNormal
                 })
             }
-            Class::Normal => None,
+            (Class::Normal, None) => None,
         }
     }
 
-    /// Percent of one core over the last [`WINDOW`], once [`MIN_SPAN`] is covered.
-    fn percent(&mut self, now: Instant, cpu_ms: u64) -> Option<u64> {
-        self.samples.push_back((now, cpu_ms));
-        while self.samples.len() > 2 && now.duration_since(self.samples[1].0) >= WINDOW {
+    /// Over the last [`WINDOW`], once [`MIN_SPAN`] is covered: the percent of
+    /// one core used, if above the threshold and in stretches of
+    /// [`LONG_CALL_MS`] or more per answered call.
+    fn hogging(&mut self, now: Sample) -> Option<Option<u64>> {
+        self.samples.push_back(now);
+        while self.samples.len() > 2 && now.at.duration_since(self.samples[1].at) >= WINDOW {
             self.samples.pop_front();
         }
-        let &(t0, c0) = self.samples.front()?;
-        let span = now.duration_since(t0);
+        let first = *self.samples.front()?;
+        let span = now.at.duration_since(first.at);
         if span < MIN_SPAN {
             return None;
         }
         let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
-        Some(cpu_ms.saturating_sub(c0) * 100 / span_ms.max(1))
+        let used_ms = now.cpu_ms.saturating_sub(first.cpu_ms);
+        let percent = used_ms * 100 / span_ms.max(1);
+        let calls = now.answered.saturating_sub(first.answered);
+        let long = used_ms >= calls.saturating_mul(LONG_CALL_MS);
+        Some((percent > self.above_percent && long).then_some(percent))
     }
 }
 
@@ -131,8 +161,13 @@ impl Governor {
 mod tests {
     use super::*;
 
-    fn at(t0: Instant, ms: u64) -> Instant {
-        t0 + Duration::from_millis(ms)
+    /// A sample at `ms` after `t0` of a worker that answered nothing.
+    fn quiet(t0: Instant, ms: u64, cpu_ms: u64) -> Sample {
+        Sample {
+            at: t0 + Duration::from_millis(ms),
+            cpu_ms,
+            answered: 0,
+        }
     }
 
     #[test]
@@ -140,15 +175,15 @@ mod tests {
         let t0 = Instant::now();
         let mut g = Governor::new(25);
         let mut early = Governor::new(25);
-        early.sample(at(t0, 0), 0);
-        assert_eq!(early.sample(at(t0, 50), 50), None, "too short to judge");
-        assert_eq!(g.sample(at(t0, 0), 0), None);
-        assert_eq!(g.sample(at(t0, 100), 5), None, "5 % of a core");
-        assert_eq!(g.sample(at(t0, 200), 10), None);
+        early.sample(quiet(t0, 0, 0));
+        assert_eq!(early.sample(quiet(t0, 50, 50)), None, "too short to judge");
+        assert_eq!(g.sample(quiet(t0, 0, 0)), None);
+        assert_eq!(g.sample(quiet(t0, 100, 5)), None, "5 % of a core");
+        assert_eq!(g.sample(quiet(t0, 200, 10)), None);
         // A memory bomb's bursts: 23 % over 300 ms, then 45 %.
-        assert_eq!(g.sample(at(t0, 300), 70), None);
+        assert_eq!(g.sample(quiet(t0, 300, 70)), None);
         assert_eq!(
-            g.sample(at(t0, 400), 140),
+            g.sample(quiet(t0, 400, 140)),
             Some(Change::ToIdle { percent: 45 })
         );
         assert_eq!(g.class(), Class::Idle);
@@ -156,7 +191,7 @@ mod tests {
         // the burst (at 800 ms), and lasts CALM.
         let back = (500..20_000)
             .step_by(100)
-            .find_map(|ms| g.sample(at(t0, ms), 230).map(|c| (ms, c)));
+            .find_map(|ms| g.sample(quiet(t0, ms, 230)).map(|c| (ms, c)));
         assert_eq!(back, Some((5_800, Change::ToNormal)));
         assert_eq!(g.class(), Class::Normal);
     }
@@ -165,24 +200,44 @@ mod tests {
     fn a_busy_spell_in_the_calm_starts_it_over() {
         let t0 = Instant::now();
         let mut g = Governor::new(25);
-        g.sample(at(t0, 0), 0);
+        g.sample(quiet(t0, 0, 0));
         assert!(matches!(
-            g.sample(at(t0, 300), 300),
+            g.sample(quiet(t0, 300, 300)),
             Some(Change::ToIdle { .. })
         ));
         let mut cpu = 300;
         for ms in (400..4_000).step_by(100) {
-            assert_eq!(g.sample(at(t0, ms), cpu), None);
+            assert_eq!(g.sample(quiet(t0, ms, cpu)), None);
         }
         // Busy again for a moment: a fresh calm spell is needed.
         for ms in (4_000..4_400).step_by(100) {
             cpu += 90;
-            assert_eq!(g.sample(at(t0, ms), cpu), None);
+            assert_eq!(g.sample(quiet(t0, ms, cpu)), None);
         }
         for ms in (4_400..9_000).step_by(100) {
-            assert_eq!(g.sample(at(t0, ms), cpu), None, "at {ms} ms");
+            assert_eq!(g.sample(quiet(t0, ms, cpu)), None, "at {ms} ms");
         }
         assert_eq!(g.class(), Class::Idle);
+    }
+
+    #[test]
+    fn a_worker_busy_with_many_short_calls_keeps_its_priority() {
+        let t0 = Instant::now();
+        let mut g = Governor::new(25);
+        // A whole core, 20,000 calls a second: 50 µs each.
+        for ms in (0..3_000).step_by(100) {
+            let s = Sample {
+                answered: ms * 20,
+                ..quiet(t0, ms, ms)
+            };
+            assert_eq!(g.sample(s), None, "at {ms} ms");
+        }
+        // The same CPU with one call answered in 300 ms: long stretches.
+        let long = Sample {
+            answered: 2_900 * 20 + 1,
+            ..quiet(t0, 3_200, 3_200)
+        };
+        assert!(matches!(g.sample(long), Some(Change::ToIdle { .. })));
     }
 
     #[test]
