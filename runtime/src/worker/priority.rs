@@ -111,6 +111,7 @@ impl Governor {
         self.class
     }
 
+    /// Takes a sample; says when the worker's class is to change.
     pub fn sample(&mut self, now: Sample) -> Option<Change> {
         let hogging = self.hogging(now)?;
         match (self.class, hogging) {
