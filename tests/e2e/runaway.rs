@@ -212,7 +212,9 @@ const SCHED_IDLE: u32 = 5;
 
 #[test]
 fn a_busy_worker_runs_at_idle_priority_until_it_is_calm_again() {
-    let (rt, offender) = runtime(&[]);
+    // A low threshold: on a machine loaded by other tests a nice-10 worker may
+    // get well under the default 25 % of a core, and the mechanism is the point.
+    let (rt, offender) = runtime(&[("VWED_SANDBOX__IDLE_ABOVE_PERCENT", "5")]);
     let bystander = rt
         .running()
         .into_iter()
@@ -222,10 +224,10 @@ fn a_busy_worker_runs_at_idle_priority_until_it_is_calm_again() {
     let entry = rt.running_entry(&offender).expect("listed");
     assert_eq!(entry["cpu_priority"], json!("normal"), "{entry}");
     assert!(policies(pid).iter().all(|&p| p == SCHED_OTHER));
-    // Busy for 2 s: at idle priority within the first half second of it.
+    // Busy for 3 s: at idle priority well within it.
     std::thread::scope(|s| {
-        let burn = s.spawn(|| rt.call_route("GET", "/run/burn?ms=2000", None));
-        wait_until(Duration::from_secs(2), "the busy worker goes idle", || {
+        let burn = s.spawn(|| rt.call_route("GET", "/run/burn?ms=3000", None));
+        wait_until(Duration::from_secs(3), "the busy worker goes idle", || {
             rt.running_entry(&offender).unwrap_or_default()["cpu_priority"] == json!("idle")
         });
         let threads = policies(pid);
@@ -261,6 +263,6 @@ fn a_busy_worker_runs_at_idle_priority_until_it_is_calm_again() {
     );
     let out = rt.get(&format!("/api/script/scripts/{offender}/output?limit=100"));
     let text = out.data()["lines"].to_string();
-    assert!(text.contains("idle priority until below 25%"), "{text}");
+    assert!(text.contains("idle priority until below 5%"), "{text}");
     assert!(text.contains("back at normal priority"), "{text}");
 }
