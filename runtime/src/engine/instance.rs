@@ -99,9 +99,8 @@ pub struct Instance {
     /// The worker's own cgroup (with a delegated cgroup), for `memory.events`.
     cgroup: OnceLock<std::path::PathBuf>,
     pub cpu: CpuMeter,
-    /// Its worker runs at idle priority for using too much CPU (`worker::priority`).
-    pub idle_priority: std::sync::atomic::AtomicBool,
-    /// Decides that priority from its CPU use (made at the first sample).
+    /// Decides its worker's CPU priority from its CPU use (`worker::priority`;
+    /// made at the first sample).
     pub governor: Mutex<Option<crate::worker::priority::Governor>>,
     started_mono: std::time::Instant,
 }
@@ -139,7 +138,6 @@ impl Instance {
             end_reason: Mutex::new(None),
             cgroup: OnceLock::new(),
             cpu: CpuMeter::default(),
-            idle_priority: std::sync::atomic::AtomicBool::new(false),
             governor: Mutex::new(None),
             started_mono: std::time::Instant::now(),
         }
@@ -243,14 +241,11 @@ impl Instance {
 
     /// `idle` while its worker is held at idle priority, else `normal`.
     pub fn cpu_priority(&self) -> &'static str {
-        if self
-            .idle_priority
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            "idle"
-        } else {
-            "normal"
-        }
+        let governor = self.governor.lock().unwrap_or_else(|p| p.into_inner());
+        governor
+            .as_ref()
+            .map_or(crate::worker::priority::Class::Normal, |g| g.class())
+            .as_str()
     }
 
     pub fn output_text(&self, limit: usize) -> String {

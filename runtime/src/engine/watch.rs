@@ -143,16 +143,13 @@ fn govern(inst: &Instance, conn: &WorkerConn, above: u32) {
         ),
     };
     match priority::set_class(pid, class) {
-        Ok(_) => {
-            inst.idle_priority
-                .store(class == Class::Idle, std::sync::atomic::Ordering::Relaxed);
-            inst.note(level, said);
-        }
+        Ok(_) => inst.note(level, said),
         Err(e) => {
-            g.give_up();
+            g.refused();
+            let stays = g.class().as_str();
             inst.note(
                 Level::Warning,
-                format!("worker priority stays {}: {e}", inst.cpu_priority()),
+                format!("worker priority stays {stays}: {e}"),
             );
         }
     }

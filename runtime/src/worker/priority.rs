@@ -30,6 +30,15 @@ pub enum Class {
     Idle,
 }
 
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Normal => "normal",
+            Class::Idle => "idle",
+        }
+    }
+}
+
 /// Puts every thread of `pid` in `class`; threads created later inherit it from
 /// the thread that creates them. A thread that ends meanwhile is skipped; a
 /// refusal (no permission to raise a priority again) is an error.
@@ -97,17 +106,22 @@ impl Governor {
         }
     }
 
-    /// The priority could not be changed: no more decisions.
-    pub fn give_up(&mut self) {
+    /// The change just decided could not be made: the class stays what it
+    /// was, and there are no more decisions.
+    pub fn refused(&mut self) {
         self.given_up = true;
+        self.class = match self.class {
+            Class::Idle => Class::Normal,
+            Class::Normal => Class::Idle,
+        };
     }
 
     pub fn given_up(&self) -> bool {
         self.given_up
     }
 
-    #[cfg(test)]
-    fn class(&self) -> Class {
+    /// The class the worker is in.
+    pub fn class(&self) -> Class {
         self.class
     }
 
@@ -239,6 +253,20 @@ mod tests {
             ..quiet(t0, 3_200, 3_200)
         };
         assert!(matches!(g.sample(long), Some(Change::ToIdle { .. })));
+    }
+
+    #[test]
+    fn a_refused_change_leaves_the_class_and_ends_the_decisions() {
+        let t0 = Instant::now();
+        let mut g = Governor::new(25);
+        g.sample(quiet(t0, 0, 0));
+        assert!(matches!(
+            g.sample(quiet(t0, 300, 300)),
+            Some(Change::ToIdle { .. })
+        ));
+        g.refused();
+        assert_eq!(g.class(), Class::Normal);
+        assert!(g.given_up());
     }
 
     #[test]
