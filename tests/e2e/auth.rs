@@ -173,6 +173,15 @@ fn cli_manages_accounts_through_the_running_runtime_and_offline() {
         .expect("kim listed")
         .clone();
     assert!(kim["last_login_at"].is_string(), "{kim}");
+    cli_json(&dir, &["user", "set", "kim", "--role", "operator"], None);
+    let users = cli_json(&dir, &["user", "list"], None);
+    let role = |users: &Value| {
+        users
+            .as_array()
+            .and_then(|u| u.iter().find(|u| u["name"] == "kim"))
+            .map(|kim| kim["role"].clone())
+    };
+    assert_eq!(role(&users), Some(Value::from("operator")), "{users}");
     let (ok, text, _) = cli(&dir, &["token", "list"], None);
     assert!(
         ok && text.contains("plc") && text.contains("revoked"),

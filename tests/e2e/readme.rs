@@ -217,3 +217,214 @@ fn readme_commands_are_split_like_a_shell_would() {
     assert_eq!(commands(auth), [auth]);
     assert!(!is_compound(auth));
 }
+
+/// Every command the README shows a user outside the curl walk-through, with the
+/// file that runs it and what that file must contain (compared without
+/// whitespace, so rustfmt's line breaks do not matter).
+const SHOWN: &[(&str, &str, &[&str])] = &[
+    ("scripts/run", "scripts/test", &["scripts/check-run"]),
+    ("scripts/test", ".ci/run", &["execscripts/test"]),
+    (
+        "xdg-open http://localhost:8000/api/script/ws/test-page",
+        "tests/e2e/logs_ws.rs",
+        &["rt.get(\"/api/script/ws/test-page\")"],
+    ),
+    (
+        "vwed-edge token create --name task-server --role operator [--expires-days 90]",
+        "tests/e2e/auth.rs",
+        &["\"token\",\"create\",\"--name\"", "\"--expires-days\""],
+    ),
+    ("token list", "tests/e2e/auth.rs", &["[\"token\",\"list\"]"]),
+    (
+        "token revoke <id>",
+        "tests/e2e/auth.rs",
+        &["[\"token\",\"revoke\","],
+    ),
+    (
+        "vwed-edge user add",
+        "tests/e2e/auth.rs",
+        &["[\"user\",\"add\","],
+    ),
+    (
+        "vwed-edge user passwd",
+        "tests/e2e/auth.rs",
+        &["[\"user\",\"passwd\","],
+    ),
+    (
+        "vwed-edge user set",
+        "tests/e2e/auth.rs",
+        &["[\"user\",\"set\","],
+    ),
+    (
+        "vwed-edge user del",
+        "tests/e2e/auth.rs",
+        &["[\"user\",\"del\","],
+    ),
+    (
+        "vwed-edge user list",
+        "tests/e2e/auth.rs",
+        &["[\"user\",\"list\"]"],
+    ),
+    (
+        "vwed-edge serve --no-auth",
+        "tests/e2e/auth.rs",
+        &["[\"serve\",\"--no-auth\","],
+    ),
+    (
+        "vwed-edge config",
+        "tests/e2e/auth.rs",
+        &["cmd.arg(\"config\")"],
+    ),
+    (
+        "vwed-edge serve --listen ADDR --data-dir DIR --config FILE",
+        "tests/e2e/readme.rs",
+        &["\"--config\""],
+    ),
+    ("vwed-edge --help", "tests/e2e/readme.rs", &["[\"--help\"]"]),
+    ("vwed-edge stubs", "tests/e2e/readme.rs", &["[\"stubs\"]"]),
+    (
+        "image/build-bundle.sh aarch64",
+        "image/ci-arm.sh",
+        &["\"$here/build-bundle.sh\"\"$VWED_ARCH\""],
+    ),
+    ("cargo build -p vwed-edge", "scripts/run", &["-pvwed-edge"]),
+    (
+        "vwed-fleet keygen",
+        "tests/e2e/fleet_deploy.rs",
+        &["cli_output(&[\"keygen\","],
+    ),
+    (
+        "vwed-fleet deploy",
+        "tests/src/fleet.rs",
+        &["self.cli(\"deploy\","],
+    ),
+    (
+        "vwed-fleet status",
+        "tests/src/fleet.rs",
+        &["self.cli(\"status\","],
+    ),
+    (
+        "vwed-fleet call",
+        "tests/e2e/fleet_calls.rs",
+        &["fleet.cli(\"call\","],
+    ),
+    (
+        "vwed-fleet rollback",
+        "tests/e2e/fleet_rollback.rs",
+        &["fleet.cli(\"rollback\","],
+    ),
+];
+
+/// The commands the README shows outside its curl walk-through: inline code that
+/// starts with a program of the project (`a|b` alternatives spelled out), and
+/// the lines of `sh` blocks that are neither curl nor an assignment.
+fn shown_commands(readme: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, span) in readme.split('`').enumerate() {
+        let span = span.split_whitespace().collect::<Vec<_>>().join(" ");
+        let programs = [
+            "vwed-edge ",
+            "vwed-fleet ",
+            "scripts/",
+            "image/",
+            "cargo ",
+            "token ",
+        ];
+        if i % 2 == 0 || span.ends_with(".md") || !programs.iter().any(|p| span.starts_with(p)) {
+            continue;
+        }
+        // `user add|passwd` and `vwed-fleet keygen | deploy`: one command each.
+        let span = span.replace(" | ", "|");
+        let words: Vec<&str> = span.split(' ').collect();
+        match words.iter().position(|w| w.contains('|')) {
+            Some(at) => out.extend(words[at].split('|').map(|alt| {
+                let mut cmd = words[..at].to_vec();
+                cmd.push(alt);
+                cmd.extend(&words[at + 1..]);
+                cmd.join(" ")
+            })),
+            None => out.push(span),
+        }
+    }
+    let heading = "## Set-up";
+    for section in std::iter::once(heading).chain(SECTIONS) {
+        for cmd in sh_blocks(readme, section).iter().flat_map(|b| commands(b)) {
+            let first = cmd.split_whitespace().next().unwrap_or("");
+            if first != "curl" && !first.contains('=') {
+                out.push(cmd);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_command_the_readme_shows_is_run_by_a_test() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let shown = shown_commands(&readme);
+    assert!(
+        shown.len() >= 20,
+        "only {} commands found: {shown:?}",
+        shown.len()
+    );
+    for cmd in &shown {
+        assert!(
+            SHOWN.iter().any(|(c, _, _)| c == cmd),
+            "the README shows `{cmd}` and no test is listed for it in SHOWN"
+        );
+    }
+    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    for (cmd, file, needles) in SHOWN {
+        assert!(
+            shown.contains(&cmd.to_string()),
+            "SHOWN lists `{cmd}`, the README no longer shows it"
+        );
+        let text = std::fs::read_to_string(format!("{root}/{file}"))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        for needle in *needles {
+            assert!(
+                squeeze(&text).contains(&squeeze(needle)),
+                "{file} does not run `{cmd}` ({needle})"
+            );
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_command_and_stubs_prints_the_vwed_stubs() {
+    let help = Command::new(vwed_e2e::binary())
+        .args(["--help"])
+        .output()
+        .expect("--help");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "{text}");
+    for cmd in ["serve", "config", "stubs", "token", "user"] {
+        assert!(text.contains(cmd), "--help does not explain {cmd}:\n{text}");
+    }
+    let stubs = Command::new(vwed_e2e::binary())
+        .args(["stubs"])
+        .output()
+        .expect("stubs");
+    let text = String::from_utf8_lossy(&stubs.stdout);
+    assert!(
+        stubs.status.success() && text.contains("class") && text.contains("def "),
+        "{text}"
+    );
+}
+
+#[test]
+fn serve_reads_the_settings_of_its_config_file() {
+    let dir = TempDir::new("config-file");
+    let file = dir.path().join("vwed.toml");
+    std::fs::write(&file, "call_timeout_ms = 4321\nstop_grace_ms = 1234\n").expect("config");
+    let rt = Runtime::with(
+        Opts::default()
+            .arg("--config")
+            .arg(&file.display().to_string()),
+    );
+    let info = rt.get("/api/system/info");
+    let config = info.ok().data()["config"].clone();
+    assert_eq!(config["call_timeout_ms"], 4321, "{config}");
+    assert_eq!(config["stop_grace_ms"], 1234, "{config}");
+}
