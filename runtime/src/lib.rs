@@ -6,22 +6,14 @@ mod analyzer;
 mod api;
 mod archive;
 pub mod auth;
-mod clock;
 pub mod config;
-mod cron;
-mod db;
 mod engine;
 pub mod fleet;
-mod fsio;
-mod heap;
 mod integrations;
 mod io;
 mod jobs;
-mod lock;
 mod logs;
 mod output;
-mod paths;
-mod pipe;
 mod registry;
 mod safe_mode;
 mod sample;
@@ -33,6 +25,9 @@ mod store;
 mod supervision;
 pub mod tls;
 mod worker;
+
+// The ground floor, under the names the modules above use.
+use vwed_base::{clock, cron, db, fsio, heap, lock, paths, pipe};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

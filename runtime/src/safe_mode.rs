@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use vwed_base::sync::Locked;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -138,7 +139,7 @@ impl SafeMode {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+        self.held.locked()
     }
 
     pub fn held(&self) -> Option<Held> {

@@ -148,7 +148,7 @@ pub fn routes(auth: &Arc<Auth>) -> Vec<Route> {
 pub struct Doc;
 
 fn iso(ms: Option<u64>) -> Value {
-    ms.map_or(Value::Null, |m| Value::String(crate::logs::iso_utc(m)))
+    ms.map_or(Value::Null, |m| Value::String(crate::clock::iso_utc(m)))
 }
 
 /// The answer to a login: the cookie, and the CSRF token the page must send back.

@@ -142,7 +142,7 @@ fn timers_json(reg: &Registry) -> Map<String, Value> {
                 "name": t.name,
                 "schedule": t.schedule,
                 "skipped_count": t.skipped.load(Relaxed),
-                "next_run": (next > 0).then(|| crate::logs::iso_utc(next)),
+                "next_run": (next > 0).then(|| crate::clock::iso_utc(next)),
             });
             let v = registration(own, &t.target.script_id, &t.registered_at, &t.stats);
             (

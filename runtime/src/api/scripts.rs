@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+use vwed_base::sync::Locked;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -365,7 +366,7 @@ async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, Strin
             })?;
             let after = query_u64(&q, "after")?.unwrap_or(0);
             let limit = query_u64(&q, "limit")?.unwrap_or(200).min(10_000) as usize;
-            let ring = inst.output.lock().unwrap_or_else(|p| p.into_inner());
+            let ring = inst.output.locked();
             let (lines, omitted) = ring.tail(after, limit, engine.cfg.output_max_bytes);
             Ok(ok_data(json!({
                 "script_id": script_id,

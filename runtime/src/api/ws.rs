@@ -457,7 +457,7 @@ async fn send_history(engine: &Arc<Engine>, conn: &Arc<Conn>, filter: LogQuery, 
                 let mut v = json!({
                     "type": "script_log",
                     "script_id": e.script_id,
-                    "timestamp": crate::logs::iso_utc(e.ts_ms),
+                    "timestamp": crate::clock::iso_utc(e.ts_ms),
                     "level": e.level.as_str(),
                     "message": e.message,
                     "seq": e.seq,

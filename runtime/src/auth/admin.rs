@@ -111,7 +111,7 @@ impl AdminError {
 }
 
 fn iso(ms: Option<u64>) -> Value {
-    ms.map_or(Value::Null, |m| Value::String(crate::logs::iso_utc(m)))
+    ms.map_or(Value::Null, |m| Value::String(crate::clock::iso_utc(m)))
 }
 
 pub fn user_json(u: &User) -> Value {

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use vwed_base::sync::Locked;
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -47,7 +48,7 @@ pub enum AuditError {
     Thread(std::io::Error),
 }
 
-crate::db::from_redb_errors!(AuditError);
+vwed_base::from_redb_errors!(AuditError);
 
 /// One recorded call.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -131,7 +132,7 @@ impl Entry {
     pub fn to_json(&self) -> Value {
         json!({
             "seq": self.seq,
-            "time": crate::logs::iso_utc(self.time_ms),
+            "time": crate::clock::iso_utc(self.time_ms),
             "time_ms": self.time_ms,
             "user": self.user,
             "role": self.role.map(Role::as_str),
@@ -397,7 +398,7 @@ impl AuditLog {
     /// Commits what is queued and stops the writer.
     pub fn close(&self) {
         let _ = self.tx.blocking_send(Msg::Close);
-        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = self.writer.locked().take();
         if let Some(h) = handle {
             let _ = h.join();
         }

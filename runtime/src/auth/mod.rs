@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use vwed_base::sync::{Locked, RwLocked};
 
 use tokio::sync::{Semaphore, watch};
 use warp::http::{HeaderMap, Method, StatusCode};
@@ -300,7 +301,7 @@ impl Auth {
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
-        self.snap.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.snap.read_locked().clone()
     }
 
     /// Runs one change against the store, then publishes the new snapshot.
@@ -310,10 +311,10 @@ impl Auth {
         ends_credentials: bool,
         f: impl FnOnce(&AuthStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let _g = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = self.write.locked();
         let out = f(&self.store)?;
         let snap = Snapshot::load(&self.store)?;
-        *self.snap.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        *self.snap.write_locked() = Arc::new(snap);
         if ends_credentials {
             self.changes.send_modify(|n| *n += 1);
         }
@@ -463,14 +464,14 @@ impl Auth {
     }
 
     fn note_use(&self, token_id: u64, now: u64) {
-        let mut m = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.used.locked();
         m.insert(token_id, now);
     }
 
     /// Writes token last-use times gathered since the last flush.
     pub fn flush_usage(&self) -> Result<(), StoreError> {
         let used: Vec<(u64, u64)> = {
-            let mut m = self.used.lock().unwrap_or_else(|p| p.into_inner());
+            let mut m = self.used.locked();
             m.drain().collect()
         };
         self.store.touch_tokens(&used)
@@ -478,7 +479,7 @@ impl Auth {
 
     /// Last use of a token not yet flushed.
     fn pending_use(&self, token_id: u64) -> Option<u64> {
-        let m = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self.used.locked();
         m.get(&token_id).copied()
     }
 

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use vwed_base::sync::Locked;
 
 /// Entries per table; past it the stalest entry goes.
 pub const CAPACITY: usize = 4_096;
@@ -93,7 +94,7 @@ impl Default for Throttle {
 impl Throttle {
     /// How long the caller must wait before this attempt may be checked.
     pub fn wait(&self, account: &str, addr: &str, now: Instant) -> Option<Duration> {
-        let t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let t = self.tables.locked();
         let account = account.to_lowercase();
         match (t.0.wait(&account, now), t.1.wait(addr, now)) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -102,7 +103,7 @@ impl Throttle {
     }
 
     pub fn failed(&self, account: &str, addr: &str, now: Instant) {
-        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = self.tables.locked();
         t.0.fail(&account.to_lowercase(), now);
         t.1.fail(addr, now);
     }
@@ -110,13 +111,13 @@ impl Throttle {
     /// A correct password clears the account's count (not the address's: one
     /// right guess must not reset a spray across accounts).
     pub fn succeeded(&self, account: &str) {
-        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = self.tables.locked();
         t.0.forget(&account.to_lowercase());
     }
 
     #[cfg(test)]
     fn sizes(&self) -> (usize, usize) {
-        let t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let t = self.tables.locked();
         (t.0.map.len(), t.1.map.len())
     }
 }

@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use vwed_base::sync::Locked;
 
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -89,13 +90,7 @@ impl ListenerQueue {
 /// Starts the delivery task of a freshly prepared listener. It ends by itself when
 /// the registration is dropped (stop, crash, withdrawal).
 pub fn spawn_listener(entry: &Arc<ListenerEntry>, timeout: Duration) {
-    let Some(rx) = entry
-        .queue
-        .rx
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-    else {
+    let Some(rx) = entry.queue.rx.locked().take() else {
         return;
     };
     tokio::spawn(deliver(Arc::downgrade(entry), rx, timeout));

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use vwed_base::sync::Locked;
 
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
@@ -145,17 +146,14 @@ impl Instance {
 
     /// Records why the worker ends; the first reason given stays.
     pub fn set_end_reason(&self, reason: EndReason) {
-        let mut r = self.end_reason.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = self.end_reason.locked();
         if r.is_none() {
             *r = Some(reason);
         }
     }
 
     pub fn end_reason(&self) -> Option<EndReason> {
-        self.end_reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.end_reason.locked().clone()
     }
 
     pub fn set_cgroup(&self, dir: std::path::PathBuf) {
@@ -167,7 +165,7 @@ impl Instance {
     }
 
     pub fn state(&self) -> State {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+        *self.state.locked()
     }
 
     /// Its status as every listing shows it: the state, except that a crashed
@@ -180,12 +178,12 @@ impl Instance {
     }
 
     pub fn set_state(&self, s: State) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
+        *self.state.locked() = s;
     }
 
     /// Moves to `to` only from `from`; tells whether it did.
     pub fn transition(&self, from: State, to: State) -> bool {
-        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.state.locked();
         if *g == from {
             *g = to;
             true
@@ -216,7 +214,7 @@ impl Instance {
 
     /// Asks the process-watching task to SIGKILL the worker.
     pub fn kill(&self) {
-        if let Some(tx) = self.kill.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(tx) = self.kill.locked().take() {
             let _ = tx.send(());
         }
     }
@@ -233,15 +231,12 @@ impl Instance {
     pub fn note(&self, level: Level, message: impl Into<String>) {
         let message = message.into();
         self.log.system(level, message.clone());
-        self.output
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(level, "system", message, None);
+        self.output.locked().push(level, "system", message, None);
     }
 
     /// `idle` while its worker is held at idle priority, else `normal`.
     pub fn cpu_priority(&self) -> &'static str {
-        let governor = self.governor.lock().unwrap_or_else(|p| p.into_inner());
+        let governor = self.governor.locked();
         governor
             .as_ref()
             .map_or(crate::worker::priority::Class::Normal, |g| g.class())
@@ -249,10 +244,7 @@ impl Instance {
     }
 
     pub fn output_text(&self, limit: usize) -> String {
-        self.output
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .text(limit)
+        self.output.locked().text(limit)
     }
 
     /// Its running-list entry; `busy_grace_ms` says when a busy worker is ended.

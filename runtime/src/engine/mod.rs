@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use vwed_base::sync::Locked;
 
 use serde_json::{Value, json};
 use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
@@ -147,11 +148,11 @@ impl Engine {
     }
 
     fn supervised(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<supervise::Supervised>>> {
-        self.supervised.lock().unwrap_or_else(|p| p.into_inner())
+        self.supervised.locked()
     }
 
     fn scripts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Instance>>> {
-        self.scripts.lock().unwrap_or_else(|p| p.into_inner())
+        self.scripts.locked()
     }
 
     pub fn instance(&self, script_id: &str) -> Option<Arc<Instance>> {
@@ -162,8 +163,7 @@ impl Engine {
     pub fn any_instance(&self, script_id: &str) -> Option<Arc<Instance>> {
         self.instance(script_id).or_else(|| {
             self.ended
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .locked()
                 .iter()
                 .find(|i| &*i.script_id == script_id)
                 .cloned()
@@ -198,11 +198,8 @@ impl Engine {
     /// Keeps an instance no longer listed, with only the end of its output, so
     /// that the output stays queryable.
     fn keep_ended(&self, inst: &Arc<Instance>) {
-        inst.output
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retire(ENDED_OUTPUT_BYTES);
-        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        inst.output.locked().retire(ENDED_OUTPUT_BYTES);
+        let mut ended = self.ended.locked();
         ended.retain(|i| i.script_id != inst.script_id);
         ended.push_back(inst.clone());
         while ended.len() > ENDED_KEEP {

@@ -2,6 +2,7 @@
 //! `VWED.*` service calls.
 
 use std::sync::{Arc, Weak};
+use vwed_base::sync::Locked;
 
 use vwed_ipc::lines;
 use vwed_ipc::{
@@ -63,7 +64,7 @@ impl ScriptSink {
             Prepared::Timer(t) => super::timers::spawn_timer(t, timeout),
             _ => {}
         }
-        let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut boot = self.inst.boot.locked();
         if let Some(phase) = boot.as_mut() {
             // During boot: stage, so that a failed start leaves nothing behind.
             if let Err(e) = engine.registry.conflict(&prepared, &phase.staged) {
@@ -97,7 +98,7 @@ impl ScriptSink {
         fields: Option<serde_json::Value>,
     ) {
         let text = lines::cut(text, self.line_limit).into_owned();
-        let mut ring = self.inst.output.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ring = self.inst.output.locked();
         self.inst
             .log
             .script_line(level, stream, text.clone(), fields.as_ref());
@@ -121,7 +122,7 @@ impl ScriptSink {
 
     fn on_unregister(&self, engine: &Engine, kind: RegKind, handler: u32) {
         // Withdrawn during boot: it was only staged.
-        let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut boot = self.inst.boot.locked();
         if let Some(phase) = boot.as_mut() {
             phase
                 .staged
@@ -184,7 +185,7 @@ impl FrameSink for ScriptSink {
         match msg {
             FromWorker::Booted { outcome, sandbox } => {
                 let _ = self.inst.sandbox.set(sandbox);
-                let mut boot = self.inst.boot.lock().unwrap_or_else(|p| p.into_inner());
+                let mut boot = self.inst.boot.locked();
                 if let Some(done) = boot.as_mut().and_then(|p| p.done.take()) {
                     let _ = done.send(outcome);
                 }

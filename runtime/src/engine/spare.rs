@@ -3,6 +3,7 @@
 //! (tens of milliseconds on a controller) is paid while nobody waits.
 
 use std::sync::Arc;
+use vwed_base::sync::Locked;
 
 use super::Engine;
 use crate::worker::{SpawnedWorker, WorkerMode, spawn_worker};
@@ -12,7 +13,7 @@ impl Engine {
     /// The caller refills the spare once its start is over, so that the new spare's
     /// interpreter start-up does not compete with this boot.
     pub(super) fn take_worker(self: &Arc<Self>) -> std::io::Result<SpawnedWorker> {
-        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let spare = self.spare.locked().take();
         let alive = spare.and_then(|mut w| matches!(w.child.try_wait(), Ok(None)).then_some(w));
         let worker = match alive {
             Some(w) => w,
@@ -44,14 +45,14 @@ impl Engine {
                 e.cfg.worker_memory_limit(),
             ) {
                 // A spare replaced here is killed on drop.
-                Ok(w) => drop(e.spare.lock().unwrap_or_else(|p| p.into_inner()).replace(w)),
+                Ok(w) => drop(e.spare.locked().replace(w)),
                 Err(err) => tracing::warn!("cannot start a spare worker: {err}"),
             }
         });
     }
 
     pub(super) fn drop_spare(&self) {
-        drop(self.spare.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(self.spare.locked().take());
     }
 }
 

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 use std::time::Duration;
+use vwed_base::sync::Locked;
 
 use serde_json::Value;
 use tokio::io::AsyncRead;
@@ -321,7 +322,7 @@ impl Engine {
         params: &Value,
     ) -> Result<Counts, StartError> {
         let (done_tx, done_rx) = oneshot::channel();
-        *inst.boot.lock().unwrap_or_else(|p| p.into_inner()) = Some(BootPhase {
+        *inst.boot.locked() = Some(BootPhase {
             staged: Vec::new(),
             conflict: None,
             done: Some(done_tx),
@@ -339,7 +340,7 @@ impl Engine {
         conn.send(&boot).map_err(|_| self.died(inst))?;
         let outcome = self.boot_outcome(inst, done_rx).await;
         // Boot is over either way: registrations from now on are refused.
-        let phase = inst.boot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let phase = inst.boot.locked().take();
         self.commit_boot(inst, outcome?, phase)
     }
 
@@ -365,7 +366,7 @@ impl Engine {
             tokio::spawn(pipe_lines(err, inst.clone(), Stream::Stderr, limit));
         }
         let (kill_tx, kill_rx) = oneshot::channel();
-        *inst.kill.lock().unwrap_or_else(|p| p.into_inner()) = Some(kill_tx);
+        *inst.kill.locked() = Some(kill_tx);
         tokio::spawn(watch_process(
             Arc::downgrade(self),
             inst.clone(),
@@ -549,10 +550,7 @@ async fn pipe_lines(r: impl AsyncRead + Unpin, inst: Arc<Instance>, stream: Stre
     let (level, stream) = stream.logged_as();
     crate::pipe::read_lines(r, limit, |text| {
         inst.log.script_line(level, stream, text.clone(), None);
-        inst.output
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(level, stream, text, None);
+        inst.output.locked().push(level, stream, text, None);
     })
     .await;
 }

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use vwed_base::sync::Locked;
 
 use serde_json::{Value, json};
 use vwed_ipc::Level;
@@ -134,7 +135,7 @@ impl Supervised {
     }
 
     fn record(&self) -> std::sync::MutexGuard<'_, Record> {
-        self.record.lock().unwrap_or_else(|p| p.into_inner())
+        self.record.locked()
     }
 
     /// Counts a failure and decides; `permanent` failures (the file is gone, no
@@ -166,11 +167,8 @@ impl Supervised {
         let after = self.policy.backoff(earlier);
         r.restarts.push_back(now);
         r.total += 1;
-        r.next_restart_at = Some(
-            (chrono::Local::now() + after)
-                .format("%Y-%m-%dT%H:%M:%S")
-                .to_string(),
-        );
+        let at = crate::clock::unix_ms().saturating_add(after.as_millis() as u64);
+        r.next_restart_at = crate::clock::local_at(at);
         Decision::Restart {
             after,
             attempt: earlier + 1,

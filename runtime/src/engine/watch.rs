@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+use vwed_base::sync::Locked;
 
 use super::Engine;
 use super::instance::{Instance, State};
@@ -112,7 +113,7 @@ pub(crate) fn spawn_priority(engine: &Arc<Engine>) {
 /// One sample for the worker's CPU priority. Once its priority cannot be
 /// changed, the worker stays as it is and is no longer sampled.
 fn govern(inst: &Instance, conn: &WorkerConn, above: u32) {
-    let mut slot = inst.governor.lock().unwrap_or_else(|p| p.into_inner());
+    let mut slot = inst.governor.locked();
     let g = slot.get_or_insert_with(|| Governor::new(above));
     if g.given_up() {
         return;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use vwed_base::sync::Locked;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -115,11 +116,11 @@ pub struct Fetches {
 
 impl Fetches {
     fn wanted(&self) -> std::sync::MutexGuard<'_, HashMap<String, Assembly>> {
-        self.wanted.lock().unwrap_or_else(|p| p.into_inner())
+        self.wanted.locked()
     }
 
     fn done(&self) -> std::sync::MutexGuard<'_, HashMap<String, Fetched>> {
-        self.done.lock().unwrap_or_else(|p| p.into_inner())
+        self.done.locked()
     }
 
     pub fn want(&self, digest: &str, size: u64, chunk: u64) {

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use vwed_base::sync::Locked;
 
 use serde_json::{Value, json};
 
@@ -165,7 +166,7 @@ impl ScriptHost for EngineHost {
         let inst = self
             .instance(script)
             .ok_or_else(|| format!("脚本 {script} 没有运行记录"))?;
-        let out = inst.output.lock().unwrap_or_else(|p| p.into_inner());
+        let out = inst.output.locked();
         Ok(out
             .tail(0, lines, self.0.cfg.output_max_bytes)
             .0
@@ -204,7 +205,7 @@ pub struct NullHost {
 
 impl NullHost {
     fn running(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+        self.running.locked()
     }
 }
 

@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use vwed_base::sync::Locked;
 
 use bytes::Bytes;
 use rumqttc::{
@@ -105,11 +106,11 @@ struct Shared {
 
 impl Shared {
     fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+        self.tracker.locked()
     }
 
     fn subscriptions(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+        self.subscriptions.locked()
     }
 }
 

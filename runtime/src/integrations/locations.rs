@@ -42,11 +42,7 @@ pub enum LocationError {
     },
 }
 
-impl<E: Into<redb::Error>> From<E> for LocationError {
-    fn from(e: E) -> Self {
-        LocationError::Db(DbError::Redb(e.into()))
-    }
-}
+vwed_base::from_redb_errors!(LocationError);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct LockRec {

@@ -31,11 +31,7 @@ pub enum TaskVarsError {
     Internal(String),
 }
 
-impl<E: Into<redb::Error>> From<E> for TaskVarsError {
-    fn from(e: E) -> Self {
-        TaskVarsError::Db(DbError::Redb(e.into()))
-    }
-}
+vwed_base::from_redb_errors!(TaskVarsError);
 
 pub fn check_task_id(task_id: &str) -> Result<(), TaskVarsError> {
     if task_id.is_empty() || task_id.len() > MAX_TASK_ID_BYTES {

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::sync::Mutex;
+use vwed_base::sync::Locked;
 
 use serde_json::{Value, json};
 use vwed_ipc::Level;
@@ -52,7 +53,7 @@ pub struct Recent {
 
 impl Recent {
     fn push(&self, v: Value) {
-        let mut q = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.entries.locked();
         if q.len() >= RECENT {
             q.pop_front();
         }
@@ -60,7 +61,7 @@ impl Recent {
     }
 
     pub fn to_json(&self) -> Vec<Value> {
-        let q = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let q = self.entries.locked();
         q.iter().cloned().collect()
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use vwed_base::sync::Locked;
 
 use vwed_hal::{Io, LineClient, ModbusClient, TagWriter};
 
@@ -30,7 +31,7 @@ impl Callers {
         alive: impl Fn(&str) -> bool,
         f: impl FnOnce(&mut Handles) -> T,
     ) -> T {
-        let mut map = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.by_name.locked();
         if !map.contains_key(name) {
             map.retain(|n, _| alive(n));
         }

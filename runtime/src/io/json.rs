@@ -15,9 +15,7 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 
 /// ISO-8601 UTC with milliseconds.
 pub fn iso(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t)
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    crate::clock::iso_utc(unix_ms(t))
 }
 
 fn opt_time(t: Option<SystemTime>) -> Value {

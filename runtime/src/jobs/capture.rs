@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use vwed_base::sync::Locked;
 
 use vwed_ipc::lines;
 
@@ -46,7 +47,7 @@ impl Capture {
     }
 
     pub fn push(&self, line: &str) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.inner.locked();
         // At most half the tail: the line and its cut note always fit.
         let line = lines::cut(line, g.tail_cap / 2).into_owned();
         let cost = line.len() + 1;
@@ -67,7 +68,7 @@ impl Capture {
 
     /// The kept output, and how many bytes were left out.
     pub fn snapshot(&self) -> (String, u64) {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let g = self.inner.locked();
         let mut out = g.head.clone();
         if g.cut > 0 {
             out.push_str(&format!("{CUT_NOTE}, 此处省略 {} 字节] ……\n", g.cut));

@@ -4,6 +4,7 @@
 //! served like a script's, under the execution id; registrations are refused.
 
 use std::sync::{Arc, Mutex, Weak};
+use vwed_base::sync::Locked;
 
 use serde_json::Value;
 use vwed_ipc::{
@@ -68,16 +69,8 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
     .await;
     let mut outcome = conclude(ending, &mut child, pid, a.grace, a.timeout, answered).await;
     drain(readers).await;
-    outcome.traceback = sink
-        .traceback
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
-    outcome.sandbox = sink
-        .sandbox
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
+    outcome.traceback = sink.traceback.locked().take();
+    outcome.sandbox = sink.sandbox.locked().take();
     outcome
 }
 
@@ -225,7 +218,7 @@ impl FrameSink for JobSink {
             }
             FromWorker::Traceback { text } => {
                 self.line(Level::Error, "stderr", &text, None);
-                *self.traceback.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+                *self.traceback.locked() = Some(text);
             }
             FromWorker::Log {
                 level,
@@ -266,7 +259,7 @@ impl FrameSink for JobSink {
             | FromWorker::Done { .. }
             | FromWorker::Analysis { .. } => {}
             FromWorker::Confined { sandbox } => {
-                *self.sandbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(sandbox);
+                *self.sandbox.locked() = Some(sandbox);
             }
         }
     }

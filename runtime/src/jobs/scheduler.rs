@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use vwed_base::sync::Locked;
 
 use tokio::sync::watch;
 
@@ -62,7 +63,7 @@ pub struct Counts {
 
 impl Scheduler {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// Queues a new execution, unless the queue is full or the runtime stops.

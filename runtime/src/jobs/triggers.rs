@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
+use vwed_base::sync::{Locked, RwLocked};
 
 use chrono::{DateTime, FixedOffset, Local, TimeZone, Utc};
 use serde_json::{Map, Value, json};
@@ -232,32 +233,26 @@ impl TriggerSet {
                 zone,
                 fresh,
             ));
-            lock(&self.cron).insert(rec.id, task);
+            self.cron.locked().insert(rec.id, task);
         }
         if !t.events.is_empty() {
-            let mut ev = self.events.write().unwrap_or_else(|p| p.into_inner());
+            let mut ev = self.events.write_locked();
             ev.extend(t.events.iter().map(|e| (rec.id, e.clone())));
         }
     }
 
     pub fn disarm(&self, job: u64) {
-        if let Some(t) = lock(&self.cron).remove(&job) {
+        if let Some(t) = self.cron.locked().remove(&job) {
             t.abort();
         }
-        self.events
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(j, _)| *j != job);
+        self.events.write_locked().retain(|(j, _)| *j != job);
     }
 
     pub fn disarm_all(&self) {
-        for (_, t) in lock(&self.cron).drain() {
+        for (_, t) in self.cron.locked().drain() {
             t.abort();
         }
-        self.events
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.events.write_locked().clear();
     }
 
     /// The jobs an event starts, with the event chain depth of the new executions.
@@ -269,7 +264,7 @@ impl TriggerSet {
         if depth > MAX_EVENT_DEPTH {
             return Vec::new();
         }
-        let ev = self.events.read().unwrap_or_else(|p| p.into_inner());
+        let ev = self.events.read_locked();
         let mut out: Vec<(u64, u8)> = Vec::new();
         for (job, t) in ev.iter() {
             if Some(*job) == source || out.iter().any(|(j, _)| j == job) {
@@ -281,10 +276,6 @@ impl TriggerSet {
         }
         out
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Jobs {

@@ -1,19 +1,10 @@
 //! How jobs, executions and templates look in the API.
 
-use chrono::TimeZone;
 use serde_json::{Value, json};
 
 use super::danger::{self, Finding};
 use super::model::{ExecDetail, ExecRec, JobRec, Language, TemplateRec, VersionRec};
-
-/// Unix ms as the records' local time (`2025-09-11T12:00:00`).
-pub fn local_at(ms: u64) -> Option<String> {
-    let ms = i64::try_from(ms).ok()?;
-    chrono::Local
-        .timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
-}
+use crate::clock::local_at;
 
 /// Dangerous commands of a Bash job's content (none for Python).
 pub fn findings(language: Language, content: &str) -> Vec<Finding> {

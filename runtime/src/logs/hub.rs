@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use vwed_base::sync::{Locked, RwLocked};
 
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -76,10 +77,6 @@ impl Queue {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn skipped_notice(n: u64) -> Arc<str> {
     Arc::from(
         json!({
@@ -96,25 +93,25 @@ fn skipped_notice(n: u64) -> Arc<str> {
 
 impl Conn {
     fn wants(&self, script_id: &str) -> bool {
-        let s = lock(&self.subs);
+        let s = self.subs.locked();
         s.all || s.scripts.contains(script_id)
     }
 
     fn wants_script(&self, script_id: &str, script_path: &str) -> bool {
-        let s = lock(&self.subs);
+        let s = self.subs.locked();
         s.all || s.scripts.contains(script_id) || s.paths.contains(script_path)
     }
 
     /// Named topics (e.g. `io:*`) are only for clients that asked for them by
     /// name: a `*` log subscriber must not be flooded with point changes.
     fn wants_topic(&self, topics: &[&str]) -> bool {
-        let s = lock(&self.subs);
+        let s = self.subs.locked();
         topics.iter().any(|t| s.scripts.contains(*t))
     }
 
     /// Queues a broadcast message; drops and counts it when the queue is full.
     fn offer(&self, msg: &Arc<str>) -> bool {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.locked();
         if q.closed {
             return false;
         }
@@ -138,7 +135,7 @@ impl Conn {
 
     /// Queues an answer to the client's own request; never dropped.
     pub fn reply(&self, msg: Value) {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.locked();
         if q.closed {
             return;
         }
@@ -151,7 +148,7 @@ impl Conn {
     pub async fn next_batch(&self) -> Option<Vec<Arc<str>>> {
         loop {
             {
-                let mut q = lock(&self.queue);
+                let mut q = self.queue.locked();
                 if q.closed {
                     return None;
                 }
@@ -171,22 +168,22 @@ impl Conn {
     }
 
     pub fn close(&self) {
-        lock(&self.queue).closed = true;
+        self.queue.locked().closed = true;
         self.wake.notify_one();
     }
 
     pub fn queued(&self) -> usize {
-        lock(&self.queue).items.len()
+        self.queue.locked().items.len()
     }
 
     /// Sets the filter applied to this connection's log lines.
     pub fn set_filter(&self, f: LineFilter) {
-        *lock(&self.filter) = f;
+        *self.filter.locked() = f;
     }
 
     /// Subscribes; `*` means every script.
     pub fn subscribe(&self, script_id: &str) {
-        let mut s = lock(&self.subs);
+        let mut s = self.subs.locked();
         if script_id == ALL {
             s.all = true;
         } else {
@@ -196,7 +193,7 @@ impl Conn {
 
     /// Unsubscribes; `*` ends the all-scripts subscription. Tells whether it had one.
     pub fn unsubscribe(&self, script_id: &str) -> bool {
-        let mut s = lock(&self.subs);
+        let mut s = self.subs.locked();
         if script_id == ALL {
             std::mem::take(&mut s.all)
         } else {
@@ -206,21 +203,21 @@ impl Conn {
 
     /// Subscribes to every run of the script at `script_path`.
     pub fn subscribe_path(&self, script_path: &str) {
-        lock(&self.subs).paths.insert(script_path.to_string());
+        self.subs.locked().paths.insert(script_path.to_string());
     }
 
     pub fn unsubscribe_path(&self, script_path: &str) -> bool {
-        lock(&self.subs).paths.remove(script_path)
+        self.subs.locked().paths.remove(script_path)
     }
 
     pub fn subscribed_paths(&self) -> Vec<String> {
-        let mut v: Vec<String> = lock(&self.subs).paths.iter().cloned().collect();
+        let mut v: Vec<String> = self.subs.locked().paths.iter().cloned().collect();
         v.sort();
         v
     }
 
     pub fn subscriptions(&self) -> Vec<String> {
-        let s = lock(&self.subs);
+        let s = self.subs.locked();
         let mut v: Vec<String> = s.scripts.iter().cloned().collect();
         v.sort();
         if s.all {
@@ -284,23 +281,14 @@ impl Hub {
             skipped_total: AtomicU64::new(0),
             sent_total: AtomicU64::new(0),
         });
-        self.conns
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, conn.clone());
+        self.conns.write_locked().insert(id, conn.clone());
         self.count.fetch_add(1, Ordering::Release);
         conn
     }
 
     pub fn disconnect(&self, conn: &Conn) {
         conn.close();
-        if self
-            .conns
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&conn.id)
-            .is_some()
-        {
+        if self.conns.write_locked().remove(&conn.id).is_some() {
             self.count.fetch_sub(1, Ordering::Release);
         }
     }
@@ -330,7 +318,7 @@ impl Hub {
     /// whose filter accepts it.
     pub fn publish_line(&self, l: &LogLine, build: impl FnOnce() -> Value) -> usize {
         self.publish_where(
-            |c| c.wants_script(&l.script_id, &l.script_path) && lock(&c.filter).accepts(l),
+            |c| c.wants_script(&l.script_id, &l.script_path) && c.filter.locked().accepts(l),
             build,
         )
     }
@@ -358,7 +346,7 @@ impl Hub {
         if !self.has_clients() {
             return 0;
         }
-        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let conns = self.conns.read_locked();
         let mut msg: Option<Arc<str>> = None;
         let mut build = Some(build);
         let mut n = 0;
@@ -379,13 +367,7 @@ impl Hub {
     }
 
     pub fn connections(&self) -> Vec<Arc<Conn>> {
-        let mut v: Vec<_> = self
-            .conns
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let mut v: Vec<_> = self.conns.read_locked().values().cloned().collect();
         v.sort_by_key(|c| c.id);
         v
     }

@@ -17,12 +17,12 @@ mod tests;
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use vwed_base::sync::Locked;
 
 use serde_json::{Value, json};
 
 pub use hub::{ALL, Conn, Hub, LineFilter};
 pub use query::{LogQuery, MAX_LIMIT, Order, decode_cursor, encode_cursor};
-pub use record::iso_utc;
 pub use script::{RateLimit, ScriptLogger};
 pub use store::{LogStore, LogStoreError, StoreLimits};
 
@@ -91,7 +91,7 @@ impl Logs {
             script_path,
             self.rate,
         ));
-        let mut v = self.loggers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v = self.loggers.locked();
         v.retain(|w| w.strong_count() > 0);
         v.push(Arc::downgrade(&l));
         l
@@ -99,8 +99,7 @@ impl Logs {
 
     fn live_loggers(&self) -> Vec<Arc<ScriptLogger>> {
         self.loggers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .iter()
             .filter_map(Weak::upgrade)
             .collect()

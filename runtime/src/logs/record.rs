@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vwed_ipc::Level;
 
+use crate::clock::iso_utc;
 use crate::db::DbError;
 
 /// A line on its way to the database and the WebSocket clients.
@@ -251,13 +252,6 @@ impl LogEntry {
         }
         s
     }
-}
-
-/// `2025-09-11T12:00:00.000Z`, the WebSocket messages' format.
-pub fn iso_utc(ts_ms: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(ts_ms as i64)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

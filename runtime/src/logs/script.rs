@@ -5,13 +5,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use vwed_base::sync::Locked;
 
 use serde_json::{Value, json};
 use vwed_ipc::Level;
 
 use super::Logs;
 use super::limiter::TokenBucket;
-use super::record::{LogLine, iso_utc};
+use super::record::LogLine;
+use crate::clock::iso_utc;
 
 /// How much one script may log: lines and bytes per second, each with a burst
 /// (a rate of 0 never limits). Bytes matter on flash: a script printing long
@@ -78,7 +80,7 @@ impl ScriptLogger {
     }
 
     fn limit(&self) -> std::sync::MutexGuard<'_, Limit> {
-        self.limit.lock().unwrap_or_else(|p| p.into_inner())
+        self.limit.locked()
     }
 
     /// A line the script wrote (VWED.log, print, a traceback). Returns false when

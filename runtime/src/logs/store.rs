@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{Receiver, Sender, channel};
+use vwed_base::sync::Locked;
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
@@ -67,7 +68,7 @@ pub enum LogStoreError {
     Thread(std::io::Error),
 }
 
-crate::db::from_redb_errors!(LogStoreError);
+vwed_base::from_redb_errors!(LogStoreError);
 
 /// Retention and queue settings.
 #[derive(Debug, Clone)]
@@ -175,20 +176,20 @@ impl LogStore {
     }
 
     fn sender(&self) -> Sender<Msg> {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+        self.tx.locked().1.clone()
     }
 
     /// The seq the next line will get.
     #[cfg(test)]
     pub fn next_seq(&self) -> u64 {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).0
+        self.tx.locked().0
     }
 
     /// Numbers the line, lets `publish` see it (so that live clients get the same
     /// seq), and queues it without ever waiting: a full queue drops and counts it.
     pub fn append(&self, mut line: LogLine, publish: impl FnOnce(&LogLine)) -> bool {
         let size = line.queued_bytes();
-        let mut g = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.tx.locked();
         line.seq = g.0;
         g.0 += 1;
         publish(&line);
@@ -240,7 +241,7 @@ impl LogStore {
     /// Commits what is queued and stops the writer.
     pub fn close(&self) {
         let _ = self.sender().blocking_send(Msg::Close);
-        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = self.writer.locked().take();
         if let Some(h) = handle {
             let _ = h.join();
         }

@@ -14,6 +14,7 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use vwed_base::sync::RwLocked;
 
 use serde_json::{Value, json};
 use vwed_ipc::{RegKind, Registration, TimerSchedule};
@@ -274,11 +275,11 @@ impl<W: Wiring> Prepared<W> {
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
+    l.read_locked()
 }
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
+    l.write_locked()
 }
 
 /// Removes the entries `gone` picks; returns how many went.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use vwed_base::sync::Locked;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -54,7 +55,7 @@ impl Slots {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<ConnState>>> {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+        self.conns.locked()
     }
 
     /// A slot for a new connection. At the cap, closes the connection that has

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use vwed_base::sync::Locked;
 
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -120,7 +121,7 @@ impl Stats {
 
     fn log_changes(&self, open: usize, cap: usize) {
         let now: Counts = std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed));
-        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        let mut logged = self.logged.locked();
         let level = EVENTS
             .iter()
             .filter(|e| now[e.index()] != logged[e.index()])

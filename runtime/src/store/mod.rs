@@ -12,6 +12,7 @@ mod versions;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use vwed_base::sync::Locked;
 
 pub use files::{FileQuery, NewFile};
 pub use records::{FileRec, ProjectRec, RunningRec, VersionRec};
@@ -56,7 +57,7 @@ pub enum StoreError {
     Running(String),
 }
 
-crate::db::from_redb_errors!(StoreError);
+vwed_base::from_redb_errors!(StoreError);
 
 impl From<FsError> for StoreError {
     fn from(e: FsError) -> Self {
@@ -126,9 +127,7 @@ impl ScriptStore {
 
     /// Serialises the updates and the delete of one file.
     fn turn(&self, file_id: u64) -> MutexGuard<'_, ()> {
-        self.turns[(file_id % FILE_TURNS as u64) as usize]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.turns[(file_id % FILE_TURNS as u64) as usize].locked()
     }
 
     pub fn db(&self) -> &Db {

@@ -22,11 +22,7 @@ pub enum DataError {
     TooManyKeys,
 }
 
-impl<E: Into<redb::Error>> From<E> for DataError {
-    fn from(e: E) -> Self {
-        DataError::Db(DbError::Redb(e.into()))
-    }
-}
+vwed_base::from_redb_errors!(DataError);
 
 #[derive(Clone)]
 pub struct ScriptData {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use vwed_base::sync::Locked;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -249,7 +250,7 @@ impl WorkerConn {
     }
 
     fn mark_busy(&self, work: &'static str, timeout_ms: u64) {
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let mut busy = self.busy.locked();
         if busy.is_none() {
             *busy = Some(Busy {
                 since_ms: crate::clock::unix_ms(),
@@ -261,20 +262,20 @@ impl WorkerConn {
     }
 
     pub fn busy(&self) -> Option<Busy> {
-        *self.busy.lock().unwrap_or_else(|p| p.into_inner())
+        *self.busy.locked()
     }
 
     /// The worker was seen free after `seen` became busy: no longer busy, unless
     /// a newer timeout made it busy again meanwhile.
     pub fn clear_busy(&self, seen: Busy) {
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let mut busy = self.busy.locked();
         if *busy == Some(seen) {
             *busy = None;
         }
     }
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        self.pending.locked()
     }
 
     fn complete(&self, req: u64, answer: Answer) {

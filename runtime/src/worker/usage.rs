@@ -5,6 +5,7 @@
 
 use std::sync::Mutex;
 use std::time::Instant;
+use vwed_base::sync::Locked;
 
 use super::cpu::{clock_ticks_per_s, cpu_ticks};
 
@@ -34,7 +35,7 @@ impl CpuMeter {
         }
         let ticks = cpu_ticks(pid)?;
         let now = Instant::now();
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last.locked();
         let percent = match &*last {
             Some(s) if s.pid == pid => {
                 let window = now.duration_since(s.at).as_secs_f64();

@@ -42,10 +42,12 @@ pub enum DbError {
 
 /// `From` each of redb's per-operation errors for an error type that converts
 /// from `DbError`, so that `?` takes any of them.
+#[macro_export]
 macro_rules! from_redb_errors {
     ($target:ty) => {
-        $crate::db::from_redb_errors!($target: redb::DatabaseError, redb::TransactionError,
-            redb::TableError, redb::StorageError, redb::CommitError, redb::Error);
+        $crate::from_redb_errors!($target: $crate::db::redb::DatabaseError,
+            $crate::db::redb::TransactionError, $crate::db::redb::TableError,
+            $crate::db::redb::StorageError, $crate::db::redb::CommitError, $crate::db::redb::Error);
     };
     ($target:ty: $($t:ty),+) => {$(
         impl From<$t> for $target {
@@ -55,7 +57,9 @@ macro_rules! from_redb_errors {
         }
     )+};
 }
-pub(crate) use from_redb_errors;
+pub use crate::from_redb_errors;
+/// redb as the schema uses it, for `from_redb_errors!` in other crates.
+pub use redb;
 
 // `redb::Error` itself converts through `#[from]` above.
 from_redb_errors!(DbError: redb::DatabaseError, redb::TransactionError, redb::TableError,
