@@ -1033,3 +1033,51 @@ pub struct IoDevices(Vec<Value>);
 /// The most recent point writes: who wrote what, when, with what outcome.
 #[derive(ToSchema)]
 pub struct IoWrites(Vec<Value>);
+
+/// A deployment that failed to apply.
+#[derive(ToSchema)]
+pub struct FleetError {
+    pub code: String,
+    pub message: String,
+    pub deployment_id: String,
+    pub revision: u64,
+    pub at_ms: u64,
+}
+
+/// A project fleet sync manages, and whether it was detached locally.
+#[derive(ToSchema)]
+pub struct FleetProject {
+    pub project: String,
+    pub detached: bool,
+    pub since_ms: u64,
+}
+
+/// What fleet sync shows locally: its settings, apply state and projects.
+#[derive(ToSchema)]
+pub struct FleetStatus {
+    pub enabled: bool,
+    pub broker_url: String,
+    pub device_id: String,
+    pub fleet: String,
+    pub groups: Vec<String>,
+    /// Where applying the current deployment stands.
+    pub apply_state: String,
+    pub revision: u64,
+    pub deployment_id: Option<String>,
+    pub last_error: Option<FleetError>,
+    pub projects: Vec<FleetProject>,
+}
+
+/// I/O counters (`config`, `board`, `points`, `poller`, `forwarder`), or
+/// `{configured: false, message}` without an I/O configuration.
+#[derive(ToSchema)]
+pub struct IoStatus {
+    pub configured: Option<bool>,
+    pub message: Option<String>,
+    pub config: Option<String>,
+    pub board: Option<String>,
+    pub points: Option<u64>,
+    /// The poller's counters.
+    pub poller: Option<Value>,
+    pub forwarder: Option<Value>,
+}

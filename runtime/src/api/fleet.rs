@@ -67,7 +67,7 @@ pub async fn writable(engine: &Engine, project_id: u64) -> Result<(), ApiError> 
     get,
     path = "/api/fleet/status",
     tag = "fleet",
-    responses((status = 200, description = "data: {enabled, device_id, fleet, groups, apply_state, revision, deployment_id, last_error, projects}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {enabled, device_id, fleet, groups, apply_state, revision, deployment_id, last_error, projects}", body = Envelope<answers::FleetStatus>))
 )]
 async fn status(engine: Arc<Engine>) -> Resp {
     finish(

@@ -103,7 +103,7 @@ fn listing(engine: &Engine, list: impl FnOnce(&IoRuntime) -> Vec<Value>) -> Resp
     get,
     path = "/api/io/status",
     tag = "io",
-    responses((status = 200, description = "data: counters", body = Envelope<Value>))
+    responses((status = 200, description = "data: counters", body = Envelope<answers::IoStatus>))
 )]
 async fn status(engine: Arc<Engine>) -> Resp {
     match engine.io.get() {

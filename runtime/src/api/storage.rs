@@ -88,12 +88,8 @@ async fn blocking<T: Send + 'static>(
 #[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum SeedBody {
-    #[schema(value_type = Vec<Object>)]
     List(Vec<LocationSpec>),
-    Wrapped {
-        #[schema(value_type = Vec<Object>)]
-        locations: Vec<LocationSpec>,
-    },
+    Wrapped { locations: Vec<LocationSpec> },
 }
 
 /// Locations with their lock state.
