@@ -11,7 +11,6 @@ import time
 import traceback
 
 import attrs
-
 from vwed_client import AuthenticatedClient
 from vwed_client import models as m
 from vwed_client.api.files import files_create, files_get, files_validate
@@ -19,7 +18,10 @@ from vwed_client.api.integration import integration_execute, integration_variabl
 from vwed_client.api.jobs import jobs_create, jobs_execute, jobs_execution
 from vwed_client.api.logs import logs_list
 from vwed_client.api.projects import projects_files, projects_list
-from vwed_client.api.registry import registry_integration_functions, registry_registry_status
+from vwed_client.api.registry import (
+    registry_integration_functions,
+    registry_registry_status,
+)
 from vwed_client.api.scripts import (
     scripts_execute_function,
     scripts_output,
@@ -59,7 +61,9 @@ def check(name, resp, cls, status=200):
     raw = resp.content.decode()
     assert resp.status_code == status, f"{name}: status {resp.status_code}, wanted {status}: {raw}"
     parsed = resp.parsed
-    assert isinstance(parsed, cls), f"{name}: parsed as {type(parsed).__name__}, not {cls.__name__}: {raw}"
+    assert isinstance(parsed, cls), (
+        f"{name}: parsed as {type(parsed).__name__}, not {cls.__name__}: {raw}"
+    )
     again = parsed.to_dict()
     assert again == json.loads(raw), f"{name}: parsed and given back as {again}, sent {raw}"
     extra = undocumented(parsed)
@@ -68,7 +72,8 @@ def check(name, resp, cls, status=200):
     return parsed
 
 
-def main():
+def projects_and_files():
+    """The sample project, its files, a new file, a syntax check; the sample's id."""
     h = check("GET /health", system_health_status.sync_detailed(client=client), m.EnvelopeHealth)
     assert h.data.status == "ok" and h.data.safe_mode is False
 
@@ -113,7 +118,9 @@ def main():
 
     ok = check(
         "POST /api/script/validate-syntax",
-        files_validate.sync_detailed(client=client, body=m.ValidateReq(content="def boot():\n    pass\n")),
+        files_validate.sync_detailed(
+            client=client, body=m.ValidateReq(content="def boot():\n    pass\n")
+        ),
         m.EnvelopeSyntaxCheck,
     )
     assert ok.data.valid is True and ok.data.has_boot_function is True
@@ -124,6 +131,10 @@ def main():
     )
     assert bad.data.valid is False and isinstance(bad.data.line, int)
 
+
+def scripts():
+    """Starts the sample, calls its functions directly and as a task's block,
+    reads what it registered and wrote, and stops it."""
     started = check(
         "POST /api/script/scripts/start",
         scripts_start.sync_detailed(client=client, body=m.StartBody(script_path="sample/main.py")),
@@ -132,7 +143,9 @@ def main():
     sid = started.script_id
     assert started.data.registrations.functions == 4
 
-    running = check("GET /api/script/scripts/running", scripts_running.sync_detailed(client=client), m.Running)
+    running = check(
+        "GET /api/script/scripts/running", scripts_running.sync_detailed(client=client), m.Running
+    )
     assert [r.script_id for r in running.data] == [sid]
     assert running.data[0].restart_policy.mode
 
@@ -151,7 +164,9 @@ def main():
     assert called.result == {"sum": 6.5, "count": 3}
     nofn = check(
         "POST /api/script/scripts/execute-function (missing)",
-        scripts_execute_function.sync_detailed(client=client, body=m.FunctionCallBody(function_name="nope")),
+        scripts_execute_function.sync_detailed(
+            client=client, body=m.FunctionCallBody(function_name="nope")
+        ),
         m.FunctionCalled,
         status=404,
     )
@@ -180,6 +195,18 @@ def main():
     )
     assert tv.data.variables == {"stage": "pick", "scriptResult": 20}, tv.to_dict()
 
+    registry_logs_system(sid)
+
+    stopped = check(
+        "POST /api/script/scripts/{id}/stop",
+        scripts_stop.sync_detailed(sid, client=client),
+        m.Stopped,
+    )
+    assert stopped.data.script_id == sid
+
+
+def registry_logs_system(sid):
+    """What the running sample `sid` registered and wrote, and the system."""
     reg = check(
         "GET /api/script/registry/status",
         registry_registry_status.sync_detailed(client=client),
@@ -201,19 +228,19 @@ def main():
     )
     assert out.data.script_id == sid
 
-    logs = check("GET /api/script/logs", logs_list.sync_detailed(client=client, limit=5), m.EnvelopeLogPage)
+    logs = check(
+        "GET /api/script/logs", logs_list.sync_detailed(client=client, limit=5), m.EnvelopeLogPage
+    )
     assert logs.data.count == len(logs.data.logs) <= 5
 
-    info = check("GET /api/system/info", system_info.sync_detailed(client=client), m.EnvelopeSystemInfo)
+    info = check(
+        "GET /api/system/info", system_info.sync_detailed(client=client), m.EnvelopeSystemInfo
+    )
     assert info.data.board.cpus >= 1
 
-    stopped = check(
-        "POST /api/script/scripts/{id}/stop",
-        scripts_stop.sync_detailed(sid, client=client),
-        m.Stopped,
-    )
-    assert stopped.data.script_id == sid
 
+def jobs():
+    """A one-shot job: defined, executed, followed to its end."""
     job = check(
         "POST /api/v1/scripts",
         jobs_create.sync_detailed(
@@ -253,6 +280,12 @@ def main():
         time.sleep(0.1)
     assert e.data.status == "succeeded", e.to_dict()
     assert "hello from the job" in e.data.output
+
+
+def main():
+    projects_and_files()
+    scripts()
+    jobs()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ use vwed_ipc::{RouteReply, RouteRequest, ToWorker};
 use warp::Filter;
 use warp::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
-use super::reply::{Envelope, Failure, Resp, fail, json_response};
+use super::reply::{Failure, Resp, fail, json_response};
 use super::route::{self, Rest, Route};
 use super::{body, with_engine};
 use crate::auth::Role;
