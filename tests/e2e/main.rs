@@ -30,6 +30,7 @@ mod jobs_triggers;
 mod jobs_util;
 mod lifecycle;
 mod logs_ws;
+mod openapi_client;
 mod output_bounds;
 mod paths;
 mod projects;

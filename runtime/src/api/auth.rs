@@ -28,9 +28,10 @@ use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::{HeaderValue, StatusCode, header};
 
+use super::answers;
 use super::body::{limited, parse_json};
 use super::query::{self, query_u64};
-use super::reply::{ApiError, Envelope, Resp, fail, finish, ok_data};
+use super::reply::{ApiError, Envelope, Failure, Resp, fail, finish, ok_data};
 use super::route::{self, Access, Route};
 use crate::auth::admin::Command;
 use crate::auth::audit::{Entry, Outcome, Query};
@@ -193,10 +194,10 @@ struct LoginBody {
     tag = "auth",
     request_body = LoginBody,
     responses(
-        (status = 200, description = "data: {user, role, csrf_token, expires_at}; Set-Cookie: vwed_session", body = Envelope<Value>),
-        (status = 401, description = "用户名或密码错误", body = Envelope<Value>),
-        (status = 429, description = "登录失败次数过多; Retry-After", body = Envelope<Value>),
-        (status = 503, description = "登录请求过多", body = Envelope<Value>),
+        (status = 200, description = "data: {user, role, csrf_token, expires_at}; Set-Cookie: vwed_session", body = Envelope<answers::Session>),
+        (status = 401, description = "用户名或密码错误", body = Failure),
+        (status = 429, description = "登录失败次数过多; Retry-After", body = Failure),
+        (status = 503, description = "登录请求过多", body = Failure),
     )
 )]
 async fn login(auth: Arc<Auth>, addr: Option<SocketAddr>, body: Bytes) -> Resp {
@@ -227,7 +228,7 @@ async fn record(auth: &Auth, entry: Entry, resp: Resp) -> Resp {
     post,
     path = "/api/auth/logout",
     tag = "auth",
-    responses((status = 200, description = "data: {session_ended}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {session_ended}", body = Envelope<answers::LoggedOut>))
 )]
 async fn logout(p: Principal, auth: Arc<Auth>) -> Resp {
     let secure = auth.settings.secure_cookie;
@@ -249,7 +250,7 @@ async fn logout(p: Principal, auth: Arc<Auth>) -> Resp {
     get,
     path = "/api/auth/me",
     tag = "auth",
-    responses((status = 200, description = "data: {user, role, via, csrf_token, expires_at, no_auth}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {user, role, via, csrf_token, expires_at, no_auth}", body = Envelope<answers::Me>))
 )]
 async fn whoami(p: Principal, auth: Arc<Auth>) -> Resp {
     let csrf = match &p.via {
@@ -281,9 +282,9 @@ struct PasswordBody {
     tag = "auth",
     request_body = PasswordBody,
     responses(
-        (status = 200, description = "新会话, 同登录", body = Envelope<Value>),
-        (status = 400, description = "不是登录会话, 或新密码不符合要求", body = Envelope<Value>),
-        (status = 401, description = "当前密码错误", body = Envelope<Value>),
+        (status = 200, description = "新会话, 同登录", body = Envelope<answers::Session>),
+        (status = 400, description = "不是登录会话, 或新密码不符合要求", body = Failure),
+        (status = 401, description = "当前密码错误", body = Failure),
     )
 )]
 async fn change_password(
@@ -316,7 +317,7 @@ async fn change_password(
     get,
     path = "/api/auth/users",
     tag = "auth",
-    responses((status = 200, description = "data: [{name, role, disabled, created_at, last_login_at}]", body = Envelope<Value>))
+    responses((status = 200, description = "data: [{name, role, disabled, created_at, last_login_at}]", body = Envelope<Vec<answers::UserView>>))
 )]
 async fn users_list(p: Principal, auth: Arc<Auth>) -> Resp {
     run(auth, p, None, "user.list", Ok(Command::UserList)).await
@@ -339,8 +340,8 @@ struct NewUser {
     tag = "auth",
     request_body = NewUser,
     responses(
-        (status = 200, description = "data: {name, role, password?}", body = Envelope<Value>),
-        (status = 409, description = "用户已存在", body = Envelope<Value>),
+        (status = 200, description = "data: {name, role, password?}", body = Envelope<answers::UserView>),
+        (status = 409, description = "用户已存在", body = Failure),
     )
 )]
 async fn users_add(p: Principal, auth: Arc<Auth>, addr: Option<SocketAddr>, body: Bytes) -> Resp {
@@ -373,8 +374,8 @@ struct UserPatch {
     params(("name" = String, Path, description = "用户名")),
     request_body = UserPatch,
     responses(
-        (status = 200, description = "data: 修改后的账户", body = Envelope<Value>),
-        (status = 404, description = "用户不存在", body = Envelope<Value>),
+        (status = 200, description = "data: 修改后的账户", body = Envelope<answers::UserView>),
+        (status = 404, description = "用户不存在", body = Failure),
     )
 )]
 async fn users_patch(
@@ -418,8 +419,8 @@ async fn users_patch(
     tag = "auth",
     params(("name" = String, Path, description = "用户名")),
     responses(
-        (status = 200, description = "已删除", body = Envelope<Value>),
-        (status = 404, description = "用户不存在", body = Envelope<Value>),
+        (status = 200, description = "已删除", body = Envelope<answers::UserDeleted>),
+        (status = 404, description = "用户不存在", body = Failure),
     )
 )]
 async fn users_delete(
@@ -436,7 +437,7 @@ async fn users_delete(
     get,
     path = "/api/auth/tokens",
     tag = "auth",
-    responses((status = 200, description = "data: [{id, name, role, created_at, expires_at, last_used_at, revoked_at}]", body = Envelope<Value>))
+    responses((status = 200, description = "data: [{id, name, role, created_at, expires_at, last_used_at, revoked_at}]", body = Envelope<Vec<answers::TokenView>>))
 )]
 async fn tokens_list(p: Principal, auth: Arc<Auth>) -> Resp {
     run(auth, p, None, "token.list", Ok(Command::TokenList)).await
@@ -460,7 +461,7 @@ struct NewToken {
     path = "/api/auth/tokens",
     tag = "auth",
     request_body = NewToken,
-    responses((status = 200, description = "data: {id, name, role, token, expires_at}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {id, name, role, token, expires_at}", body = Envelope<answers::TokenView>))
 )]
 async fn tokens_create(
     p: Principal,
@@ -483,8 +484,8 @@ async fn tokens_create(
     tag = "auth",
     params(("id" = u64, Path, description = "令牌 id (见列表)")),
     responses(
-        (status = 200, description = "已吊销", body = Envelope<Value>),
-        (status = 404, description = "令牌不存在", body = Envelope<Value>),
+        (status = 200, description = "已吊销", body = Envelope<answers::TokenView>),
+        (status = 404, description = "令牌不存在", body = Failure),
     )
 )]
 async fn tokens_revoke(id: u64, p: Principal, auth: Arc<Auth>, addr: Option<SocketAddr>) -> Resp {
@@ -603,7 +604,7 @@ fn audit_query(q: &HashMap<String, String>) -> Result<Query, ApiError> {
     path = "/api/audit",
     tag = "auth",
     params(AuditParams),
-    responses((status = 200, description = "data: {entries, next_before, stats}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {entries, next_before, stats}", body = Envelope<answers::AuditPage>))
 )]
 async fn audit(auth: Arc<Auth>, q: HashMap<String, String>) -> Resp {
     finish(

@@ -13,7 +13,7 @@
 //! accept gzip, inflated for the others.
 
 #[cfg(test)]
-pub use generate::{SCRIPT_METHODS, document};
+pub use generate::{SCRIPT_METHODS, document, merged};
 use warp::Filter;
 use warp::http::{HeaderValue, StatusCode, header};
 
@@ -122,11 +122,13 @@ mod generate {
         info(
             title = "VWED Edge API",
             description = "VWED Edge 运行时的 HTTP 接口。`/api/script/*` 遵循 VWED 在线脚本编辑模块接口文档; \
-                应答是信封 `{success, message?, data?, error?}` (见 Envelope)。\
+                应答是信封 `{success, message?, data?}` (Envelope_*, data 的类型见各接口), \
+                失败时为 `{success: false, error, data?}` (Failure)。\
                 每个操作的 `x-vwed-role` 是可以调用它的最低角色 (viewer < operator < engineer < admin, \
                 或 public)。"
         ),
         paths(openapi_json, docs_page),
+        components(schemas(super::super::reply::Failure)),
         tags(
             (name = "system", description = "健康检查与接口文档"),
             (name = "projects", description = "脚本项目"),
@@ -148,10 +150,10 @@ mod generate {
     /// role (`x-vwed-role`) taken from the route table and an error answer for
     /// every operation.
     pub fn document(endpoints: &[Endpoint]) -> openapi::OpenApi {
-        let mut doc = Doc::openapi();
-        for part in super::super::documents() {
-            doc.merge(part);
-        }
+        let mut doc = match merged(Doc::openapi(), super::super::documents()) {
+            Ok(doc) => doc,
+            Err(e) => panic!("{e}"),
+        };
         for ep in endpoints {
             let path = ep.path.replace("{*", "{");
             let Some(item) = doc.paths.paths.get_mut(&path) else {
@@ -173,6 +175,41 @@ mod generate {
             }
         }
         doc
+    }
+
+    /// The modules' parts joined into `doc`. utoipa's merge keeps the first of
+    /// two schemas with one name, so two Rust types of the same name in two
+    /// modules would silently be documented as one (a client would send one
+    /// type's fields to the other's endpoint): that is an error here.
+    pub fn merged(
+        mut doc: openapi::OpenApi,
+        parts: Vec<openapi::OpenApi>,
+    ) -> Result<openapi::OpenApi, String> {
+        let mut seen = std::collections::BTreeMap::<String, Value>::new();
+        for part in std::iter::once(&doc).chain(&parts) {
+            let Some(components) = &part.components else {
+                continue;
+            };
+            for (name, schema) in &components.schemas {
+                let schema = serde_json::to_value(schema).map_err(|e| e.to_string())?;
+                match seen.get(name) {
+                    Some(first) if *first != schema => {
+                        return Err(format!(
+                            "two different types are documented under the schema name \
+                             {name}: {first} and {schema}; give them distinct names"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(name.clone(), schema);
+                    }
+                }
+            }
+        }
+        for part in parts {
+            doc.merge(part);
+        }
+        Ok(doc)
     }
 
     /// The operations an endpoint's verb stands for in a path item.
@@ -207,8 +244,8 @@ mod generate {
             .or_insert_with(|| RefOr::T(error_response()));
     }
 
-    /// The name utoipa gives `Envelope<Value>` among the components.
-    const ENVELOPE: &str = "Envelope_Value";
+    /// The schema of every error answer (`reply::Failure`).
+    const FAILURE: &str = "Failure";
 
     fn error_response() -> Response {
         openapi::ResponseBuilder::new()
@@ -219,7 +256,7 @@ mod generate {
             .content(
                 "application/json",
                 openapi::ContentBuilder::new()
-                    .schema(Some(openapi::Ref::from_schema_name(ENVELOPE)))
+                    .schema(Some(openapi::Ref::from_schema_name(FAILURE)))
                     .build(),
             )
             .build()

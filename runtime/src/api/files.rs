@@ -12,9 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::StatusCode;
 
+use super::answers;
 use super::body::parse_json;
 use super::query::{self, query_bool, query_u64};
-use super::reply::{ApiError, Envelope, Resp, blocking, finish, ok_data, ok_message};
+use super::reply::{ApiError, Envelope, Failure, Resp, blocking, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::auth::Role;
@@ -222,10 +223,10 @@ async fn create_inner(
     tag = "files",
     request_body = CreateFile,
     responses(
-        (status = 200, description = "message, data: the file with its content", body = Envelope<Value>),
-        (status = 404, description = "项目不存在", body = Envelope<Value>),
-        (status = 409, description = "文件已存在", body = Envelope<Value>),
-        (status = 413, description = "脚本内容过大", body = Envelope<Value>),
+        (status = 200, description = "message, data: the file with its content", body = Envelope<answers::FileView>),
+        (status = 404, description = "项目不存在", body = Failure),
+        (status = 409, description = "文件已存在", body = Failure),
+        (status = 413, description = "脚本内容过大", body = Failure),
     )
 )]
 async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
@@ -254,8 +255,8 @@ async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
     tag = "files",
     params(("file_id" = u64, Path, description = "文件ID")),
     responses(
-        (status = 200, description = "data: {file, content}; ETag: the file's version", body = Envelope<Value>),
-        (status = 404, description = "文件不存在", body = Envelope<Value>),
+        (status = 200, description = "data: {file, content}; ETag: the file's version", body = Envelope<answers::FileWithContent>),
+        (status = 404, description = "文件不存在", body = Failure),
     )
 )]
 async fn get(id: u64, engine: Arc<Engine>) -> Resp {
@@ -328,11 +329,11 @@ struct UpdateFile {
     ),
     request_body = UpdateFile,
     responses(
-        (status = 200, description = "message, data: {file, backup_path, backup_version}; ETag: the new version", body = Envelope<Value>),
-        (status = 400, description = "If-Match 无效", body = Envelope<Value>),
-        (status = 404, description = "文件不存在", body = Envelope<Value>),
-        (status = 409, description = "文件已被修改: data {file_id, current_version, base_version}", body = Envelope<Value>),
-        (status = 413, description = "脚本内容过大", body = Envelope<Value>),
+        (status = 200, description = "message, data: {file, backup_path, backup_version}; ETag: the new version", body = Envelope<answers::FileUpdated>),
+        (status = 400, description = "If-Match 无效", body = Failure),
+        (status = 404, description = "文件不存在", body = Failure),
+        (status = 409, description = "文件已被修改: data {file_id, current_version, base_version}", body = Failure),
+        (status = 413, description = "脚本内容过大", body = Failure),
     )
 )]
 async fn update(id: u64, engine: Arc<Engine>, body: Bytes, if_match: Option<String>) -> Resp {
@@ -399,9 +400,9 @@ async fn update(id: u64, engine: Arc<Engine>, body: Bytes, if_match: Option<Stri
     tag = "files",
     params(("file_id" = u64, Path, description = "文件ID")),
     responses(
-        (status = 200, description = "message", body = Envelope<Value>),
-        (status = 404, description = "文件不存在", body = Envelope<Value>),
-        (status = 409, description = "脚本正在运行", body = Envelope<Value>),
+        (status = 200, description = "message", body = answers::Done),
+        (status = 404, description = "文件不存在", body = Failure),
+        (status = 409, description = "脚本正在运行", body = Failure),
     )
 )]
 async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
@@ -434,7 +435,7 @@ async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
     path = "/api/script/files/search",
     tag = "files",
     params(SearchQuery),
-    responses((status = 200, description = "data: {count, files}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {count, files}", body = Envelope<answers::FileSearch>))
 )]
 async fn search(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     finish(
@@ -490,8 +491,8 @@ struct ValidateReq {
     tag = "files",
     request_body = ValidateReq,
     responses(
-        (status = 200, description = "data: {valid, message, has_boot_function} or {valid: false, error, line, offset}", body = Envelope<Value>),
-        (status = 413, description = "脚本内容过大", body = Envelope<Value>),
+        (status = 200, description = "data: {valid, message, has_boot_function} or {valid: false, error, line, offset}", body = Envelope<answers::SyntaxCheck>),
+        (status = 413, description = "脚本内容过大", body = Failure),
     )
 )]
 async fn validate(engine: Arc<Engine>, body: Bytes) -> Resp {
@@ -518,7 +519,7 @@ async fn validate(engine: Arc<Engine>, body: Bytes) -> Resp {
     path = "/api/script/files/{file_id}/versions",
     tag = "files",
     params(("file_id" = u64, Path, description = "文件ID")),
-    responses((status = 200, description = "data: {file_id, versions, pruned}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {file_id, versions, pruned}", body = Envelope<answers::FileVersions>))
 )]
 async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
     finish(
@@ -555,8 +556,8 @@ async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
         ("version" = u64, Path, description = "版本号"),
     ),
     responses(
-        (status = 200, description = "data: {file_id, version, saved_at, saved_by, content}", body = Envelope<Value>),
-        (status = 404, description = "没有此版本", body = Envelope<Value>),
+        (status = 200, description = "data: {file_id, version, saved_at, saved_by, content}", body = Envelope<answers::FileVersion>),
+        (status = 404, description = "没有此版本", body = Failure),
     )
 )]
 async fn version(id: u64, n: u64, engine: Arc<Engine>) -> Resp {
@@ -654,9 +655,9 @@ fn upload_form(parts: Vec<Part>) -> Result<UploadForm, ApiError> {
     tag = "files",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
-        (status = 200, description = "message, data: the new file", body = Envelope<Value>),
-        (status = 409, description = "文件已存在", body = Envelope<Value>),
-        (status = 413, description = "请求体过大", body = Envelope<Value>),
+        (status = 200, description = "message, data: the new file", body = Envelope<answers::Uploaded>),
+        (status = 409, description = "文件已存在", body = Failure),
+        (status = 413, description = "请求体过大", body = Failure),
     )
 )]
 async fn upload(engine: Arc<Engine>, form: warp::multipart::FormData) -> Resp {

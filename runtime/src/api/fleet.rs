@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use warp::Filter;
 use warp::http::StatusCode;
 
+use super::answers;
 use super::integration::path_param;
-use super::reply::{ApiError, Envelope, Resp, finish, ok_data, ok_message};
+use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use super::with_engine;
 use crate::auth::Role;
@@ -66,7 +67,7 @@ pub async fn writable(engine: &Engine, project_id: u64) -> Result<(), ApiError> 
     get,
     path = "/api/fleet/status",
     tag = "fleet",
-    responses((status = 200, description = "data: {enabled, device_id, fleet, groups, apply_state, revision, deployment_id, last_error, projects}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {enabled, device_id, fleet, groups, apply_state, revision, deployment_id, last_error, projects}", body = Envelope<answers::FleetStatus>))
 )]
 async fn status(engine: Arc<Engine>) -> Resp {
     finish(
@@ -121,8 +122,8 @@ async fn set_detached(name: String, engine: Arc<Engine>, detached: bool) -> Resu
     tag = "fleet",
     params(("project_name" = String, Path, description = "项目名称")),
     responses(
-        (status = 200, description = "message, data: {project, detached}", body = Envelope<Value>),
-        (status = 404, description = "项目不受 fleet 同步管理", body = Envelope<Value>),
+        (status = 200, description = "message, data: {project, detached}", body = Envelope<answers::ProjectDetached>),
+        (status = 404, description = "项目不受 fleet 同步管理", body = Failure),
     )
 )]
 async fn detach(name: String, engine: Arc<Engine>) -> Resp {
@@ -136,8 +137,8 @@ async fn detach(name: String, engine: Arc<Engine>) -> Resp {
     tag = "fleet",
     params(("project_name" = String, Path, description = "项目名称")),
     responses(
-        (status = 200, description = "message, data: {project, detached}", body = Envelope<Value>),
-        (status = 404, description = "项目不受 fleet 同步管理", body = Envelope<Value>),
+        (status = 200, description = "message, data: {project, detached}", body = Envelope<answers::ProjectDetached>),
+        (status = 404, description = "项目不受 fleet 同步管理", body = Failure),
     )
 )]
 async fn attach(name: String, engine: Arc<Engine>) -> Resp {

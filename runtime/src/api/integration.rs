@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 use warp::Filter;
 use warp::http::StatusCode;
 
+use super::answers;
 use super::body::parse_json;
-use super::reply::{ApiError, Envelope, Resp, finish, json_response, ok_data};
+use super::reply::{ApiError, Envelope, Failure, Resp, finish, json_response, ok_data};
 use super::route::{self, Route};
 use super::scripts::fn_error_status;
 use super::{body, with_engine};
@@ -50,7 +51,7 @@ enum Id {
 /// One script block of a task (seed 001 §6.1).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExecBody {
+struct TaskBlockBody {
     /// 只支持 script
     #[serde(default)]
     block_type: Option<String>,
@@ -88,7 +89,7 @@ fn vars_error(e: TaskVarsError) -> ApiError {
     ApiError::new(status, e)
 }
 
-fn block_of(b: ExecBody) -> Result<Block, ApiError> {
+fn block_of(b: TaskBlockBody) -> Result<Block, ApiError> {
     if let Some(t) = &b.block_type
         && !t.eq_ignore_ascii_case("script")
     {
@@ -150,12 +151,14 @@ fn block_of(b: ExecBody) -> Result<Block, ApiError> {
     post,
     path = "/api/script/integration/execute",
     tag = "integration",
-    request_body = ExecBody,
+    request_body = TaskBlockBody,
     responses(
-        (status = 200, description = "success, result, message, data: {task_id, execution_mode, attempts, set_variables, task_variables}", body = Envelope<Value>),
-        (status = 400, description = "参数无效", body = Envelope<Value>),
-        (status = 404, description = "函数未注册", body = Envelope<Value>),
-        (status = 504, description = "函数执行超时", body = Envelope<Value>),
+        (status = 200, description = "success, result, message, data: {task_id, execution_mode, attempts, set_variables, task_variables}", body = answers::BlockRun),
+        (status = 400, description = "参数无效, 或函数不接受这些参数", body = answers::BlockRefused),
+        (status = 404, description = "函数未注册", body = answers::BlockRun),
+        (status = 500, description = "函数执行失败, 或任务变量保存失败", body = answers::BlockRefused),
+        (status = 503, description = "脚本进程忙或已结束", body = answers::BlockRun),
+        (status = 504, description = "函数执行超时", body = answers::BlockRun),
     )
 )]
 async fn execute(engine: Arc<Engine>, body: Bytes) -> Resp {
@@ -216,8 +219,8 @@ pub(super) fn path_param(raw: String) -> String {
     tag = "integration",
     params(("task_id" = String, Path, description = "任务ID")),
     responses(
-        (status = 200, description = "data: {task_id, variables}", body = Envelope<Value>),
-        (status = 404, description = "任务没有任务变量", body = Envelope<Value>),
+        (status = 200, description = "data: {task_id, variables}", body = Envelope<answers::TaskVariables>),
+        (status = 404, description = "任务没有任务变量", body = Failure),
     )
 )]
 async fn variables(task_id: String, engine: Arc<Engine>) -> Resp {
@@ -246,7 +249,7 @@ async fn variables(task_id: String, engine: Arc<Engine>) -> Resp {
     path = "/api/script/integration/tasks/{task_id}/variables",
     tag = "integration",
     params(("task_id" = String, Path, description = "任务ID")),
-    responses((status = 200, description = "data: {task_id, deleted}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {task_id, deleted}", body = Envelope<answers::TaskVariablesDeleted>))
 )]
 async fn delete_variables(task_id: String, engine: Arc<Engine>) -> Resp {
     let task_id = path_param(task_id);

@@ -12,9 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::StatusCode;
 
+use super::answers;
 use super::body::parse_json;
 use super::query;
-use super::reply::{ApiError, Envelope, Resp, finish, ok_data, ok_message};
+use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::auth::Role;
@@ -62,7 +63,7 @@ struct PointsQuery {
     get,
     path = "/api/io/devices",
     tag = "io",
-    responses((status = 200, description = "data: list of devices (empty without I/O)", body = Envelope<Value>))
+    responses((status = 200, description = "data: list of devices (empty without I/O)", body = Envelope<answers::IoDevices>))
 )]
 async fn devices(engine: Arc<Engine>) -> Resp {
     listing(&engine, |io| io.devices_json())
@@ -73,7 +74,7 @@ async fn devices(engine: Arc<Engine>) -> Resp {
     get,
     path = "/api/io/robots",
     tag = "io",
-    responses((status = 200, description = "data: list of robots (empty without I/O)", body = Envelope<Value>))
+    responses((status = 200, description = "data: list of robots (empty without I/O)", body = Envelope<Vec<answers::RobotView>>))
 )]
 async fn robots(engine: Arc<Engine>) -> Resp {
     listing(&engine, |io| io.robots_json())
@@ -84,7 +85,7 @@ async fn robots(engine: Arc<Engine>) -> Resp {
     get,
     path = "/api/io/writes",
     tag = "io",
-    responses((status = 200, description = "data: recent writes", body = Envelope<Value>))
+    responses((status = 200, description = "data: recent writes", body = Envelope<answers::IoWrites>))
 )]
 async fn writes(engine: Arc<Engine>) -> Resp {
     listing(&engine, |io| io.recent_writes.to_json())
@@ -102,7 +103,7 @@ fn listing(engine: &Engine, list: impl FnOnce(&IoRuntime) -> Vec<Value>) -> Resp
     get,
     path = "/api/io/status",
     tag = "io",
-    responses((status = 200, description = "data: counters", body = Envelope<Value>))
+    responses((status = 200, description = "data: counters", body = Envelope<answers::IoStatus>))
 )]
 async fn status(engine: Arc<Engine>) -> Resp {
     match engine.io.get() {
@@ -119,7 +120,7 @@ async fn status(engine: Arc<Engine>) -> Resp {
     path = "/api/io/points",
     tag = "io",
     params(PointsQuery),
-    responses((status = 200, description = "data: list of points", body = Envelope<Value>))
+    responses((status = 200, description = "data: list of points", body = Envelope<Vec<answers::PointView>>))
 )]
 async fn list_points(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     let mut snaps = engine
@@ -160,9 +161,9 @@ fn runtime(engine: &Engine) -> Result<Arc<IoRuntime>, ApiError> {
     tag = "io",
     params(("tag" = String, Path, description = "点位标签")),
     responses(
-        (status = 200, description = "data: the point", body = Envelope<Value>),
-        (status = 404, description = "未知的点位", body = Envelope<Value>),
-        (status = 503, description = "未配置 I/O", body = Envelope<Value>),
+        (status = 200, description = "data: the point", body = Envelope<answers::PointView>),
+        (status = 404, description = "未知的点位", body = Failure),
+        (status = 503, description = "未配置 I/O", body = Failure),
     )
 )]
 async fn read_point(tag: String, engine: Arc<Engine>) -> Resp {
@@ -196,12 +197,12 @@ struct WriteBody {
     params(("tag" = String, Path, description = "点位标签")),
     request_body = WriteBody,
     responses(
-        (status = 200, description = "message, data: {tag, value, writer}", body = Envelope<Value>),
-        (status = 400, description = "值无效", body = Envelope<Value>),
-        (status = 403, description = "点位只读", body = Envelope<Value>),
-        (status = 404, description = "未知的点位", body = Envelope<Value>),
-        (status = 502, description = "设备应答异常或超时", body = Envelope<Value>),
-        (status = 503, description = "未配置 I/O", body = Envelope<Value>),
+        (status = 200, description = "message, data: {tag, value, writer}", body = Envelope<answers::PointWritten>),
+        (status = 400, description = "值无效", body = Failure),
+        (status = 403, description = "点位只读", body = Failure),
+        (status = 404, description = "未知的点位", body = Failure),
+        (status = 502, description = "设备应答异常或超时", body = Failure),
+        (status = 503, description = "未配置 I/O", body = Failure),
     )
 )]
 async fn write_point(

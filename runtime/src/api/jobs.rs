@@ -9,13 +9,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::StatusCode;
 
+use super::answers;
 use super::body::parse_json;
 use super::query::{self, query_u64};
-use super::reply::{ApiError, Envelope, Resp, finish, json_response, ok_data, ok_message};
+use super::reply::{ApiError, Envelope, Failure, Resp, finish, json_response, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::auth::audit::{AuditLog, Entry};
@@ -288,11 +289,11 @@ struct ListQuery {
     post,
     path = "/api/v1/scripts",
     tag = "jobs",
-    request_body(content = Object, description = "脚本定义"),
+    request_body(content = JobInput, description = "脚本定义"),
     responses(
-        (status = 200, description = "message, data: the script with its content", body = Envelope<Value>),
-        (status = 400, description = "定义无效或语法错误", body = Envelope<Value>),
-        (status = 409, description = "名称已存在, 或危险命令未确认就要激活 (data.findings)", body = Envelope<Value>),
+        (status = 200, description = "message, data: the script with its content", body = Envelope<answers::JobView>),
+        (status = 400, description = "定义无效或语法错误", body = Failure),
+        (status = 409, description = "名称已存在, 或危险命令未确认就要激活 (data.findings)", body = Failure),
     )
 )]
 async fn create(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
@@ -315,7 +316,7 @@ async fn create(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     path = "/api/v1/scripts",
     tag = "jobs",
     params(ListQuery),
-    responses((status = 200, description = "data: {items, total, skip, limit}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {items, total, skip, limit}", body = Envelope<answers::Page<answers::JobView>>))
 )]
 async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     with_jobs(engine, |jobs| async move {
@@ -373,8 +374,8 @@ fn parse_opt<T>(
     tag = "jobs",
     params(("script_id" = u64, Path, description = "脚本ID")),
     responses(
-        (status = 200, description = "data: the script", body = Envelope<Value>),
-        (status = 404, description = "脚本不存在", body = Envelope<Value>),
+        (status = 200, description = "data: the script", body = Envelope<answers::JobView>),
+        (status = 404, description = "脚本不存在", body = Failure),
     )
 )]
 async fn get(id: u64, engine: Arc<Engine>) -> Resp {
@@ -391,12 +392,12 @@ async fn get(id: u64, engine: Arc<Engine>) -> Resp {
     path = "/api/v1/scripts/{script_id}",
     tag = "jobs",
     params(("script_id" = u64, Path, description = "脚本ID")),
-    request_body(content = Object, description = "要修改的字段"),
+    request_body(content = JobInput, description = "要修改的字段"),
     responses(
-        (status = 200, description = "message, data: the script", body = Envelope<Value>),
-        (status = 400, description = "定义无效", body = Envelope<Value>),
-        (status = 404, description = "脚本不存在", body = Envelope<Value>),
-        (status = 409, description = "名称已存在, 或危险命令未确认 (data.findings)", body = Envelope<Value>),
+        (status = 200, description = "message, data: the script", body = Envelope<answers::JobView>),
+        (status = 400, description = "定义无效", body = Failure),
+        (status = 404, description = "脚本不存在", body = Failure),
+        (status = 409, description = "名称已存在, 或危险命令未确认 (data.findings)", body = Failure),
     )
 )]
 async fn update(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
@@ -425,8 +426,8 @@ async fn update(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     tag = "jobs",
     params(("script_id" = u64, Path, description = "脚本ID")),
     responses(
-        (status = 200, description = "message", body = Envelope<Value>),
-        (status = 404, description = "脚本不存在", body = Envelope<Value>),
+        (status = 200, description = "message", body = Envelope<answers::Removed>),
+        (status = 404, description = "脚本不存在", body = Failure),
     )
 )]
 async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
@@ -442,7 +443,7 @@ async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
 
 // ----------------------------------------------------------------- execution
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExecuteBody {
     #[serde(default)]
@@ -461,13 +462,13 @@ struct ExecuteBody {
     path = "/api/v1/scripts/{script_id}/execute",
     tag = "jobs",
     params(("script_id" = u64, Path, description = "脚本ID")),
-    request_body(content = Object, description = "{input_parameters, environment_vars, trigger}"),
+    request_body = ExecuteBody,
     responses(
-        (status = 202, description = "message, data: {execution_id, status, ...}", body = Envelope<Value>),
-        (status = 400, description = "参数不符合脚本的参数定义", body = Envelope<Value>),
-        (status = 404, description = "脚本不存在", body = Envelope<Value>),
-        (status = 409, description = "已归档, 或危险命令未确认", body = Envelope<Value>),
-        (status = 429, description = "执行队列已满 (已记录, data.execution_id)", body = Envelope<Value>),
+        (status = 202, description = "message, data: {execution_id, status, ...}", body = Envelope<answers::ExecutionView>),
+        (status = 400, description = "参数不符合脚本的参数定义", body = Failure),
+        (status = 404, description = "脚本不存在", body = Failure),
+        (status = 409, description = "已归档, 或危险命令未确认", body = Failure),
+        (status = 429, description = "执行队列已满 (已记录, data.execution_id)", body = Failure),
     )
 )]
 async fn execute(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
@@ -591,8 +592,8 @@ async fn list_execs(
     tag = "jobs",
     params(("script_id" = u64, Path, description = "脚本ID"), ExecQuery),
     responses(
-        (status = 200, description = "data: {items, total, skip, limit}", body = Envelope<Value>),
-        (status = 404, description = "脚本不存在", body = Envelope<Value>),
+        (status = 200, description = "data: {items, total, skip, limit}", body = Envelope<answers::Page<answers::ExecutionView>>),
+        (status = 404, description = "脚本不存在", body = Failure),
     )
 )]
 async fn executions(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
@@ -605,7 +606,7 @@ async fn executions(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) ->
     path = "/api/v1/scripts/executions",
     tag = "jobs",
     params(AllExecQuery),
-    responses((status = 200, description = "data: {items, total, skip, limit}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {items, total, skip, limit}", body = Envelope<answers::Page<answers::ExecutionView>>))
 )]
 async fn all_executions(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     with_jobs(engine, |jobs| list_execs(jobs, q, None)).await
@@ -619,8 +620,8 @@ async fn all_executions(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp
     tag = "jobs",
     params(("execution_id" = String, Path, description = "执行ID")),
     responses(
-        (status = 200, description = "data: the execution", body = Envelope<Value>),
-        (status = 404, description = "执行记录不存在", body = Envelope<Value>),
+        (status = 200, description = "data: the execution", body = Envelope<answers::ExecutionView>),
+        (status = 404, description = "执行记录不存在", body = Failure),
     )
 )]
 async fn execution(id: String, engine: Arc<Engine>) -> Resp {
@@ -639,9 +640,9 @@ async fn execution(id: String, engine: Arc<Engine>) -> Resp {
     tag = "jobs",
     params(("execution_id" = String, Path, description = "执行ID")),
     responses(
-        (status = 200, description = "message, data: the execution", body = Envelope<Value>),
-        (status = 404, description = "执行记录不存在", body = Envelope<Value>),
-        (status = 409, description = "执行已结束", body = Envelope<Value>),
+        (status = 200, description = "message, data: the execution", body = Envelope<answers::ExecutionView>),
+        (status = 404, description = "执行记录不存在", body = Failure),
+        (status = 409, description = "执行已结束", body = Failure),
     )
 )]
 async fn cancel(id: String, engine: Arc<Engine>, by: Caller) -> Resp {
@@ -664,8 +665,8 @@ async fn cancel(id: String, engine: Arc<Engine>, by: Caller) -> Resp {
     tag = "jobs",
     params(("script_id" = u64, Path, description = "脚本ID")),
     responses(
-        (status = 200, description = "data: {versions, current}", body = Envelope<Value>),
-        (status = 404, description = "脚本不存在", body = Envelope<Value>),
+        (status = 200, description = "data: {versions, current}", body = Envelope<answers::JobVersions>),
+        (status = 404, description = "脚本不存在", body = Failure),
     )
 )]
 async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
@@ -692,8 +693,8 @@ async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
         ("version" = u64, Path, description = "版本号"),
     ),
     responses(
-        (status = 200, description = "data: the version", body = Envelope<Value>),
-        (status = 404, description = "脚本或版本不存在", body = Envelope<Value>),
+        (status = 200, description = "data: the version", body = Envelope<answers::JobVersionView>),
+        (status = 404, description = "脚本或版本不存在", body = Failure),
     )
 )]
 async fn version(id: u64, n: u64, engine: Arc<Engine>) -> Resp {
@@ -723,9 +724,9 @@ struct DiffQuery {
     tag = "jobs",
     params(("script_id" = u64, Path, description = "脚本ID"), DiffQuery),
     responses(
-        (status = 200, description = "data: {from, to, changed_fields, content_changed, content_diff}", body = Envelope<Value>),
-        (status = 400, description = "缺少 from", body = Envelope<Value>),
-        (status = 404, description = "脚本或版本不存在", body = Envelope<Value>),
+        (status = 200, description = "data: {from, to, changed_fields, content_changed, content_diff}", body = Envelope<answers::JobDiff>),
+        (status = 400, description = "缺少 from", body = Failure),
+        (status = 404, description = "脚本或版本不存在", body = Failure),
     )
 )]
 async fn diff(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
@@ -741,7 +742,7 @@ async fn diff(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp 
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RollbackBody {
     version: u64,
@@ -757,11 +758,11 @@ struct RollbackBody {
     path = "/api/v1/scripts/{script_id}/rollback",
     tag = "jobs",
     params(("script_id" = u64, Path, description = "脚本ID")),
-    request_body(content = Object, description = "{version, acknowledge_danger?, acknowledge_reason?}"),
+    request_body = RollbackBody,
     responses(
-        (status = 200, description = "message, data: the script", body = Envelope<Value>),
-        (status = 404, description = "脚本或版本不存在", body = Envelope<Value>),
-        (status = 409, description = "已是该版本的内容, 或危险命令未确认", body = Envelope<Value>),
+        (status = 200, description = "message, data: the script", body = Envelope<answers::JobView>),
+        (status = 404, description = "脚本或版本不存在", body = Failure),
+        (status = 409, description = "已是该版本的内容, 或危险命令未确认", body = Failure),
     )
 )]
 async fn rollback(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
@@ -785,7 +786,7 @@ async fn rollback(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AckBody {
     #[serde(default)]
@@ -799,11 +800,11 @@ struct AckBody {
     path = "/api/v1/scripts/{script_id}/acknowledge",
     tag = "jobs",
     params(("script_id" = u64, Path, description = "脚本ID")),
-    request_body(content = Object, description = "{reason}"),
+    request_body = AckBody,
     responses(
-        (status = 200, description = "message, data: the script", body = Envelope<Value>),
-        (status = 404, description = "脚本不存在", body = Envelope<Value>),
-        (status = 409, description = "没有需要确认的危险命令", body = Envelope<Value>),
+        (status = 200, description = "message, data: the script", body = Envelope<answers::JobView>),
+        (status = 404, description = "脚本不存在", body = Failure),
+        (status = 409, description = "没有需要确认的危险命令", body = Failure),
     )
 )]
 async fn acknowledge(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
@@ -826,7 +827,7 @@ async fn acknowledge(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> R
     get,
     path = "/api/v1/scripts/templates",
     tag = "jobs",
-    responses((status = 200, description = "data: {items, total}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {items, total}", body = Envelope<answers::Templates>))
 )]
 async fn templates(engine: Arc<Engine>) -> Resp {
     with_jobs(engine, |jobs| async move {
@@ -847,11 +848,11 @@ async fn templates(engine: Arc<Engine>) -> Resp {
     post,
     path = "/api/v1/scripts/templates",
     tag = "jobs",
-    request_body(content = Object, description = "模板定义"),
+    request_body(content = TemplateInput, description = "模板定义"),
     responses(
-        (status = 200, description = "message, data: the template", body = Envelope<Value>),
-        (status = 400, description = "定义无效", body = Envelope<Value>),
-        (status = 409, description = "名称已存在", body = Envelope<Value>),
+        (status = 200, description = "message, data: the template", body = Envelope<answers::TemplateView>),
+        (status = 400, description = "定义无效", body = Failure),
+        (status = 409, description = "名称已存在", body = Failure),
     )
 )]
 async fn create_template(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
@@ -873,8 +874,8 @@ async fn create_template(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     tag = "jobs",
     params(("template_id" = u64, Path, description = "模板ID")),
     responses(
-        (status = 200, description = "data: the template", body = Envelope<Value>),
-        (status = 404, description = "模板不存在", body = Envelope<Value>),
+        (status = 200, description = "data: the template", body = Envelope<answers::TemplateView>),
+        (status = 404, description = "模板不存在", body = Failure),
     )
 )]
 async fn template(id: u64, engine: Arc<Engine>) -> Resp {
@@ -893,9 +894,9 @@ async fn template(id: u64, engine: Arc<Engine>) -> Resp {
     tag = "jobs",
     params(("template_id" = u64, Path, description = "模板ID")),
     responses(
-        (status = 200, description = "message", body = Envelope<Value>),
-        (status = 404, description = "模板不存在", body = Envelope<Value>),
-        (status = 409, description = "内置模板不能删除", body = Envelope<Value>),
+        (status = 200, description = "message", body = Envelope<answers::Removed>),
+        (status = 404, description = "模板不存在", body = Failure),
+        (status = 409, description = "内置模板不能删除", body = Failure),
     )
 )]
 async fn delete_template(id: u64, engine: Arc<Engine>) -> Resp {
@@ -918,12 +919,12 @@ async fn delete_template(id: u64, engine: Arc<Engine>) -> Resp {
     path = "/api/v1/scripts/templates/{template_id}/instantiate",
     tag = "jobs",
     params(("template_id" = u64, Path, description = "模板ID")),
-    request_body(content = Object, description = "{values, name?, ...}"),
+    request_body(content = ToJob, description = "模板的参数值, 及新脚本自己的字段"),
     responses(
-        (status = 200, description = "message, data: the new script", body = Envelope<Value>),
-        (status = 400, description = "参数值不符合模板的参数定义", body = Envelope<Value>),
-        (status = 404, description = "模板不存在", body = Envelope<Value>),
-        (status = 409, description = "名称已存在", body = Envelope<Value>),
+        (status = 200, description = "message, data: the new script", body = Envelope<answers::JobView>),
+        (status = 400, description = "参数值不符合模板的参数定义", body = Failure),
+        (status = 404, description = "模板不存在", body = Failure),
+        (status = 409, description = "名称已存在", body = Failure),
     )
 )]
 async fn instantiate(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
@@ -948,7 +949,7 @@ async fn instantiate(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> R
     get,
     path = "/api/v1/scripts/statistics/overview",
     tag = "jobs",
-    responses((status = 200, description = "data: {scripts, executions, templates}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {scripts, executions, templates}", body = Envelope<answers::JobsOverview>))
 )]
 async fn overview(engine: Arc<Engine>) -> Resp {
     with_jobs(

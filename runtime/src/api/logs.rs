@@ -19,8 +19,9 @@ use vwed_ipc::Level;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::{Filter, Reply};
 
+use super::answers;
 use super::query::{self, names};
-use super::reply::{ApiError, Envelope, Resp, finish, ok_data};
+use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data};
 use super::route::{self, Route};
 use super::with_engine;
 use crate::auth::Role;
@@ -97,7 +98,7 @@ struct Format {
     get,
     path = "/api/script/logs/stats",
     tag = "logs",
-    responses((status = 200, description = "data: counters", body = Envelope<serde_json::Value>))
+    responses((status = 200, description = "data: counters", body = Envelope<answers::LogStats>))
 )]
 async fn stats(engine: Arc<Engine>) -> Resp {
     ok_data(engine.logs.stats_json())
@@ -195,8 +196,8 @@ fn parse_query(q: &HashMap<String, String>, paged: bool) -> Result<LogQuery, Api
     tag = "logs",
     params(Filters, Paging),
     responses(
-        (status = 200, description = "data: {logs, count, order, next_cursor}", body = Envelope<serde_json::Value>),
-        (status = 400, description = "参数无效", body = Envelope<serde_json::Value>),
+        (status = 200, description = "data: {logs, count, order, next_cursor}", body = Envelope<answers::LogPage>),
+        (status = 400, description = "参数无效", body = Failure),
     )
 )]
 async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
@@ -240,7 +241,7 @@ impl futures::Stream for ChunkStream {
     params(Filters, Format),
     responses(
         (status = 200, description = "logs.ndjson (每行一个 JSON 对象), format=text 时为 logs.txt (text/plain)", content_type = "application/x-ndjson", body = String),
-        (status = 400, description = "参数无效", body = Envelope<serde_json::Value>),
+        (status = 400, description = "参数无效", body = Failure),
     )
 )]
 async fn export(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {

@@ -4,6 +4,7 @@
 //! (`route.rs`) and describes them for the OpenAPI document (`doc.rs`); this file
 //! joins them and turns every rejection into the envelope.
 
+mod answers;
 pub(crate) mod auth;
 mod body;
 mod doc;
@@ -40,7 +41,7 @@ use warp::{Filter, Rejection};
 
 use query::query_u64;
 pub use reply::Resp;
-use reply::{Envelope, fail, ok_data};
+use reply::{Envelope, Failure, fail, ok_data};
 use route::{Access, Route};
 
 use crate::engine::Engine;
@@ -135,8 +136,8 @@ fn health(engine: &Arc<Engine>, started: Instant) -> Route {
     path = "/health",
     tag = "system",
     responses(
-        (status = 200, description = "data: status, version, uptime_s, scripts, pid, rss_bytes, safe_mode (+ safe_mode_reason, safe_mode_since, held_scripts)", body = Envelope<serde_json::Value>),
-        (status = 503, description = "运行时正在启动, 正在恢复脚本", body = Envelope<serde_json::Value>),
+        (status = 200, description = "data: status, version, uptime_s, scripts, pid, rss_bytes, safe_mode (+ safe_mode_reason, safe_mode_since, held_scripts)", body = Envelope<answers::Health>),
+        (status = 503, description = "运行时正在启动, 正在恢复脚本", body = Failure),
     )
 )]
 async fn health_status(engine: Arc<Engine>, started: Instant) -> Resp {

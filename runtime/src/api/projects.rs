@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::StatusCode;
 
+use super::answers;
 use super::body::parse_json;
 use super::query::{self, query_bool};
-use super::reply::{Envelope, Resp, blocking, finish, json_response, ok_data};
+use super::reply::{Envelope, Failure, Resp, blocking, finish, json_response, ok_data};
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::auth::Role;
@@ -72,8 +73,8 @@ struct FilesQuery {
     tag = "projects",
     request_body = CreateProject,
     responses(
-        (status = 200, description = "message, data: the project", body = Envelope<Value>),
-        (status = 409, description = "项目已存在", body = Envelope<Value>),
+        (status = 200, description = "message, data: the project", body = Envelope<answers::ProjectView>),
+        (status = 409, description = "项目已存在", body = Failure),
     )
 )]
 async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
@@ -108,7 +109,7 @@ async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
     path = "/api/script/projects",
     tag = "projects",
     params(ListQuery),
-    responses((status = 200, description = "data: list of projects", body = Envelope<Value>))
+    responses((status = 200, description = "data: list of projects", body = Envelope<Vec<answers::ProjectView>>))
 )]
 async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     finish(
@@ -131,8 +132,8 @@ async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     tag = "projects",
     params(("project_id" = u64, Path, description = "项目ID"), FilesQuery),
     responses(
-        (status = 200, description = "data: {project, files}", body = Envelope<Value>),
-        (status = 404, description = "项目不存在", body = Envelope<Value>),
+        (status = 200, description = "data: {project, files}", body = Envelope<answers::ProjectFiles>),
+        (status = 404, description = "项目不存在", body = Failure),
     )
 )]
 async fn files(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
 use warp::Filter;
 
+use super::answers;
 use super::query;
 use super::reply::{Envelope, Resp, ok_data};
 use super::route::{self, Route};
@@ -54,7 +55,7 @@ struct FunctionsQuery {
     responses((
         status = 200,
         description = "data: {api_routes, registered_functions, event_listeners, timers, active_scripts}",
-        body = Envelope<Value>
+        body = Envelope<answers::RegistryStatus>
     ))
 )]
 async fn registry_status(engine: Arc<Engine>) -> Resp {
@@ -176,7 +177,7 @@ fn active_json(engine: &Engine) -> Map<String, Value> {
     path = "/api/script/integration/functions",
     tag = "registry",
     params(FunctionsQuery),
-    responses((status = 200, description = "data: list of functions", body = Envelope<Value>))
+    responses((status = 200, description = "data: list of functions", body = Envelope<Vec<answers::FunctionInfo>>))
 )]
 async fn integration_functions(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     let wanted: Vec<String> = q

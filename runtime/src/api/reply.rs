@@ -9,11 +9,11 @@ use warp::http::{StatusCode, header};
 
 pub type Resp = warp::reply::Response;
 
-/// The envelope of the `/api` answers (seed 001). A success has `success: true`
-/// and `data` and/or `message`; a failure has `success: false`, `error` (a
-/// message a person can act on) and sometimes `data` with details. Some
-/// endpoints of the seed add fields beside these (e.g. `script_id`,
-/// `registrations`, `result`, `execution_time_ms`); their descriptions say so.
+/// The envelope of the `/api` answers (seed 001): `success: true` with `data`
+/// and/or `message`. Each operation's document names the type of its `data`
+/// (`Envelope_<type>`); failures are [`Failure`]. A few endpoints of the seed
+/// add fields beside these (`script_id`, `registrations`, `result`, ...); their
+/// answers have types of their own in `answers.rs`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Envelope<T> {
     pub success: bool,
@@ -64,28 +64,37 @@ pub fn ok_message(message: impl Into<String>, data: Option<Value>) -> Resp {
     )
 }
 
+/// The answer of a request that failed: `success: false`, `error` (a message a
+/// person can act on) and, for some errors, `data` with details (which script
+/// holds a path, the line of a syntax error, the current version of a file).
+/// Its own type, so that the document shows clients what an error status
+/// carries; the fields are in the order of [`Envelope`], so the bytes are those
+/// an `Envelope` with `success: false` would give.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Failure {
+    /// Always false.
+    pub success: bool,
+    /// Details of the error, for some errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    pub error: String,
+}
+
 pub fn fail(status: StatusCode, error: impl Display) -> Resp {
-    envelope(
-        status,
-        Envelope {
-            success: false,
-            message: None,
-            data: None,
-            error: Some(error.to_string()),
-        },
-    )
+    fail_inner(status, error, None)
 }
 
 pub fn fail_with(status: StatusCode, error: impl Display, data: Value) -> Resp {
-    envelope(
-        status,
-        Envelope {
-            success: false,
-            message: None,
-            data: Some(data),
-            error: Some(error.to_string()),
-        },
-    )
+    fail_inner(status, error, Some(data))
+}
+
+fn fail_inner(status: StatusCode, error: impl Display, data: Option<Value>) -> Resp {
+    let f = Failure {
+        success: false,
+        data,
+        error: error.to_string(),
+    };
+    json_response(status, &f)
 }
 
 /// An error on its way to becoming a response.

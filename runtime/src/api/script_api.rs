@@ -11,7 +11,7 @@ use vwed_ipc::{RouteReply, RouteRequest, ToWorker};
 use warp::Filter;
 use warp::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
-use super::reply::{Envelope, Resp, fail, json_response};
+use super::reply::{Failure, Resp, fail, json_response};
 use super::route::{self, Rest, Route};
 use super::{body, with_engine};
 use crate::auth::Role;
@@ -102,10 +102,10 @@ fn query_pairs(raw: &str) -> Vec<(String, String)> {
     params(("path" = String, Path, description = "脚本注册的路径, 可含多段")),
     responses(
         (status = 200, description = "脚本处理函数的应答 (任意内容)"),
-        (status = 404, description = "接口未注册", body = Envelope<serde_json::Value>),
-        (status = 405, description = "接口不支持此方法", body = Envelope<serde_json::Value>),
-        (status = 504, description = "脚本接口执行超时; 另有 script_id", body = Envelope<serde_json::Value>),
-        (status = 503, description = "脚本服务不可用; 另有 script_id", body = Envelope<serde_json::Value>),
+        (status = 404, description = "接口未注册", body = Failure),
+        (status = 405, description = "接口不支持此方法", body = Failure),
+        (status = 504, description = "脚本接口执行超时; 另有 script_id", body = Failure),
+        (status = 503, description = "脚本服务不可用; 另有 script_id", body = Failure),
     )
 )]
 async fn handle(

@@ -13,9 +13,10 @@ use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::StatusCode;
 
+use super::answers;
 use super::body::parse_json;
 use super::query::{self, query_u64};
-use super::reply::{ApiError, Envelope, Resp, finish, json_response, ok_data};
+use super::reply::{ApiError, Envelope, Failure, Resp, finish, json_response, ok_data};
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::auth::Role;
@@ -158,11 +159,11 @@ fn started_response(ok: &StartOk, extra: Option<(&str, Value)>) -> Resp {
     tag = "scripts",
     request_body = StartBody,
     responses(
-        (status = 200, description = "message, script_id, script_path, registrations (后三者也在 data 中)", body = Envelope<Value>),
-        (status = 400, description = "缺少参数, 语法错误或没有 boot()", body = Envelope<Value>),
-        (status = 404, description = "脚本文件不存在", body = Envelope<Value>),
-        (status = 409, description = "已在运行, 或接口已被其他脚本注册", body = Envelope<Value>),
-        (status = 500, description = "boot() 失败; data 中有 traceback", body = Envelope<Value>),
+        (status = 200, description = "message, script_id, script_path, registrations (后三者也在 data 中)", body = answers::Started),
+        (status = 400, description = "缺少参数, 语法错误或没有 boot()", body = Failure),
+        (status = 404, description = "脚本文件不存在", body = Failure),
+        (status = 409, description = "已在运行, 或接口已被其他脚本注册", body = Failure),
+        (status = 500, description = "boot() 失败; data 中有 traceback", body = Failure),
     )
 )]
 async fn start(engine: Arc<Engine>, body: Bytes) -> Resp {
@@ -215,8 +216,8 @@ fn path_id(raw: String) -> String {
     tag = "scripts",
     params(("script_id" = String, Path, description = "启动时返回的 script_id")),
     responses(
-        (status = 200, description = "message, registrations, data: {script_id, registrations, killed}", body = Envelope<Value>),
-        (status = 404, description = "脚本未运行", body = Envelope<Value>),
+        (status = 200, description = "message, registrations, data: {script_id, registrations, killed}", body = answers::Stopped),
+        (status = 404, description = "脚本未运行", body = Failure),
     )
 )]
 async fn stop(script_id: String, engine: Arc<Engine>) -> Resp {
@@ -246,8 +247,8 @@ async fn stop(script_id: String, engine: Arc<Engine>) -> Resp {
     tag = "scripts",
     params(("script_id" = String, Path, description = "启动时返回的 script_id")),
     responses(
-        (status = 200, description = "as start, plus old_script_id", body = Envelope<Value>),
-        (status = 404, description = "脚本未运行", body = Envelope<Value>),
+        (status = 200, description = "as start, plus old_script_id", body = answers::Started),
+        (status = 404, description = "脚本未运行", body = Failure),
     )
 )]
 async fn restart(script_id: String, engine: Arc<Engine>) -> Resp {
@@ -277,7 +278,7 @@ async fn restart(script_id: String, engine: Arc<Engine>) -> Resp {
     get,
     path = "/api/script/scripts/running",
     tag = "scripts",
-    responses((status = 200, description = "data: list of running scripts; safe_mode (+ safe_mode_reason, safe_mode_since, held_scripts)", body = Envelope<Value>))
+    responses((status = 200, description = "data: list of running scripts; safe_mode (+ safe_mode_reason, safe_mode_since, held_scripts)", body = answers::Running))
 )]
 async fn running(engine: Arc<Engine>) -> Resp {
     let mut body = json!({"success": true, "data": engine.running_json()});
@@ -307,8 +308,8 @@ fn yes() -> bool {
     tag = "scripts",
     request_body = SafeModeExit,
     responses(
-        (status = 200, description = "message, data: {restored | forgotten: [script_path]}", body = Envelope<Value>),
-        (status = 409, description = "运行时不在安全模式", body = Envelope<Value>),
+        (status = 200, description = "message, data: {restored | forgotten: [script_path]}", body = Envelope<answers::SafeModeLeft>),
+        (status = 409, description = "运行时不在安全模式", body = Failure),
     )
 )]
 async fn exit_safe_mode(engine: Arc<Engine>, body: Bytes) -> Resp {
@@ -350,8 +351,8 @@ async fn exit_safe_mode(engine: Arc<Engine>, body: Bytes) -> Resp {
     tag = "scripts",
     params(("script_id" = String, Path, description = "script_id"), OutputQuery),
     responses(
-        (status = 200, description = "data: {script_id, status, lines, omitted, dropped}: the newest lines after `after`, at most `limit` and `output_max_bytes`; omitted = newer lines left out by those bounds, dropped = lines that fell out of memory", body = Envelope<Value>),
-        (status = 404, description = "脚本不存在或已过期", body = Envelope<Value>),
+        (status = 200, description = "data: {script_id, status, lines, omitted, dropped}: the newest lines after `after`, at most `limit` and `output_max_bytes`; omitted = newer lines left out by those bounds, dropped = lines that fell out of memory", body = Envelope<answers::ScriptOutput>),
+        (status = 404, description = "脚本不存在或已过期", body = Failure),
     )
 )]
 async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
@@ -382,7 +383,7 @@ async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, Strin
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExecBody {
+struct FunctionCallBody {
     /// 不给时在所有运行中的脚本里找这个函数
     #[serde(default)]
     script_id: Option<String>,
@@ -410,17 +411,19 @@ pub fn fn_error_status(e: &FnCallError) -> StatusCode {
     post,
     path = "/api/script/scripts/execute-function",
     tag = "scripts",
-    request_body = ExecBody,
+    request_body = FunctionCallBody,
     responses(
-        (status = 200, description = "success, result, execution_time_ms", body = Value),
-        (status = 404, description = "脚本未运行或函数未注册", body = Value),
-        (status = 500, description = "函数执行失败", body = Value),
-        (status = 504, description = "函数执行超时", body = Value),
+        (status = 200, description = "success, result, execution_time_ms", body = answers::FunctionCalled),
+        (status = 400, description = "请求无效, 或函数不接受这些参数", body = answers::FunctionRefused),
+        (status = 404, description = "脚本未运行或函数未注册", body = answers::FunctionCalled),
+        (status = 500, description = "函数执行失败", body = answers::FunctionCalled),
+        (status = 503, description = "脚本进程忙或已结束", body = answers::FunctionCalled),
+        (status = 504, description = "函数执行超时", body = answers::FunctionCalled),
     )
 )]
 async fn execute_function(engine: Arc<Engine>, body: Bytes) -> Resp {
     let t0 = Instant::now();
-    let b: ExecBody = match parse_json(&body) {
+    let b: FunctionCallBody = match parse_json(&body) {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -459,7 +462,7 @@ struct EmitBody {
     path = "/api/script/events/emit",
     tag = "scripts",
     request_body = EmitBody,
-    responses((status = 200, description = "message, data: {event_name, listeners}", body = Envelope<Value>))
+    responses((status = 200, description = "message, data: {event_name, listeners}", body = Envelope<answers::EventEmitted>))
 )]
 async fn emit_event(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(

@@ -8,14 +8,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::StatusCode;
 
+use super::answers;
 use super::body::parse_json;
 use super::query::{self, query_bool, query_u64};
-use super::reply::{ApiError, Envelope, Resp, finish, ok_data, ok_message};
+use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::auth::Role;
@@ -87,12 +88,8 @@ async fn blocking<T: Send + 'static>(
 #[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum SeedBody {
-    #[schema(value_type = Vec<Object>)]
     List(Vec<LocationSpec>),
-    Wrapped {
-        #[schema(value_type = Vec<Object>)]
-        locations: Vec<LocationSpec>,
-    },
+    Wrapped { locations: Vec<LocationSpec> },
 }
 
 /// Locations with their lock state.
@@ -101,7 +98,7 @@ enum SeedBody {
     path = "/api/script/storage/locations",
     tag = "storage",
     params(ListQuery),
-    responses((status = 200, description = "data: {locations, total}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {locations, total}", body = Envelope<answers::Locations>))
 )]
 async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     finish(
@@ -125,8 +122,8 @@ async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     tag = "storage",
     request_body = SeedBody,
     responses(
-        (status = 200, description = "message, data: {saved, created}", body = Envelope<Value>),
-        (status = 507, description = "库位数量已达上限", body = Envelope<Value>),
+        (status = 200, description = "message, data: {saved, created}", body = Envelope<answers::LocationsSaved>),
+        (status = 507, description = "库位数量已达上限", body = Failure),
     )
 )]
 async fn seed(engine: Arc<Engine>, body: Bytes) -> Resp {
@@ -154,8 +151,8 @@ async fn seed(engine: Arc<Engine>, body: Bytes) -> Resp {
     tag = "storage",
     params(("location_code" = String, Path, description = "库位编码")),
     responses(
-        (status = 200, description = "data: the location", body = Envelope<Value>),
-        (status = 404, description = "库位不存在", body = Envelope<Value>),
+        (status = 200, description = "data: the location", body = Envelope<answers::Location>),
+        (status = 404, description = "库位不存在", body = Failure),
     )
 )]
 async fn one(code: String, engine: Arc<Engine>) -> Resp {
@@ -192,9 +189,9 @@ struct UnlockBody {
     params(("location_code" = String, Path, description = "库位编码")),
     request_body = UnlockBody,
     responses(
-        (status = 200, description = "data: {location_code, released}", body = Envelope<Value>),
-        (status = 404, description = "库位不存在", body = Envelope<Value>),
-        (status = 409, description = "锁由其他任务持有", body = Envelope<Value>),
+        (status = 200, description = "data: {location_code, released}", body = Envelope<answers::LocationUnlocked>),
+        (status = 404, description = "库位不存在", body = Failure),
+        (status = 409, description = "锁由其他任务持有", body = Failure),
     )
 )]
 async fn unlock(code: String, engine: Arc<Engine>, body: Bytes) -> Resp {

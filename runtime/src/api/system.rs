@@ -11,6 +11,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use warp::Filter;
 
+use super::answers;
 use super::reply::{Envelope, Resp, ok_data};
 use super::route::{self, Route};
 use super::with_engine;
@@ -125,7 +126,7 @@ fn board(engine: &Engine) -> Value {
     responses((
         status = 200,
         description = "data: {version, uptime_s, pid, rss_bytes, scripts, disk, databases, board, config}",
-        body = Envelope<Value>
+        body = Envelope<answers::SystemInfo>
     ))
 )]
 async fn info(engine: Arc<Engine>, started: Instant) -> Resp {

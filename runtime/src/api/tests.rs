@@ -117,7 +117,15 @@ impl Api {
         if let Some(role) = role {
             r = r.header("authorization", self.bearer(role));
         }
-        Reply::new(r.reply(&self.filter).await)
+        let reply = Reply::new(r.reply(&self.filter).await);
+        conform::check(
+            method,
+            path,
+            reply.status.as_u16(),
+            &reply.content_type,
+            &reply.json,
+        );
+        reply
     }
 
     async fn get(&self, path: &str) -> Reply {
@@ -952,4 +960,59 @@ async fn the_log_websocket_greets_and_answers() {
     assert!(refused.is_err(), "an unknown parameter refuses the upgrade");
 }
 
+mod conform;
 mod tree;
+
+/// Two request types of one name (`ExecBody` of execute-function and of
+/// integration/execute) were merged into one schema, so integration/execute was
+/// documented with the other's `timeout_ms` and a generated client was refused.
+/// The merge now refuses two different schemas under one name, and the two
+/// bodies are documented apart.
+#[tokio::test]
+async fn two_request_types_named_exec_body_are_documented_apart() {
+    mod calls {
+        #[derive(utoipa::ToSchema)]
+        #[allow(dead_code)]
+        pub struct ExecBody {
+            pub timeout_ms: Option<u64>,
+        }
+    }
+    mod blocks {
+        #[derive(utoipa::ToSchema)]
+        #[allow(dead_code)]
+        pub struct ExecBody {
+            pub timeout: Option<u64>,
+        }
+    }
+    #[derive(utoipa::OpenApi)]
+    #[openapi(components(schemas(calls::ExecBody)))]
+    struct Calls;
+    #[derive(utoipa::OpenApi)]
+    #[openapi(components(schemas(blocks::ExecBody)))]
+    struct Blocks;
+    use utoipa::OpenApi;
+    let Err(err) = doc::merged(Calls::openapi(), vec![Calls::openapi(), Blocks::openapi()]) else {
+        panic!("two types under one name must not merge");
+    };
+    assert!(err.contains("ExecBody"), "{err}");
+
+    let api = Api::new();
+    let doc = document(&api);
+    let body = |path: &str| {
+        let r = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["$ref"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("#/components/schemas/")
+            .to_string();
+        doc["components"]["schemas"][&r]["properties"].clone()
+    };
+    let call = body("/api/script/scripts/execute-function");
+    let block = body("/api/script/integration/execute");
+    assert!(call.get("timeout_ms").is_some(), "{call}");
+    assert!(block.get("timeout_ms").is_none(), "{block}");
+    assert!(
+        block.get("timeout").is_some() && block.get("task_id").is_some(),
+        "{block}"
+    );
+}

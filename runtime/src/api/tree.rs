@@ -13,9 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use warp::Filter;
 use warp::http::{HeaderValue, StatusCode, header};
 
+use super::answers;
 use super::body::parse_json;
 use super::query::{self, query_bool, query_u64};
-use super::reply::{ApiError, Envelope, Resp, finish, off_thread as run, ok_data, ok_message};
+use super::reply::{
+    ApiError, Envelope, Failure, Resp, finish, off_thread as run, ok_data, ok_message,
+};
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::archive::{ArchiveError, Tar};
@@ -95,8 +98,8 @@ fn busy(engine: &Engine) -> Busy {
     tag = "files",
     params(("project_id" = u64, Path, description = "项目ID")),
     responses(
-        (status = 200, description = "data: {project, entries: [{path, kind: dir|file, size, modified_ms, file, missing}]}", body = Envelope<Value>),
-        (status = 404, description = "项目不存在", body = Envelope<Value>),
+        (status = 200, description = "data: {project, entries: [{path, kind: dir|file, size, modified_ms, file, missing}]}", body = Envelope<answers::ProjectTree>),
+        (status = 404, description = "项目不存在", body = Failure),
     )
 )]
 async fn tree(project_id: u64, engine: Arc<Engine>) -> Resp {
@@ -140,9 +143,9 @@ struct DirBody {
     params(("project_id" = u64, Path, description = "项目ID")),
     request_body = DirBody,
     responses(
-        (status = 200, description = "message, data: {project_id, path}", body = Envelope<Value>),
-        (status = 400, description = "路径无效", body = Envelope<Value>),
-        (status = 409, description = "已存在, 或项目由 fleet 同步管理 (本地只读)", body = Envelope<Value>),
+        (status = 200, description = "message, data: {project_id, path}", body = Envelope<answers::DirMade>),
+        (status = 400, description = "路径无效", body = Failure),
+        (status = 409, description = "已存在, 或项目由 fleet 同步管理 (本地只读)", body = Failure),
     )
 )]
 async fn make_dir(project_id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
@@ -180,9 +183,9 @@ struct DirQuery {
     tag = "files",
     params(("project_id" = u64, Path, description = "项目ID"), DirQuery),
     responses(
-        (status = 200, description = "message, data: {project_id, path, files_deleted}", body = Envelope<Value>),
-        (status = 404, description = "文件夹不存在", body = Envelope<Value>),
-        (status = 409, description = "文件夹不是空的, 或脚本正在运行", body = Envelope<Value>),
+        (status = 200, description = "message, data: {project_id, path, files_deleted}", body = Envelope<answers::DirRemoved>),
+        (status = 404, description = "文件夹不存在", body = Failure),
+        (status = 409, description = "文件夹不是空的, 或脚本正在运行", body = Failure),
     )
 )]
 async fn remove_dir(project_id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
@@ -223,9 +226,9 @@ struct MoveBody {
     params(("project_id" = u64, Path, description = "项目ID")),
     request_body = MoveBody,
     responses(
-        (status = 200, description = "message, data: {project_id, from, to, files_moved}", body = Envelope<Value>),
-        (status = 404, description = "不存在", body = Envelope<Value>),
-        (status = 409, description = "目标已存在, 或脚本正在运行", body = Envelope<Value>),
+        (status = 200, description = "message, data: {project_id, from, to, files_moved}", body = Envelope<answers::PathMoved>),
+        (status = 404, description = "不存在", body = Failure),
+        (status = 409, description = "目标已存在, 或脚本正在运行", body = Failure),
     )
 )]
 async fn move_path(project_id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
@@ -266,10 +269,10 @@ struct CopyBody {
     params(("project_id" = u64, Path, description = "项目ID")),
     request_body = CopyBody,
     responses(
-        (status = 200, description = "message, data: {project_id, to_project_id, from, to, files_copied}", body = Envelope<Value>),
-        (status = 404, description = "不存在", body = Envelope<Value>),
-        (status = 409, description = "目标已存在", body = Envelope<Value>),
-        (status = 413, description = "超出上限", body = Envelope<Value>),
+        (status = 200, description = "message, data: {project_id, to_project_id, from, to, files_copied}", body = Envelope<answers::PathCopied>),
+        (status = 404, description = "不存在", body = Failure),
+        (status = 409, description = "目标已存在", body = Failure),
+        (status = 413, description = "超出上限", body = Failure),
     )
 )]
 async fn copy_path(project_id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
@@ -302,8 +305,8 @@ async fn copy_path(project_id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
     params(("project_id" = u64, Path, description = "项目ID")),
     responses(
         (status = 200, description = "<project>.tar", content_type = "application/x-tar", body = String),
-        (status = 404, description = "项目不存在", body = Envelope<Value>),
-        (status = 413, description = "项目过大", body = Envelope<Value>),
+        (status = 404, description = "项目不存在", body = Failure),
+        (status = 413, description = "项目过大", body = Failure),
     )
 )]
 async fn archive(project_id: u64, engine: Arc<Engine>) -> Resp {
@@ -384,8 +387,8 @@ struct GrepQuery {
     tag = "files",
     params(GrepQuery),
     responses(
-        (status = 200, description = "data: {hits: [{file_id, project_id, project_name, file_path, line, column, text}], count, truncated}", body = Envelope<Value>),
-        (status = 400, description = "缺少 q", body = Envelope<Value>),
+        (status = 200, description = "data: {hits: [{file_id, project_id, project_name, file_path, line, column, text}], count, truncated}", body = Envelope<answers::GrepHits>),
+        (status = 400, description = "缺少 q", body = Failure),
     )
 )]
 async fn grep(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {

@@ -139,8 +139,8 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     params(("file" = String, Path, description = "main-<hash>.js, chunk-<hash>.js, style-<hash>.css")),
     responses(
         (status = 200, description = "the bundle, Content-Encoding: gzip", body = String),
-        (status = 404, description = "没有此网页资源", body = super::reply::Envelope<serde_json::Value>),
-        (status = 406, description = "客户端不接受 gzip", body = super::reply::Envelope<serde_json::Value>),
+        (status = 404, description = "没有此网页资源", body = super::reply::Failure),
+        (status = 406, description = "客户端不接受 gzip", body = super::reply::Failure),
     )
 )]
 fn asset(rest: Rest, headers: HeaderMap) -> Resp {

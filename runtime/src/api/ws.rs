@@ -15,9 +15,10 @@ use vwed_ipc::Level;
 use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::{Filter, Reply};
 
+use super::answers;
 use super::body::parse_json;
 use super::query;
-use super::reply::{ApiError, Envelope, Resp, finish, ok_data, ok_message};
+use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::auth::filters::caller;
@@ -74,7 +75,7 @@ struct SocketQuery {
     params(SocketQuery),
     responses(
         (status = 101, description = "WebSocket 连接建立"),
-        (status = 400, description = "不是 WebSocket 握手, 或查询参数无效", body = Envelope<Value>),
+        (status = 400, description = "不是 WebSocket 握手, 或查询参数无效", body = Failure),
     )
 )]
 async fn socket(q: HashMap<String, String>, ws: Ws, who: Principal, engine: Arc<Engine>) -> Resp {
@@ -87,7 +88,7 @@ async fn socket(q: HashMap<String, String>, ws: Ws, who: Principal, engine: Arc<
     get,
     path = "/api/script/ws/connections/status",
     tag = "websocket",
-    responses((status = 200, description = "data: {total_connections, total_script_subscriptions, connections, script_subscriptions}", body = Envelope<Value>))
+    responses((status = 200, description = "data: {total_connections, total_script_subscriptions, connections, script_subscriptions}", body = Envelope<answers::WsStatus>))
 )]
 async fn connections(engine: Arc<Engine>) -> Resp {
     ok_data(engine.logs.hub.status_json())
@@ -121,7 +122,7 @@ struct BroadcastBody {
     path = "/api/script/ws/broadcast/test",
     tag = "websocket",
     request_body = BroadcastBody,
-    responses((status = 200, description = "message, data: {script_id, delivered}", body = Envelope<Value>))
+    responses((status = 200, description = "message, data: {script_id, delivered}", body = Envelope<answers::Broadcast>))
 )]
 async fn broadcast_test(engine: Arc<Engine>, body: Bytes) -> Resp {
     finish((|| {

@@ -60,7 +60,7 @@ struct LocationRec {
 }
 
 /// One location as the operator describes it; absent fields keep their value.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationSpec {
     pub location_code: String,

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Python,
@@ -26,7 +26,7 @@ impl Language {
 }
 
 /// A job's lifecycle: only `active` jobs run from triggers; `archived` never runs.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Draft,
@@ -136,7 +136,7 @@ impl TriggerKind {
 /// Retries after a failed attempt: `max_retries` more attempts, the first after
 /// `backoff_seconds`, each next wait `backoff_factor` times longer, at most
 /// `max_backoff_seconds`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     pub max_retries: u32,
@@ -173,7 +173,7 @@ impl RetryPolicy {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ParamType {
     String,
@@ -209,7 +209,7 @@ impl ParamType {
 }
 
 /// One input parameter of a job or template.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParamSpec {
     pub name: String,
@@ -226,7 +226,7 @@ pub struct ParamSpec {
     pub choices: Option<Vec<Value>>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MissedRuns {
     /// Runs that fell into a time the device was off are dropped.
@@ -236,7 +236,7 @@ pub enum MissedRuns {
     RunOnce,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CronTrigger {
     /// Five fields (minute hour day month weekday) or six with seconds first.
@@ -253,7 +253,7 @@ fn local_zone() -> String {
     "local".to_string()
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventTrigger {
     /// An event name (`io.press.temp`, `order_ready`), or a prefix ending in `*`
@@ -266,7 +266,7 @@ pub struct EventTrigger {
     pub filter: Map<String, Value>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Triggers {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -16,7 +16,7 @@ use super::{JobError, Jobs, spec, templates, view};
 
 /// A create or update request; absent fields keep their value (update) or
 /// their default (create).
-#[derive(Deserialize, Default, Debug)]
+#[derive(Deserialize, Default, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobInput {
     pub name: Option<String>,
@@ -37,7 +37,7 @@ pub struct JobInput {
 }
 
 /// `POST /api/v1/scripts/templates/`.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateInput {
     pub name: String,
@@ -56,7 +56,7 @@ pub struct TemplateInput {
 }
 
 /// Making a job from a template: its values, and the job's own fields.
-#[derive(Deserialize, Default, Debug)]
+#[derive(Deserialize, Default, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToJob {
     #[serde(default)]
