@@ -27,7 +27,8 @@ pub mod tls;
 mod worker;
 
 // The ground floor, under the names the modules above use.
-use vwed_base::{clock, cron, db, fsio, heap, lock, paths, pipe};
+use vwed_base::{clock, cron, fsio, heap, lock, paths, pipe};
+use vwed_db as db;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -48,7 +48,7 @@ pub enum AuditError {
     Thread(std::io::Error),
 }
 
-vwed_base::from_redb_errors!(AuditError);
+vwed_db::from_redb_errors!(AuditError);
 
 /// One recorded call.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

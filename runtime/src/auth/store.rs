@@ -56,7 +56,7 @@ pub enum StoreError {
     Permissions(String, std::io::Error),
 }
 
-vwed_base::from_redb_errors!(StoreError);
+vwed_db::from_redb_errors!(StoreError);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {

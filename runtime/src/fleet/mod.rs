@@ -60,7 +60,7 @@ pub enum FleetError {
     Corrupt(String),
 }
 
-vwed_base::from_redb_errors!(FleetError);
+vwed_db::from_redb_errors!(FleetError);
 
 /// The runtime's agent, over its engine, when `[fleet]` is configured.
 pub fn runtime_agent(engine: &Arc<Engine>) -> Result<Option<Agent<host::EngineHost>>, FleetError> {

@@ -31,7 +31,7 @@ pub enum SwitchError {
     NotText(String),
 }
 
-vwed_base::from_redb_errors!(SwitchError);
+vwed_db::from_redb_errors!(SwitchError);
 
 pub const CREATED_BY: &str = "fleet";
 

@@ -42,7 +42,7 @@ pub enum LocationError {
     },
 }
 
-vwed_base::from_redb_errors!(LocationError);
+vwed_db::from_redb_errors!(LocationError);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct LockRec {

@@ -31,7 +31,7 @@ pub enum TaskVarsError {
     Internal(String),
 }
 
-vwed_base::from_redb_errors!(TaskVarsError);
+vwed_db::from_redb_errors!(TaskVarsError);
 
 pub fn check_task_id(task_id: &str) -> Result<(), TaskVarsError> {
     if task_id.is_empty() || task_id.len() > MAX_TASK_ID_BYTES {

@@ -33,7 +33,7 @@ pub enum JobStoreError {
     Json(#[from] serde_json::Error),
 }
 
-vwed_base::from_redb_errors!(JobStoreError);
+vwed_db::from_redb_errors!(JobStoreError);
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, JobStoreError> {
     Ok(serde_json::to_vec(v)?)

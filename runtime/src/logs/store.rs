@@ -68,7 +68,7 @@ pub enum LogStoreError {
     Thread(std::io::Error),
 }
 
-vwed_base::from_redb_errors!(LogStoreError);
+vwed_db::from_redb_errors!(LogStoreError);
 
 /// Retention and queue settings.
 #[derive(Debug, Clone)]

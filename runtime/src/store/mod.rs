@@ -57,7 +57,7 @@ pub enum StoreError {
     Running(String),
 }
 
-vwed_base::from_redb_errors!(StoreError);
+vwed_db::from_redb_errors!(StoreError);
 
 impl From<FsError> for StoreError {
     fn from(e: FsError) -> Self {

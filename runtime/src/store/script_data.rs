@@ -22,7 +22,7 @@ pub enum DataError {
     TooManyKeys,
 }
 
-vwed_base::from_redb_errors!(DataError);
+vwed_db::from_redb_errors!(DataError);
 
 #[derive(Clone)]
 pub struct ScriptData {

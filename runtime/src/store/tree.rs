@@ -53,7 +53,7 @@ impl From<crate::paths::PathError> for TreeError {
     }
 }
 
-vwed_base::from_redb_errors!(TreeError);
+vwed_db::from_redb_errors!(TreeError);
 
 impl From<FsError> for TreeError {
     fn from(e: FsError) -> Self {

@@ -1,4 +1,5 @@
-//! The runtime's redb database: tables and small typed helpers. Values are
+//! The runtime's redb database: the schema (every table of `vwed.redb`) and small
+//! typed helpers. Values are
 //! postcard-encoded records; JSON payloads are kept as JSON text inside them.
 
 use std::path::Path;
@@ -45,19 +46,18 @@ pub enum DbError {
 #[macro_export]
 macro_rules! from_redb_errors {
     ($target:ty) => {
-        $crate::from_redb_errors!($target: $crate::db::redb::DatabaseError,
-            $crate::db::redb::TransactionError, $crate::db::redb::TableError,
-            $crate::db::redb::StorageError, $crate::db::redb::CommitError, $crate::db::redb::Error);
+        $crate::from_redb_errors!($target: $crate::redb::DatabaseError,
+            $crate::redb::TransactionError, $crate::redb::TableError,
+            $crate::redb::StorageError, $crate::redb::CommitError, $crate::redb::Error);
     };
     ($target:ty: $($t:ty),+) => {$(
         impl From<$t> for $target {
             fn from(e: $t) -> Self {
-                <$target>::from($crate::db::DbError::Redb(e.into()))
+                <$target>::from($crate::DbError::Redb(e.into()))
             }
         }
     )+};
 }
-pub use crate::from_redb_errors;
 /// redb as the schema uses it, for `from_redb_errors!` in other crates.
 pub use redb;
 
