@@ -53,7 +53,10 @@ fn in_file(file: Option<&Path>) -> String {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+// Each part a crate owns is flattened in, so the file keeps one flat list of
+// keys. serde's `deny_unknown_fields` does not work with `flatten`: `load`
+// refuses unknown keys itself (`unknown_keys`).
+#[serde(default)]
 pub struct Config {
     /// Address of the HTTP/WebSocket API.
     pub listen: SocketAddr,
@@ -217,16 +220,8 @@ pub struct Config {
     pub audit_max_bytes: u64,
     /// Audit entries older than this are pruned.
     pub audit_max_age_days: u64,
-    /// Serve the API over HTTPS. With `tls_cert`/`tls_key` empty, a self-signed
-    /// certificate is made on first start (`<data-dir>/tls/`) and its SHA-256
-    /// fingerprint logged.
-    pub tls: bool,
-    /// PEM certificate chain and private key for HTTPS; setting them turns `tls` on.
-    pub tls_cert: String,
-    pub tls_key: String,
-    /// Extra PEM root certificates trusted by `VWED.http` and SMTP STARTTLS,
-    /// besides the system's (`/etc/ssl/certs`).
-    pub tls_ca_file: String,
+    #[serde(flatten)]
+    pub tls: vwed_tls::TlsSettings,
     /// Read `smtp_password` from this file (e.g. a systemd credential; a relative
     /// path is taken below `$CREDENTIALS_DIRECTORY` when that is set).
     pub smtp_password_file: String,
@@ -339,10 +334,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             audit_max_bytes: 16 * 1024 * 1024,
             audit_max_age_days: 180,
-            tls: false,
-            tls_cert: String::new(),
-            tls_key: String::new(),
-            tls_ca_file: String::new(),
+            tls: vwed_tls::TlsSettings::default(),
             smtp_password_file: String::new(),
             supervision: crate::supervision::SupervisionSettings::default(),
             safe_start: false,
@@ -375,6 +367,10 @@ impl Config {
                     path: path.to_path_buf(),
                     source,
                 })?;
+            unknown_keys(&table, &from_file).map_err(|message| ConfigError::Invalid {
+                file: Some(path.to_path_buf()),
+                message,
+            })?;
             merge(&mut table, from_file);
         }
         apply_env(&mut table, "VWED_", std::env::vars())?;
@@ -448,6 +444,15 @@ fn defaults() -> toml::Table {
         Ok(t) => t,
         // Config serializes to a table by construction (a unit test checks it).
         Err(_) => toml::Table::new(),
+    }
+}
+
+/// The top-level keys of `file` that no setting has (the sections check their
+/// own keys), as serde would have named the first of them.
+fn unknown_keys(defaults: &toml::Table, file: &toml::Table) -> Result<(), String> {
+    match file.keys().find(|k| !defaults.contains_key(*k)) {
+        Some(k) => Err(format!("unknown field `{k}`")),
+        None => Ok(()),
     }
 }
 

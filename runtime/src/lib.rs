@@ -23,12 +23,12 @@ pub mod secrets;
 mod server;
 mod store;
 mod supervision;
-pub mod tls;
 mod worker;
 
 // The ground floor, under the names the modules above use.
 use vwed_base::{clock, cron, fsio, heap, lock, paths, pipe};
 use vwed_db as db;
+use vwed_tls as tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -152,7 +152,7 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
         source,
     })?;
     let lock = lock::acquire(&cfg.data_dir).await?;
-    let auth = auth::Auth::start(&cfg, tls::enabled(&cfg)).map_err(ServeError::Auth)?;
+    let auth = auth::Auth::start(&cfg, tls::enabled(&cfg.tls)).map_err(ServeError::Auth)?;
     let db_path = cfg.data_dir.join("vwed.redb");
     let db = db::open(&db_path, cfg.db_cache_bytes).map_err(|source| ServeError::Database {
         path: db_path,
@@ -194,8 +194,14 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
 /// names the API answers to. Its fingerprint goes to the log, so that a client
 /// can pin it.
 fn https(engine: &Engine) -> Result<Option<Arc<rustls::ServerConfig>>, ServeError> {
-    let names = engine.auth.settings.hosts.names();
-    let Some(t) = tls::server(&engine.cfg, names).map_err(ServeError::Tls)? else {
+    let mut names = engine.auth.settings.hosts.names().to_vec();
+    let ip = engine.cfg.listen.ip();
+    if !ip.is_unspecified() {
+        names.push(ip.to_string());
+    }
+    let Some(t) =
+        tls::server(&engine.cfg.tls, &engine.cfg.data_dir, &names).map_err(ServeError::Tls)?
+    else {
         return Ok(None);
     };
     tracing::info!(

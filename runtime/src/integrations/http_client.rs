@@ -62,7 +62,7 @@ fn tls_config(cfg: &Config) -> Result<Arc<rustls::ClientConfig>, HttpError> {
     if let Some(c) = CONFIG.get() {
         return Ok(c.clone());
     }
-    let c = crate::tls::http_client_config(cfg).map_err(|e| HttpError::Tls(e.to_string()))?;
+    let c = crate::tls::http_client_config(&cfg.tls).map_err(|e| HttpError::Tls(e.to_string()))?;
     Ok(CONFIG.get_or_init(|| Arc::new(c)).clone())
 }
 

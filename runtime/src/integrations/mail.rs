@@ -219,7 +219,7 @@ async fn deliver(cfg: &Config, msg: Message) -> Result<(), MailError> {
         .port(cfg.smtp_port)
         .timeout(Some(Duration::from_millis(cfg.smtp_timeout_ms.max(1))));
     if cfg.smtp_starttls {
-        let tls = crate::tls::smtp_tls(cfg, host).map_err(|e| MailError::Tls(e.to_string()))?;
+        let tls = smtp_tls(&cfg.tls, host).map_err(|e| MailError::Tls(e.to_string()))?;
         t = t.tls(Tls::Required(tls));
     }
     if !cfg.smtp_username.is_empty() {
@@ -237,6 +237,22 @@ async fn deliver(cfg: &Config, msg: Message) -> Result<(), MailError> {
         .map_err(|_| MailError::Timeout(limit))?
         .map_err(|e| MailError::Send(e.to_string()))?;
     Ok(())
+}
+
+/// TLS parameters for SMTP STARTTLS to `host`: system roots plus `tls_ca_file`.
+fn smtp_tls(
+    cfg: &vwed_tls::TlsSettings,
+    host: &str,
+) -> Result<lettre::transport::smtp::client::TlsParameters, vwed_tls::TlsError> {
+    use lettre::transport::smtp::client::{Certificate, TlsParameters};
+    let mut b = TlsParameters::builder(host.to_string());
+    for der in vwed_tls::extra_roots(cfg)? {
+        let c = Certificate::from_der(der.to_vec())
+            .map_err(|e| vwed_tls::TlsError::Read(cfg.tls_ca_file.clone(), e.to_string()))?;
+        b = b.add_root_certificate(c);
+    }
+    b.build()
+        .map_err(|e| vwed_tls::TlsError::Generate(format!("SMTP TLS: {e}")))
 }
 
 #[cfg(test)]
@@ -283,5 +299,32 @@ mod tests {
             recipients(&["not an address".into()]),
             Err(MailError::BadAddress(_))
         ));
+    }
+
+    #[test]
+    fn smtp_tls_parameters_take_the_extra_roots() {
+        let d = std::env::temp_dir().join(format!("vwed-smtp-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("dir");
+        let tls = vwed_tls::server(
+            &vwed_tls::TlsSettings {
+                tls: true,
+                ..Default::default()
+            },
+            &d,
+            &[],
+        )
+        .expect("tls")
+        .expect("on");
+        let cfg = vwed_tls::TlsSettings {
+            tls_ca_file: tls.cert_path.display().to_string(),
+            ..vwed_tls::TlsSettings::default()
+        };
+        smtp_tls(&cfg, "mail.example").expect("parameters");
+        let missing = vwed_tls::TlsSettings {
+            tls_ca_file: d.join("nope.pem").display().to_string(),
+            ..vwed_tls::TlsSettings::default()
+        };
+        assert!(smtp_tls(&missing, "mail.example").is_err());
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

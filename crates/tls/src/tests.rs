@@ -16,7 +16,7 @@ impl Dir {
         let p = std::env::temp_dir().join(format!(
             "vwed-tls-{tag}-{}-{}",
             std::process::id(),
-            crate::clock::unix_ms()
+            vwed_base::clock::unix_ms()
         ));
         std::fs::create_dir_all(&p).expect("dir");
         Dir(p)
@@ -29,11 +29,10 @@ impl Drop for Dir {
     }
 }
 
-fn self_signed_cfg(dir: &Dir) -> Config {
-    Config {
-        data_dir: dir.0.clone(),
+fn self_signed_cfg() -> TlsSettings {
+    TlsSettings {
         tls: true,
-        ..Config::default()
+        ..TlsSettings::default()
     }
 }
 
@@ -80,8 +79,8 @@ fn handshake(
 #[test]
 fn self_signed_certificate_is_made_once_and_completes_a_handshake() {
     let d = Dir::new("self");
-    let cfg = self_signed_cfg(&d);
-    let tls = server(&cfg, &["edge-07.plant.example".into()])
+    let cfg = self_signed_cfg();
+    let tls = server(&cfg, &d.0, &["edge-07.plant.example".into()])
         .expect("tls")
         .expect("on");
     assert!(tls.self_signed);
@@ -97,81 +96,73 @@ fn self_signed_certificate_is_made_once_and_completes_a_handshake() {
         handshake(tls.config.clone(), client, "evil.example").is_err(),
         "name checked"
     );
-    let again = server(&cfg, &[]).expect("tls").expect("on");
+    let again = server(&cfg, &d.0, &[]).expect("tls").expect("on");
     assert_eq!(again.fingerprint, tls.fingerprint, "made once, then reused");
 }
 
 #[test]
 fn tls_is_off_by_default_and_half_a_configuration_is_refused() {
     let d = Dir::new("off");
-    let cfg = Config {
-        data_dir: d.0.clone(),
-        ..Config::default()
-    };
-    assert!(server(&cfg, &[]).expect("off").is_none());
-    let half = Config {
+    let cfg = TlsSettings::default();
+    assert!(server(&cfg, &d.0, &[]).expect("off").is_none());
+    let half = TlsSettings {
         tls_cert: "/x/cert.pem".into(),
         ..cfg
     };
-    assert!(matches!(server(&half, &[]), Err(TlsError::HalfConfigured)));
+    assert!(matches!(
+        server(&half, &d.0, &[]),
+        Err(TlsError::HalfConfigured)
+    ));
 }
 
 #[test]
 fn configured_cert_files_are_used_as_given() {
     let d = Dir::new("files");
-    let made = server(&self_signed_cfg(&d), &[]).expect("tls").expect("on");
+    let made = server(&self_signed_cfg(), &d.0, &[])
+        .expect("tls")
+        .expect("on");
     let dir = d.0.join(SELF_SIGNED_DIR);
-    let cfg = Config {
-        data_dir: d.0.join("elsewhere"),
+    let cfg = TlsSettings {
         tls_cert: dir.join("cert.pem").display().to_string(),
         tls_key: dir.join("key.pem").display().to_string(),
-        ..Config::default()
+        ..TlsSettings::default()
     };
-    let given = server(&cfg, &[]).expect("tls").expect("on");
+    let given = server(&cfg, &d.0.join("elsewhere"), &[])
+        .expect("tls")
+        .expect("on");
     assert!(!given.self_signed);
     assert_eq!(given.fingerprint, made.fingerprint);
-    let broken = Config {
+    let broken = TlsSettings {
         tls_key: d.0.join("missing.pem").display().to_string(),
         ..cfg
     };
-    assert!(matches!(server(&broken, &[]), Err(TlsError::Read(..))));
+    assert!(matches!(
+        server(&broken, &d.0, &[]),
+        Err(TlsError::Read(..))
+    ));
 }
 
 #[test]
 fn vwed_http_client_trusts_tls_ca_file() {
     let d = Dir::new("client");
-    let tls = server(&self_signed_cfg(&d), &[]).expect("tls").expect("on");
-    let cfg = Config {
+    let tls = server(&self_signed_cfg(), &d.0, &[])
+        .expect("tls")
+        .expect("on");
+    let cfg = TlsSettings {
         tls_ca_file: tls.cert_path.display().to_string(),
-        ..Config::default()
+        ..TlsSettings::default()
     };
     let client = http_client_config(&cfg).expect("client config");
     assert_eq!(client.alpn_protocols, vec![b"http/1.1".to_vec()]);
     handshake(tls.config.clone(), Arc::new(client), "localhost")
         .expect("https works with the configured root");
     // Without the extra root the same server is not trusted.
-    let plain = http_client_config(&Config::default()).expect("client config");
+    let plain = http_client_config(&TlsSettings::default()).expect("client config");
     let e = handshake(tls.config.clone(), Arc::new(plain), "localhost").expect_err("untrusted");
     assert!(e.to_ascii_lowercase().contains("certificate"), "{e}");
-    let missing = Config {
+    let missing = TlsSettings {
         tls_ca_file: d.0.join("nope.pem").display().to_string(),
-        ..Config::default()
+        ..TlsSettings::default()
     };
     assert!(http_client_config(&missing).is_err());
-}
-
-#[test]
-fn smtp_tls_parameters_take_the_extra_roots() {
-    let d = Dir::new("smtp");
-    let tls = server(&self_signed_cfg(&d), &[]).expect("tls").expect("on");
-    let cfg = Config {
-        tls_ca_file: tls.cert_path.display().to_string(),
-        ..Config::default()
-    };
-    smtp_tls(&cfg, "mail.example").expect("parameters");
-    let missing = Config {
-        tls_ca_file: d.0.join("nope.pem").display().to_string(),
-        ..Config::default()
-    };
-    assert!(smtp_tls(&missing, "mail.example").is_err());
 }

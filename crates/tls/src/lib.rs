@@ -9,8 +9,8 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::Config;
-use crate::fsio::{Dir, FsError};
+use serde::{Deserialize, Serialize};
+use vwed_base::fsio::{Dir, FsError};
 
 mod cert;
 
@@ -43,7 +43,7 @@ pub struct ServerTls {
 }
 
 /// Is HTTPS asked for?
-pub fn enabled(cfg: &Config) -> bool {
+pub fn enabled(cfg: &TlsSettings) -> bool {
     cfg.tls || !cfg.tls_cert.is_empty() || !cfg.tls_key.is_empty()
 }
 
@@ -53,8 +53,12 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// The server TLS configuration, or None when HTTPS is off. `names` are the
 /// host names a self-signed certificate is made for (besides localhost and
-/// the loopback addresses).
-pub fn server(cfg: &Config, names: &[String]) -> Result<Option<ServerTls>, TlsError> {
+/// the loopback addresses); it is kept below `data_dir`.
+pub fn server(
+    cfg: &TlsSettings,
+    data_dir: &Path,
+    names: &[String],
+) -> Result<Option<ServerTls>, TlsError> {
     if !enabled(cfg) {
         return Ok(None);
     }
@@ -66,10 +70,10 @@ pub fn server(cfg: &Config, names: &[String]) -> Result<Option<ServerTls>, TlsEr
             false,
         ),
         (true, true) => {
-            let dir = cfg.data_dir.join(SELF_SIGNED_DIR);
+            let dir = data_dir.join(SELF_SIGNED_DIR);
             let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
             if !c.exists() || !k.exists() {
-                make_self_signed(&cfg.data_dir, &self_signed_names(cfg, names))?;
+                make_self_signed(data_dir, &self_signed_names(names))?;
             }
             (c, k, true)
         }
@@ -91,11 +95,8 @@ pub fn server(cfg: &Config, names: &[String]) -> Result<Option<ServerTls>, TlsEr
     }))
 }
 
-fn self_signed_names(cfg: &Config, names: &[String]) -> Vec<String> {
+fn self_signed_names(names: &[String]) -> Vec<String> {
     let mut all = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
-    if !cfg.listen.ip().is_unspecified() {
-        all.push(cfg.listen.ip().to_string());
-    }
     for n in names {
         if !all.contains(n) {
             all.push(n.clone());
@@ -143,7 +144,7 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 }
 
 /// The extra roots of `tls_ca_file` (empty when unset).
-pub fn extra_roots(cfg: &Config) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn extra_roots(cfg: &TlsSettings) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     if cfg.tls_ca_file.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -161,7 +162,7 @@ pub fn system_roots() -> rustls::RootCertStore {
 /// The client configuration of outgoing HTTPS (`VWED.http`, the task server):
 /// system roots plus `tls_ca_file`, HTTP/1.1 offered by ALPN (the client speaks
 /// nothing else).
-pub fn http_client_config(cfg: &Config) -> Result<rustls::ClientConfig, TlsError> {
+pub fn http_client_config(cfg: &TlsSettings) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = system_roots();
     for der in extra_roots(cfg)? {
         roots
@@ -176,20 +177,20 @@ pub fn http_client_config(cfg: &Config) -> Result<rustls::ClientConfig, TlsError
     Ok(c)
 }
 
-/// TLS parameters for SMTP STARTTLS to `host`: system roots plus `tls_ca_file`.
-pub fn smtp_tls(
-    cfg: &Config,
-    host: &str,
-) -> Result<lettre::transport::smtp::client::TlsParameters, TlsError> {
-    use lettre::transport::smtp::client::{Certificate, TlsParameters};
-    let mut b = TlsParameters::builder(host.to_string());
-    for der in extra_roots(cfg)? {
-        let c = Certificate::from_der(der.to_vec())
-            .map_err(|e| TlsError::Read(cfg.tls_ca_file.clone(), e.to_string()))?;
-        b = b.add_root_certificate(c);
-    }
-    b.build()
-        .map_err(|e| TlsError::Generate(format!("SMTP TLS: {e}")))
+/// The TLS settings, top-level keys of the runtime's configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsSettings {
+    /// Serve the API over HTTPS. With `tls_cert`/`tls_key` empty, a self-signed
+    /// certificate is made on first start (`<data-dir>/tls/`) and its SHA-256
+    /// fingerprint logged.
+    pub tls: bool,
+    /// PEM certificate chain and private key for HTTPS; setting them turns `tls` on.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Extra PEM root certificates trusted by `VWED.http` and SMTP STARTTLS,
+    /// besides the system's (`/etc/ssl/certs`).
+    pub tls_ca_file: String,
 }
 
 #[cfg(test)]
