@@ -14,7 +14,6 @@ mod io;
 mod jobs;
 mod logs;
 mod output;
-mod registry;
 mod safe_mode;
 mod sample;
 mod sandbox;
@@ -28,6 +27,7 @@ mod worker;
 // The ground floor, under the names the modules above use.
 use vwed_base::{clock, cron, fsio, heap, lock, paths, pipe};
 use vwed_db as db;
+use vwed_registry as registry;
 use vwed_tls as tls;
 
 use std::net::SocketAddr;

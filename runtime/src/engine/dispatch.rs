@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use vwed_ipc::{JsonText, ModbusArgs, Service, ServiceError, ServiceErrorKind};
 
 use super::Engine;
+use super::error_kinds::{Failed, Kind};
 use super::instance::Instance;
 use crate::integrations::{self, task_server::Op};
 use crate::io::{IoRuntime, RawArgs, RawOp, Who};
@@ -19,16 +20,17 @@ fn value(t: &JsonText) -> Result<Value, ServiceError> {
 }
 
 /// Runs blocking store work off the executor threads.
-async fn blocking<T, E>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, ServiceError>
+async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, Failed>
 where
     T: Send + 'static,
-    E: Into<ServiceError> + Send + 'static,
+    E: Kind + Send + 'static,
 {
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(Into::into),
-        Err(e) => Err(ServiceError::new(ServiceErrorKind::Internal, e.to_string())),
+        Ok(r) => r.map_err(Failed::from),
+        Err(e) => Err(Failed(ServiceError::new(
+            ServiceErrorKind::Internal,
+            e.to_string(),
+        ))),
     }
 }
 
@@ -39,7 +41,10 @@ impl Engine {
         inst: &Arc<Instance>,
         service: Service,
     ) -> Result<String, ServiceError> {
-        self.perform(inst, service).await.map(|v| v.to_string())
+        match self.perform(inst, service).await {
+            Ok(v) => Ok(v.to_string()),
+            Err(Failed(e)) => Err(e),
+        }
     }
 
     // long: one arm per service, so that the compiler checks every one is handled;
@@ -48,7 +53,7 @@ impl Engine {
         self: &Arc<Self>,
         inst: &Arc<Instance>,
         service: Service,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<Value, Failed> {
         let db = self.store.db().clone();
         let cfg = self.cfg.clone();
         let script = inst.script_id.clone();
@@ -228,7 +233,7 @@ impl Engine {
     }
 
     /// The I/O runtime and the script as its caller.
-    fn io_for(&self, inst: &Instance) -> Result<(Arc<IoRuntime>, Who), ServiceError> {
+    fn io_for(&self, inst: &Instance) -> Result<(Arc<IoRuntime>, Who), Failed> {
         let io = self
             .io
             .get()
@@ -237,12 +242,7 @@ impl Engine {
         Ok((io, Who::Script(inst.script_id.to_string())))
     }
 
-    async fn modbus(
-        &self,
-        inst: &Instance,
-        op: RawOp,
-        a: ModbusArgs,
-    ) -> Result<Value, ServiceError> {
+    async fn modbus(&self, inst: &Instance, op: RawOp, a: ModbusArgs) -> Result<Value, Failed> {
         let (io, who) = self.io_for(inst)?;
         let raw = RawArgs {
             target: a.target,
@@ -260,7 +260,7 @@ impl Engine {
 
     /// Frames are handled in order, so every line this worker sent before the
     /// request is already queued: the answer means they are on disk.
-    async fn flush_logs(&self, inst: &Instance) -> Result<Value, ServiceError> {
+    async fn flush_logs(&self, inst: &Instance) -> Result<Value, Failed> {
         let n = self
             .logs
             .store
@@ -280,7 +280,7 @@ impl Engine {
         &self,
         inst: &Instance,
         op: impl FnOnce(&ScriptData, &str) -> Result<Value, crate::store::DataError> + Send + 'static,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<Value, Failed> {
         let data = self.data.clone();
         let script = inst.script_path.clone();
         blocking(move || op(&data, &script)).await

@@ -20,27 +20,27 @@ pub trait Kind: std::fmt::Display {
     fn kind(&self) -> K;
 }
 
-macro_rules! into_service_error {
-    ($($t:ty),*) => {$(
-        impl From<$t> for ServiceError {
-            fn from(e: $t) -> Self {
-                ServiceError::new(Kind::kind(&e), e.to_string())
-            }
-        }
-    )*};
+/// A service call's failure on its way to the script. Any error with a
+/// [`Kind`] converts into it by `?`; the error types live in their own crates,
+/// where the orphan rule forbids a `From<_> for ServiceError` of ours.
+pub struct Failed(pub ServiceError);
+
+impl<E: Kind> From<E> for Failed {
+    fn from(e: E) -> Failed {
+        Failed(ServiceError::new(e.kind(), e.to_string()))
+    }
 }
 
-into_service_error!(
-    FnCallError,
-    IoOpError,
-    HttpError,
-    TaskServerError,
-    MailError,
-    LocationError,
-    TaskVarsError,
-    DataError,
-    RegError
-);
+/// `e` as the script will see it.
+pub fn service_error(e: impl Kind) -> ServiceError {
+    Failed::from(e).0
+}
+
+impl From<ServiceError> for Failed {
+    fn from(e: ServiceError) -> Failed {
+        Failed(e)
+    }
+}
 
 impl Kind for HalError {
     fn kind(&self) -> K {
@@ -197,18 +197,18 @@ mod tests {
 
     #[test]
     fn modbus_exceptions_stay_apart_from_transport_failures() {
-        let ex: ServiceError = IoOpError::Exception(Exception::IllegalDataAddress).into();
+        let ex = service_error(IoOpError::Exception(Exception::IllegalDataAddress));
         assert_eq!(ex.kind, K::DeviceException { code: 2 });
-        let down: ServiceError = IoOpError::Hal(HalError::NotConnected {
+        let down = service_error(IoOpError::Hal(HalError::NotConnected {
             bus: "b".into(),
             reason: "refused".into(),
-        })
-        .into();
+        }));
         assert_eq!(down.kind, K::Transport);
-        let slow: ServiceError =
-            IoOpError::Hal(HalError::Timeout(std::time::Duration::from_millis(5))).into();
+        let slow = service_error(IoOpError::Hal(HalError::Timeout(
+            std::time::Duration::from_millis(5),
+        )));
         assert_eq!(slow.kind, K::Timeout);
-        let ro: ServiceError = IoOpError::ReadOnly("t".into()).into();
+        let ro = service_error(IoOpError::ReadOnly("t".into()));
         assert_eq!(ro.kind, K::PermissionDenied);
         assert!(ro.message.contains("只读"), "{}", ro.message);
     }

@@ -10,6 +10,7 @@ use vwed_ipc::{
     ToWorker,
 };
 
+use super::error_kinds::service_error;
 use super::instance::{Instance, State};
 use super::{Engine, Prepared, Target};
 use crate::worker::{FrameSink, WorkerConn};
@@ -57,7 +58,10 @@ impl ScriptSink {
             conn: conn.clone(),
             handler: reg.handler(),
         };
-        let prepared = engine.registry.prepare(reg, target)?;
+        let prepared = engine
+            .registry
+            .prepare(reg, target)
+            .map_err(service_error)?;
         let timeout = std::time::Duration::from_millis(engine.cfg.call_timeout_ms);
         match &prepared {
             Prepared::Listener(l) => super::events::spawn_listener(l, timeout),
@@ -86,7 +90,7 @@ impl ScriptSink {
             .registry
             .conflict(&prepared, &[])
             .and_then(|()| engine.registry.commit(vec![prepared]))
-            .map_err(Into::into)
+            .map_err(service_error)
     }
 
     /// One record in the script's log and output ring, cut to the line limit.

@@ -306,7 +306,7 @@ impl<W: Wiring> Registry<W> {
 
     /// Checks a registration on its own (syntax, names) and builds its entry.
     pub fn prepare(&self, reg: Registration, target: Target<W>) -> Result<Prepared<W>, RegError> {
-        let now = crate::clock::local_now();
+        let now = vwed_base::clock::local_now();
         match reg {
             Registration::Route {
                 method,
@@ -552,7 +552,7 @@ fn prepare_timer<W: Wiring>(
     now: String,
 ) -> Result<Prepared<W>, RegError> {
     if let TimerSchedule::Cron { expr } = &schedule {
-        crate::cron::Schedule::parse(expr).map_err(|e| RegError::Invalid(e.to_string()))?;
+        vwed_base::cron::Schedule::parse(expr).map_err(|e| RegError::Invalid(e.to_string()))?;
     }
     Ok(Prepared::Timer(Arc::new(TimerEntry {
         name,
