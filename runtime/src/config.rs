@@ -120,25 +120,8 @@ pub struct Config {
     pub io_config: String,
     /// redb page cache, in bytes.
     pub db_cache_bytes: usize,
-    /// Persisted script logs (logs.redb) are pruned, oldest first, above this size.
-    pub log_max_bytes: u64,
-    /// Persisted script log lines older than this are pruned.
-    pub log_max_age_days: u64,
-    /// Lines per second one script may log (VWED.log and print); 0 = no limit.
-    pub log_rate_per_sec: u32,
-    /// Lines a script may log at once before `log_rate_per_sec` applies.
-    pub log_rate_burst: u32,
-    /// Bytes of log text per second one script may write (0 = no limit): within
-    /// the line rate, long lines could still wear out flash.
-    pub log_bytes_per_sec: u32,
-    /// Bytes a script may log at once before `log_bytes_per_sec` applies.
-    pub log_bytes_burst: u32,
-    /// Lines waiting for the log writer; beyond this, lines are dropped and counted.
-    pub log_queue_lines: usize,
-    /// How often the log pruning pass runs, in seconds.
-    pub log_prune_interval_s: u64,
-    /// Messages queued per WebSocket client; a slower client skips lines and is told.
-    pub ws_client_queue: usize,
+    #[serde(flatten)]
+    pub logs: vwed_logs::LogSettings,
     /// Events waiting per listener; more are dropped, counted and reported.
     pub event_queue_len: usize,
     /// Keep one worker started ahead of need, so that starting a script does not
@@ -232,11 +215,6 @@ pub struct Config {
     pub max_line_bytes: usize,
     /// Bytes of output kept in memory per running script, beside `output_lines`.
     pub output_max_bytes: usize,
-    /// Bytes of log lines waiting for the log writer; beyond this, lines are
-    /// dropped and counted, like beyond `log_queue_lines`.
-    pub log_queue_bytes: usize,
-    /// Bytes of messages queued per WebSocket client, beside `ws_client_queue`.
-    pub ws_client_queue_bytes: usize,
     /// Previous versions of a file kept; older ones are pruned (and counted).
     pub file_versions_keep: u64,
     /// Bytes of previous versions kept across all files, pruned oldest first
@@ -288,15 +266,7 @@ impl Default for Config {
             board: String::new(),
             io_config: String::new(),
             db_cache_bytes: 4 * 1024 * 1024,
-            log_max_bytes: 64 * 1024 * 1024,
-            log_max_age_days: 14,
-            log_rate_per_sec: 5_000,
-            log_rate_burst: 20_000,
-            log_bytes_per_sec: 1024 * 1024,
-            log_bytes_burst: 8 * 1024 * 1024,
-            log_queue_lines: 65_536,
-            log_prune_interval_s: 10,
-            ws_client_queue: 1_024,
+            logs: vwed_logs::LogSettings::default(),
             event_queue_len: 1024,
             spare_worker: true,
             max_registrations: 10_000,
@@ -323,8 +293,6 @@ impl Default for Config {
             job_max_scripts: 1_000,
             max_line_bytes: 64 * 1024,
             output_max_bytes: 1024 * 1024,
-            log_queue_bytes: 16 * 1024 * 1024,
-            ws_client_queue_bytes: 4 * 1024 * 1024,
             file_versions_keep: 100,
             file_versions_max_bytes: 64 * 1024 * 1024,
             sandbox: crate::sandbox::SandboxSettings::default(),

@@ -12,7 +12,6 @@ pub mod fleet;
 mod integrations;
 mod io;
 mod jobs;
-mod logs;
 mod output;
 mod safe_mode;
 mod sample;
@@ -27,6 +26,7 @@ mod worker;
 // The ground floor, under the names the modules above use.
 use vwed_base::{clock, cron, fsio, heap, lock, paths, pipe};
 use vwed_db as db;
+use vwed_logs as logs;
 use vwed_registry as registry;
 use vwed_tls as tls;
 
@@ -172,7 +172,8 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
         sample::ensure(&store).map_err(ServeError::Sample)?;
     }
     let exe = std::env::current_exe().map_err(ServeError::OwnExecutable)?;
-    let logs = logs::Logs::open(&cfg).map_err(ServeError::Logs)?;
+    let logs =
+        logs::Logs::open(&cfg.logs, &cfg.data_dir, cfg.db_cache_bytes).map_err(ServeError::Logs)?;
     logs.start_ticker();
     // Before the first worker is spawned: probes the kernel, takes the cgroup.
     sandbox::init(&cfg);

@@ -78,7 +78,8 @@ impl Api {
         };
         let db = crate::db::open(&cfg.data_dir.join("vwed.redb"), 1 << 20).expect("db");
         let store = crate::store::ScriptStore::new(db, &cfg.data_dir).expect("store");
-        let logs = crate::logs::Logs::open(&cfg).expect("logs");
+        let logs =
+            crate::logs::Logs::open(&cfg.logs, &cfg.data_dir, cfg.db_cache_bytes).expect("logs");
         // Never started: anything that would spawn a worker or the analyzer fails
         // with 503 instead of running this test binary.
         let exe = PathBuf::from("/nonexistent/vwed-edge");

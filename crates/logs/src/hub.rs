@@ -84,7 +84,7 @@ fn skipped_notice(n: u64) -> Arc<str> {
             "event": "lines_skipped",
             "skipped": n,
             "level": "WARNING",
-            "timestamp": crate::clock::utc_now(),
+            "timestamp": vwed_base::clock::utc_now(),
             "message": format!("客户端接收过慢, 跳过了 {n} 条消息 ({n} lines skipped)"),
         })
         .to_string(),
@@ -268,10 +268,10 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             id,
-            connection_id: format!("{client_type}_{client_id}_{}", crate::clock::unix_ms()),
+            connection_id: format!("{client_type}_{client_id}_{}", vwed_base::clock::unix_ms()),
             client_id: client_id.to_string(),
             client_type: client_type.to_string(),
-            connected_at: crate::clock::utc_now(),
+            connected_at: vwed_base::clock::utc_now(),
             subs: Mutex::new(Subs::default()),
             filter: Mutex::new(LineFilter::default()),
             queue: Mutex::new(Queue::default()),

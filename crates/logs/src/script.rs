@@ -13,7 +13,7 @@ use vwed_ipc::Level;
 use super::Logs;
 use super::limiter::TokenBucket;
 use super::record::LogLine;
-use crate::clock::iso_utc;
+use vwed_base::clock::iso_utc;
 
 /// How much one script may log: lines and bytes per second, each with a burst
 /// (a rate of 0 never limits). Bytes matter on flash: a script printing long
@@ -153,7 +153,7 @@ impl ScriptLogger {
     fn emit(&self, level: Level, stream: &'static str, message: String, fields: String) {
         let line = LogLine {
             seq: 0,
-            ts_ms: crate::clock::unix_ms(),
+            ts_ms: vwed_base::clock::unix_ms(),
             script_id: self.script_id.clone(),
             script_path: self.script_path.clone(),
             level,
@@ -179,7 +179,7 @@ impl ScriptLogger {
                     "type": "script_status",
                     "script_id": &*self.script_id,
                     "script_path": &*self.script_path,
-                    "timestamp": crate::clock::utc_now(),
+                    "timestamp": vwed_base::clock::utc_now(),
                     "status": status,
                     "message": message,
                 })
@@ -218,7 +218,7 @@ impl ScriptLogger {
                     "type": kind,
                     "script_id": &*self.script_id,
                     "script_path": &*self.script_path,
-                    "timestamp": crate::clock::utc_now(),
+                    "timestamp": vwed_base::clock::utc_now(),
                 });
                 if let (Some(o), Value::Object(more)) = (v.as_object_mut(), details()) {
                     o.extend(more);

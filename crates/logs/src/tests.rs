@@ -12,7 +12,7 @@ fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "vwed-logs-{name}-{}-{}",
         std::process::id(),
-        crate::clock::unix_ms()
+        vwed_base::clock::unix_ms()
     ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("tmp dir");
@@ -176,7 +176,7 @@ fn filters_by_script_level_text_and_time() {
         }),
         ["b info"]
     );
-    let now = crate::clock::unix_ms();
+    let now = vwed_base::clock::unix_ms();
     assert_eq!(
         msgs(LogQuery {
             since_ms: Some(now + 60_000),
@@ -257,7 +257,7 @@ fn pruning_by_age() {
         ..StoreLimits::default()
     };
     let logs = open("age", limits, 0, 1);
-    let now = crate::clock::unix_ms();
+    let now = vwed_base::clock::unix_ms();
     for (i, age) in [(0u64, 3_600_000u64), (1, 120_000), (2, 1_000)] {
         // Committed one by one: pruning works on whole chunks of a commit.
         let line = LogLine {

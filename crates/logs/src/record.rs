@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vwed_ipc::Level;
 
-use crate::clock::iso_utc;
-use crate::db::DbError;
+use vwed_base::clock::iso_utc;
+use vwed_db::DbError;
 
 /// A line on its way to the database and the WebSocket clients.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ impl LogLine {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, DbError> {
-        crate::db::encode(&Stored {
+        vwed_db::encode(&Stored {
             seq: self.seq,
             ts_ms: self.ts_ms,
             script_id: &self.script_id,

@@ -26,7 +26,7 @@ pub use query::{LogQuery, MAX_LIMIT, Order, decode_cursor, encode_cursor};
 pub use script::{RateLimit, ScriptLogger};
 pub use store::{LogStore, LogStoreError, StoreLimits};
 
-use crate::config::Config;
+use serde::{Deserialize, Serialize};
 
 pub struct Logs {
     pub store: Arc<LogStore>,
@@ -37,7 +37,11 @@ pub struct Logs {
 
 impl Logs {
     /// Opens `<data_dir>/logs.redb` with the configured limits.
-    pub fn open(cfg: &Config) -> Result<Arc<Logs>, LogStoreError> {
+    pub fn open(
+        cfg: &LogSettings,
+        data_dir: &std::path::Path,
+        cache_bytes: usize,
+    ) -> Result<Arc<Logs>, LogStoreError> {
         let limits = StoreLimits {
             max_bytes: cfg.log_max_bytes,
             max_age_ms: cfg.log_max_age_days.saturating_mul(86_400_000),
@@ -46,7 +50,7 @@ impl Logs {
             prune_interval: Duration::from_secs(cfg.log_prune_interval_s.max(1)),
             prune_batch: 10_000,
         };
-        let store = LogStore::open(&cfg.data_dir.join("logs.redb"), cfg.db_cache_bytes, limits)?;
+        let store = LogStore::open(&data_dir.join("logs.redb"), cache_bytes, limits)?;
         Ok(Self::new(
             store,
             Hub::new(cfg.ws_client_queue, cfg.ws_client_queue_bytes),
@@ -141,5 +145,52 @@ impl Logs {
     /// Commits what is queued and stops the writer thread.
     pub fn close(&self) {
         self.store.close();
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// Persisted script logs (logs.redb) are pruned, oldest first, above this size.
+    pub log_max_bytes: u64,
+    /// Persisted script log lines older than this are pruned.
+    pub log_max_age_days: u64,
+    /// Lines per second one script may log (VWED.log and print); 0 = no limit.
+    pub log_rate_per_sec: u32,
+    /// Lines a script may log at once before `log_rate_per_sec` applies.
+    pub log_rate_burst: u32,
+    /// Bytes of log text per second one script may write (0 = no limit): within
+    /// the line rate, long lines could still wear out flash.
+    pub log_bytes_per_sec: u32,
+    /// Bytes a script may log at once before `log_bytes_per_sec` applies.
+    pub log_bytes_burst: u32,
+    /// Lines waiting for the log writer; beyond this, lines are dropped and counted.
+    pub log_queue_lines: usize,
+    /// How often the log pruning pass runs, in seconds.
+    pub log_prune_interval_s: u64,
+    /// Messages queued per WebSocket client; a slower client skips lines and is told.
+    pub ws_client_queue: usize,
+    /// Bytes of log lines waiting for the log writer; beyond this, lines are
+    /// dropped and counted, like beyond `log_queue_lines`.
+    pub log_queue_bytes: usize,
+    /// Bytes of messages queued per WebSocket client, beside `ws_client_queue`.
+    pub ws_client_queue_bytes: usize,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            log_max_bytes: 64 * 1024 * 1024,
+            log_max_age_days: 14,
+            log_rate_per_sec: 5_000,
+            log_rate_burst: 20_000,
+            log_bytes_per_sec: 1024 * 1024,
+            log_bytes_burst: 8 * 1024 * 1024,
+            log_queue_lines: 65_536,
+            log_prune_interval_s: 10,
+            ws_client_queue: 1_024,
+            log_queue_bytes: 16 * 1024 * 1024,
+            ws_client_queue_bytes: 4 * 1024 * 1024,
+        }
     }
 }

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use super::record::{
     ChunkMeta, INDEX_ENTRY_CHARGE, LogLine, chunk_charge, chunk_meta, decode_chunk,
 };
-use crate::db::DbError;
+use vwed_db::DbError;
 
 /// seq of the first line → chunk of lines (see `record::decode_chunk`).
 pub(super) const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("log_chunks");
@@ -623,7 +623,7 @@ impl Pass {
         let room = limits.max_bytes.min(file_cap(limits.max_bytes, file_len));
         Pass {
             budget,
-            now_ms: crate::clock::unix_ms(),
+            now_ms: vwed_base::clock::unix_ms(),
             incoming,
             ceiling: room / 10 * 9,
             down_to: room / 10 * 8,
