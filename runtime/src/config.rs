@@ -43,8 +43,8 @@ pub enum ConfigError {
     #[error("{0}")]
     Sandbox(String),
     /// A `[supervision]` setting is not acceptable.
-    #[error("{0}")]
-    Supervision(String),
+    #[error(transparent)]
+    Supervision(#[from] crate::supervision::SupervisionError),
 }
 
 fn in_file(file: Option<&Path>) -> String {
@@ -394,9 +394,7 @@ impl Config {
         self.sandbox
             .validate(&self.data_dir)
             .map_err(ConfigError::Sandbox)?;
-        self.supervision
-            .validate()
-            .map_err(ConfigError::Supervision)?;
+        self.supervision.validate()?;
         Ok(())
     }
 }

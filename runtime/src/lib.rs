@@ -14,12 +14,10 @@ mod io;
 mod jobs;
 mod output;
 mod safe_mode;
-mod sample;
 mod sandbox;
 mod sdnotify;
 pub mod secrets;
 mod server;
-mod store;
 mod supervision;
 mod worker;
 
@@ -28,6 +26,8 @@ use vwed_base::{clock, cron, fsio, heap, lock, paths, pipe};
 use vwed_db as db;
 use vwed_logs as logs;
 use vwed_registry as registry;
+use vwed_store as store;
+use vwed_store::sample;
 use vwed_tls as tls;
 
 use std::net::SocketAddr;

@@ -175,7 +175,7 @@ async fn start(engine: Arc<Engine>, body: Bytes) -> Resp {
             }
             let restart_policy = match &b.restart_policy {
                 Some(p) => Some(
-                    p.resolve(&engine.cfg.supervision)
+                    p.resolve(&engine.cfg.supervision.default_policy())
                         .map_err(|e| ApiError::bad_request(format!("restart_policy 无效: {e}")))?,
                 ),
                 None => None,

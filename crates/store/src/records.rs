@@ -96,7 +96,7 @@ pub struct RunningRec {
     pub started_at: String,
     /// The policy it was started with (`None` in records written before there
     /// were policies: the configured default then applies).
-    pub restart_policy: Option<crate::supervision::RestartPolicy>,
+    pub restart_policy: Option<crate::policy::RestartPolicy>,
 }
 
 /// A running-set record as written before restart policies (postcard has no

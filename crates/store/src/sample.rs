@@ -1,7 +1,7 @@
 //! The sample project a new data dir starts with: one script that shows what the
 //! `VWED` object can do, ready to start from the README's walk-through.
 
-use crate::store::{NewFile, ScriptStore, StoreError};
+use crate::{NewFile, ScriptStore, StoreError};
 
 pub const PROJECT: &str = "sample";
 pub const SCRIPT: &str = include_str!("../sample/main.py");

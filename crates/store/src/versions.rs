@@ -9,7 +9,7 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::{StoreError, VersionRec};
-use crate::db::{self, FILE_VERSIONS, META, VERSION_INDEX, VERSION_ORDER, VERSIONS_PRUNED};
+use vwed_db::{self as db, FILE_VERSIONS, META, VERSION_INDEX, VERSION_ORDER, VERSIONS_PRUNED};
 
 /// Bytes of stored versions, across files.
 const BYTES: &str = "version_bytes";
@@ -213,7 +213,7 @@ fn index_old(t: &mut Tables<'_>) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewFile, ScriptStore};
+    use crate::{NewFile, ScriptStore};
 
     #[test]
     fn version_history_no_longer_grows_without_bound() {
@@ -221,7 +221,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let db_path = dir.join("vwed.redb");
-        let db = crate::db::open(&db_path, 1 << 20).expect("db");
+        let db = vwed_db::open(&db_path, 1 << 20).expect("db");
         let limits = VersionLimits {
             keep: 10,
             max_bytes: 1 << 30,

@@ -1,9 +1,9 @@
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::{ProjectRec, ScriptStore, StoreError};
-use crate::clock::local_now;
-use crate::db::{self, PROJECTS};
-use crate::paths::check_project_name;
+use vwed_base::clock::local_now;
+use vwed_base::paths::check_project_name;
+use vwed_db::{self as db, PROJECTS};
 
 impl ScriptStore {
     pub fn create_project(

@@ -7,10 +7,10 @@
 use std::collections::HashSet;
 
 use super::{FileRec, NewFile, ProjectRec, ScriptStore, StoreError};
-use crate::clock::local_now;
-use crate::db::{self, FILES};
-use crate::fsio::{self, Dir, FsError};
-use crate::paths::check_file_path;
+use vwed_base::clock::local_now;
+use vwed_base::fsio::{self, Dir, FsError};
+use vwed_base::paths::check_file_path;
+use vwed_db::{self as db, FILES};
 
 /// Most entries a tree lists, files a copy makes or a search reads.
 pub const MAX_ENTRIES: usize = 10_000;
@@ -47,8 +47,8 @@ impl From<std::io::Error> for TreeError {
     }
 }
 
-impl From<crate::paths::PathError> for TreeError {
-    fn from(e: crate::paths::PathError) -> Self {
+impl From<vwed_base::paths::PathError> for TreeError {
+    fn from(e: vwed_base::paths::PathError) -> Self {
         TreeError::Store(StoreError::Path(e))
     }
 }
@@ -61,8 +61,8 @@ impl From<FsError> for TreeError {
     }
 }
 
-impl From<crate::db::DbError> for TreeError {
-    fn from(e: crate::db::DbError) -> Self {
+impl From<vwed_db::DbError> for TreeError {
+    fn from(e: vwed_db::DbError) -> Self {
         TreeError::Store(StoreError::Db(e))
     }
 }

@@ -3,9 +3,11 @@
 //! versions and the set of running scripts live in redb.
 
 mod files;
+pub mod policy;
 mod projects;
 mod records;
 mod running;
+pub mod sample;
 mod script_data;
 pub mod tree;
 mod versions;
@@ -20,9 +22,9 @@ pub use running::RunningSet;
 pub use script_data::{DataError, ScriptData};
 pub use versions::VersionLimits;
 
-use crate::db::{Db, DbError};
-use crate::fsio::{self, Dir, FsError};
-use crate::paths::PathError;
+use vwed_base::fsio::{self, Dir, FsError};
+use vwed_base::paths::PathError;
+use vwed_db::{Db, DbError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

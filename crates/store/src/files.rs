@@ -1,10 +1,10 @@
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::{FileRec, ProjectRec, ScriptStore, StoreError, VersionRec, versions};
-use crate::clock::local_now;
-use crate::db::{self, FILE_VERSIONS, FILES, PROJECTS};
-use crate::fsio::{Dir, FsError, Kind};
-use crate::paths::{check_file_name, check_file_path, check_project_name};
+use vwed_base::clock::local_now;
+use vwed_base::fsio::{Dir, FsError, Kind};
+use vwed_base::paths::{check_file_name, check_file_path, check_project_name};
+use vwed_db::{self as db, FILE_VERSIONS, FILES, PROJECTS};
 
 /// What a new file is made of; `has_boot_function` comes from Python's parser,
 /// which the caller ran.

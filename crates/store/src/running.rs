@@ -5,7 +5,7 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use super::records::RunningRecV1;
 use super::{RunningRec, StoreError};
-use crate::db::{self, Db, RUNNING};
+use vwed_db::{self as db, Db, RUNNING};
 
 #[derive(Clone)]
 pub struct RunningSet {
@@ -74,9 +74,7 @@ mod tests {
         assert_eq!(rec.start_params, "{\"k\":1}");
         assert!(rec.restart_policy.is_none());
         let new = RunningRec {
-            restart_policy: Some(
-                crate::supervision::SupervisionSettings::default().default_policy(),
-            ),
+            restart_policy: Some(crate::policy::RestartPolicy::default()),
             ..rec
         };
         let back = decode(&db::encode(&new).expect("encode")).expect("new record");

@@ -4,7 +4,7 @@
 use redb::{ReadableDatabase, ReadableTable};
 use serde_json::Value;
 
-use crate::db::{Db, DbError, SCRIPT_DATA};
+use vwed_db::{Db, DbError, SCRIPT_DATA};
 
 pub const MAX_KEY_BYTES: usize = 256;
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
