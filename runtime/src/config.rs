@@ -79,7 +79,7 @@ pub struct Config {
     pub task_server_timeout_ms: u64,
     /// Hosts `VWED.http` may reach: `host` (any port) or `host:port`. Empty = none.
     /// As an environment variable, a comma-separated list.
-    #[serde(deserialize_with = "host_list")]
+    #[serde(deserialize_with = "vwed_base::lists::host_list")]
     pub http_allow_hosts: Vec<String>,
     /// Timeout of a `VWED.http` request that names none.
     pub http_timeout_ms: u64,
@@ -185,24 +185,8 @@ pub struct Config {
     /// Jobs that may be defined.
     pub job_max_scripts: usize,
     // --- access control, TLS and secrets (issue 10) ---
-    /// `serve --no-auth`: no credentials asked, every caller is admin. For
-    /// development only: refused unless `listen` is a loopback address.
-    pub no_auth: bool,
-    /// Lifetime of a browser session after login, in hours.
-    pub session_hours: u64,
-    /// Host names (besides IP addresses, `localhost` and this machine's name) the
-    /// API answers to, e.g. `["edge-07.plant.example"]`. Others get 403: that is
-    /// what stops DNS rebinding. As an environment variable, a comma-separated list.
-    #[serde(deserialize_with = "host_list")]
-    pub allowed_hosts: Vec<String>,
-    /// Web origins (`https://ui.example`) besides the API's own that may send
-    /// state-changing requests and open WebSockets.
-    #[serde(deserialize_with = "host_list")]
-    pub allowed_origins: Vec<String>,
-    /// The audit log (in auth.redb) is pruned, oldest first, above this size.
-    pub audit_max_bytes: u64,
-    /// Audit entries older than this are pruned.
-    pub audit_max_age_days: u64,
+    #[serde(flatten)]
+    pub auth: vwed_auth::AuthSettings,
     #[serde(flatten)]
     pub tls: vwed_tls::TlsSettings,
     /// Read `smtp_password` from this file (e.g. a systemd credential; a relative
@@ -296,12 +280,7 @@ impl Default for Config {
             file_versions_keep: 100,
             file_versions_max_bytes: 64 * 1024 * 1024,
             sandbox: crate::sandbox::SandboxSettings::default(),
-            no_auth: false,
-            session_hours: 12,
-            allowed_hosts: Vec::new(),
-            allowed_origins: Vec::new(),
-            audit_max_bytes: 16 * 1024 * 1024,
-            audit_max_age_days: 180,
+            auth: vwed_auth::AuthSettings::default(),
             tls: vwed_tls::TlsSettings::default(),
             smtp_password_file: String::new(),
             supervision: crate::supervision::SupervisionSettings::default(),
@@ -534,26 +513,6 @@ fn set_known(table: &mut toml::Table, path: &[String], value: toml::Value) -> bo
             _ => false,
         },
     }
-}
-
-/// A list of hosts (or other names) from TOML (an array) or the environment
-/// (`"a,b:80"`).
-pub(crate) fn host_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Hosts {
-        One(String),
-        Many(Vec<String>),
-    }
-    let list = match Hosts::deserialize(d)? {
-        Hosts::One(s) => s.split(',').map(String::from).collect(),
-        Hosts::Many(v) => v,
-    };
-    Ok(list
-        .into_iter()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .collect())
 }
 
 #[cfg(test)]

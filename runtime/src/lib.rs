@@ -5,7 +5,6 @@
 mod analyzer;
 mod api;
 mod archive;
-pub mod auth;
 pub mod config;
 mod engine;
 pub mod fleet;
@@ -22,6 +21,7 @@ mod supervision;
 mod worker;
 
 // The ground floor, under the names the modules above use.
+pub use vwed_auth as auth;
 use vwed_base::{clock, cron, fsio, heap, lock, paths, pipe};
 use vwed_db as db;
 use vwed_logs as logs;
@@ -152,7 +152,8 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
         source,
     })?;
     let lock = lock::acquire(&cfg.data_dir).await?;
-    let auth = auth::Auth::start(&cfg, tls::enabled(&cfg.tls)).map_err(ServeError::Auth)?;
+    let auth = auth::Auth::start(&cfg.auth, &cfg.data_dir, tls::enabled(&cfg.tls))
+        .map_err(ServeError::Auth)?;
     let db_path = cfg.data_dir.join("vwed.redb");
     let db = db::open(&db_path, cfg.db_cache_bytes).map_err(|source| ServeError::Database {
         path: db_path,

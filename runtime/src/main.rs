@@ -235,7 +235,7 @@ fn manage(place: Place, cmd: AdminCommand) -> anyhow::Result<()> {
         ..config::Overrides::default()
     };
     let cfg = config::Config::load(place.config.as_deref(), &overrides)?;
-    let (data, _) = vwed_runtime::auth::cli::run(&cfg, cmd)?;
+    let (data, _) = vwed_runtime::auth::cli::run(&cfg.auth, &cfg.data_dir, cmd)?;
     if place.json {
         println!("{}", serde_json::to_string_pretty(&data)?);
     } else {
@@ -285,8 +285,8 @@ fn main() -> anyhow::Result<()> {
             };
             let mut cfg = config::Config::load(config.as_deref(), &overrides)?;
             secrets::load_files(&mut cfg)?;
-            cfg.no_auth |= no_auth;
-            if cfg.no_auth && !cfg.listen.ip().is_loopback() {
+            cfg.auth.no_auth |= no_auth;
+            if cfg.auth.no_auth && !cfg.listen.ip().is_loopback() {
                 anyhow::bail!(
                     "--no-auth is for development on this machine only: it needs a loopback \
                      --listen address (127.0.0.1 or ::1), not {}",

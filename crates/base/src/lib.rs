@@ -9,6 +9,7 @@ pub mod clock;
 pub mod cron;
 pub mod fsio;
 pub mod heap;
+pub mod lists;
 pub mod lock;
 pub mod paths;
 pub mod pipe;

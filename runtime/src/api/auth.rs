@@ -33,10 +33,10 @@ use super::body::{limited, parse_json};
 use super::query::{self, query_u64};
 use super::reply::{ApiError, Envelope, Failure, Resp, fail, finish, ok_data};
 use super::route::{self, Access, Route};
+use crate::api::guard::{addr_text, caller};
 use crate::auth::admin::Command;
 use crate::auth::audit::{Entry, Outcome, Query};
 use crate::auth::checks::{clear_cookie, session_cookie};
-use crate::auth::filters::{addr_text, caller};
 use crate::auth::{Auth, LoginError, LoginOk, Principal, Role, Via};
 use crate::server::client_addr;
 

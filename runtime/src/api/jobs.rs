@@ -19,8 +19,8 @@ use super::query::{self, query_u64};
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, json_response, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
+use crate::api::guard::{addr_text, caller};
 use crate::auth::audit::{AuditLog, Entry};
-use crate::auth::filters::{addr_text, caller};
 use crate::auth::{Principal, Role};
 use crate::engine::Engine;
 use crate::jobs::{

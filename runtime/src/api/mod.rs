@@ -10,6 +10,7 @@ mod body;
 mod doc;
 mod files;
 mod fleet;
+pub mod guard;
 mod integration;
 mod io;
 mod jobs;
@@ -158,7 +159,7 @@ async fn health_status(engine: Arc<Engine>, started: Instant) -> Resp {
 }
 
 async fn recover(err: Rejection) -> Result<Resp, Infallible> {
-    if let Some(r) = crate::auth::filters::recover(&err) {
+    if let Some(r) = crate::api::guard::recover(&err) {
         return Ok(r);
     }
     use warp::reject::{

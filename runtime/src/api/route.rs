@@ -5,7 +5,7 @@
 //! declares, and nothing is mounted that is not in the table.
 //!
 //! [`mount`] puts each route behind its endpoint's admission: the request checks
-//! of its access (`auth::filters::admission`: Host, Origin, credential, role,
+//! of its access (`guard::admission`: Host, Origin, credential, role,
 //! CSRF, JSON content type; refusals recorded in the audit log) before the
 //! handler reads anything, and, for state-changing endpoints, the audit record
 //! of the answer, written durably before the answer leaves.
@@ -19,9 +19,9 @@ use warp::http::Method;
 use warp::path::FullPath;
 use warp::{Filter, Rejection};
 
+use super::guard::{self, Need};
 use super::reply::Resp;
 use crate::auth::audit::Entry;
-use crate::auth::filters::{self, Need};
 use crate::auth::{Auth, Principal, Role};
 
 /// The HTTP method an endpoint answers. `Any` is for `/script-api/*`, whose
@@ -133,7 +133,7 @@ pub struct Route {
     fits: Fits,
     /// Requests that need no credential although the endpoint has a role
     /// (script routes their scripts registered as public).
-    opens: Option<filters::Opens>,
+    opens: Option<guard::Opens>,
     /// Path and handler; the method and the access are checked by `mount`.
     filter: BoxedFilter<(Resp,)>,
 }
@@ -141,7 +141,7 @@ pub struct Route {
 impl Route {
     /// Lets `opens` waive the credential for some requests to this endpoint;
     /// Host and Origin are still checked.
-    pub fn opened_by(mut self, opens: filters::Opens) -> Route {
+    pub fn opened_by(mut self, opens: guard::Opens) -> Route {
         self.opens = Some(opens);
         self
     }
@@ -320,7 +320,7 @@ impl Endpoint {
     fn admission(
         &self,
         fits: Fits,
-        opens: Option<filters::Opens>,
+        opens: Option<guard::Opens>,
         auth: &Arc<Auth>,
     ) -> BoxedFilter<(Option<Principal>,)> {
         let need = match self.access {
@@ -339,7 +339,7 @@ impl Endpoint {
             })
             .untuple_one()
             .and(self.verb.filter())
-            .and(filters::admission(
+            .and(guard::admission(
                 auth.clone(),
                 need,
                 self.body == Body::Json,
@@ -391,8 +391,8 @@ impl Route {
                     async move {
                         let entry = Entry::new(
                             who.as_ref(),
-                            &filters::addr_text(addr),
-                            &filters::action(&method, ep.path),
+                            &guard::addr_text(addr),
+                            &guard::action(&method, ep.path),
                             path.as_str(),
                         );
                         log.around(entry, future::ready(resp)).await

@@ -83,7 +83,7 @@ impl Api {
         // Never started: anything that would spawn a worker or the analyzer fails
         // with 503 instead of running this test binary.
         let exe = PathBuf::from("/nonexistent/vwed-edge");
-        let settings = crate::auth::Settings::from_config(&cfg, false);
+        let settings = crate::auth::Settings::resolve(&cfg.auth, false);
         let auth = crate::auth::Auth::open(&cfg.data_dir, settings).expect("auth");
         let tokens = Role::ALL
             .into_iter()

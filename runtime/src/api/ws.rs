@@ -21,7 +21,7 @@ use super::query;
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
-use crate::auth::filters::caller;
+use crate::api::guard::caller;
 use crate::auth::{Principal, Role};
 use crate::engine::Engine;
 use crate::logs::{ALL, Conn, LineFilter, LogQuery, MAX_LIMIT};

@@ -25,7 +25,7 @@ pub struct FleetSettings {
     pub fleet: String,
     /// Groups, in priority order: without a deployment of its own the device runs
     /// the first of these groups that has one. A list, or `"a,b"` in the environment.
-    #[serde(deserialize_with = "crate::config::host_list")]
+    #[serde(deserialize_with = "vwed_base::lists::host_list")]
     pub groups: Vec<String>,
     /// Broker user; empty = no authentication.
     pub username: String,
@@ -40,12 +40,12 @@ pub struct FleetSettings {
     pub client_key_file: String,
     /// Ed25519 public keys (64 hex digits) whose signed deployments this device
     /// applies. A list, or `"k1,k2"` in the environment.
-    #[serde(deserialize_with = "crate::config::host_list")]
+    #[serde(deserialize_with = "vwed_base::lists::host_list")]
     pub trusted_keys: Vec<String>,
     /// How long every script a deployment starts must stay up before it commits.
     pub health_window_ms: u64,
     /// Remote calls this device answers: execute, start, stop, restart, status, logs.
-    #[serde(deserialize_with = "crate::config::host_list")]
+    #[serde(deserialize_with = "vwed_base::lists::host_list")]
     pub calls: Vec<String>,
     /// MQTT keep-alive: how soon a dead connection is noticed.
     pub keep_alive_s: u64,

@@ -5,7 +5,7 @@ use warp::Filter;
 use warp::http::Response;
 
 use super::routes;
-use crate::auth::tests::TestAuth;
+use crate::auth::testing::TestAuth;
 use crate::auth::{Principal, Role};
 
 fn body(r: &Response<bytes::Bytes>) -> Value {

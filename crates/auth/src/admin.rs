@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::password::{self, PasswordError};
 use super::store::{NewToken, StoreError, Token, User};
 use super::{Auth, Principal, Role, audit, secret};
-use crate::clock::unix_ms;
+use vwed_base::clock::unix_ms;
 
 /// Longest expiry a token may be given.
 pub const MAX_EXPIRES_DAYS: u64 = 3_650;
@@ -111,7 +111,7 @@ impl AdminError {
 }
 
 fn iso(ms: Option<u64>) -> Value {
-    ms.map_or(Value::Null, |m| Value::String(crate::clock::iso_utc(m)))
+    ms.map_or(Value::Null, |m| Value::String(vwed_base::clock::iso_utc(m)))
 }
 
 pub fn user_json(u: &User) -> Value {

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use warp::http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, header};
 
 /// Why a request was refused; becomes a 401/403/415 with the JSON envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +15,6 @@ pub struct Denied {
     pub status: StatusCode,
     pub message: String,
 }
-
-impl warp::reject::Reject for Denied {}
 
 impl Denied {
     pub fn unauthorized(message: impl Into<String>) -> Denied {
@@ -288,7 +286,7 @@ pub fn csrf_header(headers: &HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warp::http::HeaderValue;
+    use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

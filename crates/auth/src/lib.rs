@@ -11,7 +11,6 @@ pub mod audit;
 mod bootstrap;
 pub mod checks;
 pub mod cli;
-pub mod filters;
 mod password;
 mod role;
 mod secret;
@@ -27,8 +26,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use vwed_base::sync::{Locked, RwLocked};
 
+use http::{HeaderMap, Method, StatusCode};
 use tokio::sync::{Semaphore, watch};
-use warp::http::{HeaderMap, Method, StatusCode};
 
 pub use audit::AuditLog;
 pub use bootstrap::{ADMIN_TOKEN_FILE, INITIAL_PASSWORD_FILE};
@@ -41,8 +40,9 @@ use secret::Digest;
 use store::{AuthStore, Session};
 use throttle::Throttle;
 
-use crate::clock::unix_ms;
-use crate::config::Config;
+use serde::{Deserialize, Serialize};
+use vwed_base::clock::unix_ms;
+use vwed_base::lists::host_list;
 
 pub const STORE_FILE: &str = "auth.redb";
 /// Password hashes computed at once; each takes `password::M_COST_KIB` of memory.
@@ -84,7 +84,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_config(cfg: &Config, tls: bool) -> Settings {
+    pub fn resolve(cfg: &AuthSettings, tls: bool) -> Settings {
         Settings {
             no_auth: cfg.no_auth,
             secure_cookie: tls,
@@ -636,8 +636,12 @@ impl Auth {
 
     /// Opens the store, makes the first admin on a new data dir, starts the
     /// maintenance task and the admin socket: everything `serve` needs.
-    pub fn start(cfg: &Config, tls: bool) -> Result<Arc<Auth>, AuthError> {
-        let auth = Auth::open(&cfg.data_dir, Settings::from_config(cfg, tls))?;
+    pub fn start(
+        cfg: &AuthSettings,
+        data_dir: &std::path::Path,
+        tls: bool,
+    ) -> Result<Arc<Auth>, AuthError> {
+        let auth = Auth::open(data_dir, Settings::resolve(cfg, tls))?;
         auth.first_start()?;
         auth.start_maintenance();
         // Without the socket the runtime still serves; only the CLI cannot reach it.
@@ -666,5 +670,43 @@ impl Auth {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// `serve --no-auth`: no credentials asked, every caller is admin. For
+    /// development only: refused unless `listen` is a loopback address.
+    pub no_auth: bool,
+    /// Lifetime of a browser session after login, in hours.
+    pub session_hours: u64,
+    /// Host names (besides IP addresses, `localhost` and this machine's name) the
+    /// API answers to, e.g. `["edge-07.plant.example"]`. Others get 403: that is
+    /// what stops DNS rebinding. As an environment variable, a comma-separated list.
+    #[serde(deserialize_with = "host_list")]
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (`https://ui.example`) besides the API's own that may send
+    /// state-changing requests and open WebSockets.
+    #[serde(deserialize_with = "host_list")]
+    pub allowed_origins: Vec<String>,
+    /// The audit log (in auth.redb) is pruned, oldest first, above this size.
+    pub audit_max_bytes: u64,
+    /// Audit entries older than this are pruned.
+    pub audit_max_age_days: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            no_auth: false,
+            session_hours: 12,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            audit_max_bytes: 16 * 1024 * 1024,
+            audit_max_age_days: 180,
+        }
+    }
+}

@@ -19,7 +19,7 @@ use tokio::sync::mpsc::{Receiver, Sender, channel};
 use tokio::sync::oneshot;
 
 use super::{Principal, Role};
-use crate::db::{DbError, decode, encode};
+use vwed_db::{DbError, decode, encode};
 
 /// seq → `Entry`.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
@@ -132,7 +132,7 @@ impl Entry {
     pub fn to_json(&self) -> Value {
         json!({
             "seq": self.seq,
-            "time": crate::clock::iso_utc(self.time_ms),
+            "time": vwed_base::clock::iso_utc(self.time_ms),
             "time_ms": self.time_ms,
             "user": self.user,
             "role": self.role.map(Role::as_str),
@@ -330,9 +330,9 @@ impl AuditLog {
     /// what the route table wraps around every state-changing route. If the
     /// record cannot be written the answer still goes out (the action happened)
     /// and the failure is logged and counted.
-    pub async fn around<F>(&self, entry: Entry, handler: F) -> warp::reply::Response
+    pub async fn around<F, B>(&self, entry: Entry, handler: F) -> http::Response<B>
     where
-        F: Future<Output = warp::reply::Response>,
+        F: Future<Output = http::Response<B>>,
     {
         let resp = handler.await;
         let entry = entry.status(resp.status().as_u16());
@@ -442,7 +442,7 @@ impl Writer {
 
     fn commit(&mut self, batch: &mut Vec<(Entry, Done)>) {
         let first = self.next;
-        let now = crate::clock::unix_ms();
+        let now = vwed_base::clock::unix_ms();
         let result = self.write(batch, first, now);
         if result.is_ok() {
             self.next = first + batch.len() as u64;

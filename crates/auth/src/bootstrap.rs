@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::store::User;
 use super::{Auth, AuthError, Role, admin, password};
-use crate::clock::unix_ms;
+use vwed_base::clock::unix_ms;
 
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -67,7 +67,7 @@ impl Auth {
             return;
         }
         let path = self.data_dir.join(INITIAL_PASSWORD_FILE);
-        if let Err(e) = crate::fsio::remove_in(&self.data_dir, INITIAL_PASSWORD_FILE) {
+        if let Err(e) = vwed_base::fsio::remove_in(&self.data_dir, INITIAL_PASSWORD_FILE) {
             tracing::warn!("cannot remove {}: {e}", path.display());
         }
     }
@@ -75,7 +75,7 @@ impl Auth {
 
 /// `name` in the data dir, readable by the runtime's user only.
 fn write_secret(data_dir: &Path, name: &str, value: &str) -> Result<(), AuthError> {
-    crate::fsio::write_in(data_dir, name, format!("{value}\n").as_bytes(), 0o600).map_err(|e| {
+    vwed_base::fsio::write_in(data_dir, name, format!("{value}\n").as_bytes(), 0o600).map_err(|e| {
         AuthError::File(
             data_dir.join(name).display().to_string(),
             std::io::Error::other(e),

@@ -1,90 +1,17 @@
-//! Accounts, tokens, sessions, the request checks (through `warp::test`) and
-//! the audit log, on a real `auth.redb` in a temporary directory.
+//! Accounts, tokens, sessions, the request checks and the audit log, on a real
+//! `auth.redb` in a temporary directory. (The checks as warp filters are tested
+//! in the API: `api/guard/tests.rs`.)
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::sync::Arc;
 
-use serde_json::Value;
-use warp::Filter;
-use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use super::admin::Command;
 use super::audit::{Entry, Outcome, Query};
 use super::store::NewToken;
 use super::*;
-use crate::config::Config;
-
-/// An `Auth` on a fresh directory, removed on drop.
-pub(crate) struct TestAuth {
-    pub auth: Arc<Auth>,
-    pub dir: PathBuf,
-}
-
-impl TestAuth {
-    pub fn new(tag: &str) -> TestAuth {
-        Self::with(tag, |_| {})
-    }
-
-    pub fn with(tag: &str, f: impl FnOnce(&mut Config)) -> TestAuth {
-        let dir = std::env::temp_dir().join(format!(
-            "vwed-auth-{tag}-{}-{}",
-            std::process::id(),
-            crate::clock::unix_ms()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut cfg = Config {
-            data_dir: dir.clone(),
-            ..Config::default()
-        };
-        f(&mut cfg);
-        let auth = Auth::open(&dir, Settings::from_config(&cfg, false)).expect("open auth");
-        TestAuth { auth, dir }
-    }
-
-    /// A user with a known password.
-    pub fn user(&self, name: &str, role: Role) -> String {
-        let pw = format!("{name}-password-1");
-        self.auth
-            .execute(
-                Command::UserAdd {
-                    name: name.into(),
-                    role,
-                    password: Some(pw.clone()),
-                },
-                &Principal::cli(),
-            )
-            .expect("add user");
-        pw
-    }
-
-    /// A token's value.
-    pub fn token(&self, role: Role) -> String {
-        let out = self
-            .auth
-            .execute(
-                Command::TokenCreate {
-                    name: format!("{}-token", role.as_str()),
-                    role,
-                    expires_days: None,
-                },
-                &Principal::cli(),
-            )
-            .expect("token");
-        out["token"].as_str().expect("token value").to_string()
-    }
-}
-
-impl Drop for TestAuth {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-pub(crate) fn addr() -> Option<SocketAddr> {
-    Some(SocketAddr::from(([127, 0, 0, 1], 40000)))
-}
+use crate::testing::{TestAuth, addr};
 
 fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -386,11 +313,8 @@ fn accounts_and_tokens_survive_a_reopen() {
     let dir = t.dir.join("copy");
     std::fs::create_dir_all(&dir).expect("dir");
     // A second store, closed and opened again (one process per redb file).
-    let cfg = Config {
-        data_dir: dir.clone(),
-        ..Config::default()
-    };
-    let first = Auth::open(&dir, Settings::from_config(&cfg, false)).expect("open");
+    let cfg = AuthSettings::default();
+    let first = Auth::open(&dir, Settings::resolve(&cfg, false)).expect("open");
     let out = first
         .execute(
             Command::TokenCreate {
@@ -404,7 +328,7 @@ fn accounts_and_tokens_survive_a_reopen() {
     let kept = out["token"].as_str().expect("value").to_string();
     first.close();
     drop(first);
-    let again = Auth::open(&dir, Settings::from_config(&cfg, false)).expect("reopen");
+    let again = Auth::open(&dir, Settings::resolve(&cfg, false)).expect("reopen");
     let p = again
         .authenticate(&headers(&[("authorization", &bearer(&kept))]))
         .expect("token after reopen");
@@ -450,15 +374,14 @@ async fn cli_reaches_a_runtime_in_a_deep_data_dir_through_the_socket() {
     // Deeper than a Unix socket path may be.
     let deep = t.dir.join("d".repeat(60)).join("e".repeat(60));
     std::fs::create_dir_all(&deep).expect("deep dir");
-    let cfg = Config {
-        data_dir: deep.clone(),
-        ..Config::default()
-    };
-    let auth = Auth::open(&deep, Settings::from_config(&cfg, false)).expect("open");
+    let cfg = AuthSettings::default();
+    let auth = Auth::open(&deep, Settings::resolve(&cfg, false)).expect("open");
     socket::serve(auth.clone()).expect("socket");
+    let dir = deep.clone();
     let (out, route) = tokio::task::spawn_blocking(move || {
         cli::run(
             &cfg,
+            &dir,
             Command::UserAdd {
                 name: "sam".into(),
                 role: Role::Viewer,
@@ -480,184 +403,6 @@ async fn cli_reaches_a_runtime_in_a_deep_data_dir_through_the_socket() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-}
-
-// ------------------------------------------------------- warp filters
-
-fn operator_route(auth: Arc<Auth>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-    filters::guard(auth, Role::Operator, true)
-        .map(|p: Principal| crate::api::reply::ok_data(serde_json::json!({"who": p.name})))
-        .recover(|r: warp::Rejection| async move { filters::recover(&r).ok_or(r) })
-        .unify()
-        .boxed()
-}
-
-fn body(r: &warp::http::Response<bytes::Bytes>) -> Value {
-    serde_json::from_slice(r.body()).expect("JSON envelope")
-}
-
-#[tokio::test]
-async fn guard_answers_401_403_and_lets_the_lowest_role_in() {
-    let t = TestAuth::new("guard");
-    let route = operator_route(t.auth.clone());
-    let call = |auth: Option<String>| {
-        let mut r = warp::test::request()
-            .method("POST")
-            .path("/x")
-            .header("host", "127.0.0.1:8000")
-            .header("content-type", "application/json")
-            .body("{}");
-        if let Some(a) = auth {
-            r = r.header("authorization", a);
-        }
-        r.reply(&route)
-    };
-    let none = call(None).await;
-    assert_eq!(none.status(), 401);
-    assert_eq!(body(&none)["success"], false);
-    assert!(none.headers().contains_key("www-authenticate"));
-    assert_eq!(call(Some("Basic abc".into())).await.status(), 401);
-    assert_eq!(
-        call(Some(format!("Bearer vwed_{}", "0".repeat(64))))
-            .await
-            .status(),
-        401
-    );
-    let big = format!("Bearer {}", "x".repeat(8 * 1024));
-    let r = call(Some(big)).await;
-    assert_eq!(r.status(), 401, "oversized header: clear 401");
-    assert_eq!(body(&r)["success"], false);
-    for (role, want) in [
-        (Role::Viewer, 403),
-        (Role::Operator, 200),
-        (Role::Engineer, 200),
-        (Role::Admin, 200),
-    ] {
-        let r = call(Some(bearer(&t.token(role)))).await;
-        assert_eq!(r.status(), want, "{role:?}: {:?}", r.body());
-    }
-}
-
-#[tokio::test]
-async fn cross_origin_text_plain_post_and_rebinding_are_refused() {
-    let t = TestAuth::new("csrf-web");
-    let route = operator_route(t.auth.clone());
-    let token = bearer(&t.token(Role::Admin));
-    let r = warp::test::request()
-        .method("POST")
-        .path("/x")
-        .header("host", "127.0.0.1:8000")
-        .header("origin", "http://evil.example")
-        .header("content-type", "text/plain")
-        .header("authorization", &token)
-        .body("{}")
-        .reply(&route)
-        .await;
-    assert_eq!(r.status(), 403, "cross-origin");
-    let r = warp::test::request()
-        .method("POST")
-        .path("/x")
-        .header("host", "127.0.0.1:8000")
-        .header("content-type", "text/plain")
-        .header("authorization", &token)
-        .body("{}")
-        .reply(&route)
-        .await;
-    assert_eq!(r.status(), 415, "text/plain where JSON is expected");
-    let r = warp::test::request()
-        .method("POST")
-        .path("/x")
-        .header("host", "evil.example")
-        .header("content-type", "application/json")
-        .header("authorization", &token)
-        .body("{}")
-        .reply(&route)
-        .await;
-    assert_eq!(r.status(), 403, "DNS rebinding");
-    assert!(
-        r.headers()
-            .keys()
-            .all(|k| !k.as_str().starts_with("access-control-")),
-        "no CORS headers"
-    );
-}
-
-#[tokio::test]
-async fn cookie_post_needs_the_csrf_header() {
-    let t = TestAuth::new("csrf");
-    let pw = t.user("fay", Role::Operator);
-    let ok = t.auth.login("fay", &pw, addr()).await.expect("login");
-    let route = operator_route(t.auth.clone());
-    let send = |csrf: Option<&str>| {
-        let mut r = warp::test::request()
-            .method("POST")
-            .path("/x")
-            .header("host", "localhost:8000")
-            .header("origin", "http://localhost:8000")
-            .header("content-type", "application/json")
-            .header("cookie", format!("vwed_session={}", ok.session_id))
-            .body("{}");
-        if let Some(c) = csrf {
-            r = r.header("x-csrf-token", c);
-        }
-        r.reply(&route)
-    };
-    assert_eq!(send(None).await.status(), 403);
-    assert_eq!(send(Some(&ok.csrf)).await.status(), 200);
-}
-
-#[tokio::test]
-async fn refusals_are_in_the_audit_log() {
-    let t = TestAuth::new("refused");
-    let route = operator_route(t.auth.clone());
-    let viewer = t.token(Role::Viewer);
-    for auth in [None, Some(bearer(&viewer))] {
-        let mut r = warp::test::request()
-            .method("POST")
-            .path("/api/script/scripts/start")
-            .header("host", "127.0.0.1:8000")
-            .extension(crate::server::test_client(SocketAddr::from((
-                [127, 0, 0, 1],
-                5555,
-            ))));
-        if let Some(a) = auth {
-            r = r.header("authorization", a);
-        }
-        r.reply(&route).await;
-    }
-    let page = t
-        .auth
-        .audit
-        .query(&Query {
-            outcome: Some(Outcome::Denied),
-            limit: 10,
-            ..Query::default()
-        })
-        .expect("query");
-    assert_eq!(page.entries.len(), 2, "{:?}", page.entries);
-    assert_eq!(page.entries[0].status, 403);
-    assert_eq!(page.entries[0].user, "viewer-token", "who was refused");
-    assert_eq!(page.entries[1].status, 401);
-    assert_eq!(page.entries[1].action, "POST /api/script/scripts/start");
-    assert_eq!(page.entries[1].addr, "127.0.0.1:5555");
-}
-
-#[tokio::test]
-async fn no_auth_lets_everyone_in_as_admin_but_keeps_host_and_origin_checks() {
-    let t = TestAuth::with("noauth", |c| c.no_auth = true);
-    let p = t
-        .auth
-        .check(&Method::POST, &headers(&[]), Role::Admin, false)
-        .expect("no credential needed");
-    assert_eq!(p.via, Via::NoAuth);
-    let mut h = headers(&[("origin", "http://evil.example")]);
-    assert!(
-        t.auth
-            .check(&Method::POST, &h, Role::Viewer, false)
-            .is_err()
-    );
-    h.insert("host", HeaderValue::from_static("evil.example"));
-    assert!(t.auth.check(&Method::GET, &h, Role::Viewer, false).is_err());
 }
 
 // ------------------------------------------------------------ audit log
@@ -809,7 +554,12 @@ async fn around_records_the_answer_status_before_answering() {
         .audit
         .around(
             Entry::new(Some(&Principal::cli()), "", "io.write", "tag:x"),
-            async { crate::api::reply::fail(StatusCode::CONFLICT, "busy") },
+            async {
+                http::Response::builder()
+                    .status(StatusCode::CONFLICT)
+                    .body(())
+                    .expect("response")
+            },
         )
         .await;
     assert_eq!(resp.status(), 409);

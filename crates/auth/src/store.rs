@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::Role;
 use super::password::PasswordError;
 use super::secret::Digest;
-use crate::db::{DbError, decode, encode};
+use vwed_db::{DbError, decode, encode};
 
 /// user name → `User`.
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::admin::Command;
-use super::{Auth, Settings, socket};
-use crate::config::Config;
+use super::{Auth, AuthSettings, Settings, socket};
 
 /// How long to wait for a runtime that holds the lock but has no socket yet
 /// (starting or stopping).
@@ -46,8 +45,7 @@ pub enum Route {
 }
 
 /// Runs `cmd` for the data dir of `cfg` and returns its answer's data.
-pub fn run(cfg: &Config, cmd: Command) -> Result<(Value, Route), CliError> {
-    let dir = &cfg.data_dir;
+pub fn run(cfg: &AuthSettings, dir: &Path, cmd: Command) -> Result<(Value, Route), CliError> {
     if !dir.is_dir() {
         return Err(CliError::NoDataDir(dir.display().to_string()));
     }
@@ -60,7 +58,7 @@ pub fn run(cfg: &Config, cmd: Command) -> Result<(Value, Route), CliError> {
             Err(e) => return Err(CliError::Connect(sock.display().to_string(), e)),
         }
         if let Some(lock) = try_lock(dir)? {
-            let out = offline(cfg, cmd);
+            let out = offline(cfg, dir, cmd);
             drop(lock);
             return Ok((out?, Route::Offline));
         }
@@ -98,12 +96,12 @@ fn over_socket(mut s: UnixStream, cmd: &Command) -> Result<Value, CliError> {
     }
 }
 
-fn offline(cfg: &Config, cmd: Command) -> Result<Value, CliError> {
-    let store = cfg.data_dir.join(super::STORE_FILE);
+fn offline(cfg: &AuthSettings, dir: &Path, cmd: Command) -> Result<Value, CliError> {
+    let store = dir.join(super::STORE_FILE);
     let created = !store.exists();
-    let auth = Auth::open(&cfg.data_dir, Settings::from_config(cfg, false))?;
+    let auth = Auth::open(dir, Settings::resolve(cfg, false))?;
     if created {
-        give_to_dir_owner(&store, &cfg.data_dir);
+        give_to_dir_owner(&store, dir);
     }
     let out = auth
         .run_audited(cmd, "offline")
