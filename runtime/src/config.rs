@@ -72,36 +72,8 @@ pub struct Config {
     pub stop_grace_ms: u64,
     /// Largest request body accepted by any endpoint.
     pub max_body_bytes: u64,
-    /// Base URL of the central task server for `VWED.task.create/get_status/stop`;
-    /// empty = not configured.
-    pub task_server_url: String,
-    /// Timeout of one request to the task server.
-    pub task_server_timeout_ms: u64,
-    /// Hosts `VWED.http` may reach: `host` (any port) or `host:port`. Empty = none.
-    /// As an environment variable, a comma-separated list.
-    #[serde(deserialize_with = "vwed_base::lists::host_list")]
-    pub http_allow_hosts: Vec<String>,
-    /// Timeout of a `VWED.http` request that names none.
-    pub http_timeout_ms: u64,
-    /// Upper bound for a script-supplied `VWED.http` timeout.
-    pub http_max_timeout_ms: u64,
-    /// Largest response body `VWED.http` (and the task server client) reads.
-    pub http_max_response_bytes: u64,
-    /// SMTP server for `VWED.mail`; empty = mail not configured.
-    pub smtp_host: String,
-    pub smtp_port: u16,
-    /// Sender address, e.g. `"VWED Edge <edge@example.com>"`.
-    pub smtp_from: String,
-    /// AUTH user; empty = no authentication.
-    pub smtp_username: String,
-    pub smtp_password: String,
-    /// Upgrade the SMTP connection with STARTTLS (required: a server that does
-    /// not offer it is refused); the certificate is checked against the system's
-    /// roots and `tls_ca_file`.
-    pub smtp_starttls: bool,
-    pub smtp_timeout_ms: u64,
-    /// Largest file `VWED.mail.send_with_attachment` attaches.
-    pub mail_max_attachment_bytes: u64,
+    #[serde(flatten)]
+    pub integrations: vwed_integrations::IntegrationSettings,
     /// Largest script source accepted.
     pub max_script_bytes: u64,
     /// Lines of stdout/stderr/log kept in memory per script.
@@ -189,9 +161,6 @@ pub struct Config {
     pub auth: vwed_auth::AuthSettings,
     #[serde(flatten)]
     pub tls: vwed_tls::TlsSettings,
-    /// Read `smtp_password` from this file (e.g. a systemd credential; a relative
-    /// path is taken below `$CREDENTIALS_DIRECTORY` when that is set).
-    pub smtp_password_file: String,
     // Tables after the plain settings, so that the TOML form can list them last.
     // Bounds of script output, logs and file history (docs/limits.md).
     /// Longest line of script output, `VWED.log` message or traceback, in bytes;
@@ -228,20 +197,7 @@ impl Default for Config {
             boot_timeout_ms: 30_000,
             stop_grace_ms: 3_000,
             max_body_bytes: 8 * 1024 * 1024,
-            task_server_url: String::new(),
-            task_server_timeout_ms: 10_000,
-            http_allow_hosts: Vec::new(),
-            http_timeout_ms: 10_000,
-            http_max_timeout_ms: 120_000,
-            http_max_response_bytes: 4 * 1024 * 1024,
-            smtp_host: String::new(),
-            smtp_port: 25,
-            smtp_from: String::new(),
-            smtp_username: String::new(),
-            smtp_password: String::new(),
-            smtp_starttls: false,
-            smtp_timeout_ms: 15_000,
-            mail_max_attachment_bytes: 10 * 1024 * 1024,
+            integrations: vwed_integrations::IntegrationSettings::default(),
             max_script_bytes: 2 * 1024 * 1024,
             output_lines: 2_000,
             max_running_scripts: 64,
@@ -282,7 +238,6 @@ impl Default for Config {
             sandbox: crate::sandbox::SandboxSettings::default(),
             auth: vwed_auth::AuthSettings::default(),
             tls: vwed_tls::TlsSettings::default(),
-            smtp_password_file: String::new(),
             supervision: crate::supervision::SupervisionSettings::default(),
             safe_start: false,
             fleet: crate::fleet::FleetSettings::default(),
@@ -529,7 +484,7 @@ mod tests {
         apply_env(&mut table, "VWED_", vars.into_iter()).expect("env");
         let cfg: Config = table.try_into().expect("config");
         assert_eq!(
-            cfg.http_allow_hosts,
+            cfg.integrations.http_allow_hosts,
             vec!["127.0.0.1:8080", "api.example.com"]
         );
         let mut table = toml::Table::try_from(Config::default()).expect("defaults");
@@ -538,7 +493,7 @@ mod tests {
             toml::from_str("http_allow_hosts = [\"a\", \"b:1\"]").expect("toml"),
         );
         let cfg: Config = table.try_into().expect("config");
-        assert_eq!(cfg.http_allow_hosts, vec!["a", "b:1"]);
+        assert_eq!(cfg.integrations.http_allow_hosts, vec!["a", "b:1"]);
     }
 
     #[test]
@@ -644,7 +599,10 @@ mod tests {
         )
         .expect("env");
         let cfg: Config = table.try_into().expect("config");
-        assert_eq!(cfg.smtp_password, "12345", "digits stay a string");
-        assert_eq!(cfg.smtp_username, "quoted");
+        assert_eq!(
+            cfg.integrations.smtp_password, "12345",
+            "digits stay a string"
+        );
+        assert_eq!(cfg.integrations.smtp_username, "quoted");
     }
 }

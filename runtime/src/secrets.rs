@@ -32,8 +32,12 @@ pub enum SecretError {
 /// Fills each secret whose `<name>_file` is set from that file (trailing
 /// newlines dropped).
 pub fn load_files(cfg: &mut Config) -> Result<(), SecretError> {
-    if let Some(v) = from_file("smtp_password", &cfg.smtp_password, &cfg.smtp_password_file)? {
-        cfg.smtp_password = v;
+    if let Some(v) = from_file(
+        "smtp_password",
+        &cfg.integrations.smtp_password,
+        &cfg.integrations.smtp_password_file,
+    )? {
+        cfg.integrations.smtp_password = v;
     }
     Ok(())
 }
@@ -95,10 +99,8 @@ mod tests {
 
     #[test]
     fn config_output_masks_secrets() {
-        let mut cfg = Config {
-            smtp_password: "hunter2-secret".into(),
-            ..Config::default()
-        };
+        let mut cfg = Config::default();
+        cfg.integrations.smtp_password = "hunter2-secret".into();
         cfg.fleet.password = "broker-hunter3".into();
         let text = toml::to_string(&redacted(&cfg).expect("toml")).expect("text");
         assert!(!text.contains("hunter2"), "{text}");
@@ -160,17 +162,13 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let f = dir.join("smtp");
         std::fs::write(&f, "s3cret\n").expect("write");
-        let mut cfg = Config {
-            smtp_password_file: f.display().to_string(),
-            ..Config::default()
-        };
+        let mut cfg = Config::default();
+        cfg.integrations.smtp_password_file = f.display().to_string();
         load_files(&mut cfg).expect("load");
-        assert_eq!(cfg.smtp_password, "s3cret");
+        assert_eq!(cfg.integrations.smtp_password, "s3cret");
         assert!(matches!(load_files(&mut cfg), Err(SecretError::Both(_))));
-        let mut missing = Config {
-            smtp_password_file: dir.join("nope").display().to_string(),
-            ..Config::default()
-        };
+        let mut missing = Config::default();
+        missing.integrations.smtp_password_file = dir.join("nope").display().to_string();
         assert!(matches!(
             load_files(&mut missing),
             Err(SecretError::Read { .. })

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::TimeZone;
 
 const LOCAL: &str = "%Y-%m-%dT%H:%M:%S";
+const LOCAL_MS: &str = "%Y-%m-%dT%H:%M:%S%.3f";
 const UTC: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
 pub fn unix_ms() -> u64 {
@@ -35,6 +36,16 @@ pub fn local_at(unix_ms: u64) -> Option<String> {
         .timestamp_millis_opt(ms)
         .single()
         .map(|t| t.format(LOCAL).to_string())
+}
+
+/// `unix_ms` as local wall-clock time with milliseconds (warehouse location
+/// records); None for a time chrono cannot represent.
+pub fn local_ms_at(unix_ms: u64) -> Option<String> {
+    let ms = i64::try_from(unix_ms).ok()?;
+    chrono::Local
+        .timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.format(LOCAL_MS).to_string())
 }
 
 /// `unix_ms` in UTC with milliseconds; empty for a time chrono cannot represent.

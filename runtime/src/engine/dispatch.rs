@@ -55,7 +55,7 @@ impl Engine {
         service: Service,
     ) -> Result<Value, Failed> {
         let db = self.store.db().clone();
-        let cfg = self.cfg.clone();
+        let setup = self.integrations.clone();
         let script = inst.script_id.clone();
         match service {
             Service::FunctionCall {
@@ -121,15 +121,15 @@ impl Engine {
                     task_label,
                     input_params: value(&input_params)?,
                 };
-                Ok(integrations::task_server::call(&cfg, &script, op).await?)
+                Ok(integrations::task_server::call(&setup, &script, op).await?)
             }
             Service::TaskGetStatus { task_id } => {
                 let op = Op::Status { task_id };
-                Ok(integrations::task_server::call(&cfg, &script, op).await?)
+                Ok(integrations::task_server::call(&setup, &script, op).await?)
             }
             Service::TaskStop { task_id } => {
                 let op = Op::Stop { task_id };
-                Ok(integrations::task_server::call(&cfg, &script, op).await?)
+                Ok(integrations::task_server::call(&setup, &script, op).await?)
             }
             Service::TaskExecute {
                 task_id,
@@ -139,7 +139,7 @@ impl Engine {
                     task_id,
                     input_params: value(&input_params)?,
                 };
-                Ok(integrations::task_server::call(&cfg, &script, op).await?)
+                Ok(integrations::task_server::call(&setup, &script, op).await?)
             }
             Service::StorageGetLocation { location_code } => {
                 blocking(move || integrations::get_location(db, &location_code)).await
@@ -166,10 +166,10 @@ impl Engine {
                 })
                 .await
             }
-            Service::HttpRequest(r) => Ok(integrations::http_request(&cfg, r).await?),
-            Service::MailSend(m) => Ok(integrations::mail::send(&cfg, m).await?),
+            Service::HttpRequest(r) => Ok(integrations::http_request(&setup, r).await?),
+            Service::MailSend(m) => Ok(integrations::mail::send(&setup, m).await?),
             Service::MailAttachmentDir => {
-                Ok(integrations::mail::ensure_attachment_dir(&cfg).await?)
+                Ok(integrations::mail::ensure_attachment_dir(&setup).await?)
             }
             Service::IoRead { tag, live, detail } => {
                 let (io, who) = self.io_for(inst)?;

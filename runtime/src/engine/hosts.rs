@@ -40,6 +40,10 @@ impl IoHost for Engine {
 }
 
 impl BlockHost for Engine {
+    type Error = FnCallError;
+    fn retryable(e: &FnCallError) -> bool {
+        matches!(e, FnCallError::Failed { .. } | FnCallError::Gone(_))
+    }
     fn call(
         &self,
         script_id: Option<&str>,

@@ -76,6 +76,8 @@ pub struct Engine {
     pub logs: Arc<crate::logs::Logs>,
     /// Accounts, tokens, sessions and the audit log.
     pub auth: Arc<crate::auth::Auth>,
+    /// What the services beyond the core (task server, HTTP, mail) are set up with.
+    pub integrations: Arc<crate::integrations::Setup>,
     exe: PathBuf,
     lock: Option<OwnedFd>,
     scripts: Mutex<HashMap<String, Arc<Instance>>>,
@@ -130,6 +132,11 @@ impl Engine {
             data: ScriptData::new(db),
             registry: Registry::new(cfg.event_queue_len),
             analyzer: Analyzer::new(exe.clone()),
+            integrations: Arc::new(crate::integrations::Setup {
+                settings: cfg.integrations.clone(),
+                tls: cfg.tls.clone(),
+                data_dir: cfg.data_dir.clone(),
+            }),
             cfg,
             store,
             exe,

@@ -136,7 +136,7 @@ pub fn policy(cfg: &Config, project: &str) -> std::io::Result<SandboxPolicy> {
     let scratch = scratch_dir(&data, project);
     std::fs::create_dir_all(&scratch)?;
     // The shared outbox of VWED.mail.send_with_attachment.
-    let attachments = crate::integrations::mail::attachment_dir(cfg);
+    let attachments = crate::integrations::mail::attachment_dir(&cfg.data_dir);
     std::fs::create_dir_all(&attachments)?;
     let grant = cfg.sandbox.projects.get(project);
     let paths = |f: fn(&settings::ProjectGrant) -> &Vec<PathBuf>| {

@@ -9,7 +9,7 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde_json::{Map, Value};
 
-use crate::db::{Db, DbError, TASK_VARS, TASK_VARS_AGE};
+use vwed_db::{Db, DbError, TASK_VARS, TASK_VARS_AGE};
 
 pub const MAX_TASK_ID_BYTES: usize = 128;
 pub const MAX_NAME_BYTES: usize = 256;
@@ -94,7 +94,7 @@ impl TaskVars {
         {
             return Err(TaskVarsError::BadName);
         }
-        let now = crate::clock::unix_ms();
+        let now = vwed_base::clock::unix_ms();
         let tx = self.db.begin_write()?;
         let merged = {
             let mut vars = tx.open_table(TASK_VARS)?;
@@ -161,10 +161,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "vwed-taskvars-{tag}-{}-{}",
             std::process::id(),
-            crate::clock::unix_ms()
+            vwed_base::clock::unix_ms()
         ));
         std::fs::create_dir_all(&dir).expect("dir");
-        let db = crate::db::open(&dir.join("t.redb"), 1 << 20).expect("db");
+        let db = vwed_db::open(&dir.join("t.redb"), 1 << 20).expect("db");
         (TaskVars::new(db), dir)
     }
 

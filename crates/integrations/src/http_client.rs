@@ -24,7 +24,7 @@ use tokio_rustls::TlsConnector;
 use url::{Position, Url};
 use vwed_ipc::{HttpRequest, JsonText};
 
-use crate::config::Config;
+use crate::Setup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -57,12 +57,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The client TLS configuration of `https://` requests, made on first use: a
 /// `tls_ca_file` that cannot be read fails that request (and is tried again on
 /// the next); plain `http://` never needs it.
-fn tls_config(cfg: &Config) -> Result<Arc<rustls::ClientConfig>, HttpError> {
+fn tls_config(cfg: &Setup) -> Result<Arc<rustls::ClientConfig>, HttpError> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     if let Some(c) = CONFIG.get() {
         return Ok(c.clone());
     }
-    let c = crate::tls::http_client_config(&cfg.tls).map_err(|e| HttpError::Tls(e.to_string()))?;
+    let c = vwed_tls::http_client_config(&cfg.tls).map_err(|e| HttpError::Tls(e.to_string()))?;
     Ok(CONFIG.get_or_init(|| Arc::new(c)).clone())
 }
 
@@ -153,7 +153,7 @@ impl Fetched {
 
 /// Sends the request and reads at most `max_bytes` of the answer. The whole
 /// exchange, connecting included, is bounded by the request's timeout.
-pub async fn send(cfg: &Config, req: Outgoing) -> Result<Fetched, HttpError> {
+pub async fn send(cfg: &Setup, req: Outgoing) -> Result<Fetched, HttpError> {
     let timeout_ms = req.timeout.as_millis() as u64;
     tokio::time::timeout(req.timeout, exchange(cfg, req, timeout_ms))
         .await
@@ -162,7 +162,7 @@ pub async fn send(cfg: &Config, req: Outgoing) -> Result<Fetched, HttpError> {
 
 /// TCP to the URL's host, then TLS for `https://` (checked against the system
 /// roots and `tls_ca_file`, HTTP/1.1 by ALPN).
-async fn connect(cfg: &Config, url: &Url) -> Result<Box<dyn Io>, HttpError> {
+async fn connect(cfg: &Setup, url: &Url) -> Result<Box<dyn Io>, HttpError> {
     let host = url
         .host_str()
         .ok_or_else(|| HttpError::BadUrl(url.to_string()))?;
@@ -188,7 +188,7 @@ async fn connect(cfg: &Config, url: &Url) -> Result<Box<dyn Io>, HttpError> {
 /// One request on a connection of its own (HTTP/1.1 over hyper, which the
 /// runtime's server already carries; a pooling client with HTTP/2 would add
 /// about 0.5 MB to the controller's binary for calls that are few and local).
-async fn exchange(cfg: &Config, req: Outgoing, timeout_ms: u64) -> Result<Fetched, HttpError> {
+async fn exchange(cfg: &Setup, req: Outgoing, timeout_ms: u64) -> Result<Fetched, HttpError> {
     let url = req.url;
     let failed = |e: &dyn std::fmt::Display| HttpError::Transport(format!("{url}: {e}"));
     let io = tokio::time::timeout(CONNECT_TIMEOUT, connect(cfg, &url))
@@ -311,9 +311,9 @@ fn form_encode(pairs: &Map<String, Value>) -> String {
     u.query().unwrap_or("").to_string()
 }
 
-fn timeout_of(cfg: &Config, secs: Option<f64>) -> Result<Duration, HttpError> {
+fn timeout_of(cfg: &Setup, secs: Option<f64>) -> Result<Duration, HttpError> {
     let ms = match secs {
-        None => cfg.http_timeout_ms,
+        None => cfg.settings.http_timeout_ms,
         Some(s) if s.is_finite() && s > 0.0 => (s * 1000.0).ceil() as u64,
         Some(s) => {
             return Err(HttpError::BadArgs(format!(
@@ -322,12 +322,12 @@ fn timeout_of(cfg: &Config, secs: Option<f64>) -> Result<Duration, HttpError> {
         }
     };
     Ok(Duration::from_millis(
-        ms.clamp(1, cfg.http_max_timeout_ms.max(1)),
+        ms.clamp(1, cfg.settings.http_max_timeout_ms.max(1)),
     ))
 }
 
 /// Checks a script's request against the configuration and builds it.
-pub fn prepare(cfg: &Config, a: HttpRequest) -> Result<Outgoing, HttpError> {
+pub fn prepare(cfg: &Setup, a: HttpRequest) -> Result<Outgoing, HttpError> {
     let method = match a.method.to_ascii_uppercase().as_str() {
         m @ ("GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD") => {
             Method::from_bytes(m.as_bytes()).map_err(|_| HttpError::BadMethod(a.method.clone()))?
@@ -335,7 +335,7 @@ pub fn prepare(cfg: &Config, a: HttpRequest) -> Result<Outgoing, HttpError> {
         _ => return Err(HttpError::BadMethod(a.method)),
     };
     let mut url = parse_url(&a.url)?;
-    allowed(&cfg.http_allow_hosts, &url)?;
+    allowed(&cfg.settings.http_allow_hosts, &url)?;
     match arg(a.params.as_ref())? {
         None => {}
         Some(Value::Object(params)) => {
@@ -368,7 +368,7 @@ pub fn prepare(cfg: &Config, a: HttpRequest) -> Result<Outgoing, HttpError> {
         headers,
         body,
         timeout: timeout_of(cfg, a.timeout)?,
-        max_bytes: cfg.http_max_response_bytes,
+        max_bytes: cfg.settings.http_max_response_bytes,
     })
 }
 
@@ -424,9 +424,12 @@ mod tests {
 
     #[test]
     fn prepare_builds_query_body_and_timeout() {
-        let cfg = Config {
-            http_allow_hosts: vec!["h".into()],
-            ..Config::default()
+        let cfg = Setup {
+            settings: crate::IntegrationSettings {
+                http_allow_hosts: vec!["h".into()],
+                ..Default::default()
+            },
+            ..Setup::default()
         };
         let a: HttpRequest = serde_json::from_value(json!({
             "method": "post", "url": "http://h/p?x=1",
@@ -438,7 +441,10 @@ mod tests {
         let (body, ctype) = o.body.expect("body");
         assert_eq!(body, b"k=v%26w");
         assert_eq!(ctype, "application/x-www-form-urlencoded");
-        assert_eq!(o.timeout, Duration::from_millis(cfg.http_max_timeout_ms));
+        assert_eq!(
+            o.timeout,
+            Duration::from_millis(cfg.settings.http_max_timeout_ms)
+        );
         let bad: HttpRequest =
             serde_json::from_value(json!({"method": "TRACE", "url": "http://h/"})).expect("args");
         assert!(matches!(prepare(&cfg, bad), Err(HttpError::BadMethod(_))));

@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::db::{self, Db, DbError, LOCATIONS};
+use vwed_db::{self as db, Db, DbError, LOCATIONS};
 
 pub const MAX_CODE_BYTES: usize = 128;
 pub const MAX_TEXT_BYTES: usize = 256;
@@ -95,17 +95,7 @@ fn check_task_id(task_id: &str) -> Result<(), LocationError> {
 }
 
 fn iso(ms: u64) -> Value {
-    i64::try_from(ms)
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| {
-            json!(
-                t.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%dT%H:%M:%S%.3f")
-                    .to_string()
-            )
-        })
-        .unwrap_or(Value::Null)
+    vwed_base::clock::local_ms_at(ms).map_or(Value::Null, Value::String)
 }
 
 fn to_json(code: &str, r: &LocationRec) -> Value {
@@ -151,7 +141,7 @@ impl Locations {
                 return Err(LocationError::BadAttributes(s.location_code.clone()));
             }
         }
-        let now = crate::clock::unix_ms();
+        let now = vwed_base::clock::unix_ms();
         let tx = self.db.begin_write()?;
         let mut created = 0;
         {
@@ -253,7 +243,7 @@ impl Locations {
                     task_id: l.task_id.clone(),
                 },
                 None => {
-                    let now = crate::clock::unix_ms();
+                    let now = vwed_base::clock::unix_ms();
                     rec.lock = Some(LockRec {
                         task_id: task_id.to_string(),
                         locked_at_ms: now,
@@ -299,7 +289,7 @@ impl Locations {
                 }
                 (Some(_), _) => {
                     rec.lock = None;
-                    rec.updated_at_ms = crate::clock::unix_ms();
+                    rec.updated_at_ms = vwed_base::clock::unix_ms();
                     t.insert(code, db::encode(&rec)?.as_slice())?;
                     true
                 }
@@ -319,10 +309,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "vwed-locations-{tag}-{}-{}",
             std::process::id(),
-            crate::clock::unix_ms()
+            vwed_base::clock::unix_ms()
         ));
         std::fs::create_dir_all(&dir).expect("dir");
-        let db = crate::db::open(&dir.join("l.redb"), 1 << 20).expect("db");
+        let db = vwed_db::open(&dir.join("l.redb"), 1 << 20).expect("db");
         (Locations::new(db), dir)
     }
 

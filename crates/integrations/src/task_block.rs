@@ -17,8 +17,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use super::task_vars::{TaskVars, TaskVarsError};
-use crate::db::Db;
-use crate::engine::FnCallError;
+use vwed_db::Db;
 
 pub const MAX_RETRIES: u32 = 10;
 pub const RESULT_VAR: &str = "scriptResult";
@@ -58,8 +57,8 @@ pub struct Block {
     pub retry_count: u32,
 }
 
-pub struct Outcome {
-    pub result: Result<Value, FnCallError>,
+pub struct Outcome<E> {
+    pub result: Result<Value, E>,
     pub attempts: u32,
     pub execution_time_ms: f64,
     /// Variables this block set (empty after a failure).
@@ -81,27 +80,32 @@ pub fn variables_of(mode: Mode, result: &Value) -> Map<String, Value> {
     }
 }
 
-fn retryable(e: &FnCallError) -> bool {
-    matches!(e, FnCallError::Failed { .. } | FnCallError::Gone(_))
-}
-
 /// What a task block needs from the runtime: calling a registered function and
 /// announcing the outcome. The engine provides it; a test can fake it.
 pub trait BlockHost: Send + Sync {
+    /// How a call fails; its message is the block's error.
+    type Error: std::fmt::Display + Send;
+    /// Whether another attempt may succeed (the function raised, its worker was
+    /// gone), unlike a missing function or arguments that do not fit.
+    fn retryable(e: &Self::Error) -> bool;
     fn call(
         &self,
         script_id: Option<&str>,
         name: &str,
         args: &Value,
         timeout_ms: Option<u64>,
-    ) -> impl Future<Output = Result<Value, FnCallError>> + Send;
+    ) -> impl Future<Output = Result<Value, Self::Error>> + Send;
     /// Delivers an event to its listeners.
     fn announce(&self, event: &str, data: &Value);
 }
 
 /// Runs the block, stores the variables when it succeeded and a task_id was given,
 /// and emits `task_completed` either way.
-pub async fn run(host: &impl BlockHost, db: Db, b: Block) -> Result<Outcome, TaskVarsError> {
+pub async fn run<H: BlockHost>(
+    host: &H,
+    db: Db,
+    b: Block,
+) -> Result<Outcome<H::Error>, TaskVarsError> {
     let t0 = Instant::now();
     let (result, attempts) = call_with_retries(host, &b).await;
     let execution_time_ms = (t0.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
@@ -148,7 +152,7 @@ pub async fn run(host: &impl BlockHost, db: Db, b: Block) -> Result<Outcome, Tas
 }
 
 /// The function's result and how many attempts it took.
-async fn call_with_retries(host: &impl BlockHost, b: &Block) -> (Result<Value, FnCallError>, u32) {
+async fn call_with_retries<H: BlockHost>(host: &H, b: &Block) -> (Result<Value, H::Error>, u32) {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -161,7 +165,7 @@ async fn call_with_retries(host: &impl BlockHost, b: &Block) -> (Result<Value, F
             )
             .await;
         match r {
-            Err(e) if retryable(&e) && attempts <= b.retry_count.min(MAX_RETRIES) => {
+            Err(e) if H::retryable(&e) && attempts <= b.retry_count.min(MAX_RETRIES) => {
                 tracing::info!(
                     "task block {}: attempt {attempts} failed, retrying: {e}",
                     b.function_name
@@ -198,15 +202,27 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    #[derive(Debug)]
+    enum CallError {
+        Raised,
+        Mismatch,
+    }
+
+    impl std::fmt::Display for CallError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+
     /// Answers calls from a script of outcomes; records what was announced.
     struct FakeHost {
-        outcomes: Mutex<Vec<Result<Value, FnCallError>>>,
+        outcomes: Mutex<Vec<Result<Value, CallError>>>,
         calls: Mutex<u32>,
         events: Mutex<Vec<Value>>,
     }
 
     impl FakeHost {
-        fn new(mut outcomes: Vec<Result<Value, FnCallError>>) -> Self {
+        fn new(mut outcomes: Vec<Result<Value, CallError>>) -> Self {
             outcomes.reverse();
             FakeHost {
                 outcomes: Mutex::new(outcomes),
@@ -217,13 +233,17 @@ mod tests {
     }
 
     impl BlockHost for FakeHost {
+        type Error = CallError;
+        fn retryable(e: &CallError) -> bool {
+            matches!(e, CallError::Raised)
+        }
         fn call(
             &self,
             _script_id: Option<&str>,
             _name: &str,
             _args: &Value,
             _timeout_ms: Option<u64>,
-        ) -> impl Future<Output = Result<Value, FnCallError>> + Send {
+        ) -> impl Future<Output = Result<Value, CallError>> + Send {
             *self.calls.lock().expect("calls") += 1;
             let next = self.outcomes.lock().expect("outcomes").pop();
             async move { next.unwrap_or(Ok(Value::Null)) }
@@ -251,11 +271,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "vwed-block-{tag}-{}-{}",
             std::process::id(),
-            crate::clock::unix_ms()
+            vwed_base::clock::unix_ms()
         ));
         std::fs::create_dir_all(&dir).expect("dir");
         (
-            crate::db::open(&dir.join("t.redb"), 1 << 20).expect("db"),
+            vwed_db::open(&dir.join("t.redb"), 1 << 20).expect("db"),
             dir,
         )
     }
@@ -263,11 +283,7 @@ mod tests {
     #[tokio::test]
     async fn a_raising_function_is_retried_but_arguments_that_do_not_fit_are_not() {
         let (db, dir) = db("retry");
-        let failed = || FnCallError::Failed {
-            name: "f".into(),
-            message: "boom".into(),
-        };
-        let host = FakeHost::new(vec![Err(failed()), Ok(json!({"a": 1}))]);
+        let host = FakeHost::new(vec![Err(CallError::Raised), Ok(json!({"a": 1}))]);
         let out = run(&host, db.clone(), block(3)).await.expect("run");
         assert_eq!(out.attempts, 2);
         assert_eq!(Value::Object(out.set_variables), json!({"a": 1}));
@@ -276,17 +292,10 @@ mod tests {
             json!(true)
         );
 
-        let mismatch = FnCallError::ArgumentMismatch {
-            name: "f".into(),
-            message: "signature f(x)".into(),
-        };
-        let host = FakeHost::new(vec![Err(mismatch)]);
+        let host = FakeHost::new(vec![Err(CallError::Mismatch)]);
         let out = run(&host, db, block(3)).await.expect("run");
         assert_eq!(*host.calls.lock().expect("calls"), 1, "not retried");
-        assert!(matches!(
-            out.result,
-            Err(FnCallError::ArgumentMismatch { .. })
-        ));
+        assert!(matches!(out.result, Err(CallError::Mismatch)));
         assert_eq!(
             host.events.lock().expect("events")[0]["success"],
             json!(false)

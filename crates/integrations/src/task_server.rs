@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::http_client::{self, HttpError, Outgoing};
-use crate::config::Config;
+use crate::Setup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskServerError {
@@ -66,8 +66,8 @@ fn endpoint(base: &str, segments: &[&str]) -> Result<Url, TaskServerError> {
 }
 
 /// Performs `op` and returns the server's JSON answer (or its text as a string).
-pub async fn call(cfg: &Config, script_id: &str, op: Op) -> Result<Value, TaskServerError> {
-    let (method, url, body) = request(cfg.task_server_url.as_str(), script_id, &op)?;
+pub async fn call(cfg: &Setup, script_id: &str, op: Op) -> Result<Value, TaskServerError> {
+    let (method, url, body) = request(cfg.settings.task_server_url.as_str(), script_id, &op)?;
     let f = http_client::send(
         cfg,
         Outgoing {
@@ -75,8 +75,8 @@ pub async fn call(cfg: &Config, script_id: &str, op: Op) -> Result<Value, TaskSe
             url,
             headers: vec![("accept".into(), "application/json".into())],
             body: body.map(|b| (b.to_string().into_bytes(), "application/json")),
-            timeout: Duration::from_millis(cfg.task_server_timeout_ms.max(1)),
-            max_bytes: cfg.http_max_response_bytes,
+            timeout: Duration::from_millis(cfg.settings.task_server_timeout_ms.max(1)),
+            max_bytes: cfg.settings.http_max_response_bytes,
         },
     )
     .await?;

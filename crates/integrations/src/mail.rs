@@ -18,7 +18,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
 use vwed_ipc::MailMessage;
 
-use crate::config::Config;
+use crate::Setup;
 
 pub const ATTACHMENT_DIR: &str = "attachments";
 pub const MAX_RECIPIENTS: usize = 50;
@@ -59,14 +59,14 @@ pub enum MailError {
     Timeout(u64),
 }
 
-pub fn attachment_dir(cfg: &Config) -> PathBuf {
-    cfg.data_dir.join(ATTACHMENT_DIR)
+pub fn attachment_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(ATTACHMENT_DIR)
 }
 
 /// `VWED.mail.attachment_dir()`: the directory, created if missing, as an
 /// absolute path.
-pub async fn ensure_attachment_dir(cfg: &Config) -> Result<Value, MailError> {
-    let dir = attachment_dir(cfg);
+pub async fn ensure_attachment_dir(cfg: &Setup) -> Result<Value, MailError> {
+    let dir = attachment_dir(&cfg.data_dir);
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| MailError::AttachmentDir(dir.display().to_string(), e))?;
@@ -121,7 +121,7 @@ fn recipients(to: &[String]) -> Result<Vec<Mailbox>, MailError> {
 }
 
 /// Builds and sends one message; returns `{to, subject, attachment?}`.
-pub async fn send(cfg: &Config, m: MailMessage) -> Result<Value, MailError> {
+pub async fn send(cfg: &Setup, m: MailMessage) -> Result<Value, MailError> {
     let from = sender(cfg)?;
     let to = recipients(&m.to)?;
     if m.subject.len() > MAX_SUBJECT_BYTES {
@@ -145,20 +145,20 @@ pub async fn send(cfg: &Config, m: MailMessage) -> Result<Value, MailError> {
 }
 
 /// The configured sender, once the SMTP settings are known to be usable.
-fn sender(cfg: &Config) -> Result<Mailbox, MailError> {
-    if cfg.smtp_host.trim().is_empty() {
+fn sender(cfg: &Setup) -> Result<Mailbox, MailError> {
+    if cfg.settings.smtp_host.trim().is_empty() {
         return Err(MailError::NotConfigured);
     }
-    if cfg.smtp_from.trim().is_empty() {
+    if cfg.settings.smtp_from.trim().is_empty() {
         return Err(MailError::NoSender);
     }
-    mailbox(&cfg.smtp_from)
+    mailbox(&cfg.settings.smtp_from)
 }
 
 /// The attachment's file name and bytes, checked against the size limit.
-async fn read_attachment(cfg: &Config, raw: &str) -> Result<(String, Vec<u8>), MailError> {
-    let path = resolve_attachment(&attachment_dir(cfg), raw)?;
-    let max = cfg.mail_max_attachment_bytes;
+async fn read_attachment(cfg: &Setup, raw: &str) -> Result<(String, Vec<u8>), MailError> {
+    let path = resolve_attachment(&attachment_dir(&cfg.data_dir), raw)?;
+    let max = cfg.settings.mail_max_attachment_bytes;
     let too_large = |size: u64| MailError::AttachmentTooLarge {
         path: raw.to_string(),
         size,
@@ -213,25 +213,27 @@ fn build(
     .map_err(|e| MailError::Build(e.to_string()))
 }
 
-async fn deliver(cfg: &Config, msg: Message) -> Result<(), MailError> {
-    let host = cfg.smtp_host.trim();
+async fn deliver(cfg: &Setup, msg: Message) -> Result<(), MailError> {
+    let host = cfg.settings.smtp_host.trim();
     let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(cfg.smtp_port)
-        .timeout(Some(Duration::from_millis(cfg.smtp_timeout_ms.max(1))));
-    if cfg.smtp_starttls {
+        .port(cfg.settings.smtp_port)
+        .timeout(Some(Duration::from_millis(
+            cfg.settings.smtp_timeout_ms.max(1),
+        )));
+    if cfg.settings.smtp_starttls {
         let tls = smtp_tls(&cfg.tls, host).map_err(|e| MailError::Tls(e.to_string()))?;
         t = t.tls(Tls::Required(tls));
     }
-    if !cfg.smtp_username.is_empty() {
+    if !cfg.settings.smtp_username.is_empty() {
         t = t.credentials(Credentials::new(
-            cfg.smtp_username.clone(),
-            cfg.smtp_password.clone(),
+            cfg.settings.smtp_username.clone(),
+            cfg.settings.smtp_password.clone(),
         ));
     }
     let transport = t.build();
     // lettre's timeout covers single socket operations; this bounds the whole
     // exchange, so a server that accepts and then stalls cannot hold a script.
-    let limit = cfg.smtp_timeout_ms.max(1);
+    let limit = cfg.settings.smtp_timeout_ms.max(1);
     tokio::time::timeout(Duration::from_millis(limit), transport.send(msg))
         .await
         .map_err(|_| MailError::Timeout(limit))?
@@ -264,7 +266,7 @@ mod tests {
         let root = std::env::temp_dir().join(format!(
             "vwed-mail-{}-{}",
             std::process::id(),
-            crate::clock::unix_ms()
+            vwed_base::clock::unix_ms()
         ));
         let dir = root.join(ATTACHMENT_DIR);
         std::fs::create_dir_all(dir.join("sub")).expect("dir");
