@@ -84,12 +84,8 @@ pub struct Config {
     pub restore_on_start: bool,
     /// Create the sample project when the data dir is new.
     pub sample_project: bool,
-    /// Board profile for I/O: a built-in name (`vwed-edge serve --board`) or a
-    /// profile file. Empty: the device config's own `board` key, else linux-sim.
-    pub board: String,
-    /// Device config (buses, devices, points, robots; TOML). Empty: no I/O.
-    /// A relative path is taken below `data_dir`.
-    pub io_config: String,
+    #[serde(flatten)]
+    pub io: vwed_io::IoSettings,
     /// redb page cache, in bytes.
     pub db_cache_bytes: usize,
     #[serde(flatten)]
@@ -203,8 +199,7 @@ impl Default for Config {
             max_running_scripts: 64,
             restore_on_start: true,
             sample_project: true,
-            board: String::new(),
-            io_config: String::new(),
+            io: vwed_io::IoSettings::default(),
             db_cache_bytes: 4 * 1024 * 1024,
             logs: vwed_logs::LogSettings::default(),
             event_queue_len: 1024,
@@ -290,10 +285,10 @@ impl Config {
             cfg.data_dir.clone_from(d);
         }
         if let Some(b) = &overrides.board {
-            cfg.board.clone_from(b);
+            cfg.io.board.clone_from(b);
         }
         if let Some(p) = &overrides.io_config {
-            cfg.io_config.clone_from(p);
+            cfg.io.io_config.clone_from(p);
         }
         cfg.sandbox.config_file = file.map(Path::to_path_buf);
         cfg.safe_start = overrides.safe;

@@ -8,7 +8,6 @@ mod archive;
 pub mod config;
 mod engine;
 pub mod fleet;
-mod io;
 mod jobs;
 mod output;
 mod safe_mode;
@@ -24,6 +23,7 @@ pub use vwed_auth as auth;
 use vwed_base::{clock, cron, fsio, heap, lock, paths, pipe};
 use vwed_db as db;
 use vwed_integrations as integrations;
+use vwed_io as io;
 use vwed_logs as logs;
 use vwed_registry as registry;
 use vwed_store as store;
@@ -182,7 +182,7 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
     let engine = Engine::new(cfg.clone(), store, exe, Some(lock), logs, auth);
     engine::spawn_priority(&engine);
     // Before scripts are restored, so that their boot() can already use I/O.
-    if let Some(io) = io::start(&cfg, &engine).map_err(ServeError::DeviceIo)? {
+    if let Some(io) = io::start(&cfg.io, &cfg.data_dir, &engine).map_err(ServeError::DeviceIo)? {
         let _ = engine.io.set(io);
     }
     let jobs = jobs::Jobs::open(&engine).map_err(ServeError::Jobs)?;

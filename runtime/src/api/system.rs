@@ -105,7 +105,7 @@ fn read_trimmed(path: &str) -> Option<String> {
 fn board(engine: &Engine) -> Value {
     json!({
         "profile": engine.io.get().map(|io| io.setup.board.name.clone())
-            .or_else(|| Some(engine.cfg.board.clone()).filter(|b| !b.is_empty())),
+            .or_else(|| Some(engine.cfg.io.board.clone()).filter(|b| !b.is_empty())),
         "model": read_trimmed("/proc/device-tree/model"),
         "hostname": read_trimmed("/proc/sys/kernel/hostname"),
         "kernel": read_trimmed("/proc/sys/kernel/osrelease"),

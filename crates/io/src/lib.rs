@@ -31,7 +31,7 @@ pub use error::IoOpError;
 pub use json::{change_json, points_envelope, snapshot_json};
 pub use raw::{RawArgs, RawOp};
 
-use crate::config::Config;
+use serde::{Deserialize, Serialize};
 
 /// What the I/O needs from the rest of the runtime. The engine provides it; a test
 /// can provide a fake, so nothing here needs an `Engine`.
@@ -49,7 +49,7 @@ pub trait IoHost: Send + Sync {
     fn publish(&self, topics: &[&str], build: &dyn Fn() -> Value);
     /// Queues an audit record without waiting for it (a script's write must
     /// not wait for the audit commit).
-    fn audit(&self, entry: crate::auth::audit::Entry);
+    fn audit(&self, entry: vwed_auth::audit::Entry);
 }
 
 /// Event scripts receive when change records were lost before reaching them.
@@ -87,7 +87,7 @@ pub struct IoRuntime {
 /// Where the device config lives: `io_config` as given, relative paths below
 /// the data dir (one rule whether it came from the file, the environment or a
 /// flag).
-pub fn config_path(cfg: &Config) -> Option<PathBuf> {
+pub fn config_path(cfg: &IoSettings, data_dir: &Path) -> Option<PathBuf> {
     let p = cfg.io_config.trim();
     if p.is_empty() {
         return None;
@@ -96,18 +96,19 @@ pub fn config_path(cfg: &Config) -> Option<PathBuf> {
     Some(if p.is_absolute() {
         p.to_path_buf()
     } else {
-        cfg.data_dir.join(p)
+        data_dir.join(p)
     })
 }
 
 /// Loads the device config (if any), starts the HAL and the change forwarder.
 /// Must run inside the Tokio runtime.
 pub fn start<H: IoHost + 'static>(
-    cfg: &Config,
+    cfg: &IoSettings,
+    data_dir: &Path,
     host: &Arc<H>,
 ) -> Result<Option<Arc<IoRuntime>>, IoStartError> {
     let board = Some(cfg.board.trim()).filter(|b| !b.is_empty());
-    let Some(path) = config_path(cfg) else {
+    let Some(path) = config_path(cfg, data_dir) else {
         if let Some(b) = board {
             // A misspelt board fails now, not when the device config is added.
             let profile = vwed_boards::BoardProfile::load(b)?;
@@ -140,7 +141,7 @@ pub fn start<H: IoHost + 'static>(
     tokio::spawn(forward(Arc::downgrade(&rt), changes));
     // Parsing a large device config (10,000 points are megabytes of TOML and
     // spans) leaves freed pages inside the allocator.
-    crate::heap::give_back_free_pages();
+    vwed_base::heap::give_back_free_pages();
     Ok(Some(rt))
 }
 
@@ -240,4 +241,16 @@ mod tests {
             "records lost before the first one seen"
         );
     }
+}
+
+/// Device I/O settings, top-level keys of the runtime's configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IoSettings {
+    /// Board profile for I/O: a built-in name (`vwed-edge serve --board`) or a
+    /// profile file. Empty: the device config's own `board` key, else linux-sim.
+    pub board: String,
+    /// Device config (buses, devices, points, robots; TOML). Empty: no I/O.
+    /// A relative path is taken below `data_dir`.
+    pub io_config: String,
 }

@@ -15,7 +15,7 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 
 /// ISO-8601 UTC with milliseconds.
 pub fn iso(t: SystemTime) -> String {
-    crate::clock::iso_utc(unix_ms(t))
+    vwed_base::clock::iso_utc(unix_ms(t))
 }
 
 fn opt_time(t: Option<SystemTime>) -> Value {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use vwed_ipc::Level;
 
 use super::IoOpError;
-use crate::auth::audit::Entry;
+use vwed_auth::audit::Entry;
 
 /// The caller of a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
