@@ -12,7 +12,7 @@
 //!    switches to or commits the deployment twice;
 //! 4. idle: memory and CPU per agent.
 //!
-//! cargo build --release -p vwed-edge
+//! cargo build --release -p vwed-edge -p vwed-fleet
 //! cargo run --release -p vwed-edge --example fleet_bench -- --agents 980 --runtimes 20
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,8 +57,8 @@ fn opts() -> Opts {
     o
 }
 
-/// `vwed-edge` (the devices) or `vwed-fleet` (the central tool), both built by
-/// `cargo build --release -p vwed-edge`.
+/// `vwed-edge` (the devices) or `vwed-fleet` (the central tool), each built by
+/// `cargo build --release -p <name>`.
 fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
     let bin = exe
@@ -68,7 +68,7 @@ fn binary(name: &str) -> PathBuf {
         .expect("target dir");
     assert!(
         bin.is_file(),
-        "build it first: cargo build --release -p vwed-edge"
+        "build it first: cargo build --release -p {name}"
     );
     bin
 }

@@ -287,7 +287,6 @@ const SHOWN: &[(&str, &str, &[&str])] = &[
         "image/ci-arm.sh",
         &["\"$here/build-bundle.sh\"\"$VWED_ARCH\""],
     ),
-    ("cargo build -p vwed-edge", "scripts/run", &["-pvwed-edge"]),
     (
         "vwed-fleet keygen",
         "tests/e2e/fleet_deploy.rs",

@@ -35,14 +35,15 @@ pub fn binary() -> PathBuf {
     workspace_binary("vwed-edge", "VWED_EDGE_BIN")
 }
 
-/// A binary of the runtime crate (`cargo build -p vwed-edge` builds them all):
-/// from the environment variable `var`, or else next to the test executables.
+/// A binary of the workspace, `name` also being its package (`cargo build -p
+/// <name>`): from the environment variable `var`, or else next to the test
+/// executables.
 pub fn workspace_binary(name: &str, var: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(var) {
         let p = PathBuf::from(p);
         assert!(
             p.is_file(),
-            "{var}={} is not a file; build it first: cargo build -p vwed-edge",
+            "{var}={} is not a file; build it first: cargo build -p {name}",
             p.display()
         );
         return p;
@@ -52,7 +53,7 @@ pub fn workspace_binary(name: &str, var: &str) -> PathBuf {
     match candidate {
         Some(p) if p.is_file() => p,
         other => panic!(
-            "{name} binary not found (looked at {}); build it first: cargo build -p vwed-edge \
+            "{name} binary not found (looked at {}); build it first: cargo build -p {name} \
              (or set {var})",
             other.map_or_else(|| "<none>".into(), |p| p.display().to_string())
         ),

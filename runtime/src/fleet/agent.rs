@@ -14,13 +14,14 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use super::apply::End;
 use super::blobs::{BlobStore, Fetches};
 use super::host::ScriptHost;
-use super::link::{Link, LinkEvent, LinkOptions};
 use super::outbox::{self, Stamp};
 use super::settings::Settings;
-use super::topics::{Inbound, Source, Topics};
-use super::{FleetError, crypto, report, state};
+use super::{FleetError, report, state};
 use crate::db::{self, Db};
 use crate::store::ScriptStore;
+use vwed_fleet_proto::crypto;
+use vwed_fleet_proto::link::{Link, LinkEvent, LinkOptions};
+use vwed_fleet_proto::topics::{Inbound, Source, Topics};
 
 /// The environment variable that makes the runtime SIGKILL itself right after
 /// the named apply step (tests of power cuts at every step).

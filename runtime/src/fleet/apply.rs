@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 
 use super::agent::{Core, Ctx};
 use super::host::ScriptHost;
-use super::manifest::{self, Checks, FileSpec, Identity, Manifest, Refusal};
 use super::state::{self, Applied, ApplyRec, ErrorRec, Pending, Step, Target};
 use super::switch;
-use super::topics::Source;
-use super::{FleetError, blobs::Fetched, crypto};
+use super::{FleetError, blobs::Fetched};
+use vwed_fleet_proto::crypto;
+use vwed_fleet_proto::manifest::{self, Checks, FileSpec, Identity, Manifest, Refusal};
+use vwed_fleet_proto::topics::Source;
 
 /// How an apply ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

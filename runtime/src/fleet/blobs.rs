@@ -10,8 +10,8 @@ use vwed_base::sync::Locked;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::crypto;
 use crate::fsio::{self, Dir, FsError, Kind};
+use vwed_fleet_proto::crypto;
 
 /// Files kept by their SHA-256, in a folder reached from the data dir without
 /// following a link.

@@ -3,29 +3,26 @@
 //! the files it lacks by content hash, applies it as a state machine kept in redb
 //! (staged beside the old files, switched, watched for a health window,
 //! committed or rolled back), reports its state and events through an outbox,
-//! and answers remote calls. `central` is the other side, as a command line.
+//! and answers remote calls. What both sides speak (manifest, topics, signing,
+//! the MQTT link) is `vwed_fleet_proto`; the other side, the central command
+//! line, is the `vwed-fleet` binary (crates/fleet), not part of this library.
 
 mod agent;
 mod apply;
 mod blobs;
 mod calls;
-pub mod central;
-mod crypto;
 mod host;
-mod link;
-mod manifest;
 mod outbox;
 mod report;
 mod settings;
 mod state;
 mod switch;
-mod tls;
-mod topics;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use vwed_fleet_proto::manifest;
 
 pub use agent::{Agent, AgentHandle, CRASH_AT_ENV};
 pub use host::{NullHost, ScriptHost, ScriptStatus};
@@ -42,6 +39,12 @@ pub const MIN_PACKET_BYTES: usize = manifest::MAX_ENVELOPE_BYTES + 64 * 1024;
 pub enum FleetError {
     #[error("fleet 配置无效: {0}")]
     Settings(String),
+    /// The broker's address, a name, the password file.
+    #[error("fleet 配置无效")]
+    Broker(#[from] vwed_fleet_proto::BrokerError),
+    /// The `mqtts://` files (CA, client certificate and key).
+    #[error("fleet 配置无效")]
+    Tls(#[from] vwed_fleet_proto::tls::TlsError),
     #[error("cannot use {path}")]
     File {
         path: PathBuf,

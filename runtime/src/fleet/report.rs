@@ -5,9 +5,10 @@ use serde_json::{Value, json};
 
 use super::agent::Core;
 use super::host::ScriptHost;
-use super::manifest::Manifest;
 use super::state::{self, ApplyRec};
-use super::{FleetError, outbox, topics};
+use super::{FleetError, outbox};
+use vwed_fleet_proto::manifest::{self, Manifest};
+use vwed_fleet_proto::topics;
 
 /// The scripts the device should be running: the pending plan's while an apply
 /// is past its switch, else the committed deployment's.
@@ -68,7 +69,7 @@ pub fn build<H: ScriptHost>(core: &Core<H>, online: bool) -> Result<Value, Fleet
         "versions": {
             "runtime": env!("CARGO_PKG_VERSION"),
             "protocol": topics::PROTOCOL,
-            "manifest_format": super::manifest::FORMAT,
+            "manifest_format": manifest::FORMAT,
         },
     }))
 }

@@ -3,14 +3,13 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vwed_fleet_proto::{BrokerAddr, BrokerLogin, check_name, crypto, read_secret, tls};
 
 use super::FleetError;
 use super::calls::Method;
-use super::crypto;
 
 /// `[fleet]` in the configuration file; `VWED_FLEET__BROKER_URL` and so on in the
 /// environment.
@@ -85,71 +84,6 @@ impl Default for FleetSettings {
     }
 }
 
-/// Where the broker is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerAddr {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-}
-
-impl BrokerAddr {
-    /// `mqtt://host[:port]` (1883) or `mqtts://host[:port]` (8883); `[::1]:1883`
-    /// for IPv6.
-    pub fn parse(url: &str) -> Result<BrokerAddr, FleetError> {
-        let bad = |why: &str| FleetError::Settings(format!("broker_url {url:?}: {why}"));
-        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("mqtt://") {
-            (false, r)
-        } else {
-            return Err(bad("must start with mqtt:// or mqtts://"));
-        };
-        let rest = rest.trim_end_matches('/');
-        if rest.contains(['/', '@', '?', '#']) {
-            return Err(bad(
-                "only host and port (credentials are separate settings)",
-            ));
-        }
-        let default_port = if tls { 8883 } else { 1883 };
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-            (h.to_string(), after.strip_prefix(':'))
-        } else {
-            match rest.split_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (rest.to_string(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port = match port {
-            Some(p) => p.parse::<u16>().map_err(|_| bad("invalid port"))?,
-            None => default_port,
-        };
-        Ok(BrokerAddr { host, port, tls })
-    }
-}
-
-/// How the device logs in to the broker.
-#[derive(Clone, Default)]
-pub struct BrokerLogin {
-    pub username: String,
-    pub password: String,
-    /// `mqtts://` only.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl std::fmt::Debug for BrokerLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerLogin")
-            .field("username", &self.username)
-            .field("tls", &self.tls.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
 /// The settings, checked: what the agent runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -166,22 +100,6 @@ pub struct Settings {
     pub max_deployment_bytes: u64,
     pub max_packet_bytes: usize,
     pub outbox_max_events: u64,
-}
-
-/// Ids that become one topic level: no wildcards, no separators.
-pub fn check_name(what: &str, name: &str) -> Result<(), FleetError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(FleetError::Settings(format!(
-            "{what} {name:?}: 1 to 64 characters of A-Z a-z 0-9 - _ ."
-        )))
-    }
 }
 
 impl FleetSettings {
@@ -261,7 +179,7 @@ impl FleetSettings {
             ));
         }
         let tls = if tls {
-            Some(super::tls::client_config(
+            Some(tls::client_config(
                 non_empty(&self.ca_file),
                 non_empty(&self.client_cert_file),
                 non_empty(&self.client_key_file),
@@ -281,48 +199,9 @@ fn non_empty(s: &str) -> Option<&Path> {
     (!s.is_empty()).then(|| Path::new(s))
 }
 
-/// The first line of a secret file, without its line end.
-pub fn read_secret(path: &Path) -> Result<String, FleetError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FleetError::File {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    Ok(text.lines().next().unwrap_or("").trim_end().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn broker_urls() {
-        let a = BrokerAddr::parse("mqtt://127.0.0.1").expect("plain");
-        assert_eq!((a.host.as_str(), a.port, a.tls), ("127.0.0.1", 1883, false));
-        let a = BrokerAddr::parse("mqtts://broker.example:8884/").expect("tls");
-        assert_eq!(
-            (a.host.as_str(), a.port, a.tls),
-            ("broker.example", 8884, true)
-        );
-        let a = BrokerAddr::parse("mqtt://[::1]:1900").expect("v6");
-        assert_eq!((a.host.as_str(), a.port), ("::1", 1900));
-        for bad in [
-            "tcp://x",
-            "mqtt://",
-            "mqtt://u:p@host",
-            "mqtt://h:99999",
-            "mqtt://h/x",
-        ] {
-            assert!(BrokerAddr::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn names_that_would_break_topics_are_refused() {
-        for bad in ["", "a/b", "a+", "#", "a b", &"x".repeat(65)] {
-            assert!(check_name("device_id", bad).is_err(), "{bad:?}");
-        }
-        check_name("device_id", "agv-01_A.2").expect("plain name");
-    }
 
     #[test]
     fn settings_need_keys_and_known_calls() {

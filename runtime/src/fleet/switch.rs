@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use redb::ReadableTable;
 
 use super::blobs::BlobStore;
-use super::crypto;
-use super::manifest::Manifest;
 use super::state::{MANAGED, ManagedRec, Target, TargetFile, TargetProject, TargetRun};
 use crate::db::{self, DbError, RUNNING};
 use crate::store::{NewFile, ProjectRec, RunningRec, ScriptStore, StoreError};
+use vwed_fleet_proto::crypto;
+use vwed_fleet_proto::manifest::Manifest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchError {

@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::crypto;
-use crate::paths::{check_file_path, check_project_name};
+use vwed_base::paths::{PathError, check_file_path, check_project_name};
+
+use crate::crypto;
+use crate::topics::Source;
 
 /// Format of the manifest this device understands.
 pub const FORMAT: u32 = 1;
@@ -82,6 +84,41 @@ pub struct Envelope {
     pub signature: String,
 }
 
+/// What is wrong with a manifest's shape (names, paths, digests, bounds). The
+/// text travels in [`Refusal::Invalid`] to the central side.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("format {0} (本设备支持 {FORMAT})", FORMAT = FORMAT)]
+    Format(u32),
+    #[error("deployment_id 必须是 1 到 128 个字符")]
+    DeploymentId,
+    #[error("chunk_bytes 必须在 {MIN} 与 {MAX} 之间", MIN = MIN_CHUNK_BYTES, MAX = MAX_CHUNK_BYTES)]
+    ChunkBytes,
+    #[error("{name}: {reason}")]
+    ProjectName { name: String, reason: PathError },
+    #[error("项目 {0} 出现了两次")]
+    DuplicateProject(String),
+    /// `file` is `<project>/<path>`.
+    #[error("{file}: {reason}")]
+    FilePath { file: String, reason: PathError },
+    #[error("{0}: sha256 必须是 64 个小写十六进制数字")]
+    Digest(String),
+    #[error("文件 {0} 出现了两次")]
+    DuplicateFile(String),
+    #[error("文件过多: {0} 个, 上限 {MAX}", MAX = MAX_FILES)]
+    TooManyFiles(usize),
+    #[error("部署过大: {bytes} 字节, 本设备上限 {max}")]
+    TooLarge { bytes: u64, max: u64 },
+    #[error("run 过长: 上限 {MAX} 个脚本", MAX = MAX_RUN)]
+    RunTooLong,
+    #[error("run 中的脚本 {0} 不在清单的文件中")]
+    RunNotInFiles(String),
+    #[error("run 中的脚本 {0} 出现了两次")]
+    RunTwice(String),
+    #[error("{0} 的 start_params 必须是 JSON 对象")]
+    StartParams(String),
+}
+
 /// Why a device did not apply a deployment. `code` is for programs, the message
 /// for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,7 +181,7 @@ pub struct Checks<'a> {
     pub me: Identity<'a>,
     /// The topic the message came from: a manifest for a group that arrives on a
     /// device's topic (or the other way round) is not for this device either.
-    pub source: &'a super::topics::Source,
+    pub source: &'a Source,
     pub now_ms: u64,
     /// Revision of the deployment the device last switched to.
     pub last_revision: u64,
@@ -175,7 +212,8 @@ pub fn open(payload: &[u8], c: &Checks<'_>) -> Result<Manifest, Refusal> {
         .map_err(|_| Refusal::BadSignature)?;
     let m: Manifest =
         serde_json::from_str(&env.manifest).map_err(|e| Refusal::Invalid(e.to_string()))?;
-    m.check_shape(c.max_bytes).map_err(Refusal::Invalid)?;
+    m.check_shape(c.max_bytes)
+        .map_err(|e| Refusal::Invalid(e.to_string()))?;
     Ok(m)
 }
 
@@ -208,75 +246,71 @@ impl Manifest {
 
     /// Names, paths, digests and bounds: everything that must hold before a byte
     /// of it is written anywhere.
-    pub fn check_shape(&self, max_bytes: u64) -> Result<(), String> {
+    pub fn check_shape(&self, max_bytes: u64) -> Result<(), ManifestError> {
         if self.format != FORMAT {
-            return Err(format!("format {} (本设备支持 {FORMAT})", self.format));
+            return Err(ManifestError::Format(self.format));
         }
         if self.deployment_id.is_empty() || self.deployment_id.len() > 128 {
-            return Err("deployment_id 必须是 1 到 128 个字符".into());
+            return Err(ManifestError::DeploymentId);
         }
         if !(MIN_CHUNK_BYTES..=MAX_CHUNK_BYTES).contains(&self.chunk_bytes) {
-            return Err(format!(
-                "chunk_bytes 必须在 {MIN_CHUNK_BYTES} 与 {MAX_CHUNK_BYTES} 之间"
-            ));
+            return Err(ManifestError::ChunkBytes);
         }
         let mut names = BTreeSet::new();
         let mut paths = BTreeMap::new();
         for p in &self.projects {
-            check_project_name(&p.name).map_err(|e| format!("{}: {e}", p.name))?;
+            check_project_name(&p.name).map_err(|reason| ManifestError::ProjectName {
+                name: p.name.clone(),
+                reason,
+            })?;
             if !names.insert(p.name.as_str()) {
-                return Err(format!("项目 {} 出现了两次", p.name));
+                return Err(ManifestError::DuplicateProject(p.name.clone()));
             }
             for f in &p.files {
-                check_file_path(&f.path).map_err(|e| format!("{}/{}: {e}", p.name, f.path))?;
-                if !crypto::is_digest(&f.sha256) {
-                    return Err(format!(
-                        "{}/{}: sha256 必须是 64 个小写十六进制数字",
-                        p.name, f.path
-                    ));
+                let file = format!("{}/{}", p.name, f.path);
+                if let Err(reason) = check_file_path(&f.path) {
+                    return Err(ManifestError::FilePath { file, reason });
                 }
-                if paths.insert(format!("{}/{}", p.name, f.path), f).is_some() {
-                    return Err(format!("文件 {}/{} 出现了两次", p.name, f.path));
+                if !crypto::is_digest(&f.sha256) {
+                    return Err(ManifestError::Digest(file));
+                }
+                if paths.insert(file.clone(), f).is_some() {
+                    return Err(ManifestError::DuplicateFile(file));
                 }
             }
         }
         if paths.len() > MAX_FILES {
-            return Err(format!("文件过多: {} 个, 上限 {MAX_FILES}", paths.len()));
+            return Err(ManifestError::TooManyFiles(paths.len()));
         }
         if self.total_bytes() > max_bytes {
-            return Err(format!(
-                "部署过大: {} 字节, 本设备上限 {max_bytes}",
-                self.total_bytes()
-            ));
+            return Err(ManifestError::TooLarge {
+                bytes: self.total_bytes(),
+                max: max_bytes,
+            });
         }
         self.check_run(&paths)
     }
 
-    fn check_run(&self, paths: &BTreeMap<String, &FileSpec>) -> Result<(), String> {
+    fn check_run(&self, paths: &BTreeMap<String, &FileSpec>) -> Result<(), ManifestError> {
         if self.run.len() > MAX_RUN {
-            return Err(format!("run 过长: 上限 {MAX_RUN} 个脚本"));
+            return Err(ManifestError::RunTooLong);
         }
         let mut seen = BTreeSet::new();
         for r in &self.run {
             if !paths.contains_key(&r.script) {
-                return Err(format!("run 中的脚本 {} 不在清单的文件中", r.script));
+                return Err(ManifestError::RunNotInFiles(r.script.clone()));
             }
             if !seen.insert(r.script.as_str()) {
-                return Err(format!("run 中的脚本 {} 出现了两次", r.script));
+                return Err(ManifestError::RunTwice(r.script.clone()));
             }
             if !matches!(r.start_params, Value::Null | Value::Object(_)) {
-                return Err(format!("{} 的 start_params 必须是 JSON 对象", r.script));
+                return Err(ManifestError::StartParams(r.script.clone()));
             }
         }
         Ok(())
     }
 
-    fn check_scope(
-        &self,
-        me: &Identity<'_>,
-        source: &super::topics::Source,
-    ) -> Result<(), Refusal> {
-        use super::topics::Source;
+    fn check_scope(&self, me: &Identity<'_>, source: &Source) -> Result<(), Refusal> {
         let fits = self.fleet == me.fleet
             && match (&self.scope, source) {
                 (Scope::Device(d), Source::Device) => d == me.device,
@@ -308,9 +342,8 @@ impl Scope {
 
 #[cfg(test)]
 mod tests {
-    use super::super::crypto::SigningKey;
-    use super::super::topics::Source;
     use super::*;
+    use crate::crypto::SigningKey;
 
     fn manifest(revision: u64) -> Manifest {
         Manifest {

@@ -8,10 +8,11 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{BrokerArgs, CentralError};
-use crate::fleet::link::{Link, LinkEvent, LinkOptions};
-use crate::fleet::settings::{BrokerAddr, BrokerLogin, read_secret};
-use crate::fleet::topics::Topics;
+use vwed_fleet_proto::link::{Link, LinkEvent, LinkOptions};
+use vwed_fleet_proto::topics::Topics;
+use vwed_fleet_proto::{BrokerAddr, BrokerLogin, read_secret, tls};
+
+use crate::cli::{BrokerArgs, CentralError};
 
 /// Publishes in flight at once.
 const WINDOW: usize = 16;
@@ -31,21 +32,17 @@ pub struct Session {
 
 impl Session {
     pub async fn connect(args: &BrokerArgs) -> Result<Session, CentralError> {
-        let broker =
-            BrokerAddr::parse(&args.broker).map_err(|e| CentralError::Usage(e.to_string()))?;
+        let broker = BrokerAddr::parse(&args.broker)?;
         let password = match &args.password_file {
-            Some(p) => read_secret(p).map_err(|e| CentralError::Usage(e.to_string()))?,
+            Some(p) => read_secret(p)?,
             None => String::new(),
         };
         let tls = if broker.tls {
-            Some(
-                crate::fleet::tls::client_config(
-                    args.ca_file.as_deref(),
-                    args.client_cert_file.as_deref(),
-                    args.client_key_file.as_deref(),
-                )
-                .map_err(|e| CentralError::Usage(e.to_string()))?,
-            )
+            Some(tls::client_config(
+                args.ca_file.as_deref(),
+                args.client_cert_file.as_deref(),
+                args.client_key_file.as_deref(),
+            )?)
         } else {
             None
         };
@@ -90,7 +87,7 @@ impl Session {
     pub async fn next(&mut self, deadline: Instant) -> Result<LinkEvent, CentralError> {
         match tokio::time::timeout_at(deadline, self.events.recv()).await {
             Ok(Some(ev)) => Ok(ev),
-            Ok(None) => Err(CentralError::Broker("the MQTT link ended".into())),
+            Ok(None) => Err(CentralError::Link("the MQTT link ended".into())),
             Err(_) => Err(CentralError::Timeout(
                 "the broker did not answer in time".into(),
             )),

@@ -3,14 +3,15 @@
 //! them, roll them back and call devices. docs/fleet.md has the same protocol
 //! for servers written in other languages.
 
-mod call;
-mod deploy;
-mod session;
-mod status;
-
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use vwed_fleet_proto::crypto::CryptoError;
+use vwed_fleet_proto::manifest::ManifestError;
+use vwed_fleet_proto::tls::TlsError;
+use vwed_fleet_proto::{BrokerError, check_name};
+
+use crate::{call, deploy, status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CentralError {
@@ -23,11 +24,23 @@ pub enum CentralError {
         source: std::io::Error,
     },
     #[error("broker: {0}")]
-    Broker(String),
+    Link(String),
     #[error("{0}")]
     Timeout(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// --broker, a device or group name, --password-file.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// --ca-file, --client-cert-file, --client-key-file.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The signing key: its file's text, or the system's random source.
+    #[error("signing key: {0}")]
+    Key(#[from] CryptoError),
+    /// The deployment the arguments describe is not one a device would take.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,14 +100,13 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn check(&self) -> Result<(), CentralError> {
+    pub fn check(&self) -> Result<(), CentralError> {
         let (what, name) = match (&self.device, &self.group) {
             (Some(d), _) => ("device", d),
             (_, Some(g)) => ("group", g),
             _ => return Err(CentralError::Usage("--device or --group".into())),
         };
-        crate::fleet::settings::check_name(what, name)
-            .map_err(|e| CentralError::Usage(e.to_string()))
+        Ok(check_name(what, name)?)
     }
 }
 

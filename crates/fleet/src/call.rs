@@ -6,8 +6,11 @@ use clap::Args;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::session::Session;
-use super::{BrokerArgs, CentralError};
+use vwed_base::clock;
+use vwed_fleet_proto::check_name;
+
+use crate::cli::{BrokerArgs, CentralError};
+use crate::session::Session;
 
 #[derive(Debug, Args)]
 pub struct CallArgs {
@@ -37,20 +40,15 @@ pub struct CallArgs {
 }
 
 pub async fn call(a: &CallArgs) -> Result<i32, CentralError> {
-    crate::fleet::settings::check_name("device", &a.device)
-        .map_err(|e| CentralError::Usage(e.to_string()))?;
+    check_name("device", &a.device)?;
     let args: Value = serde_json::from_str(&a.args)
         .map_err(|e| CentralError::Usage(format!("ARGS_JSON: {e}")))?;
     let mut s = Session::connect(&a.broker).await?;
     let reply_to = format!("{}/reply/{}", s.topics.root(), s.client_id);
     s.link.subscribe(std::slice::from_ref(&reply_to));
-    let id = a.id.clone().unwrap_or_else(|| {
-        format!(
-            "c-{}-{:08x}",
-            crate::clock::unix_ms(),
-            rand::random::<u32>()
-        )
-    });
+    let id =
+        a.id.clone()
+            .unwrap_or_else(|| format!("c-{}-{:08x}", clock::unix_ms(), rand::random::<u32>()));
     let wait = Duration::from_secs(a.wait_s.max(1));
     let msg = json!({
         "id": id,
@@ -60,7 +58,7 @@ pub async fn call(a: &CallArgs) -> Result<i32, CentralError> {
         "args": args,
         "start_params": args,
         "lines": a.lines,
-        "deadline_ms": crate::clock::unix_ms() + wait.as_millis() as u64,
+        "deadline_ms": clock::unix_ms() + wait.as_millis() as u64,
         "reply_to": reply_to,
     })
     .to_string();

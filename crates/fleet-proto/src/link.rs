@@ -26,7 +26,7 @@ use rumqttc::{
 };
 use tokio::sync::mpsc;
 
-use super::settings::{BrokerAddr, BrokerLogin};
+use crate::broker::{BrokerAddr, BrokerLogin};
 
 /// Requests (publishes, subscriptions) waiting for the connection at most.
 const CHANNEL: usize = 128;
@@ -380,7 +380,7 @@ mod tests {
     async fn mqtts_works_with_rustls_on_ring_and_a_packet_above_rumqttcs_default() {
         let b = tls_broker();
         let ca = b.dir.join("cert.pem");
-        let tls = crate::fleet::tls::client_config(Some(&ca), None, None).expect("TLS config");
+        let tls = crate::tls::client_config(Some(&ca), None, None).expect("TLS config");
         let (link, mut rx) = Link::start(&LinkOptions {
             client_id: "tls-test".into(),
             broker: BrokerAddr {

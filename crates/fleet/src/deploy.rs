@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::session::Session;
-use super::{BrokerArgs, CentralError, TargetArgs};
-use crate::fleet::crypto::{self, SigningKey};
-use crate::fleet::manifest::{self, Envelope, FileSpec, Manifest, ProjectSpec, RunSpec, Scope};
-use crate::fleet::topics::Topics;
+use vwed_base::clock;
+use vwed_fleet_proto::crypto::{self, SigningKey};
+use vwed_fleet_proto::manifest::{self, Envelope, FileSpec, Manifest, ProjectSpec, RunSpec, Scope};
+use vwed_fleet_proto::topics::Topics;
+
+use crate::cli::{BrokerArgs, CentralError, TargetArgs};
+use crate::session::Session;
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
@@ -67,7 +69,7 @@ fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> CentralError + '_ {
 
 pub fn keygen(out: &Path) -> Result<i32, CentralError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let key = SigningKey::generate().map_err(|e| CentralError::Usage(e.to_string()))?;
+    let key = SigningKey::generate()?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -214,7 +216,7 @@ pub async fn deploy(a: &DeployArgs) -> Result<i32, CentralError> {
         .iter()
         .map(|r| run_arg(r, &projects))
         .collect::<Result<Vec<_>, _>>()?;
-    let now = crate::clock::unix_ms();
+    let now = clock::unix_ms();
     let revision = a.revision.unwrap_or(now);
     let m = Manifest {
         format: manifest::FORMAT,
@@ -233,7 +235,7 @@ pub async fn deploy(a: &DeployArgs) -> Result<i32, CentralError> {
         projects,
         run,
     };
-    m.check_shape(u64::MAX).map_err(CentralError::Usage)?;
+    m.check_shape(u64::MAX)?;
     let mut s = Session::connect(&a.broker).await?;
     let mut msgs = Vec::new();
     for data in contents.values() {
@@ -288,7 +290,7 @@ pub async fn rollback(a: &RollbackArgs) -> Result<i32, CentralError> {
         serde_json::from_slice(old).map_err(|e| CentralError::Usage(format!("{previous}: {e}")))?;
     let mut m: Manifest = serde_json::from_str(&env.manifest)
         .map_err(|e| CentralError::Usage(format!("{previous}: {e}")))?;
-    let now = crate::clock::unix_ms();
+    let now = clock::unix_ms();
     m.revision = now;
     m.deployment_id = format!("rollback-{now}-{:08x}", rand::random::<u32>());
     m.issued_at_ms = now;

@@ -1,11 +1,18 @@
 //! `vwed-fleet`: the central side of fleet sync (docs/fleet.md). It signs and
 //! publishes deployments, follows them, rolls them back and calls devices. It
 //! runs on the central server or an engineer's machine, never on a controller,
-//! so it is a binary of its own: the device binary (`vwed-edge`) carries only the
-//! agent and stays within its size budget.
+//! so it is a crate of its own: the device binary (`vwed-edge`) carries only the
+//! agent and stays within its size budget, and this one links no HTTP server,
+//! database or Python (tests/links.rs checks it).
+
+mod call;
+mod cli;
+mod deploy;
+mod session;
+mod status;
 
 use clap::Parser;
-use vwed_runtime::fleet::central::{self, FleetCommand};
+use cli::FleetCommand;
 
 #[derive(Parser)]
 #[command(
@@ -25,5 +32,5 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    std::process::exit(central::run(cli.command)?)
+    std::process::exit(cli::run(cli.command)?)
 }

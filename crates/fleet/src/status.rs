@@ -8,9 +8,10 @@ use clap::Args;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::session::Session;
-use super::{BrokerArgs, CentralError, TargetArgs};
-use crate::fleet::manifest::{Envelope, Manifest};
+use vwed_fleet_proto::manifest::{Envelope, Manifest};
+
+use crate::cli::{BrokerArgs, CentralError, TargetArgs};
+use crate::session::Session;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
