@@ -99,7 +99,7 @@ pub enum ServeError {
 pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     let started = Instant::now();
     heap::fix_thresholds();
-    let engine = open_engine(cfg).await?;
+    let (engine, jobs) = open_engine(cfg).await?;
     // A switch or rollback a power cut interrupted ends before scripts restore.
     let fleet = fleet::runtime_agent(&engine).map_err(ServeError::Fleet)?;
     if let Some(agent) = &fleet {
@@ -114,7 +114,13 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Listen { addr, source })?;
     let ready = Arc::new(AtomicBool::new(false));
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let server = Server::start(listener, &engine, tls, started, ready.clone())?;
+    let services = api::Services {
+        engine: engine.clone(),
+        jobs: Some(jobs.clone()),
+        started,
+        ready: ready.clone(),
+    };
+    let server = Server::start(listener, &services, tls)?;
     tracing::info!(
         "VWED Edge listening on {scheme}://{addr} (data dir {})",
         engine.cfg.data_dir.display()
@@ -137,13 +143,13 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     if let Some(f) = fleet {
         f.shutdown().await;
     }
-    shut_down(&engine, notifier.as_ref(), server).await;
+    shut_down(&engine, &jobs, notifier.as_ref(), server).await;
     Ok(())
 }
 
 /// The data dir, its lock, the stores and the engine over them, and the device
 /// I/O: everything that must be there before the API answers.
-async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
+async fn open_engine(cfg: config::Config) -> Result<(Arc<Engine>, Arc<jobs::Jobs>), ServeError> {
     // Closes the supervisor's /proc entries (environ, memory, fds) to workers.
     // SAFETY: prctl(PR_SET_DUMPABLE) only sets a flag on this process.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
@@ -186,9 +192,11 @@ async fn open_engine(cfg: config::Config) -> Result<Arc<Engine>, ServeError> {
         let _ = engine.io.set(io);
     }
     let jobs = jobs::Jobs::open(&engine).map_err(ServeError::Jobs)?;
-    let _ = engine.jobs.set(jobs.clone());
+    let _ = engine
+        .event_tap
+        .set(Arc::new(jobs::TriggerTap(jobs.clone())));
     jobs.start().await;
-    Ok(engine)
+    Ok((engine, jobs))
 }
 
 /// The API's TLS configuration when HTTPS is on (`tls`, or `tls_cert` and
@@ -226,31 +234,16 @@ struct Server {
 }
 
 impl Server {
-    /// Serves the API; until `ready`, `/health` answers 503 while the rest of
-    /// the API already works.
+    /// Serves the API; until `services.ready`, `/health` answers 503 while the
+    /// rest of the API already works.
     fn start(
         listener: tokio::net::TcpListener,
-        engine: &Arc<Engine>,
+        services: &api::Services,
         tls: Option<Arc<rustls::ServerConfig>>,
-        started: Instant,
-        ready: Arc<AtomicBool>,
     ) -> Result<Server, ServeError> {
-        use warp::Filter;
-        let gate = warp::any()
-            .and(warp::path::full())
-            .and_then(move |p: warp::path::FullPath| {
-                let ready = ready.load(Ordering::Acquire);
-                async move {
-                    if !ready && p.as_str() == "/health" {
-                        Ok(api::not_ready())
-                    } else {
-                        Err(warp::reject::not_found())
-                    }
-                }
-            });
-        let app = gate.or(api::routes(engine.clone(), started)).unify();
+        let app = api::routes(services);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let limits = server::Limits::from_config(&engine.cfg)?;
+        let limits = server::Limits::from_config(&services.engine.cfg)?;
         let task = tokio::spawn(server::serve(app, listener, limits, tls, async {
             let _ = stopped.await;
         }));
@@ -270,14 +263,17 @@ async fn restore_scripts(engine: &Arc<Engine>, notifier: Option<&Notifier>) {
     engine.restore_at_start().await;
 }
 
-async fn shut_down(engine: &Arc<Engine>, notifier: Option<&Notifier>, server: Server) {
+async fn shut_down(
+    engine: &Arc<Engine>,
+    jobs: &jobs::Jobs,
+    notifier: Option<&Notifier>,
+    server: Server,
+) {
     tracing::info!("shutting down: stopping scripts (they start again with the runtime)");
     if let Some(n) = notifier {
         let _ = n.notify_stopping();
     }
-    if let Some(jobs) = engine.jobs.get() {
-        jobs.shutdown().await;
-    }
+    jobs.shutdown().await;
     engine.shutdown().await;
     // A clean stop, even soon after a restore, is no reason for safe mode.
     engine.safe_mode.settled();

@@ -14,11 +14,11 @@ use warp::Filter;
 use warp::http::StatusCode;
 
 use super::answers;
+use super::body;
 use super::body::parse_json;
 use super::query::{self, query_u64};
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, json_response, ok_data, ok_message};
 use super::route::{self, Route};
-use super::{body, with_engine};
 use crate::api::guard::{addr_text, caller};
 use crate::auth::audit::{AuditLog, Entry};
 use crate::auth::{Principal, Role};
@@ -31,8 +31,9 @@ use crate::jobs::{
 const SCRIPTS: &str = "/api/v1/scripts";
 
 // long: the area's part of the route table, one entry per endpoint
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b, w) = (with_engine(engine), body(engine), who(engine));
+pub fn routes(engine: &Arc<Engine>, jobs: Option<Arc<Jobs>>) -> Vec<Route> {
+    let e = warp::any().map(move || jobs.clone());
+    let (b, w) = (body(engine), who(engine));
     vec![
         route::get("/api/v1/scripts/statistics/overview", Role::Viewer)
             .to(|at| at.and(e.clone()).then(overview)),
@@ -222,21 +223,17 @@ fn job_error(e: JobError) -> ApiError {
     }
 }
 
-fn jobs_of(engine: &Engine) -> Result<Arc<Jobs>, ApiError> {
-    engine
-        .jobs
-        .get()
-        .cloned()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "作业服务未启动"))
+fn jobs_of(jobs: Option<Arc<Jobs>>) -> Result<Arc<Jobs>, ApiError> {
+    jobs.ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "作业服务未启动"))
 }
 
 /// Runs `f` with the jobs service; its errors become the envelope.
-async fn with_jobs<F, Fut>(engine: Arc<Engine>, f: F) -> Resp
+async fn with_jobs<F, Fut>(jobs: Option<Arc<Jobs>>, f: F) -> Resp
 where
     F: FnOnce(Arc<Jobs>) -> Fut,
     Fut: Future<Output = Result<Resp, JobError>>,
 {
-    finish(match jobs_of(&engine) {
+    finish(match jobs_of(jobs) {
         Ok(j) => f(j).await.map_err(job_error),
         Err(e) => Err(e),
     })
@@ -296,8 +293,8 @@ struct ListQuery {
         (status = 409, description = "名称已存在, 或危险命令未确认就要激活 (data.findings)", body = Failure),
     )
 )]
-async fn create(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn create(jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let input: JobInput = body_of(&body)?;
         let asked = input.acknowledge_danger;
         let rec = jobs.create(input, by.name()).await?;
@@ -318,8 +315,8 @@ async fn create(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
     params(ListQuery),
     responses((status = 200, description = "data: {items, total, skip, limit}", body = Envelope<answers::Page<answers::JobView>>))
 )]
-async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn list(jobs: Option<Arc<Jobs>>, q: HashMap<String, String>) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let (skip, limit) = paging(&q)?;
         let status = parse_opt(&q, "status", JobStatus::parse)?;
         let language = parse_opt(&q, "language", |s| match s {
@@ -378,8 +375,8 @@ fn parse_opt<T>(
         (status = 404, description = "脚本不存在", body = Failure),
     )
 )]
-async fn get(id: u64, engine: Arc<Engine>) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn get(id: u64, jobs: Option<Arc<Jobs>>) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         Ok(ok_data(crate::jobs::view_job(&jobs.job(id).await?, true)))
     })
     .await
@@ -400,8 +397,8 @@ async fn get(id: u64, engine: Arc<Engine>) -> Resp {
         (status = 409, description = "名称已存在, 或危险命令未确认 (data.findings)", body = Failure),
     )
 )]
-async fn update(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn update(id: u64, jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let input: JobInput = body_of(&body)?;
         let asked = input.acknowledge_danger;
         let rec = jobs.update(id, input, by.name()).await?;
@@ -430,8 +427,8 @@ async fn update(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
         (status = 404, description = "脚本不存在", body = Failure),
     )
 )]
-async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn delete(id: u64, jobs: Option<Arc<Jobs>>) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let rec = jobs.delete(id).await?;
         Ok(ok_message(
             format!("脚本 {} 已删除", rec.spec.name),
@@ -471,8 +468,8 @@ struct ExecuteBody {
         (status = 429, description = "执行队列已满 (已记录, data.execution_id)", body = Failure),
     )
 )]
-async fn execute(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn execute(id: u64, jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let b: ExecuteBody = body_of(&body)?;
         let kind = match b.trigger.as_deref() {
             None | Some("api") => TriggerKind::Api,
@@ -596,8 +593,8 @@ async fn list_execs(
         (status = 404, description = "脚本不存在", body = Failure),
     )
 )]
-async fn executions(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
-    with_jobs(engine, |jobs| list_execs(jobs, q, Some(id))).await
+async fn executions(id: u64, jobs: Option<Arc<Jobs>>, q: HashMap<String, String>) -> Resp {
+    with_jobs(jobs, |jobs| list_execs(jobs, q, Some(id))).await
 }
 
 /// Every execution, newest first.
@@ -608,8 +605,8 @@ async fn executions(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) ->
     params(AllExecQuery),
     responses((status = 200, description = "data: {items, total, skip, limit}", body = Envelope<answers::Page<answers::ExecutionView>>))
 )]
-async fn all_executions(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
-    with_jobs(engine, |jobs| list_execs(jobs, q, None)).await
+async fn all_executions(jobs: Option<Arc<Jobs>>, q: HashMap<String, String>) -> Resp {
+    with_jobs(jobs, |jobs| list_execs(jobs, q, None)).await
 }
 
 /// One execution: status, attempts, exit code or exception, result, output
@@ -624,8 +621,8 @@ async fn all_executions(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp
         (status = 404, description = "执行记录不存在", body = Failure),
     )
 )]
-async fn execution(id: String, engine: Arc<Engine>) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn execution(id: String, jobs: Option<Arc<Jobs>>) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let (rec, detail) = jobs.execution(&id).await?;
         Ok(ok_data(crate::jobs::view_exec(&rec, Some(&detail))))
     })
@@ -645,8 +642,8 @@ async fn execution(id: String, engine: Arc<Engine>) -> Resp {
         (status = 409, description = "执行已结束", body = Failure),
     )
 )]
-async fn cancel(id: String, engine: Arc<Engine>, by: Caller) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn cancel(id: String, jobs: Option<Arc<Jobs>>, by: Caller) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let rec = jobs.cancel(&id, by.name()).await?;
         Ok(ok_message(
             format!("执行 {id} 已取消 ({})", rec.status.as_str()),
@@ -669,8 +666,8 @@ async fn cancel(id: String, engine: Arc<Engine>, by: Caller) -> Resp {
         (status = 404, description = "脚本不存在", body = Failure),
     )
 )]
-async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn versions(id: u64, jobs: Option<Arc<Jobs>>) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let current = jobs.job(id).await?.version;
         let list: Vec<Value> = jobs
             .versions(id)
@@ -697,8 +694,8 @@ async fn versions(id: u64, engine: Arc<Engine>) -> Resp {
         (status = 404, description = "脚本或版本不存在", body = Failure),
     )
 )]
-async fn version(id: u64, n: u64, engine: Arc<Engine>) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn version(id: u64, n: u64, jobs: Option<Arc<Jobs>>) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         Ok(ok_data(crate::jobs::view_version(
             &jobs.version(id, n).await?,
             true,
@@ -729,8 +726,8 @@ struct DiffQuery {
         (status = 404, description = "脚本或版本不存在", body = Failure),
     )
 )]
-async fn diff(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn diff(id: u64, jobs: Option<Arc<Jobs>>, q: HashMap<String, String>) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let get = |k| query_u64(&q, k).map_err(|e| JobError::Invalid(e.message));
         let from = get("from")?.ok_or_else(|| JobError::Invalid("缺少参数 from".into()))?;
         let to = match get("to")? {
@@ -765,8 +762,8 @@ struct RollbackBody {
         (status = 409, description = "已是该版本的内容, 或危险命令未确认", body = Failure),
     )
 )]
-async fn rollback(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn rollback(id: u64, jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let b: RollbackBody = body_of(&body)?;
         let rec = jobs
             .rollback(
@@ -807,8 +804,8 @@ struct AckBody {
         (status = 409, description = "没有需要确认的危险命令", body = Failure),
     )
 )]
-async fn acknowledge(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn acknowledge(id: u64, jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let b: AckBody = body_of(&body)?;
         let rec = jobs.acknowledge(id, b.reason, by.name()).await?;
         by.audit_ack(&rec, true).await;
@@ -829,8 +826,8 @@ async fn acknowledge(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> R
     tag = "jobs",
     responses((status = 200, description = "data: {items, total}", body = Envelope<answers::Templates>))
 )]
-async fn templates(engine: Arc<Engine>) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn templates(jobs: Option<Arc<Jobs>>) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let list: Vec<Value> = jobs
             .templates()
             .await?
@@ -855,8 +852,8 @@ async fn templates(engine: Arc<Engine>) -> Resp {
         (status = 409, description = "名称已存在", body = Failure),
     )
 )]
-async fn create_template(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn create_template(jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let input: TemplateInput = body_of(&body)?;
         let t = jobs.create_template(input, by.name()).await?;
         Ok(ok_message(
@@ -878,8 +875,8 @@ async fn create_template(engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
         (status = 404, description = "模板不存在", body = Failure),
     )
 )]
-async fn template(id: u64, engine: Arc<Engine>) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn template(id: u64, jobs: Option<Arc<Jobs>>) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         Ok(ok_data(crate::jobs::view_template(
             &jobs.template(id).await?,
         )))
@@ -899,8 +896,8 @@ async fn template(id: u64, engine: Arc<Engine>) -> Resp {
         (status = 409, description = "内置模板不能删除", body = Failure),
     )
 )]
-async fn delete_template(id: u64, engine: Arc<Engine>) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn delete_template(id: u64, jobs: Option<Arc<Jobs>>) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let t = jobs.delete_template(id).await?;
         Ok(ok_message(
             format!("模板 {} 已删除", t.name),
@@ -927,8 +924,8 @@ async fn delete_template(id: u64, engine: Arc<Engine>) -> Resp {
         (status = 409, description = "名称已存在", body = Failure),
     )
 )]
-async fn instantiate(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> Resp {
-    with_jobs(engine, |jobs| async move {
+async fn instantiate(id: u64, jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Resp {
+    with_jobs(jobs, |jobs| async move {
         let req: ToJob = body_of(&body)?;
         let asked = req.acknowledge_danger;
         let rec = jobs.from_template(id, req, by.name()).await?;
@@ -951,9 +948,9 @@ async fn instantiate(id: u64, engine: Arc<Engine>, body: Bytes, by: Caller) -> R
     tag = "jobs",
     responses((status = 200, description = "data: {scripts, executions, templates}", body = Envelope<answers::JobsOverview>))
 )]
-async fn overview(engine: Arc<Engine>) -> Resp {
+async fn overview(jobs: Option<Arc<Jobs>>) -> Resp {
     with_jobs(
-        engine,
+        jobs,
         |jobs| async move { Ok(ok_data(jobs.overview().await?)) },
     )
     .await

@@ -33,6 +33,7 @@ mod tests;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde_json::json;
@@ -61,16 +62,27 @@ fn body(
     body::limited(engine.cfg.max_body_bytes)
 }
 
-pub fn routes(engine: Arc<Engine>, started: Instant) -> BoxedFilter<(Resp,)> {
-    route::mount(table(&engine, started), &engine.auth)
+/// What the API serves, each part handed to the modules that use it.
+pub struct Services {
+    pub engine: Arc<Engine>,
+    /// The jobs service (`/api/v1/scripts`); None answers 503 there.
+    pub jobs: Option<Arc<crate::jobs::Jobs>>,
+    pub started: Instant,
+    /// False while the scripts of the last run are restored: `/health` says 503.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+pub fn routes(s: &Services) -> BoxedFilter<(Resp,)> {
+    route::mount(table(s), &s.engine.auth)
         .recover(recover)
         .unify()
         .boxed()
 }
 
 /// Every endpoint, in the order they are tried: the hot path first.
-fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
-    let mut t = vec![health(engine, started)];
+fn table(s: &Services) -> Vec<Route> {
+    let (engine, started) = (&s.engine, s.started);
+    let mut t = vec![health(engine, started, s.ready.clone())];
     t.extend(script_api::routes(engine));
     t.extend(projects::routes(engine));
     t.extend(files::routes(engine));
@@ -83,7 +95,7 @@ fn table(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
     t.extend(integration::routes(engine));
     t.extend(storage::routes(engine));
     t.extend(system::routes(engine, started));
-    t.extend(jobs::routes(engine));
+    t.extend(jobs::routes(engine, s.jobs.clone()));
     t.extend(fleet::routes(engine));
     t.extend(auth::routes(&engine.auth));
     t.extend(doc::routes());
@@ -121,12 +133,18 @@ fn documents() -> Vec<utoipa::openapi::OpenApi> {
 #[openapi(paths(health_status))]
 struct HealthDoc;
 
-fn health(engine: &Arc<Engine>, started: Instant) -> Route {
+fn health(engine: &Arc<Engine>, started: Instant, ready: Arc<AtomicBool>) -> Route {
     let e = with_engine(engine);
     route::get("/health", Access::Public).to(move |at| {
         at.and(e)
-            .and(warp::any().map(move || started))
-            .then(health_status)
+            .and(warp::any().map(move || (started, ready.load(Ordering::Acquire))))
+            .then(|engine, (started, ready)| async move {
+                if ready {
+                    health_status(engine, started).await
+                } else {
+                    not_ready()
+                }
+            })
     })
 }
 
@@ -198,7 +216,7 @@ async fn recover(err: Rejection) -> Result<Resp, Infallible> {
 }
 
 /// `/health` before restored scripts are up.
-pub fn not_ready() -> Resp {
+fn not_ready() -> Resp {
     reply::json_response(
         StatusCode::SERVICE_UNAVAILABLE,
         &json!({"success": false, "error": "运行时正在启动, 正在恢复脚本", "data": {"status": "starting"}}),

@@ -13,6 +13,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::ws::Message;
 
+use super::Services;
 use super::route::{Endpoint, Verb};
 use super::{Resp, doc, routes, table};
 use crate::auth::Role;
@@ -91,7 +92,7 @@ impl Api {
             .collect();
         let engine = Engine::new(Arc::new(cfg), store, exe, None, logs, auth);
         Api {
-            filter: routes(engine.clone(), Instant::now()),
+            filter: routes(&services(&engine)),
             engine,
             tokens,
             _dir: dir,
@@ -193,8 +194,18 @@ impl Reply {
     }
 }
 
+/// The API's services for in-process tests: no jobs service, ready.
+fn services(engine: &Arc<Engine>) -> Services {
+    Services {
+        engine: engine.clone(),
+        jobs: None,
+        started: Instant::now(),
+        ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    }
+}
+
 fn endpoints(api: &Api) -> Vec<Endpoint> {
-    table(&api.engine, Instant::now())
+    table(&services(&api.engine))
         .iter()
         .map(|r| r.endpoint)
         .collect()
@@ -1016,4 +1027,26 @@ async fn two_request_types_named_exec_body_are_documented_apart() {
         block.get("timeout").is_some() && block.get("task_id").is_some(),
         "{block}"
     );
+}
+
+/// Readiness was a gate in front of the route table, so `/health` answered 503
+/// during start-up without its Host being checked.
+#[tokio::test]
+async fn health_before_ready_is_a_route_table_entry_and_checks_the_host() {
+    let api = Api::new();
+    let mut s = services(&api.engine);
+    s.ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let filter = routes(&s);
+    let health = |host: &'static str| {
+        warp::test::request()
+            .method("GET")
+            .path("/health")
+            .header("host", host)
+    };
+    let starting = Reply::new(health(HOST).reply(&filter).await);
+    starting.fails(503, "正在启动");
+    assert_eq!(starting.json["data"]["status"], json!("starting"));
+    Reply::new(health("evil.example").reply(&filter).await).fails(403, "Host");
+    s.ready.store(true, std::sync::atomic::Ordering::Release);
+    Reply::new(health(HOST).reply(&filter).await).ok();
 }

@@ -144,12 +144,18 @@ async fn deliver(entry: Weak<ListenerEntry>, mut rx: mpsc::Receiver<Delivery>, t
     }
 }
 
+/// Sees every event the engine emits, before its listeners do (the jobs'
+/// event triggers); must never wait.
+pub trait EventTap: Send + Sync {
+    fn on_event(&self, name: &str, data: &Value);
+}
+
 impl Engine {
     /// Emits an event to every listener; returns how many got it queued. Never
     /// waits: a full listener queue drops this event for that listener and counts it.
     pub fn emit(&self, name: &str, data: &Value) -> usize {
-        if let Some(jobs) = self.jobs.get() {
-            jobs.on_event(name, data);
+        if let Some(tap) = self.event_tap.get() {
+            tap.on_event(name, data);
         }
         let listeners = self.registry.listeners(name);
         if listeners.is_empty() {

@@ -85,9 +85,9 @@ pub struct Engine {
     shutting_down: AtomicBool,
     /// The device I/O, when an `io_config` is set; set once at start-up.
     pub io: std::sync::OnceLock<Arc<crate::io::IoRuntime>>,
-    /// The jobs service (one-shot scripts); set once at start-up. It sees every
-    /// emitted event, for its event triggers.
-    pub jobs: std::sync::OnceLock<Arc<crate::jobs::Jobs>>,
+    /// What sees every emitted event besides the listeners (the jobs' event
+    /// triggers); set once at start-up.
+    pub event_tap: std::sync::OnceLock<Arc<dyn events::EventTap>>,
     /// A worker started ahead of need (see spare.rs).
     spare: Mutex<Option<crate::worker::SpawnedWorker>>,
     /// Restart policy and recent restarts per script path (see supervise.rs).
@@ -147,7 +147,7 @@ impl Engine {
             ended: Mutex::new(VecDeque::new()),
             shutting_down: AtomicBool::new(false),
             io: std::sync::OnceLock::new(),
-            jobs: std::sync::OnceLock::new(),
+            event_tap: std::sync::OnceLock::new(),
             spare: Mutex::new(None),
             supervised: Mutex::new(HashMap::new()),
             safe_mode,

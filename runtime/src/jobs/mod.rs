@@ -45,6 +45,7 @@ pub use danger::Finding;
 pub use model::{ExecStatus, JobRec, JobStatus, Language, TriggerKind};
 pub use ops::{JobInput, TemplateInput, ToJob};
 pub use store::{ExecFilter, JobStoreError};
+pub use triggers::TriggerTap;
 pub use view::{
     exec as view_exec, job as view_job, template as view_template, version as view_version,
 };

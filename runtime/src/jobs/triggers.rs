@@ -278,6 +278,15 @@ impl TriggerSet {
     }
 }
 
+/// The jobs' event triggers as the engine's event tap.
+pub struct TriggerTap(pub Arc<Jobs>);
+
+impl crate::engine::events::EventTap for TriggerTap {
+    fn on_event(&self, name: &str, data: &Value) {
+        self.0.on_event(name, data);
+    }
+}
+
 impl Jobs {
     /// Called for every event the runtime emits; never waits.
     pub fn on_event(self: &Arc<Self>, name: &str, data: &Value) {
