@@ -69,14 +69,14 @@ impl Analyzer {
 
     /// What a save learns about a source. `has_boot_function` comes from
     /// Python's parser when the code parses. When it does not (people save
-    /// half-written code), it comes from [`defines_boot`]: a file whose `boot()`
+    /// half-written code), it comes from [`vwed_store::sources::defines_boot`]: a file whose `boot()`
     /// is there, with a typo further down, still counts as having one, as its
     /// author expects, and the stored flag and `files/search?has_boot=` stay a
     /// plain yes or no.
     pub async fn check_saved(&self, source: &str) -> Result<Analysis, AnalyzerError> {
         let mut a = self.analyze(source).await?;
         if a.syntax_error.is_some() {
-            a.has_boot_function = defines_boot(source);
+            a.has_boot_function = vwed_store::sources::defines_boot(source);
         }
         Ok(a)
     }
@@ -122,21 +122,6 @@ impl Analyzer {
     }
 }
 
-/// A line at column 0 that starts `def boot(` or `async def boot(`: the module's
-/// own `boot`, as far as a source that does not parse can tell.
-pub fn defines_boot(source: &str) -> bool {
-    source.lines().any(|line| {
-        let line = line
-            .strip_prefix("async")
-            .filter(|rest| rest.starts_with([' ', '\t']))
-            .map_or(line, str::trim_start);
-        line.strip_prefix("def")
-            .filter(|rest| rest.starts_with([' ', '\t']))
-            .and_then(|rest| rest.trim_start().strip_prefix("boot"))
-            .is_some_and(|rest| rest.trim_start().starts_with('('))
-    })
-}
-
 async fn ask(p: &mut Proc, source: &str) -> Result<Analysis, AnalyzerError> {
     let req = p.next_req;
     p.next_req += 1;
@@ -169,7 +154,7 @@ async fn ask(p: &mut Proc, source: &str) -> Result<Analysis, AnalyzerError> {
 
 #[cfg(test)]
 mod tests {
-    use super::defines_boot;
+    use vwed_store::sources::defines_boot;
 
     #[test]
     fn boot_found_by_its_line_when_the_code_does_not_parse() {

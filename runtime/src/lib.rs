@@ -7,7 +7,7 @@ mod api;
 mod archive;
 pub mod config;
 mod engine;
-pub mod fleet;
+mod fleet_host;
 mod jobs;
 mod output;
 mod safe_mode;
@@ -22,6 +22,7 @@ mod worker;
 pub use vwed_auth as auth;
 use vwed_base::{clock, cron, fsio, heap, lock, paths, pipe};
 use vwed_db as db;
+pub use vwed_fleet_agent as fleet;
 use vwed_integrations as integrations;
 use vwed_io as io;
 use vwed_logs as logs;
@@ -101,7 +102,7 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     heap::fix_thresholds();
     let (engine, jobs) = open_engine(cfg).await?;
     // A switch or rollback a power cut interrupted ends before scripts restore.
-    let fleet = fleet::runtime_agent(&engine).map_err(ServeError::Fleet)?;
+    let fleet = fleet_host::runtime_agent(&engine).map_err(ServeError::Fleet)?;
     if let Some(agent) = &fleet {
         agent.recover().map_err(ServeError::Fleet)?;
     }

@@ -9,6 +9,7 @@ mod records;
 mod running;
 pub mod sample;
 mod script_data;
+pub mod sources;
 pub mod tree;
 mod versions;
 

@@ -17,11 +17,11 @@ use super::host::ScriptHost;
 use super::outbox::{self, Stamp};
 use super::settings::Settings;
 use super::{FleetError, report, state};
-use crate::db::{self, Db};
-use crate::store::ScriptStore;
+use vwed_db::{self as db, Db};
 use vwed_fleet_proto::crypto;
 use vwed_fleet_proto::link::{Link, LinkEvent, LinkOptions};
 use vwed_fleet_proto::topics::{Inbound, Source, Topics};
+use vwed_store::ScriptStore;
 
 /// The environment variable that makes the runtime SIGKILL itself right after
 /// the named apply step (tests of power cuts at every step).
@@ -137,7 +137,7 @@ impl<H: ScriptHost> Agent<H> {
         Agent::new(settings, db, store, data_dir, host)
     }
 
-    pub(crate) fn new(
+    pub fn new(
         settings: Settings,
         db: Db,
         store: ScriptStore,
@@ -385,7 +385,7 @@ impl<H: ScriptHost> Loop<H> {
         let online = json!({
             "device": c.s.device_id,
             "online": true,
-            "at_ms": crate::clock::unix_ms(),
+            "at_ms": vwed_base::clock::unix_ms(),
             "runtime": env!("CARGO_PKG_VERSION"),
         });
         let link = &self.ctx.link;

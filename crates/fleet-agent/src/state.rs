@@ -6,7 +6,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::db::{self, Db, DbError};
+use vwed_db::{self as db, Db, DbError};
 
 /// "apply" → [`ApplyRec`].
 pub const APPLY: TableDefinition<&str, &[u8]> = TableDefinition::new("fleet_apply");
@@ -284,7 +284,7 @@ pub fn set_detached(
         if rec.detached == detached {
             return Ok(true);
         }
-        let now = crate::clock::unix_ms();
+        let now = vwed_base::clock::unix_ms();
         let rec = ManagedRec {
             detached,
             since_ms: now,

@@ -67,7 +67,7 @@ fn switched(mut rec: ApplyRec) -> Result<(ApplyRec, Value, Target), FleetError> 
     let ev = event(p, Step::Switched, json!({}));
     rec.last_revision = rec.last_revision.max(p.revision);
     rec.step = Step::Switched;
-    rec.since_ms = crate::clock::unix_ms();
+    rec.since_ms = vwed_base::clock::unix_ms();
     Ok((rec, ev, plan))
 }
 
@@ -87,7 +87,7 @@ fn rolled_back(mut rec: ApplyRec) -> Result<(ApplyRec, Value, Target), FleetErro
     rec.handled = Some(p.digest);
     rec.last_error = reason;
     rec.step = Step::RolledBack;
-    rec.since_ms = crate::clock::unix_ms();
+    rec.since_ms = vwed_base::clock::unix_ms();
     Ok((rec, ev, snapshot))
 }
 
@@ -148,7 +148,7 @@ impl<H: ScriptHost> Ctx<H> {
     ) -> Result<ApplyRec, FleetError> {
         let ev = event(pending(&rec)?, step, detail);
         rec.step = step;
-        rec.since_ms = crate::clock::unix_ms();
+        rec.since_ms = vwed_base::clock::unix_ms();
         let rec = self.save(rec, vec![ev], None).await?;
         self.core.crash_point(step.as_str());
         Ok(rec)
@@ -233,7 +233,7 @@ impl<H: ScriptHost> Ctx<H> {
             message: message.clone(),
             deployment_id: p.deployment_id.clone(),
             revision: p.revision,
-            at_ms: crate::clock::unix_ms(),
+            at_ms: vwed_base::clock::unix_ms(),
         };
         let ev = event(&p, Step::Refused, json!({"code": code, "message": message}));
         rec.step = Step::Refused;
@@ -271,7 +271,7 @@ impl<H: ScriptHost> Ctx<H> {
                 groups: &core.s.groups,
             },
             source: &source,
-            now_ms: crate::clock::unix_ms(),
+            now_ms: vwed_base::clock::unix_ms(),
             last_revision: rec.last_revision,
             max_bytes: core.s.max_deployment_bytes,
         };
@@ -488,7 +488,7 @@ impl<H: ScriptHost> Ctx<H> {
         });
         rec.handled = Some(p.digest);
         rec.step = Step::Committed;
-        rec.since_ms = crate::clock::unix_ms();
+        rec.since_ms = vwed_base::clock::unix_ms();
         self.save(rec, vec![ev], None).await?;
         self.core.crash_point(Step::Committed.as_str());
         self.forget_blobs().await;
@@ -511,7 +511,7 @@ impl<H: ScriptHost> Ctx<H> {
             message: reason.clone(),
             deployment_id: p.deployment_id.clone(),
             revision: p.revision,
-            at_ms: crate::clock::unix_ms(),
+            at_ms: vwed_base::clock::unix_ms(),
         });
         let snapshot = target(&p.snapshot, "snapshot")?;
         let names: Vec<String> = snapshot.projects.iter().map(|p| p.name.clone()).collect();
@@ -589,7 +589,7 @@ impl<H: ScriptHost> Core<H> {
             let Ok(text) = std::str::from_utf8(&data) else {
                 return Ok(Err(Refusal::NotText(format!("{project}/{}", f.path))));
             };
-            let boot = f.path.ends_with(".py") && crate::analyzer::defines_boot(text);
+            let boot = f.path.ends_with(".py") && vwed_store::sources::defines_boot(text);
             has_boot.insert(f.sha256.clone(), boot);
         }
         Ok(Ok(has_boot))

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::agent::Ctx;
 use super::host::ScriptHost;
 use super::state::{CALLS, CALLS_AGE, CallRec};
-use crate::auth::audit::Entry;
-use crate::db::{self, Db, DbError};
+use vwed_auth::audit::Entry;
+use vwed_db::{self as db, Db, DbError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Method {
@@ -110,7 +110,7 @@ fn claim(db: &Db, id: &str, run: u64) -> Result<Claim, DbError> {
                 Claim::Answered(reply.to_string())
             }
             None => {
-                let now = crate::clock::unix_ms();
+                let now = vwed_base::clock::unix_ms();
                 let rec = CallRec {
                     at_ms: now,
                     run,
@@ -182,7 +182,7 @@ fn reply_json(id: &str, device: &str, method: &str, result: Result<Value, String
         "ok": ok,
         "result": result,
         "error": error,
-        "at_ms": crate::clock::unix_ms(),
+        "at_ms": vwed_base::clock::unix_ms(),
     })
     .to_string()
 }
@@ -262,7 +262,7 @@ impl<H: ScriptHost> Ctx<H> {
 
     /// Another delivery of the same call runs now: this one gets its answer too.
     async fn await_answer(&self, call: &Call) -> Option<String> {
-        while crate::clock::unix_ms() < call.deadline_ms.saturating_add(1_000) {
+        while vwed_base::clock::unix_ms() < call.deadline_ms.saturating_add(1_000) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             let (db, id) = (self.core.db.clone(), call.id.clone());
             if let Ok(Ok(Some(r))) = tokio::task::spawn_blocking(move || answered(&db, &id)).await {
@@ -282,7 +282,7 @@ impl<H: ScriptHost> Ctx<H> {
                 format!("本设备不接受 {} 调用 (见配置 fleet.calls)", method.as_str()),
             ));
         }
-        let now = crate::clock::unix_ms();
+        let now = vwed_base::clock::unix_ms();
         if now >= call.deadline_ms {
             return Err(Failed(
                 408,
@@ -293,25 +293,27 @@ impl<H: ScriptHost> Ctx<H> {
         let host = &core.host;
         let work = async {
             match method {
-                Method::Execute => host.call(&call.function, &call.args, budget).await,
-                Method::Start => host
+                Method::Execute => Ok(host.call(&call.function, &call.args, budget).await?),
+                Method::Start => Ok(host
                     .start(&call.script, &call.start_params)
                     .await
-                    .map(|id| json!({"script_id": id})),
-                Method::Stop => host.stop(&call.script).await.map(|()| json!({})),
-                Method::Restart => host
+                    .map(|id| json!({"script_id": id}))?),
+                Method::Stop => Ok(host.stop(&call.script).await.map(|()| json!({}))?),
+                Method::Restart => Ok(host
                     .restart(&call.script)
                     .await
-                    .map(|id| json!({"script_id": id})),
-                Method::Status => self.status_result().await,
+                    .map(|id| json!({"script_id": id}))?),
+                Method::Status => self.status_result().await.map_err(Failed::from),
                 Method::Logs => {
                     let n = call.lines.unwrap_or(100).min(MAX_LOG_LINES);
-                    host.logs(&call.script, n).map(|l| json!({"lines": cut(l)}))
+                    Ok(host
+                        .logs(&call.script, n)
+                        .map(|l| json!({"lines": cut(l)}))?)
                 }
             }
         };
         match tokio::time::timeout(std::time::Duration::from_millis(budget), work).await {
-            Ok(done) => done.map_err(Failed::from),
+            Ok(done) => done,
             Err(_) => Err(Failed(504, "调用超过期限".into())),
         }
     }
@@ -351,6 +353,12 @@ fn cut(mut lines: Vec<Value>) -> Vec<Value> {
 /// A call that did not succeed: the status it is audited with (what an HTTP
 /// call would have answered) and why.
 struct Failed(u16, String);
+
+impl From<crate::host::HostError> for Failed {
+    fn from(e: crate::host::HostError) -> Failed {
+        Failed(500, e.to_string())
+    }
+}
 
 impl From<String> for Failed {
     /// What the host or the script answered.

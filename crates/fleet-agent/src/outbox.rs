@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde_json::{Value, json};
 
 use super::state::OUTBOX;
-use crate::db::{self, Db, DbError, META};
+use vwed_db::{self as db, Db, DbError, META};
 
 const SEQ: &str = "fleet_seq";
 const DROPPED: &str = "fleet_outbox_dropped";
@@ -28,7 +28,7 @@ pub fn append(
     if let Value::Object(m) = &mut event {
         m.insert("seq".into(), json!(seq));
         m.insert("device".into(), json!(s.device));
-        m.insert("at_ms".into(), json!(crate::clock::unix_ms()));
+        m.insert("at_ms".into(), json!(vwed_base::clock::unix_ms()));
     }
     let mut t = tx.open_table(OUTBOX)?;
     t.insert(seq, event.to_string().as_bytes())?;

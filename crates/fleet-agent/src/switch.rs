@@ -9,10 +9,10 @@ use redb::ReadableTable;
 
 use super::blobs::BlobStore;
 use super::state::{MANAGED, ManagedRec, Target, TargetFile, TargetProject, TargetRun};
-use crate::db::{self, DbError, RUNNING};
-use crate::store::{NewFile, ProjectRec, RunningRec, ScriptStore, StoreError};
+use vwed_db::{self as db, DbError, RUNNING};
 use vwed_fleet_proto::crypto;
 use vwed_fleet_proto::manifest::Manifest;
+use vwed_store::{NewFile, ProjectRec, RunningRec, ScriptStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchError {
@@ -25,7 +25,7 @@ pub enum SwitchError {
         path: String,
         digest: String,
         #[source]
-        source: crate::fsio::FsError,
+        source: vwed_base::fsio::FsError,
     },
     #[error("文件 {0} 不是 UTF-8 文本, 无法保存以备回滚")]
     NotText(String),
@@ -140,7 +140,7 @@ pub fn snapshot(
             files: Some(files),
         });
     }
-    let run = crate::store::RunningSet::new(store.db().clone())
+    let run = vwed_store::RunningSet::new(store.db().clone())
         .all()?
         .into_iter()
         .filter(|(path, _)| in_projects(path, names.iter().map(String::as_str)))
@@ -244,7 +244,7 @@ pub fn write_sets(tx: &redb::WriteTransaction, target: &Target) -> Result<(), Db
     let names: Vec<&str> = target.projects.iter().map(|p| p.name.as_str()).collect();
     let mut running = tx.open_table(RUNNING)?;
     running.retain(|path, _| !in_projects(path, names.iter().copied()))?;
-    let now = crate::clock::local_now();
+    let now = vwed_base::clock::local_now();
     for r in &target.run {
         let rec = RunningRec {
             script_id: String::new(),
@@ -261,7 +261,7 @@ pub fn write_sets(tx: &redb::WriteTransaction, target: &Target) -> Result<(), Db
             if managed.get(p.name.as_str())?.is_none() {
                 let rec = ManagedRec {
                     detached: false,
-                    since_ms: crate::clock::unix_ms(),
+                    since_ms: vwed_base::clock::unix_ms(),
                 };
                 managed.insert(p.name.as_str(), db::encode(&rec)?.as_slice())?;
             }

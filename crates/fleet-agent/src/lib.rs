@@ -6,12 +6,14 @@
 //! and answers remote calls. What both sides speak (manifest, topics, signing,
 //! the MQTT link) is `vwed_fleet_proto`; the other side, the central command
 //! line, is the `vwed-fleet` binary (crates/fleet), not part of this library.
+//! Scripts are started, stopped and called through a [`ScriptHost`]: the agent
+//! knows no engine.
 
 mod agent;
 mod apply;
 mod blobs;
 mod calls;
-mod host;
+pub mod host;
 mod outbox;
 mod report;
 mod settings;
@@ -19,17 +21,15 @@ mod state;
 mod switch;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 use vwed_fleet_proto::manifest;
 
 pub use agent::{Agent, AgentHandle, CRASH_AT_ENV};
-pub use host::{NullHost, ScriptHost, ScriptStatus};
+pub use host::{HostError, NullHost, ScriptHost, ScriptStatus, in_projects};
 pub use settings::{FleetSettings, Settings};
 
-use crate::db::{Db, DbError};
-use crate::engine::Engine;
+use vwed_db::{Db, DbError};
 
 /// The device's MQTT packets may not be smaller: the largest manifest envelope
 /// and the largest file chunk must fit, with their topic and header.
@@ -58,29 +58,12 @@ pub enum FleetError {
     #[error("文件读写失败: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    Fs(#[from] crate::fsio::FsError),
+    Fs(#[from] vwed_base::fsio::FsError),
     #[error("fleet 状态损坏: {0}")]
     Corrupt(String),
 }
 
 vwed_db::from_redb_errors!(FleetError);
-
-/// The runtime's agent, over its engine, when `[fleet]` is configured.
-pub fn runtime_agent(engine: &Arc<Engine>) -> Result<Option<Agent<host::EngineHost>>, FleetError> {
-    let cfg = &engine.cfg;
-    if !cfg.fleet.enabled() {
-        return Ok(None);
-    }
-    let settings = cfg.fleet.resolve()?;
-    let agent = Agent::new(
-        settings,
-        engine.store.db().clone(),
-        engine.store.clone(),
-        &cfg.data_dir,
-        host::EngineHost(engine.clone()),
-    )?;
-    Ok(Some(agent))
-}
 
 /// Whether the local API may change a project: not while fleet sync owns it,
 /// unless an engineer detached it.

@@ -10,7 +10,7 @@ use vwed_base::sync::Locked;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::fsio::{self, Dir, FsError, Kind};
+use vwed_base::fsio::{self, Dir, FsError, Kind};
 use vwed_fleet_proto::crypto;
 
 /// Files kept by their SHA-256, in a folder reached from the data dir without
