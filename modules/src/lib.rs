@@ -9,7 +9,7 @@ mod bounded;
 mod channel;
 mod convert;
 mod native;
-pub mod sandbox;
+mod sandbox;
 pub mod worker;
 
 /// The Python half of the worker, compiled into the binary: the package
