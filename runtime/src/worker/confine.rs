@@ -49,11 +49,8 @@ pub fn prepare(cmd: &mut Command) -> io::Result<SpawnPlan> {
             cmd.env(name, v);
         }
     }
-    cmd.env(
-        vwed_pyhost::worker::SUPERVISOR_PID_ENV,
-        std::process::id().to_string(),
-    )
-    .env("PYTHONDONTWRITEBYTECODE", "1");
+    cmd.env(vwed_ipc::SUPERVISOR_PID_ENV, std::process::id().to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     if !s.enabled {
         cmd.env(vwed_sandbox::OFF_ENV, "1");
     }
