@@ -16,3 +16,14 @@ mod service;
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME, encode, encode_into};
 pub use messages::*;
 pub use service::*;
+
+/// Environment variable through which the supervisor names itself to a worker
+/// it spawns, so that a worker whose parent is already gone exits instead of
+/// running orphaned.
+pub const SUPERVISOR_PID_ENV: &str = "VWED_SUPERVISOR_PID";
+
+/// Type stubs of the `VWED` object scripts call these services through, for
+/// editors. The file lives beside the Python facade it describes
+/// (`modules/python`); it is embedded here so that the supervisor serves it
+/// without linking the Python host.
+pub const STUBS_PYI: &str = include_str!("../../modules/python/vwed.pyi");

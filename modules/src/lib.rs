@@ -9,7 +9,7 @@ mod bounded;
 mod channel;
 mod convert;
 mod native;
-pub mod sandbox;
+mod sandbox;
 pub mod worker;
 
 /// The Python half of the worker, compiled into the binary: the package
@@ -44,8 +44,9 @@ runtime_modules!(
     "analyzer",
 );
 
-/// Type stubs for the `VWED` object, for editors.
-pub const STUBS_PYI: &str = include_str!("../python/vwed.pyi");
+/// Type stubs for the `VWED` object, for editors (embedded by `vwed-ipc`, which
+/// the supervisor links without Python).
+pub use vwed_ipc::STUBS_PYI;
 
 #[cfg(test)]
 mod tests {

@@ -15,9 +15,7 @@ pub enum Mode {
     Analyzer,
 }
 
-/// Environment variable through which the supervisor names itself, so that a worker
-/// whose parent is already gone exits instead of running orphaned.
-pub const SUPERVISOR_PID_ENV: &str = "VWED_SUPERVISOR_PID";
+pub use vwed_ipc::SUPERVISOR_PID_ENV;
 
 /// The data-dir lock the supervisor hands to script workers (next to the channel).
 const LOCK_FD: RawFd = 4;

@@ -40,8 +40,8 @@ pub enum ConfigError {
     #[error("{0}")]
     Rule(&'static str),
     /// A `[sandbox]` setting or a project's grant is not acceptable.
-    #[error("{0}")]
-    Sandbox(String),
+    #[error(transparent)]
+    Sandbox(#[from] vwed_sandbox::SettingsError),
     /// A `[supervision]` setting is not acceptable.
     #[error(transparent)]
     Supervision(#[from] crate::supervision::SupervisionError),
@@ -171,7 +171,7 @@ pub struct Config {
     pub file_versions_max_bytes: u64,
     /// Confinement and limits of script workers, and per-project grants
     /// (`[sandbox]`, `[sandbox.projects.<name>]`; see docs/sandbox.md).
-    pub sandbox: crate::sandbox::SandboxSettings,
+    pub sandbox: vwed_sandbox::SandboxSettings,
     /// Restart policy defaults, busy grace, CPU limit, safe mode (`[supervision]`;
     /// see docs/sandbox.md).
     pub supervision: crate::supervision::SupervisionSettings,
@@ -230,7 +230,7 @@ impl Default for Config {
             output_max_bytes: 1024 * 1024,
             file_versions_keep: 100,
             file_versions_max_bytes: 64 * 1024 * 1024,
-            sandbox: crate::sandbox::SandboxSettings::default(),
+            sandbox: vwed_sandbox::SandboxSettings::default(),
             auth: vwed_auth::AuthSettings::default(),
             tls: vwed_tls::TlsSettings::default(),
             supervision: crate::supervision::SupervisionSettings::default(),
@@ -320,9 +320,7 @@ impl Config {
         if self.file_versions_keep == 0 {
             return Err(ConfigError::Rule("file_versions_keep must be at least 1"));
         }
-        self.sandbox
-            .validate(&self.data_dir)
-            .map_err(ConfigError::Sandbox)?;
+        self.sandbox.validate(&self.data_dir)?;
         self.supervision.validate()?;
         Ok(())
     }

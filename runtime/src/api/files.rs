@@ -716,7 +716,7 @@ async fn upload(engine: Arc<Engine>, form: warp::multipart::FormData) -> Resp {
     responses((status = 200, description = "vwed.pyi", content_type = "text/x-python", body = String))
 )]
 async fn stubs() -> Resp {
-    let mut r = warp::reply::Response::new(vwed_pyhost::STUBS_PYI.into());
+    let mut r = warp::reply::Response::new(vwed_ipc::STUBS_PYI.into());
     r.headers_mut().insert(
         warp::http::header::CONTENT_TYPE,
         warp::http::HeaderValue::from_static("text/x-python; charset=utf-8"),

@@ -3,7 +3,8 @@
 //! supervisor's), in its own process group that dies with the runtime, confined
 //! like a script (Landlock, seccomp, no privileges; see `docs/sandbox.md`) with a
 //! profile that lets it start programs: the confinement is prepared here
-//! (`sandbox::shell`) and put in force by the job's process before it execs bash.
+//! (`vwed_sandbox::job`, `vwed_sandbox::shell`) and put in force by the job's
+//! process before it execs bash.
 
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::process::Stdio;
 use serde_json::Value;
 use tokio::process::Command;
 use vwed_ipc::{Level, SandboxReport};
-use vwed_pyhost::sandbox::shell::Prepared;
+use vwed_sandbox::shell::Prepared;
 
 use super::process::{Outcome, conclude, drain, supervise};
 use super::run::AttemptRun;
@@ -133,7 +134,7 @@ async fn confinement(
     bash: &str,
 ) -> std::io::Result<Confinement> {
     if !cfg.sandbox.enabled {
-        return Ok(Confinement::Off(vwed_pyhost::sandbox::off()));
+        return Ok(Confinement::Off(vwed_sandbox::off()));
     }
     let (cfg, work_dir, bash) = (
         cfg.clone(),
@@ -141,11 +142,11 @@ async fn confinement(
         Path::new(bash).to_path_buf(),
     );
     tokio::task::spawn_blocking(move || {
-        crate::sandbox::shell::give_work_dir(&work_dir)?;
-        let policy = crate::sandbox::shell::policy(&cfg, &work_dir, &bash)?;
-        Ok(Confinement::On(Box::new(
-            vwed_pyhost::sandbox::shell::prepare(&policy),
-        )))
+        vwed_sandbox::job::give_work_dir(&work_dir)?;
+        let policy = vwed_sandbox::job::policy(&cfg.sandbox, &cfg.data_dir, &work_dir, &bash)?;
+        Ok(Confinement::On(Box::new(vwed_sandbox::shell::prepare(
+            &policy,
+        ))))
     })
     .await
     .map_err(std::io::Error::other)?

@@ -1,195 +1,88 @@
-//! The supervisor's side of script confinement: what the kernel offers (probed once
-//! at start and logged), the policy each script's worker gets with its `Boot`, the
-//! delegated cgroup if there is one, and the `sandbox` entry of a running script.
-//! The worker applies the policy itself (`vwed_pyhost::sandbox`); spawning sets the
-//! process attributes that do not depend on the project (`worker/confine.rs`).
+//! `vwed_sandbox` wired into this runtime: the parts of `Config` it is given (the
+//! `[sandbox]` settings, the data dir and its mail outbox, the memory limit of a
+//! worker), so that the crate knows no `Config` and its callers here keep
+//! passing one. The worker applies the policy itself (`vwed_sandbox::worker`,
+//! called by the Python host); spawning sets what does not depend on the
+//! project (`worker/confine.rs`).
 
-pub mod cgroup;
-pub mod settings;
-pub mod shell;
-
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-use serde_json::{Value, json};
-use vwed_ipc::{SandboxPolicy, SandboxReport};
-use vwed_pyhost::sandbox::KernelSupport;
+use vwed_ipc::SandboxPolicy;
 
 use crate::config::Config;
 
-pub use settings::SandboxSettings;
+pub use vwed_sandbox::{JOB_GRANTS, cgroup, host, status_json};
 
-/// `[sandbox.projects._jobs]`: what jobs (Python and Bash) may read, write and
-/// reach besides their own folder.
-pub const JOB_GRANTS: &str = "_jobs";
-
-/// Facts about this process and kernel, fixed for the life of the runtime.
-pub struct Host {
-    pub kernel: KernelSupport,
-    pub cgroup: Result<cgroup::Cgroup, String>,
-    /// The spawn-time limits (see `worker/confine.rs`).
-    pub settings: SandboxSettings,
-    pub memory_bytes: Option<u64>,
-    /// The user Bash jobs run as (see `shell.rs`).
-    pub job_user: Result<Option<vwed_pyhost::sandbox::shell::JobUser>, String>,
+/// Probes the kernel, takes over a delegated cgroup and logs what scripts get;
+/// once, before the first worker is spawned.
+pub fn init(cfg: &Config) -> &'static vwed_sandbox::Host {
+    vwed_sandbox::init(&cfg.sandbox, cfg.worker_memory_limit())
 }
 
-static HOST: OnceLock<Host> = OnceLock::new();
-
-/// Probes the kernel, takes over a delegated cgroup, and logs what confinement
-/// scripts will get. Called once, before the first worker is spawned.
-pub fn init(cfg: &Config) -> &'static Host {
-    HOST.get_or_init(|| {
-        let kernel = KernelSupport::probe();
-        let limits = cgroup::Limits {
-            cpu_percent: cfg.sandbox.cpu_percent,
-            memory_bytes: cfg.worker_memory_limit(),
-            max_tasks: cfg.sandbox.max_threads,
-        };
-        let cgroup = cgroup::detect()
-            .and_then(|dir| cgroup::Cgroup::setup(&dir, limits).map_err(|e| e.to_string()));
-        let host = Host {
-            kernel,
-            cgroup,
-            job_user: shell::job_user(&cfg.sandbox),
-            settings: cfg.sandbox.clone(),
-            memory_bytes: cfg.worker_memory_limit(),
-        };
-        host.log();
-        host
-    })
-}
-
-/// The host facts; a process that never called [`init`] (unit tests, tools) gets
-/// the defaults without a cgroup.
-pub fn host() -> &'static Host {
-    HOST.get_or_init(|| Host {
-        kernel: KernelSupport::probe(),
-        cgroup: Err("not set up".into()),
-        settings: SandboxSettings::default(),
-        memory_bytes: None,
-        job_user: Ok(None),
-    })
-}
-
-impl Host {
-    fn log(&self) {
-        let s = &self.settings;
-        if !s.enabled {
-            tracing::warn!("sandbox: turned off (sandbox.enabled = false): scripts run unconfined");
-        } else {
-            let missing = self.kernel.missing(&vwed_ipc::NetworkGrant::default());
-            tracing::info!(
-                "sandbox: filesystem {}, processes/signals/sockets {}",
-                self.kernel.filesystem(),
-                if self.kernel.seccomp {
-                    "seccomp"
-                } else {
-                    "none"
-                },
-            );
-            for m in &missing {
-                tracing::warn!("sandbox: not available: {m}");
-            }
-            if s.required && !missing.is_empty() {
-                tracing::error!("sandbox.required = true: no script will start on this kernel");
-            }
-        }
-        match &self.job_user {
-            Ok(Some(u)) => tracing::info!("sandbox: Bash jobs run as {} ({})", u.name, u.uid),
-            Ok(None) => {}
-            Err(why) => tracing::warn!(
-                "sandbox: Bash jobs run as root without capabilities ({why}); \
-                 without a delegated cgroup their processes are not bounded"
-            ),
-        }
-        match &self.cgroup {
-            Ok(cg) => tracing::info!("sandbox: cpu and memory per worker by {}", cg.describe()),
-            Err(why) => tracing::warn!(
-                "sandbox: no delegated cgroup v2 ({why}): workers run at nice {} without a CPU quota",
-                s.nice
-            ),
-        }
-    }
-
-    /// How a worker's CPU is limited.
-    pub fn cpu(&self) -> String {
-        match &self.cgroup {
-            Ok(cg) => format!("{}, nice {}", cg.describe(), self.settings.nice),
-            Err(_) => format!("nice {}", self.settings.nice),
-        }
-    }
-
-    /// Why a script of `project` would not be fully confined here, before spawning.
-    pub fn refusal(&self, project: &str) -> Option<String> {
-        if !self.settings.required {
-            return None;
-        }
-        let missing = self.kernel.missing(&self.settings.network(project));
-        (!missing.is_empty()).then(|| missing.join("; "))
-    }
-}
-
-/// The confinement of a script of `project`; creates its scratch folder.
+/// The confinement of a script of `project`; makes its scratch folder and the
+/// mail outbox below the data dir.
 pub fn policy(cfg: &Config, project: &str) -> std::io::Result<SandboxPolicy> {
-    let data = std::fs::canonicalize(&cfg.data_dir)?;
-    let scratch = scratch_dir(&data, project);
-    std::fs::create_dir_all(&scratch)?;
-    // The shared outbox of VWED.mail.send_with_attachment.
-    let attachments = crate::integrations::mail::attachment_dir(&cfg.data_dir);
-    std::fs::create_dir_all(&attachments)?;
-    let grant = cfg.sandbox.projects.get(project);
-    let paths = |f: fn(&settings::ProjectGrant) -> &Vec<PathBuf>| {
-        grant
-            .map(|g| f(g).iter().map(|p| text(p)).collect::<Vec<_>>())
-            .unwrap_or_default()
+    let folders = vwed_sandbox::Folders {
+        data_dir: &cfg.data_dir,
+        attachments: crate::integrations::mail::ATTACHMENT_DIR,
     };
-    let mut read = vec![text(&data.join("projects").join(project))];
-    read.extend(paths(|g| &g.read));
-    let mut write = vec![text(&std::fs::canonicalize(&attachments)?)];
-    write.extend(paths(|g| &g.write));
-    let mut protect = vec![text(&data)];
-    protect.extend(cfg.sandbox.config_file.as_deref().map(text));
-    Ok(SandboxPolicy {
-        enabled: cfg.sandbox.enabled,
-        required: cfg.sandbox.required,
-        scratch_dir: text(&scratch),
-        read,
-        write,
-        protect,
-        network: cfg.sandbox.network(project),
-    })
+    Ok(vwed_sandbox::policy(&cfg.sandbox, folders, project)?)
 }
 
-/// `<data-dir>/scratch/<project>`: the one folder a project's scripts may write.
-pub fn scratch_dir(data_dir: &Path, project: &str) -> PathBuf {
-    data_dir.join("scratch").join(project)
+pub mod shell {
+    //! A Bash job's folder, by the runtime's data dir.
+
+    use std::path::PathBuf;
+
+    use crate::config::Config;
+
+    /// Where a Bash job's folder is made (see `vwed_sandbox::job::work_root`).
+    pub fn work_root(cfg: &Config) -> std::io::Result<PathBuf> {
+        vwed_sandbox::job::work_root(&cfg.data_dir)
+    }
 }
 
-fn text(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
+#[cfg(test)]
+mod tests {
+    /// The packages `cargo tree` lists for `args`, one per line, without versions.
+    fn tree(args: &[&str]) -> Vec<String> {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["tree", "--offline", "-e", "normal", "--prefix", "none"])
+            .args(["--format", "{p}"])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            out.status.success(),
+            "cargo tree {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    }
 
-/// The `sandbox` entry of a running script: what its worker reported, plus the
-/// limits the supervisor set when it spawned it.
-pub fn status_json(report: Option<&SandboxReport>) -> Value {
-    let host = host();
-    let s = &host.settings;
-    let mut v = match report {
-        Some(r) => json!({
-            "filesystem": r.filesystem,
-            "network": r.network,
-            "processes": r.processes,
-            "signals": r.signals,
-            "privileges": r.privileges,
-            "complete": r.missing.is_empty(),
-            "missing": r.missing,
-        }),
-        None => json!({"complete": false, "missing": ["not reported yet"]}),
-    };
-    v["cpu"] = json!(host.cpu());
-    v["memory_bytes"] = json!(host.memory_bytes);
-    v["open_files"] = json!((s.open_files > 0).then_some(s.open_files));
-    v["file_size_bytes"] = json!(s.file_size_bytes());
-    v
+    /// Only the Python host links pyo3: the supervisor's library (the package
+    /// without its `worker` feature, which only main.rs's worker entry uses) and
+    /// the confinement it shares with the worker do not.
+    #[test]
+    fn the_supervisor_links_no_python() {
+        let edge = tree(&["-p", "vwed-edge", "--no-default-features"]);
+        assert!(edge.iter().any(|p| p == "vwed-sandbox"), "{edge:?}");
+        for package in ["pyo3", "vwed-pyhost"] {
+            assert!(
+                !edge.iter().any(|p| p == package),
+                "vwed-edge's library links {package}"
+            );
+        }
+        let sandbox = tree(&["-p", "vwed-sandbox"]);
+        assert!(
+            !sandbox.iter().any(|p| p.starts_with("pyo3")),
+            "{sandbox:?}"
+        );
+        // The check sees pyo3 where it is: the binary's worker entry.
+        let binary = tree(&["-p", "vwed-edge"]);
+        assert!(binary.iter().any(|p| p == "pyo3"), "{binary:?}");
+    }
 }

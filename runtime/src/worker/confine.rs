@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use tokio::process::Command;
 
-use crate::sandbox::host;
+use vwed_sandbox::host;
 
 /// Variables a worker keeps from the supervisor's environment: where Python is (an
 /// embedded interpreter without PYTHONHOME finds its prefix through PATH), and the
@@ -49,13 +49,10 @@ pub fn prepare(cmd: &mut Command) -> io::Result<SpawnPlan> {
             cmd.env(name, v);
         }
     }
-    cmd.env(
-        vwed_pyhost::worker::SUPERVISOR_PID_ENV,
-        std::process::id().to_string(),
-    )
-    .env("PYTHONDONTWRITEBYTECODE", "1");
+    cmd.env(vwed_ipc::SUPERVISOR_PID_ENV, std::process::id().to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     if !s.enabled {
-        cmd.env(vwed_pyhost::sandbox::OFF_ENV, "1");
+        cmd.env(vwed_sandbox::OFF_ENV, "1");
     }
     let procs = match &host.cgroup {
         Ok(cg) => Some(cg.leaf()?),

@@ -1,7 +1,7 @@
 //! The supervisor's side of a Bash job's confinement: which user the job runs
 //! as, how its processes are bounded, where its folder is, and what it may reach.
 //! The job's process puts it in force itself between fork and exec
-//! (`vwed_pyhost::sandbox::shell`).
+//! (`shell.rs`).
 //!
 //! Processes: a shell must fork, so seccomp cannot stop a fork bomb and cannot
 //! count. The bound is a delegated cgroup's `pids.max` when there is one, else
@@ -15,15 +15,29 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use vwed_pyhost::sandbox::shell::{JobUser, ShellPolicy, TaskLimit};
+use crate::JOB_GRANTS;
+use crate::host::{Host, host};
+use crate::settings::{ProjectGrant, SandboxSettings};
+use crate::shell::{JobUser, ShellPolicy, TaskLimit};
 
-use super::{Host, JOB_GRANTS, SandboxSettings, host, settings};
-use crate::config::Config;
+/// Why a root runtime's `sandbox.job_user` gives no user to run Bash jobs as
+/// (they then run as root without capabilities).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobUserError {
+    #[error("sandbox.job_user is empty")]
+    Empty,
+    #[error("sandbox.job_user {0:?}: not a name")]
+    NotAName(String),
+    #[error("sandbox.job_user {0:?}: no such user")]
+    NoSuchUser(String),
+    #[error("sandbox.job_user {0:?} is root")]
+    Root(String),
+}
 
 /// The user Bash jobs run as: `None` when they run as the runtime's own user
 /// (it is not root, the sandbox is off, or no job user is set), an error when a
 /// root runtime's job user does not resolve (they then run as root).
-pub fn job_user(s: &SandboxSettings) -> Result<Option<JobUser>, String> {
+pub fn job_user(s: &SandboxSettings) -> Result<Option<JobUser>, JobUserError> {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let name = s.job_user.trim();
@@ -31,7 +45,7 @@ pub fn job_user(s: &SandboxSettings) -> Result<Option<JobUser>, String> {
         return Ok(None);
     }
     if name.is_empty() {
-        return Err("sandbox.job_user is empty".into());
+        return Err(JobUserError::Empty);
     }
     let user = match numeric(name) {
         Some((uid, gid)) => JobUser {
@@ -42,7 +56,7 @@ pub fn job_user(s: &SandboxSettings) -> Result<Option<JobUser>, String> {
         None => lookup(name)?,
     };
     if user.uid == 0 {
-        return Err(format!("sandbox.job_user {name:?} is root"));
+        return Err(JobUserError::Root(name.to_string()));
     }
     Ok(Some(user))
 }
@@ -55,8 +69,8 @@ fn numeric(text: &str) -> Option<(u32, u32)> {
     }
 }
 
-fn lookup(name: &str) -> Result<JobUser, String> {
-    let c = CString::new(name).map_err(|_| format!("sandbox.job_user {name:?}: not a name"))?;
+fn lookup(name: &str) -> Result<JobUser, JobUserError> {
+    let c = CString::new(name).map_err(|_| JobUserError::NotAName(name.to_string()))?;
     // SAFETY: an all-zero passwd is a valid value to be filled in.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0u8; 16 * 1024];
@@ -72,7 +86,7 @@ fn lookup(name: &str) -> Result<JobUser, String> {
         )
     };
     if r != 0 || found.is_null() {
-        return Err(format!("sandbox.job_user {name:?}: no such user"));
+        return Err(JobUserError::NoSuchUser(name.to_string()));
     }
     Ok(JobUser {
         name: name.to_string(),
@@ -130,7 +144,7 @@ pub fn task_limit(host: &Host, uid: u32) -> TaskLimit {
         };
     }
     let why = match &host.job_user {
-        Err(e) => e.clone(),
+        Err(e) => e.to_string(),
         Ok(_) => "the runtime runs as root".into(),
     };
     TaskLimit::Unbounded(format!(
@@ -142,9 +156,9 @@ pub fn task_limit(host: &Host, uid: u32) -> TaskLimit {
 /// runs as another user (who cannot enter the runtime's data dir),
 /// `<tmp>/vwed-edge-jobs`, which only the runtime's user may write and nobody
 /// may list. Folders are named by execution id, unique across runtimes.
-pub fn work_root(cfg: &Config) -> io::Result<PathBuf> {
+pub fn work_root(data_dir: &Path) -> io::Result<PathBuf> {
     if !matches!(host().job_user, Ok(Some(_))) {
-        return Ok(cfg.data_dir.join("jobs").join("work"));
+        return Ok(data_dir.join("jobs").join("work"));
     }
     let root = std::env::temp_dir().join("vwed-edge-jobs");
     private_dir(&root)?;
@@ -185,16 +199,21 @@ pub fn give_work_dir(dir: &Path) -> io::Result<()> {
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
 }
 
-/// What a Bash job in `work_dir` run by `program` may reach.
-pub fn policy(cfg: &Config, work_dir: &Path, program: &Path) -> io::Result<ShellPolicy> {
+/// What a Bash job in `work_dir` run by `program` may reach, by the grants of
+/// `settings` (`[sandbox.projects._jobs]`); `data_dir` stays out of reach.
+pub fn policy(
+    settings: &SandboxSettings,
+    data_dir: &Path,
+    work_dir: &Path,
+    program: &Path,
+) -> io::Result<ShellPolicy> {
     let host = host();
-    let grant = cfg.sandbox.projects.get(JOB_GRANTS);
-    let paths = |f: fn(&settings::ProjectGrant) -> &Vec<PathBuf>| {
-        grant.map(|g| f(g).clone()).unwrap_or_default()
-    };
-    let mut protect = vec![std::fs::canonicalize(&cfg.data_dir)?];
-    protect.extend(cfg.sandbox.config_file.clone());
-    let user = host.job_user.clone().ok().flatten();
+    let grant = settings.projects.get(JOB_GRANTS);
+    let paths =
+        |f: fn(&ProjectGrant) -> &Vec<PathBuf>| grant.map(|g| f(g).clone()).unwrap_or_default();
+    let mut protect = vec![std::fs::canonicalize(data_dir)?];
+    protect.extend(settings.config_file.clone());
+    let user = host.job_user.as_ref().ok().and_then(Clone::clone);
     // SAFETY: geteuid has no preconditions.
     let uid = user.as_ref().map_or(unsafe { libc::geteuid() }, |u| u.uid);
     // SAFETY: getpgrp has no preconditions.
@@ -205,7 +224,7 @@ pub fn policy(cfg: &Config, work_dir: &Path, program: &Path) -> io::Result<Shell
         read: paths(|g| &g.read),
         write: paths(|g| &g.write),
         protect,
-        network: cfg.sandbox.network(JOB_GRANTS),
+        network: settings.network(JOB_GRANTS),
         tasks: task_limit(host, uid),
         user,
         supervisor: std::process::id(),
@@ -223,7 +242,10 @@ mod tests {
         assert_eq!(numeric("1001:1002"), Some((1001, 1002)));
         assert_eq!(numeric("nobody"), None);
         assert_eq!(numeric("1:x"), None);
-        assert!(lookup("no-such-user-here").is_err());
+        assert_eq!(
+            lookup("no-such-user-here").map(|u| u.uid),
+            Err(JobUserError::NoSuchUser("no-such-user-here".into()))
+        );
         assert_eq!(lookup("root").map(|u| u.uid), Ok(0));
     }
 

@@ -20,8 +20,10 @@ use std::path::PathBuf;
 use libc::sock_filter;
 use vwed_ipc::{NetworkGrant, SandboxReport};
 
-use super::landlock_rules::{self, Paths};
-use super::{ABI_SCOPES, KernelSupport, NETWORK_READ, privileges, seccomp};
+use crate::kernel::{ABI_SCOPES, KernelSupport};
+use crate::landlock_rules::{self, Paths};
+use crate::worker::NETWORK_READ;
+use crate::{privileges, seccomp};
 
 /// Programs and the libraries they load. Executables of the system; nothing here
 /// is secret.

@@ -24,7 +24,7 @@
 use libc::{c_long, sock_filter};
 use vwed_ipc::NetworkGrant;
 
-use super::bpf::{Asm, AsmError, Label};
+use crate::bpf::{Asm, AsmError, Label};
 
 #[cfg(target_arch = "x86_64")]
 const NATIVE_ARCH: u32 = 62 | 0x8000_0000 | 0x4000_0000;

@@ -49,6 +49,33 @@ pub struct SandboxSettings {
     pub config_file: Option<PathBuf>,
 }
 
+/// Why `[sandbox]` settings are refused; the text names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("sandbox.required needs sandbox.enabled")]
+    RequiredOff,
+    #[error("sandbox.nice must be 0..19, not {0}")]
+    Nice(u8),
+    #[error("sandbox.projects.{project}: path {} must be absolute", path.display())]
+    Relative { project: String, path: PathBuf },
+    #[error(
+        "sandbox.projects.{project}: path {} would expose {}",
+        path.display(),
+        protected.display()
+    )]
+    Exposes {
+        project: String,
+        path: PathBuf,
+        protected: PathBuf,
+    },
+    #[error("sandbox.projects.{project}.network: {source}")]
+    Network {
+        project: String,
+        #[source]
+        source: NetworkError,
+    },
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProjectGrant {
@@ -77,33 +104,36 @@ impl Default for SandboxSettings {
 
 impl SandboxSettings {
     /// Checks every grant; `data_dir` and the config file must stay out of reach.
-    pub fn validate(&self, data_dir: &Path) -> Result<(), String> {
+    pub fn validate(&self, data_dir: &Path) -> Result<(), SettingsError> {
         if self.required && !self.enabled {
-            return Err("sandbox.required needs sandbox.enabled".into());
+            return Err(SettingsError::RequiredOff);
         }
         if self.nice > 19 {
-            return Err(format!("sandbox.nice must be 0..19, not {}", self.nice));
+            return Err(SettingsError::Nice(self.nice));
         }
         let mut protected = vec![absolute(data_dir)];
         protected.extend(self.config_file.as_deref().map(absolute));
         for (name, grant) in &self.projects {
+            let project = || name.clone();
             for p in grant.read.iter().chain(&grant.write) {
                 if !p.is_absolute() {
-                    return Err(format!(
-                        "sandbox.projects.{name}: path {} must be absolute",
-                        p.display()
-                    ));
+                    return Err(SettingsError::Relative {
+                        project: project(),
+                        path: p.clone(),
+                    });
                 }
                 if let Some(x) = protected.iter().find(|x| x.starts_with(absolute(p))) {
-                    return Err(format!(
-                        "sandbox.projects.{name}: path {} would expose {}",
-                        p.display(),
-                        x.display()
-                    ));
+                    return Err(SettingsError::Exposes {
+                        project: project(),
+                        path: p.clone(),
+                        protected: x.clone(),
+                    });
                 }
             }
-            parse_network(&grant.network)
-                .map_err(|e| format!("sandbox.projects.{name}.network: {e}"))?;
+            parse_network(&grant.network).map_err(|source| SettingsError::Network {
+                project: project(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -127,27 +157,34 @@ fn absolute(p: &Path) -> PathBuf {
         .unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// A network grant that is not one of `tcp:<port>`, `tcp:*`, `listen:<port>`, `udp`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    #[error("{0:?}: not a port number")]
+    Port(String),
+    #[error(
+        "{0:?}: expected tcp:<port>, tcp:*, listen:<port> or udp (the kernel \
+         sees ports, not host names; VWED.http has http_allow_hosts for hosts)"
+    )]
+    Form(String),
+}
+
 /// `tcp:<port>`, `tcp:*`, `listen:<port>`, `udp`.
-pub fn parse_network(entries: &[String]) -> Result<NetworkGrant, String> {
+pub fn parse_network(entries: &[String]) -> Result<NetworkGrant, NetworkError> {
     let mut g = NetworkGrant::default();
     for e in entries {
         let port = |s: &str| {
             s.parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| format!("{e:?}: not a port number"))
+                .ok_or_else(|| NetworkError::Port(e.clone()))
         };
         match e.trim().split_once(':') {
             None if e.trim() == "udp" => g.udp = true,
             Some(("tcp", "*")) => g.any_tcp = true,
             Some(("tcp", p)) => g.connect_tcp.push(port(p)?),
             Some(("listen", p)) => g.bind_tcp.push(port(p)?),
-            _ => {
-                return Err(format!(
-                    "{e:?}: expected tcp:<port>, tcp:*, listen:<port> or udp (the kernel \
-                     sees ports, not host names; VWED.http has http_allow_hosts for hosts)"
-                ));
-            }
+            _ => return Err(NetworkError::Form(e.clone())),
         }
     }
     Ok(g)
@@ -181,9 +218,36 @@ mod tests {
         let e = s
             .validate(Path::new("/srv/vwed/data"))
             .expect_err("refused");
-        assert!(e.contains("would expose"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "sandbox.projects.line1: path /srv would expose /srv/vwed/data"
+        );
         assert!(s.validate(Path::new("/var/lib/vwed")).is_ok());
         s.projects.get_mut("line1").expect("grant").read = vec![PathBuf::from("rel")];
-        assert!(s.validate(Path::new("/var/lib/vwed")).is_err());
+        assert!(matches!(
+            s.validate(Path::new("/var/lib/vwed")),
+            Err(SettingsError::Relative { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bad_grant_is_named_with_its_project() {
+        let mut s = SandboxSettings::default();
+        let grant = ProjectGrant {
+            network: vec!["plc.local:502".into()],
+            ..ProjectGrant::default()
+        };
+        s.projects.insert("line1".into(), grant);
+        let e = s.validate(Path::new("/var/lib/vwed")).expect_err("refused");
+        assert!(
+            e.to_string().starts_with(
+                "sandbox.projects.line1.network: \"plc.local:502\": expected tcp:<port>"
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            parse_network(&["tcp:0".into()]),
+            Err(NetworkError::Port("tcp:0".into()))
+        );
     }
 }

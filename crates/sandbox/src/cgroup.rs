@@ -32,21 +32,55 @@ pub struct Limits {
     pub max_tasks: u32,
 }
 
+/// Why workers get no cgroup leaf of their own (they then only run at a lower
+/// priority); logged once at start.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// `/proc/self/cgroup` or `/proc/self/mountinfo` could not be read.
+    #[error(transparent)]
+    Proc(io::Error),
+    #[error("no cgroup v2 membership")]
+    NotMember,
+    #[error("the runtime runs in the root cgroup (no Delegate=yes)")]
+    RootCgroup,
+    #[error("cgroup v2 is not mounted")]
+    NotMounted,
+    #[error("{}: {source}", dir.display())]
+    Controllers {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} has no {controller} controller", dir.display())]
+    NoController {
+        dir: PathBuf,
+        controller: &'static str,
+    },
+    /// Taking over the delegated cgroup failed.
+    #[error(transparent)]
+    Setup(io::Error),
+    /// The process never set one up (unit tests, tools).
+    #[error("not set up")]
+    NotSetUp,
+}
+
 /// The runtime's own cgroup directory, if it is one it may manage; else why not.
-pub fn detect() -> Result<PathBuf, String> {
-    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
-    let rel = unified_path(&own).ok_or("no cgroup v2 membership")?;
+pub fn detect() -> Result<PathBuf, CgroupError> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(CgroupError::Proc)?;
+    let rel = unified_path(&own).ok_or(CgroupError::NotMember)?;
     if rel == "/" {
-        return Err("the runtime runs in the root cgroup (no Delegate=yes)".into());
+        return Err(CgroupError::RootCgroup);
     }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
-    let mount = cgroup2_mount(&mounts).ok_or("cgroup v2 is not mounted")?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(CgroupError::Proc)?;
+    let mount = cgroup2_mount(&mounts).ok_or(CgroupError::NotMounted)?;
     let dir = mount.join(rel.trim_start_matches('/'));
-    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers"))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    for c in &WANTED[..2] {
-        if !controllers.split_whitespace().any(|x| x == *c) {
-            return Err(format!("{} has no {c} controller", dir.display()));
+    let controllers = match std::fs::read_to_string(dir.join("cgroup.controllers")) {
+        Ok(c) => c,
+        Err(source) => return Err(CgroupError::Controllers { dir, source }),
+    };
+    for controller in &WANTED[..2] {
+        if !controllers.split_whitespace().any(|x| x == *controller) {
+            return Err(CgroupError::NoController { dir, controller });
         }
     }
     Ok(dir)
