@@ -62,26 +62,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the database, the project sources and the lock file live.
     pub data_dir: PathBuf,
-    /// Default timeout of a route handler or function call.
-    pub call_timeout_ms: u64,
-    /// Upper bound for a caller-supplied `timeout_ms`.
-    pub max_call_timeout_ms: u64,
-    /// How long `boot()` may take before the start fails.
-    pub boot_timeout_ms: u64,
-    /// How long a stopping worker gets before SIGKILL.
-    pub stop_grace_ms: u64,
+    #[serde(flatten)]
+    pub engine: crate::engine::EngineSettings,
     /// Largest request body accepted by any endpoint.
     pub max_body_bytes: u64,
     #[serde(flatten)]
     pub integrations: vwed_integrations::IntegrationSettings,
-    /// Largest script source accepted.
-    pub max_script_bytes: u64,
-    /// Lines of stdout/stderr/log kept in memory per script.
-    pub output_lines: usize,
-    /// Scripts that may run at once.
-    pub max_running_scripts: usize,
-    /// Start again, after a restart of the runtime, every script that was running.
-    pub restore_on_start: bool,
     /// Create the sample project when the data dir is new.
     pub sample_project: bool,
     #[serde(flatten)]
@@ -90,68 +76,15 @@ pub struct Config {
     pub db_cache_bytes: usize,
     #[serde(flatten)]
     pub logs: vwed_logs::LogSettings,
-    /// Events waiting per listener; more are dropped, counted and reported.
-    pub event_queue_len: usize,
-    /// Keep one worker started ahead of need, so that starting a script does not
-    /// wait for the interpreter to come up. Costs one idle worker's memory.
-    pub spare_worker: bool,
-    /// Registrations (routes, functions, listeners, timers) one run of a script may
-    /// make: a script registering in a loop must not exhaust the supervisor.
-    pub max_registrations: usize,
     /// Threads of the async executor (HTTP, IPC, timers). 1 gives slightly lower tail
     /// latency on a 2-core controller, 2 slightly more throughput.
     pub executor_threads: usize,
-    /// Heap and anonymous memory one script's worker may use, in MiB (0: no limit).
-    /// Past it the script gets a MemoryError; the runtime and other scripts go on.
-    pub worker_memory_mb: u64,
     // HTTP server bounds (runtime/src/server, docs/limits.md).
-    /// Time a client has to send a request head (request line and headers): from
-    /// the start of the connection (after the TLS handshake), or from the first byte
-    /// of a later request on a kept-alive connection. Past it the connection closes.
-    pub header_read_timeout_ms: u64,
-    /// Longest a request body may take to arrive, counted from the first time the
-    /// handler waits for it; past it the answer is 408 and the connection closes.
-    pub body_read_timeout_ms: u64,
-    /// Slowest a request body may arrive, in bytes per second over each
-    /// `body_rate_window_ms` (408 below it); 0 = no floor.
-    pub body_min_bytes_per_s: u64,
-    pub body_rate_window_ms: u64,
-    /// How long a kept-alive connection may wait for its next request.
-    pub keep_alive_idle_ms: u64,
-    /// How long a connection may take for its TLS handshake (with TLS on).
-    pub tls_handshake_timeout_ms: u64,
-    /// HTTP connections open at once, WebSockets included. The descriptor limit
-    /// may lower it: see `fd_reserve`. At the cap a new connection closes the one
-    /// that has waited longest for its client.
-    pub max_connections: usize,
-    /// Descriptors kept for the runtime's own files, workers and outgoing
-    /// connections: HTTP connections get the limit (the soft RLIMIT_NOFILE, raised
-    /// to the hard one at start) minus this, but at least a quarter of the limit.
-    pub fd_reserve: u64,
+    #[serde(flatten)]
+    pub server: crate::server::ServerSettings,
     // Jobs: one-shot Python and Bash scripts (runtime/src/jobs, docs/jobs.md).
-    /// Job executions that run at once (the seed's MAX_CONCURRENT_SCRIPTS). They
-    /// also count against `max_running_scripts` together with service scripts:
-    /// a job waits while services and jobs use all of it.
-    pub job_max_concurrent: usize,
-    /// Executions waiting for a free slot; a new one beyond is refused (and recorded).
-    pub job_queue_len: usize,
-    /// Timeout of a job that names none, in seconds (the seed's SCRIPT_TIMEOUT).
-    pub job_default_timeout_s: u64,
-    pub job_max_timeout_s: u64,
-    /// Retries a job's policy may ask for.
-    pub job_max_retries: u32,
-    /// After SIGTERM on timeout or cancel, how long a job has before SIGKILL.
-    pub job_kill_grace_ms: u64,
-    /// Bash for Bash jobs; an absolute path.
-    pub job_bash_path: String,
-    /// Output kept per execution (its start and its end; the middle is cut).
-    pub job_output_bytes: u64,
-    /// Executions kept in the history; the oldest finished ones go first.
-    pub job_history_max: usize,
-    /// Versions kept per job; the oldest go first.
-    pub job_max_versions: usize,
-    /// Jobs that may be defined.
-    pub job_max_scripts: usize,
+    #[serde(flatten)]
+    pub jobs: crate::jobs::JobSettings,
     // --- access control, TLS and secrets (issue 10) ---
     #[serde(flatten)]
     pub auth: vwed_auth::AuthSettings,
@@ -159,11 +92,6 @@ pub struct Config {
     pub tls: vwed_tls::TlsSettings,
     // Tables after the plain settings, so that the TOML form can list them last.
     // Bounds of script output, logs and file history (docs/limits.md).
-    /// Longest line of script output, `VWED.log` message or traceback, in bytes;
-    /// a longer one is cut (in the worker already) and ends with a marker.
-    pub max_line_bytes: usize,
-    /// Bytes of output kept in memory per running script, beside `output_lines`.
-    pub output_max_bytes: usize,
     /// Previous versions of a file kept; older ones are pruned (and counted).
     pub file_versions_keep: u64,
     /// Bytes of previous versions kept across all files, pruned oldest first
@@ -188,46 +116,16 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from("./vwed-data"),
-            call_timeout_ms: 30_000,
-            max_call_timeout_ms: 600_000,
-            boot_timeout_ms: 30_000,
-            stop_grace_ms: 3_000,
+            engine: crate::engine::EngineSettings::default(),
             max_body_bytes: 8 * 1024 * 1024,
             integrations: vwed_integrations::IntegrationSettings::default(),
-            max_script_bytes: 2 * 1024 * 1024,
-            output_lines: 2_000,
-            max_running_scripts: 64,
-            restore_on_start: true,
             sample_project: true,
             io: vwed_io::IoSettings::default(),
             db_cache_bytes: 4 * 1024 * 1024,
             logs: vwed_logs::LogSettings::default(),
-            event_queue_len: 1024,
-            spare_worker: true,
-            max_registrations: 10_000,
             executor_threads: 2,
-            worker_memory_mb: 512,
-            header_read_timeout_ms: 10_000,
-            body_read_timeout_ms: 60_000,
-            body_min_bytes_per_s: 1_024,
-            body_rate_window_ms: 10_000,
-            keep_alive_idle_ms: 30_000,
-            tls_handshake_timeout_ms: 10_000,
-            max_connections: 1_024,
-            fd_reserve: 256,
-            job_max_concurrent: 10,
-            job_queue_len: 100,
-            job_default_timeout_s: 300,
-            job_max_timeout_s: 86_400,
-            job_max_retries: 10,
-            job_kill_grace_ms: 2_000,
-            job_bash_path: "/bin/bash".to_string(),
-            job_output_bytes: 64 * 1024,
-            job_history_max: 10_000,
-            job_max_versions: 200,
-            job_max_scripts: 1_000,
-            max_line_bytes: 64 * 1024,
-            output_max_bytes: 1024 * 1024,
+            server: crate::server::ServerSettings::default(),
+            jobs: crate::jobs::JobSettings::default(),
             file_versions_keep: 100,
             file_versions_max_bytes: 64 * 1024 * 1024,
             sandbox: vwed_sandbox::SandboxSettings::default(),
@@ -295,24 +193,19 @@ impl Config {
         cfg.validate()?;
         Ok(cfg)
     }
-
-    pub fn worker_memory_limit(&self) -> Option<u64> {
-        (self.worker_memory_mb > 0).then(|| self.worker_memory_mb.saturating_mul(1024 * 1024))
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.call_timeout_ms == 0 || self.boot_timeout_ms == 0 {
+        if self.engine.call_timeout_ms == 0 || self.engine.boot_timeout_ms == 0 {
             return Err(ConfigError::Rule(
                 "call_timeout_ms and boot_timeout_ms must be more than 0",
             ));
         }
-        if self.max_running_scripts == 0 {
+        if self.engine.max_running_scripts == 0 {
             return Err(ConfigError::Rule("max_running_scripts must be at least 1"));
         }
-        if self.output_lines == 0 {
+        if self.engine.output_lines == 0 {
             return Err(ConfigError::Rule("output_lines must be at least 1"));
         }
-        if !(MIN_LINE_BYTES..=MAX_LINE_BYTES).contains(&self.max_line_bytes) {
+        if !(MIN_LINE_BYTES..=MAX_LINE_BYTES).contains(&self.engine.max_line_bytes) {
             return Err(ConfigError::Rule(
                 "max_line_bytes must be between 256 and 4194304 (4 MiB)",
             ));
@@ -504,7 +397,7 @@ mod tests {
         ];
         apply_env(&mut table, "VWED_", vars.into_iter()).expect("env");
         let cfg: Config = table.try_into().expect("config");
-        assert_eq!(cfg.call_timeout_ms, 2500);
+        assert_eq!(cfg.engine.call_timeout_ms, 2500);
         assert_eq!(cfg.listen.port(), 9000);
         assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x y"));
     }

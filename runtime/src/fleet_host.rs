@@ -126,7 +126,7 @@ impl ScriptHost for EngineHost {
             .ok_or_else(|| HostError::NoRecord(script.to_string()))?;
         let out = inst.output.locked();
         Ok(out
-            .tail(0, lines, self.0.cfg.output_max_bytes)
+            .tail(0, lines, self.0.cfg.engine.output_max_bytes)
             .0
             .into_iter()
             .map(|l| serde_json::to_value(l).unwrap_or(Value::Null))

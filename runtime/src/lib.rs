@@ -127,7 +127,7 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
         engine.cfg.data_dir.display()
     );
     let notifier = Notifier::from_env();
-    if engine.cfg.restore_on_start || engine.cfg.safe_start {
+    if engine.cfg.engine.restore_on_start || engine.cfg.safe_start {
         restore_scripts(&engine, notifier.as_ref()).await;
     }
     let fleet = fleet.map(|agent| agent.spawn());
@@ -244,7 +244,7 @@ impl Server {
     ) -> Result<Server, ServeError> {
         let app = api::routes(services);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let limits = server::Limits::from_config(&services.engine.cfg)?;
+        let limits = server::Limits::from_settings(&services.engine.cfg.server)?;
         let task = tokio::spawn(server::serve(app, listener, limits, tls, async {
             let _ = stopped.await;
         }));
@@ -257,8 +257,9 @@ impl Server {
 async fn restore_scripts(engine: &Arc<Engine>, notifier: Option<&Notifier>) {
     if let Some(n) = notifier {
         // Each restored script may take up to its boot timeout.
-        let most = Duration::from_millis(engine.cfg.boot_timeout_ms)
-            .saturating_mul(u32::try_from(engine.cfg.max_running_scripts).unwrap_or(u32::MAX));
+        let most = Duration::from_millis(engine.cfg.engine.boot_timeout_ms).saturating_mul(
+            u32::try_from(engine.cfg.engine.max_running_scripts).unwrap_or(u32::MAX),
+        );
         let _ = n.notify_extend_timeout(most);
     }
     engine.restore_at_start().await;

@@ -107,13 +107,13 @@ def test_function(args):
 }
 
 fn check_size(engine: &Engine, content: &str) -> Result<(), ApiError> {
-    if content.len() as u64 > engine.cfg.max_script_bytes {
+    if content.len() as u64 > engine.cfg.engine.max_script_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "脚本内容过大: {} 字节, 上限 {} 字节",
                 content.len(),
-                engine.cfg.max_script_bytes
+                engine.cfg.engine.max_script_bytes
             ),
         ));
     }

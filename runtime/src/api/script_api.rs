@@ -195,8 +195,8 @@ fn timeout_ms(engine: &Engine, headers: &HeaderMap) -> u64 {
         .get(TIMEOUT_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(cfg.call_timeout_ms)
-        .clamp(1, cfg.max_call_timeout_ms)
+        .unwrap_or(cfg.engine.call_timeout_ms)
+        .clamp(1, cfg.engine.max_call_timeout_ms)
 }
 
 /// The script's answer as the HTTP response; JSON unless the script said otherwise.

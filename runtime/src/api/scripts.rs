@@ -368,7 +368,7 @@ async fn output(script_id: String, engine: Arc<Engine>, q: HashMap<String, Strin
             let after = query_u64(&q, "after")?.unwrap_or(0);
             let limit = query_u64(&q, "limit")?.unwrap_or(200).min(10_000) as usize;
             let ring = inst.output.locked();
-            let (lines, omitted) = ring.tail(after, limit, engine.cfg.output_max_bytes);
+            let (lines, omitted) = ring.tail(after, limit, engine.cfg.engine.output_max_bytes);
             Ok(ok_data(json!({
                 "script_id": script_id,
                 "status": inst.status(),

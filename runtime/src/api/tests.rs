@@ -74,9 +74,10 @@ impl Api {
             data_dir: dir.0.clone(),
             max_body_bytes: BODY_LIMIT,
             sample_project: false,
-            spare_worker: false,
             ..Config::default()
         };
+        let mut cfg = cfg;
+        cfg.engine.spare_worker = false;
         let db = crate::db::open(&cfg.data_dir.join("vwed.redb"), 1 << 20).expect("db");
         let store = crate::store::ScriptStore::new(db, &cfg.data_dir).expect("store");
         let logs =

@@ -401,7 +401,7 @@ async fn grep(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
                 .ok_or_else(|| ApiError::bad_request("缺少必填参数 q"))?;
             let project_id = query_u64(&q, "project_id")?;
             let limit = query_u64(&q, "limit")?.unwrap_or(200).clamp(1, MAX_HITS) as usize;
-            let (store, max) = (engine.store.clone(), engine.cfg.max_script_bytes);
+            let (store, max) = (engine.store.clone(), engine.cfg.engine.max_script_bytes);
             let (hits, truncated) =
                 run(move || store.grep(project_id, &needle, limit, max)).await?;
             let hits: Vec<Value> = hits

@@ -12,6 +12,7 @@ pub mod events;
 mod hosts;
 mod instance;
 mod safe;
+mod settings;
 mod sink;
 mod spare;
 mod start;
@@ -32,6 +33,7 @@ use serde_json::{Value, json};
 use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
 
 pub use instance::{Instance, State};
+pub use settings::EngineSettings;
 pub use sink::{answer_request, log_fields, perform_notified};
 pub use start::{StartError, StartOk, StartRequest};
 pub(crate) use watch::spawn_priority;
@@ -130,7 +132,7 @@ impl Engine {
         Arc::new(Engine {
             running_set: RunningSet::new(db.clone()),
             data: ScriptData::new(db),
-            registry: Registry::new(cfg.event_queue_len),
+            registry: Registry::new(cfg.engine.event_queue_len),
             analyzer: Analyzer::new(exe.clone()),
             integrations: Arc::new(crate::integrations::Setup {
                 settings: cfg.integrations.clone(),
@@ -251,8 +253,8 @@ impl Engine {
             .ok_or_else(|| FnCallError::NotRegistered(name.to_string()))?;
         let timeout = Duration::from_millis(
             timeout_ms
-                .unwrap_or(self.cfg.call_timeout_ms)
-                .clamp(1, self.cfg.max_call_timeout_ms),
+                .unwrap_or(self.cfg.engine.call_timeout_ms)
+                .clamp(1, self.cfg.engine.max_call_timeout_ms),
         );
         let conn = &entry.target.conn;
         let req = conn.next_req();

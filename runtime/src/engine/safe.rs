@@ -27,7 +27,7 @@ impl Engine {
                 );
                 self.safe_mode.hold(reason, paths);
             }
-            Plan::Restore if paths.is_empty() || !self.cfg.restore_on_start => {}
+            Plan::Restore if paths.is_empty() || !self.cfg.engine.restore_on_start => {}
             Plan::Restore => self.restore_watched().await,
         }
     }

@@ -27,7 +27,7 @@ impl ScriptSink {
     pub fn new(engine: Weak<Engine>, inst: Arc<Instance>) -> Self {
         let line_limit = engine
             .upgrade()
-            .map_or(lines::DEFAULT_LINE_BYTES, |e| e.cfg.max_line_bytes);
+            .map_or(lines::DEFAULT_LINE_BYTES, |e| e.cfg.engine.max_line_bytes);
         ScriptSink {
             engine,
             inst,
@@ -46,7 +46,7 @@ impl ScriptSink {
             .inst
             .registrations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let max = engine.cfg.max_registrations;
+        let max = engine.cfg.engine.max_registrations;
         if made >= max {
             return Err(ServiceError::new(
                 ServiceErrorKind::LimitExceeded,
@@ -62,7 +62,7 @@ impl ScriptSink {
             .registry
             .prepare(reg, target)
             .map_err(service_error)?;
-        let timeout = std::time::Duration::from_millis(engine.cfg.call_timeout_ms);
+        let timeout = std::time::Duration::from_millis(engine.cfg.engine.call_timeout_ms);
         match &prepared {
             Prepared::Listener(l) => super::events::spawn_listener(l, timeout),
             Prepared::Timer(t) => super::timers::spawn_timer(t, timeout),

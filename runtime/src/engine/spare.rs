@@ -21,7 +21,7 @@ impl Engine {
                 &self.exe,
                 WorkerMode::Script,
                 self.lock.as_ref(),
-                self.cfg.worker_memory_limit(),
+                self.cfg.engine.worker_memory_limit(),
             )?,
         };
         Ok(worker)
@@ -29,7 +29,7 @@ impl Engine {
 
     /// Starts a new spare in the background, unless disabled or shutting down.
     pub fn refill_spare(self: &Arc<Self>) {
-        if !self.cfg.spare_worker || self.is_shutting_down() {
+        if !self.cfg.engine.spare_worker || self.is_shutting_down() {
             return;
         }
         let engine = Arc::downgrade(self);
@@ -42,7 +42,7 @@ impl Engine {
                 &e.exe,
                 WorkerMode::Script,
                 e.lock.as_ref(),
-                e.cfg.worker_memory_limit(),
+                e.cfg.engine.worker_memory_limit(),
             ) {
                 // A spare replaced here is killed on drop.
                 Ok(w) => drop(e.spare.locked().replace(w)),
@@ -64,7 +64,7 @@ impl Engine {
             &self.exe,
             WorkerMode::Script,
             self.lock.as_ref(),
-            self.cfg.worker_memory_limit(),
+            self.cfg.engine.worker_memory_limit(),
         )
     }
 }

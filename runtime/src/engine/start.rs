@@ -172,11 +172,11 @@ impl Engine {
             }
             other => StartError::Store(other),
         })?;
-        if text.len() as u64 > self.cfg.max_script_bytes {
+        if text.len() as u64 > self.cfg.engine.max_script_bytes {
             return Err(StartError::Store(StoreError::Invalid(format!(
                 "脚本过大: {} 字节, 上限 {} 字节",
                 text.len(),
-                self.cfg.max_script_bytes
+                self.cfg.engine.max_script_bytes
             ))));
         }
         if let Some(why) = crate::sandbox::host().refusal(&project.project_name) {
@@ -215,8 +215,8 @@ impl Engine {
             .values()
             .filter(|i| i.state().occupies_path())
             .count();
-        if live >= self.cfg.max_running_scripts {
-            return Err(StartError::Busy(self.cfg.max_running_scripts));
+        if live >= self.cfg.engine.max_running_scripts {
+            return Err(StartError::Busy(self.cfg.engine.max_running_scripts));
         }
         let supervised = self.supervise(script_path, params, req)?;
         // A crashed instance of the same script gives way to the new one; its
@@ -235,7 +235,10 @@ impl Engine {
             new_script_id(&file.file_name),
             file.id,
             file.file_name.clone(),
-            crate::output::OutputRing::new(self.cfg.output_lines, self.cfg.output_max_bytes),
+            crate::output::OutputRing::new(
+                self.cfg.engine.output_lines,
+                self.cfg.engine.output_max_bytes,
+            ),
             &self.logs,
             supervised,
         ));
@@ -335,7 +338,7 @@ impl Engine {
             source: source.text.clone(),
             start_params: params.to_string(),
             sandbox: source.sandbox.clone(),
-            max_line_bytes: u32::try_from(self.cfg.max_line_bytes).unwrap_or(u32::MAX),
+            max_line_bytes: u32::try_from(self.cfg.engine.max_line_bytes).unwrap_or(u32::MAX),
         });
         conn.send(&boot).map_err(|_| self.died(inst))?;
         let outcome = self.boot_outcome(inst, done_rx).await;
@@ -358,7 +361,7 @@ impl Engine {
         let sink = Arc::new(ScriptSink::new(Arc::downgrade(self), inst.clone()));
         let conn = WorkerConn::start(spawned.stream, sink);
         inst.set_conn(conn.clone());
-        let limit = self.cfg.max_line_bytes;
+        let limit = self.cfg.engine.max_line_bytes;
         if let Some(out) = spawned.stdout.take() {
             tokio::spawn(pipe_lines(out, inst.clone(), Stream::Stdout, limit));
         }
@@ -383,7 +386,7 @@ impl Engine {
         inst: &Arc<Instance>,
         done: oneshot::Receiver<BootOutcome>,
     ) -> Result<BootOutcome, StartError> {
-        let timeout = Duration::from_millis(self.cfg.boot_timeout_ms);
+        let timeout = Duration::from_millis(self.cfg.engine.boot_timeout_ms);
         let mut exited = inst.exited.subscribe();
         let outcome = tokio::select! {
             o = done => o.ok(),
@@ -391,7 +394,7 @@ impl Engine {
             _ = tokio::time::sleep(timeout) => {
                 return Err(StartError::BootTimeout {
                     script_id: inst.script_id.to_string(),
-                    ms: self.cfg.boot_timeout_ms,
+                    ms: self.cfg.engine.boot_timeout_ms,
                 });
             }
         };

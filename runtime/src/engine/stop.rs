@@ -48,7 +48,7 @@ impl Engine {
         if let Some(conn) = inst.conn() {
             let _ = conn.send(&ToWorker::Stop);
         }
-        let grace = Duration::from_millis(self.cfg.stop_grace_ms);
+        let grace = Duration::from_millis(self.cfg.engine.stop_grace_ms);
         let mut killed = false;
         if inst.wait_exit(grace).await.is_none() {
             killed = true;

@@ -36,7 +36,7 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
             a.work_dir.display()
         ));
     }
-    let bash = a.engine.cfg.job_bash_path.clone();
+    let bash = a.engine.cfg.jobs.job_bash_path.clone();
     let confinement = match confinement(&a.engine.cfg, &a.work_dir, &bash).await {
         Ok(c) => c,
         Err(e) => return Outcome::failed(format!("作业沙箱无法准备: {e}")),
@@ -49,7 +49,7 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         ))
         .under(report);
     }
-    let limit = a.engine.cfg.worker_memory_limit();
+    let limit = a.engine.cfg.engine.worker_memory_limit();
     let spawned =
         command(&bash, &a.work_dir, &a.env, limit, confinement).and_then(|mut c| c.spawn());
     let mut child = match spawned {
@@ -61,7 +61,7 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
         Err(e) => return Outcome::failed(format!("bash 无法启动 ({bash}): {e}")).under(report),
     };
     let pid = child.id().unwrap_or(0);
-    let limit = a.engine.cfg.max_line_bytes;
+    let limit = a.engine.cfg.engine.max_line_bytes;
     let mut readers = Vec::new();
     for (pipe, level, stream) in [
         (child.stdout.take().map(Pipe::Out), Level::Info, "stdout"),

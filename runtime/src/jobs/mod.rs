@@ -32,6 +32,7 @@ mod process;
 mod python;
 mod run;
 mod scheduler;
+mod settings;
 mod spec;
 mod stats;
 mod store;
@@ -44,6 +45,7 @@ use std::sync::{Arc, Weak};
 pub use danger::Finding;
 pub use model::{ExecStatus, JobRec, JobStatus, Language, TriggerKind};
 pub use ops::{JobInput, TemplateInput, ToJob};
+pub use settings::JobSettings;
 pub use store::{ExecFilter, JobStoreError};
 pub use triggers::TriggerTap;
 pub use view::{
@@ -150,7 +152,7 @@ impl Jobs {
         if self.sched.stop() == 0 {
             return;
         }
-        let limit = std::time::Duration::from_millis(self.cfg.job_kill_grace_ms + 5_000);
+        let limit = std::time::Duration::from_millis(self.cfg.jobs.job_kill_grace_ms + 5_000);
         let t0 = std::time::Instant::now();
         while self.sched.running() > 0 && t0.elapsed() < limit {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -130,7 +130,7 @@ struct Change<'a> {
 
 impl Jobs {
     fn default_timeout(&self) -> f64 {
-        self.cfg.job_default_timeout_s as f64
+        self.cfg.jobs.job_default_timeout_s as f64
     }
 
     pub async fn create(self: &Arc<Self>, input: JobInput, by: &str) -> Result<JobRec, JobError> {
@@ -191,10 +191,10 @@ impl Jobs {
     ) -> Result<JobRec, JobError> {
         let _edit = self.edits.lock().await;
         let count = self.blocking(|s| s.job_count()).await?;
-        if count >= self.cfg.job_max_scripts as u64 {
+        if count >= self.cfg.jobs.job_max_scripts as u64 {
             return Err(JobError::Conflict(format!(
                 "脚本数量已达上限 {}",
-                self.cfg.job_max_scripts
+                self.cfg.jobs.job_max_scripts
             )));
         }
         self.check_definition(&spec, None).await?;
@@ -261,7 +261,7 @@ impl Jobs {
         }
         rec.updated_by = change.by.to_string();
         rec.updated_at = crate::clock::local_now();
-        let keep = self.cfg.job_max_versions;
+        let keep = self.cfg.jobs.job_max_versions;
         let saved = rec.clone();
         self.blocking(move |s| s.save_job(&saved, version.as_ref(), keep))
             .await?;
@@ -334,7 +334,7 @@ impl Jobs {
         self.record_ack(&mut rec, by, reason, found.len());
         rec.updated_by = by.to_string();
         rec.updated_at = crate::clock::local_now();
-        let (saved, keep) = (rec.clone(), self.cfg.job_max_versions);
+        let (saved, keep) = (rec.clone(), self.cfg.jobs.job_max_versions);
         self.blocking(move |s| s.save_job(&saved, None, keep))
             .await?;
         Ok(rec)
@@ -354,9 +354,11 @@ impl Jobs {
         }
         match spec.language {
             Language::Python => self.check_python(&spec.content).await,
-            Language::Bash => super::bash::check_syntax(&self.cfg.job_bash_path, &spec.content)
-                .await
-                .map_err(JobError::Invalid),
+            Language::Bash => {
+                super::bash::check_syntax(&self.cfg.jobs.job_bash_path, &spec.content)
+                    .await
+                    .map_err(JobError::Invalid)
+            }
         }
     }
 
@@ -431,7 +433,7 @@ impl Jobs {
             "rollback",
             format!("回滚到版本 {version}, 新版本 {}", rec.version),
         );
-        let (saved, keep) = (rec.clone(), self.cfg.job_max_versions);
+        let (saved, keep) = (rec.clone(), self.cfg.jobs.job_max_versions);
         self.blocking(move |s| s.save_job(&saved, None, keep))
             .await?;
         Ok(rec)

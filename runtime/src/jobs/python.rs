@@ -51,7 +51,7 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
                 return Outcome::failed(format!("作业沙箱无法准备: {e}"));
             }
         },
-        max_line_bytes: u32::try_from(engine.cfg.max_line_bytes).unwrap_or(u32::MAX),
+        max_line_bytes: u32::try_from(engine.cfg.engine.max_line_bytes).unwrap_or(u32::MAX),
     });
     let answer = match conn.send_request(req, &msg) {
         Ok(rx) => rx,
@@ -99,7 +99,10 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
         a.exec.id.clone(),
         0,
         "job".to_string(),
-        crate::output::OutputRing::new(engine.cfg.output_lines, engine.cfg.output_max_bytes),
+        crate::output::OutputRing::new(
+            engine.cfg.engine.output_lines,
+            engine.cfg.engine.output_max_bytes,
+        ),
         &engine.logs,
         supervised,
     ));
@@ -108,7 +111,7 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
         engine: Arc::downgrade(engine),
         inst: inst.clone(),
         capture: a.capture.clone(),
-        line_limit: engine.cfg.max_line_bytes,
+        line_limit: engine.cfg.engine.max_line_bytes,
         job: a.exec.job_id,
         depth: a.exec.depth,
         traceback: Mutex::new(None),

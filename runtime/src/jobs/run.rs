@@ -95,9 +95,9 @@ impl Jobs {
             .filter(|i| i.state().occupies_path())
             .count();
         let ready = self.sched.take_ready(
-            self.cfg.job_max_concurrent.max(1),
+            self.cfg.jobs.job_max_concurrent.max(1),
             services,
-            self.cfg.max_running_scripts,
+            self.cfg.engine.max_running_scripts,
         );
         for (id, cancel) in ready {
             let jobs = self.clone();
@@ -125,7 +125,7 @@ impl Jobs {
         };
         let n = exec.attempts.len() as u32 + 1;
         let capture = Arc::new(Capture::new(
-            self.cfg.job_output_bytes as usize,
+            self.cfg.jobs.job_output_bytes as usize,
             &detail.output,
             detail.output_cut_bytes,
         ));
@@ -167,7 +167,7 @@ impl Jobs {
                     capture: capture.clone(),
                     log: log.clone(),
                     cancel,
-                    grace: Duration::from_millis(self.cfg.job_kill_grace_ms),
+                    grace: Duration::from_millis(self.cfg.jobs.job_kill_grace_ms),
                 };
                 let outcome = match run.spec.language {
                     Language::Python => python::run(&mut run).await,

@@ -65,17 +65,17 @@ pub fn check_spec(spec: &JobSpec, cfg: &Config) -> Result<(), String> {
     if spec.content.trim().is_empty() {
         return Err("content 不能为空".into());
     }
-    if spec.content.len() as u64 > cfg.max_script_bytes {
+    if spec.content.len() as u64 > cfg.engine.max_script_bytes {
         return Err(format!(
             "content 过大: {} 字节, 上限 {} 字节",
             spec.content.len(),
-            cfg.max_script_bytes
+            cfg.engine.max_script_bytes
         ));
     }
     if spec.content.contains('\0') {
         return Err("content 不能包含 NUL 字符".into());
     }
-    let max = cfg.job_max_timeout_s as f64;
+    let max = cfg.jobs.job_max_timeout_s as f64;
     if !(spec.timeout.is_finite() && spec.timeout >= 0.1 && spec.timeout <= max) {
         return Err(format!(
             "timeout 必须在 0.1 到 {max} 秒之间, 得到 {}",
@@ -88,10 +88,10 @@ pub fn check_spec(spec: &JobSpec, cfg: &Config) -> Result<(), String> {
 }
 
 fn check_retry(r: &RetryPolicy, cfg: &Config) -> Result<(), String> {
-    if r.max_retries > cfg.job_max_retries {
+    if r.max_retries > cfg.jobs.job_max_retries {
         return Err(format!(
             "retry_policy.max_retries 最多 {}, 得到 {}",
-            cfg.job_max_retries, r.max_retries
+            cfg.jobs.job_max_retries, r.max_retries
         ));
     }
     let in_range = |v: f64, lo: f64, hi: f64| v.is_finite() && v >= lo && v <= hi;

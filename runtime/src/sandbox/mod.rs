@@ -14,7 +14,7 @@ pub use vwed_sandbox::{JOB_GRANTS, cgroup, host, status_json};
 /// Probes the kernel, takes over a delegated cgroup and logs what scripts get;
 /// once, before the first worker is spawned.
 pub fn init(cfg: &Config) -> &'static vwed_sandbox::Host {
-    vwed_sandbox::init(&cfg.sandbox, cfg.worker_memory_limit())
+    vwed_sandbox::init(&cfg.sandbox, cfg.engine.worker_memory_limit())
 }
 
 /// The confinement of a script of `project`; makes its scratch folder and the

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
+use super::ServerSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LimitsError {
@@ -44,7 +44,7 @@ impl BodyLimits {
 }
 
 impl Limits {
-    pub fn from_config(cfg: &Config) -> Result<Limits, LimitsError> {
+    pub fn from_settings(cfg: &ServerSettings) -> Result<Limits, LimitsError> {
         let ms = |v: u64, name: &'static str| {
             if v == 0 {
                 Err(LimitsError::Zero(name))
@@ -144,12 +144,12 @@ mod tests {
     use super::*;
 
     fn limits(reserve: u64, max: usize) -> Limits {
-        let cfg = Config {
+        let cfg = ServerSettings {
             fd_reserve: reserve,
             max_connections: max,
-            ..Config::default()
+            ..ServerSettings::default()
         };
-        Limits::from_config(&cfg).expect("limits")
+        Limits::from_settings(&cfg).expect("limits")
     }
 
     #[test]
@@ -164,13 +164,13 @@ mod tests {
 
     #[test]
     fn zero_timeouts_are_refused_but_no_rate_floor_is_fine() {
-        let mut cfg = Config {
+        let mut cfg = ServerSettings {
             body_min_bytes_per_s: 0,
-            ..Config::default()
+            ..ServerSettings::default()
         };
-        assert!(Limits::from_config(&cfg).is_ok());
+        assert!(Limits::from_settings(&cfg).is_ok());
         cfg.header_read_timeout_ms = 0;
-        let e = Limits::from_config(&cfg).expect_err("zero header timeout");
+        let e = Limits::from_settings(&cfg).expect_err("zero header timeout");
         assert!(e.to_string().contains("header_read_timeout_ms"), "{e}");
     }
 

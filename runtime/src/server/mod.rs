@@ -24,6 +24,7 @@ mod conn;
 mod io;
 mod limits;
 mod service;
+mod settings;
 mod slots;
 mod state;
 mod stats;
@@ -41,6 +42,7 @@ use warp::{Filter, Rejection, Reply};
 
 pub use limits::{Limits, LimitsError};
 use service::ClientAddr;
+pub use settings::ServerSettings;
 use slots::Slots;
 use state::ConnState;
 use stats::{Event, Stats};

@@ -13,8 +13,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use warp::Filter;
 
+use super::ServerSettings;
 use super::{Limits, client_addr, serve};
-use crate::config::Config;
 
 /// Generous bound on any wait, so that a failing test ends.
 const BOUND: Duration = Duration::from_secs(20);
@@ -38,7 +38,7 @@ impl Server {
 }
 
 /// `/hello` answers with the client's address; `/slow` after 500 ms.
-async fn start(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
+async fn start(cfg: ServerSettings, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
     let hello = warp::path("hello")
         .and(client_addr())
         .map(|a: Option<SocketAddr>| {
@@ -54,7 +54,7 @@ async fn start(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
     let app = hello.or(slow).unify();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let limits = Limits::from_config(&cfg).expect("limits");
+    let limits = Limits::from_settings(&cfg).expect("limits");
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(app, listener, limits, tls, async {
         let _ = rx.await;
@@ -159,7 +159,7 @@ fn still_open(io: &TcpStream) -> bool {
 #[tokio::test]
 async fn tls_connection_serves_the_filter_and_knows_the_client() {
     let (tls, cert) = self_signed();
-    let server = start(Config::default(), Some(tls)).await;
+    let server = start(ServerSettings::default(), Some(tls)).await;
     let mut io = tls_connect(server.addr, cert).await;
     assert_eq!(
         io.get_ref().1.alpn_protocol(),
@@ -175,9 +175,9 @@ async fn tls_connection_serves_the_filter_and_knows_the_client() {
 #[tokio::test]
 async fn stalled_or_plain_text_tls_handshake_is_closed() {
     let (tls, _) = self_signed();
-    let cfg = Config {
+    let cfg = ServerSettings {
         tls_handshake_timeout_ms: 300,
-        ..Config::default()
+        ..ServerSettings::default()
     };
     let server = start(cfg, Some(tls)).await;
     // Says nothing: closed at the handshake limit.
@@ -192,11 +192,11 @@ async fn stalled_or_plain_text_tls_handshake_is_closed() {
 
 #[tokio::test]
 async fn at_the_cap_the_longest_idle_connection_makes_room() {
-    let cfg = Config {
+    let cfg = ServerSettings {
         max_connections: 2,
         header_read_timeout_ms: 60_000,
         keep_alive_idle_ms: 60_000,
-        ..Config::default()
+        ..ServerSettings::default()
     };
     let server = start(cfg, None).await;
     let mut oldest = TcpStream::connect(server.addr).await.expect("connect");
@@ -220,9 +220,9 @@ async fn at_the_cap_the_longest_idle_connection_makes_room() {
 
 #[tokio::test]
 async fn a_request_in_progress_is_never_closed_for_room() {
-    let cfg = Config {
+    let cfg = ServerSettings {
         max_connections: 1,
-        ..Config::default()
+        ..ServerSettings::default()
     };
     let server = start(cfg, None).await;
     let mut busy = TcpStream::connect(server.addr).await.expect("connect");
@@ -241,7 +241,7 @@ async fn a_request_in_progress_is_never_closed_for_room() {
 
 #[tokio::test]
 async fn shutdown_lets_the_request_in_progress_finish() {
-    let server = start(Config::default(), None).await;
+    let server = start(ServerSettings::default(), None).await;
     let mut busy = TcpStream::connect(server.addr).await.expect("connect");
     let slow = tokio::spawn(async move { get(&mut busy, "/slow").await });
     let mut idle = TcpStream::connect(server.addr).await.expect("connect");
