@@ -193,6 +193,37 @@ impl Config {
         cfg.validate()?;
         Ok(cfg)
     }
+    /// What the engine is configured with.
+    pub fn engine_config(&self) -> crate::engine::EngineConfig {
+        crate::engine::EngineConfig {
+            engine: self.engine.clone(),
+            data_dir: self.data_dir.clone(),
+            sandbox: self.sandbox.clone(),
+            supervision: self.supervision.clone(),
+            safe_start: self.safe_start,
+        }
+    }
+
+    /// What the jobs service is configured with.
+    pub fn jobs_config(&self) -> crate::jobs::JobsConfig {
+        crate::jobs::JobsConfig {
+            jobs: self.jobs.clone(),
+            engine: self.engine.clone(),
+            data_dir: self.data_dir.clone(),
+            sandbox: self.sandbox.clone(),
+            supervision: self.supervision.clone(),
+        }
+    }
+
+    /// What the services beyond the core (task server, HTTP, mail) are set up with.
+    pub fn integrations_setup(&self) -> crate::integrations::Setup {
+        crate::integrations::Setup {
+            settings: self.integrations.clone(),
+            tls: self.tls.clone(),
+            data_dir: self.data_dir.clone(),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.engine.call_timeout_ms == 0 || self.engine.boot_timeout_ms == 0 {
             return Err(ConfigError::Rule(

@@ -11,8 +11,10 @@ use crate::engine::{Engine, Instance, StartError, StartRequest, State};
 use crate::fleet::{Agent, FleetError, HostError, ScriptHost, ScriptStatus, in_projects};
 
 /// The runtime's agent, over its engine, when `[fleet]` is configured.
-pub fn runtime_agent(engine: &Arc<Engine>) -> Result<Option<Agent<EngineHost>>, FleetError> {
-    let cfg = &engine.cfg;
+pub fn runtime_agent(
+    engine: &Arc<Engine>,
+    cfg: &crate::config::Config,
+) -> Result<Option<Agent<EngineHost>>, FleetError> {
     if !cfg.fleet.enabled() {
         return Ok(None);
     }

@@ -2,26 +2,22 @@
 //! scheduling, device I/O) and everything it owns. The `vwed-edge` binary is a thin
 //! command line over [`serve`] and the worker entry of `vwed-pyhost`.
 
-mod analyzer;
 mod api;
 mod archive;
 pub mod config;
-mod engine;
 mod fleet_host;
 mod jobs;
-mod output;
-mod safe_mode;
 mod sandbox;
 mod sdnotify;
 pub mod secrets;
 mod server;
-mod supervision;
-mod worker;
 
 // The ground floor, under the names the modules above use.
 pub use vwed_auth as auth;
 use vwed_base::{clock, cron, fsio, heap, lock, paths, pipe};
 use vwed_db as db;
+use vwed_engine as engine;
+use vwed_engine::{analyzer, output, supervision, worker};
 pub use vwed_fleet_agent as fleet;
 use vwed_integrations as integrations;
 use vwed_io as io;
@@ -100,16 +96,17 @@ pub enum ServeError {
 pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     let started = Instant::now();
     heap::fix_thresholds();
-    let (engine, jobs) = open_engine(cfg).await?;
+    let cfg = Arc::new(cfg);
+    let (engine, jobs) = open_engine(&cfg).await?;
     // A switch or rollback a power cut interrupted ends before scripts restore.
-    let fleet = fleet_host::runtime_agent(&engine).map_err(ServeError::Fleet)?;
+    let fleet = fleet_host::runtime_agent(&engine, &cfg).map_err(ServeError::Fleet)?;
     if let Some(agent) = &fleet {
         agent.recover().map_err(ServeError::Fleet)?;
     }
-    let tls = https(&engine)?;
+    let tls = https(&engine, &cfg)?;
     // The first spare worker comes up while the API binds and scripts restore.
     engine.refill_spare();
-    let addr = engine.cfg.listen;
+    let addr = cfg.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
@@ -117,6 +114,7 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let services = api::Services {
         engine: engine.clone(),
+        config: cfg.clone(),
         jobs: Some(jobs.clone()),
         started,
         ready: ready.clone(),
@@ -150,7 +148,7 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
 
 /// The data dir, its lock, the stores and the engine over them, and the device
 /// I/O: everything that must be there before the API answers.
-async fn open_engine(cfg: config::Config) -> Result<(Arc<Engine>, Arc<jobs::Jobs>), ServeError> {
+async fn open_engine(cfg: &config::Config) -> Result<(Arc<Engine>, Arc<jobs::Jobs>), ServeError> {
     // Closes the supervisor's /proc entries (environ, memory, fds) to workers.
     // SAFETY: prctl(PR_SET_DUMPABLE) only sets a flag on this process.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
@@ -184,15 +182,16 @@ async fn open_engine(cfg: config::Config) -> Result<(Arc<Engine>, Arc<jobs::Jobs
         logs::Logs::open(&cfg.logs, &cfg.data_dir, cfg.db_cache_bytes).map_err(ServeError::Logs)?;
     logs.start_ticker();
     // Before the first worker is spawned: probes the kernel, takes the cgroup.
-    sandbox::init(&cfg);
-    let cfg = Arc::new(cfg);
-    let engine = Engine::new(cfg.clone(), store, exe, Some(lock), logs, auth);
+    let engine_cfg = Arc::new(cfg.engine_config());
+    engine::confinement::init(&engine_cfg);
+    let setup = cfg.integrations_setup();
+    let engine = Engine::new(engine_cfg, setup, store, exe, Some(lock), logs, auth);
     engine::spawn_priority(&engine);
     // Before scripts are restored, so that their boot() can already use I/O.
     if let Some(io) = io::start(&cfg.io, &cfg.data_dir, &engine).map_err(ServeError::DeviceIo)? {
         let _ = engine.io.set(io);
     }
-    let jobs = jobs::Jobs::open(&engine).map_err(ServeError::Jobs)?;
+    let jobs = jobs::Jobs::open(&engine, cfg.jobs_config()).map_err(ServeError::Jobs)?;
     let _ = engine
         .event_tap
         .set(Arc::new(jobs::TriggerTap(jobs.clone())));
@@ -204,15 +203,16 @@ async fn open_engine(cfg: config::Config) -> Result<(Arc<Engine>, Arc<jobs::Jobs
 /// `tls_key`); a self-signed certificate is made on first start for the host
 /// names the API answers to. Its fingerprint goes to the log, so that a client
 /// can pin it.
-fn https(engine: &Engine) -> Result<Option<Arc<rustls::ServerConfig>>, ServeError> {
+fn https(
+    engine: &Engine,
+    cfg: &config::Config,
+) -> Result<Option<Arc<rustls::ServerConfig>>, ServeError> {
     let mut names = engine.auth.settings.hosts.names().to_vec();
-    let ip = engine.cfg.listen.ip();
+    let ip = cfg.listen.ip();
     if !ip.is_unspecified() {
         names.push(ip.to_string());
     }
-    let Some(t) =
-        tls::server(&engine.cfg.tls, &engine.cfg.data_dir, &names).map_err(ServeError::Tls)?
-    else {
+    let Some(t) = tls::server(&cfg.tls, &cfg.data_dir, &names).map_err(ServeError::Tls)? else {
         return Ok(None);
     };
     tracing::info!(
@@ -244,7 +244,7 @@ impl Server {
     ) -> Result<Server, ServeError> {
         let app = api::routes(services);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let limits = server::Limits::from_settings(&services.engine.cfg.server)?;
+        let limits = server::Limits::from_settings(&services.config.server)?;
         let task = tokio::spawn(server::serve(app, listener, limits, tls, async {
             let _ = stopped.await;
         }));

@@ -23,9 +23,10 @@ use crate::engine::Engine;
 use crate::store::{FileQuery, NewFile, StoreError};
 use vwed_ipc::{Analysis, SyntaxError};
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b) = (with_engine(engine), body(engine));
-    let form = warp::multipart::form().max_length(engine.cfg.max_body_bytes);
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
+    let (e, b) = (with_engine(engine), body(s));
+    let form = warp::multipart::form().max_length(s.config.max_body_bytes);
     vec![
         route::get("/api/script/files/search", Role::Viewer).to(|at| {
             at.and(e.clone())

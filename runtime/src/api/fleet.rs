@@ -12,13 +12,23 @@ use super::answers;
 use super::integration::path_param;
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
-use super::with_engine;
 use crate::auth::Role;
 use crate::engine::Engine;
 use crate::store::StoreError;
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let e = with_engine(engine);
+/// What the fleet endpoints use: the database and the `[fleet]` settings.
+#[derive(Clone)]
+struct Fleet {
+    db: crate::db::Db,
+    settings: Arc<crate::fleet::FleetSettings>,
+}
+
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let fleet = Fleet {
+        db: s.engine.store.db().clone(),
+        settings: Arc::new(s.config.fleet.clone()),
+    };
+    let e = warp::any().map(move || fleet.clone());
     vec![
         route::get("/api/fleet/status", Role::Viewer).to(|at| at.and(e.clone()).then(status)),
         route::post("/api/fleet/projects/{project_name}/detach", Role::Engineer)
@@ -69,29 +79,26 @@ pub async fn writable(engine: &Engine, project_id: u64) -> Result<(), ApiError> 
     tag = "fleet",
     responses((status = 200, description = "data: {enabled, device_id, fleet, groups, apply_state, revision, deployment_id, last_error, projects}", body = Envelope<answers::FleetStatus>))
 )]
-async fn status(engine: Arc<Engine>) -> Resp {
+async fn status(fleet: Fleet) -> Resp {
     finish(
         async {
-            let db = engine.store.db().clone();
-            let cfg = engine.cfg.clone();
-            let v =
-                tokio::task::spawn_blocking(move || crate::fleet::local_status(&db, &cfg.fleet))
-                    .await
-                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?
-                    .map_err(db_error)?;
+            let Fleet { db, settings } = fleet;
+            let v = tokio::task::spawn_blocking(move || crate::fleet::local_status(&db, &settings))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?
+                .map_err(db_error)?;
             Ok(ok_data(v))
         }
         .await,
     )
 }
 
-async fn set_detached(name: String, engine: Arc<Engine>, detached: bool) -> Result<Resp, ApiError> {
+async fn set_detached(name: String, fleet: Fleet, detached: bool) -> Result<Resp, ApiError> {
     let name = path_param(name);
-    let db = engine.store.db().clone();
-    let cfg = engine.cfg.clone();
+    let Fleet { db, settings } = fleet;
     let project = name.clone();
     let found = tokio::task::spawn_blocking(move || {
-        crate::fleet::set_detached(&db, &cfg.fleet, &project, detached)
+        crate::fleet::set_detached(&db, &settings, &project, detached)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?
@@ -126,8 +133,8 @@ async fn set_detached(name: String, engine: Arc<Engine>, detached: bool) -> Resu
         (status = 404, description = "项目不受 fleet 同步管理", body = Failure),
     )
 )]
-async fn detach(name: String, engine: Arc<Engine>) -> Resp {
-    finish(set_detached(name, engine, true).await)
+async fn detach(name: String, fleet: Fleet) -> Resp {
+    finish(set_detached(name, fleet, true).await)
 }
 
 /// Gives a detached project back to fleet control (read-only again).
@@ -141,6 +148,6 @@ async fn detach(name: String, engine: Arc<Engine>) -> Resp {
         (status = 404, description = "项目不受 fleet 同步管理", body = Failure),
     )
 )]
-async fn attach(name: String, engine: Arc<Engine>) -> Resp {
-    finish(set_detached(name, engine, false).await)
+async fn attach(name: String, fleet: Fleet) -> Resp {
+    finish(set_detached(name, fleet, false).await)
 }

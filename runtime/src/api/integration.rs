@@ -24,8 +24,9 @@ use crate::engine::Engine;
 use crate::integrations::task_block::{self, Block, MAX_RETRIES, Mode};
 use crate::integrations::task_vars::{self, TaskVarsError};
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b) = (with_engine(engine), body(engine));
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
+    let (e, b) = (with_engine(engine), body(s));
     let vars = "/api/script/integration/tasks/{task_id}/variables";
     vec![
         route::post("/api/script/integration/execute", Role::Operator)

@@ -22,8 +22,9 @@ use crate::auth::Role;
 use crate::engine::Engine;
 use crate::io::{IoOpError, IoRuntime, Who};
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b) = (with_engine(engine), body(engine));
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
+    let (e, b) = (with_engine(engine), body(s));
     vec![
         route::get("/api/io/points", Role::Viewer).to(|at| {
             at.and(e.clone())

@@ -31,9 +31,10 @@ use crate::jobs::{
 const SCRIPTS: &str = "/api/v1/scripts";
 
 // long: the area's part of the route table, one entry per endpoint
-pub fn routes(engine: &Arc<Engine>, jobs: Option<Arc<Jobs>>) -> Vec<Route> {
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let (engine, jobs) = (&s.engine, s.jobs.clone());
     let e = warp::any().map(move || jobs.clone());
-    let (b, w) = (body(engine), who(engine));
+    let (b, w) = (body(s), who(engine));
     vec![
         route::get("/api/v1/scripts/statistics/overview", Role::Viewer)
             .to(|at| at.and(e.clone()).then(overview)),

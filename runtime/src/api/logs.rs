@@ -28,7 +28,8 @@ use crate::auth::Role;
 use crate::engine::Engine;
 use crate::logs::{LogQuery, MAX_LIMIT, Order, decode_cursor, encode_cursor};
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
     let e = with_engine(engine);
     vec![
         route::get("/api/script/logs", Role::Viewer).to(|at| {

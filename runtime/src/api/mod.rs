@@ -56,15 +56,16 @@ fn with_engine(
 }
 
 /// The request body, bounded by `max_body_bytes`.
-fn body(
-    engine: &Engine,
-) -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone + use<> {
-    body::limited(engine.cfg.max_body_bytes)
+fn body(s: &Services) -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone + use<> {
+    body::limited(s.config.max_body_bytes)
 }
 
 /// What the API serves, each part handed to the modules that use it.
 pub struct Services {
     pub engine: Arc<Engine>,
+    /// The whole configuration: the API's own keys (`max_body_bytes`), what
+    /// `/api/system/info` shows, the fleet and I/O sections.
+    pub config: Arc<crate::config::Config>,
     /// The jobs service (`/api/v1/scripts`); None answers 503 there.
     pub jobs: Option<Arc<crate::jobs::Jobs>>,
     pub started: Instant,
@@ -83,20 +84,20 @@ pub fn routes(s: &Services) -> BoxedFilter<(Resp,)> {
 fn table(s: &Services) -> Vec<Route> {
     let (engine, started) = (&s.engine, s.started);
     let mut t = vec![health(engine, started, s.ready.clone())];
-    t.extend(script_api::routes(engine));
-    t.extend(projects::routes(engine));
-    t.extend(files::routes(engine));
-    t.extend(tree::routes(engine));
-    t.extend(scripts::routes(engine));
-    t.extend(registry::routes(engine));
-    t.extend(logs::routes(engine));
-    t.extend(ws::routes(engine));
-    t.extend(io::routes(engine));
-    t.extend(integration::routes(engine));
-    t.extend(storage::routes(engine));
-    t.extend(system::routes(engine, started));
-    t.extend(jobs::routes(engine, s.jobs.clone()));
-    t.extend(fleet::routes(engine));
+    t.extend(script_api::routes(s));
+    t.extend(projects::routes(s));
+    t.extend(files::routes(s));
+    t.extend(tree::routes(s));
+    t.extend(scripts::routes(s));
+    t.extend(registry::routes(s));
+    t.extend(logs::routes(s));
+    t.extend(ws::routes(s));
+    t.extend(io::routes(s));
+    t.extend(integration::routes(s));
+    t.extend(storage::routes(s));
+    t.extend(system::routes(s));
+    t.extend(jobs::routes(s));
+    t.extend(fleet::routes(s));
     t.extend(auth::routes(&engine.auth));
     t.extend(doc::routes());
     t.extend(ui::routes());

@@ -19,8 +19,9 @@ use super::{body, with_engine};
 use crate::auth::Role;
 use crate::engine::Engine;
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b) = (with_engine(engine), body(engine));
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
+    let (e, b) = (with_engine(engine), body(s));
     vec![
         route::post("/api/script/projects", Role::Engineer)
             .to(|at| at.and(e.clone()).and(b).then(create)),

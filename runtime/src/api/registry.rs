@@ -20,7 +20,8 @@ use crate::engine::Engine;
 use crate::engine::Registry;
 use crate::registry::Stats;
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
     let e = with_engine(engine);
     vec![
         route::get("/api/script/registry/status", Role::Viewer)

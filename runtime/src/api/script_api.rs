@@ -26,8 +26,9 @@ const TIMEOUT_HEADER: &str = "x-vwed-timeout-ms";
 /// One entry for every route scripts register: operator or above, unless the
 /// script registered the route as public. Its filter chain is the hot path:
 /// each filter here runs for every script request.
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b) = (with_engine(engine), body(engine));
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
+    let (e, b) = (with_engine(engine), body(s));
     let engine = engine.clone();
     let opens = move |method: &Method, full: &str| {
         full.strip_prefix(PREFIX)

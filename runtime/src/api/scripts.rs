@@ -24,8 +24,9 @@ use crate::engine::{Engine, FnCallError, StartError, StartOk, StartRequest};
 use crate::registry::Counts;
 use crate::supervision::RestartPolicyRequest;
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b) = (with_engine(engine), body(engine));
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
+    let (e, b) = (with_engine(engine), body(s));
     vec![
         route::post("/api/script/scripts/start", Role::Operator)
             .to(|at| at.and(e.clone()).and(b.clone()).then(start)),

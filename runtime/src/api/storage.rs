@@ -23,8 +23,9 @@ use crate::auth::Role;
 use crate::engine::Engine;
 use crate::integrations::locations::{LocationError, LocationSpec, Locations};
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b) = (with_engine(engine), body(engine));
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
+    let (e, b) = (with_engine(engine), body(s));
     vec![
         route::get("/api/script/storage/locations", Role::Viewer).to(|at| {
             at.and(e.clone())

@@ -16,14 +16,14 @@ use super::reply::{Envelope, Resp, ok_data};
 use super::route::{self, Route};
 use super::with_engine;
 use crate::auth::Role;
+use crate::config::Config;
 use crate::engine::Engine;
 
-pub fn routes(engine: &Arc<Engine>, started: Instant) -> Vec<Route> {
-    let e = with_engine(engine);
-    vec![
-        route::get("/api/system/info", Role::Viewer)
-            .to(move |at| at.and(e).and(warp::any().map(move || started)).then(info)),
-    ]
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let e = with_engine(&s.engine);
+    let (config, started) = (s.config.clone(), s.started);
+    let c = warp::any().map(move || (config.clone(), started));
+    vec![route::get("/api/system/info", Role::Viewer).to(move |at| at.and(e).and(c).then(info))]
 }
 
 #[cfg(test)]
@@ -102,10 +102,10 @@ fn read_trimmed(path: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-fn board(engine: &Engine) -> Value {
+fn board(engine: &Engine, config: &Config) -> Value {
     json!({
         "profile": engine.io.get().map(|io| io.setup.board.name.clone())
-            .or_else(|| Some(engine.cfg.io.board.clone()).filter(|b| !b.is_empty())),
+            .or_else(|| Some(config.io.board.clone()).filter(|b| !b.is_empty())),
         "model": read_trimmed("/proc/device-tree/model"),
         "hostname": read_trimmed("/proc/sys/kernel/hostname"),
         "kernel": read_trimmed("/proc/sys/kernel/osrelease"),
@@ -129,9 +129,9 @@ fn board(engine: &Engine) -> Value {
         body = Envelope<answers::SystemInfo>
     ))
 )]
-async fn info(engine: Arc<Engine>, started: Instant) -> Resp {
-    let dir = engine.cfg.data_dir.clone();
-    let config = masked(serde_json::to_value(&*engine.cfg).unwrap_or(Value::Null));
+async fn info(engine: Arc<Engine>, (cfg, started): (Arc<Config>, Instant)) -> Resp {
+    let dir = cfg.data_dir.clone();
+    let config = masked(serde_json::to_value(&*cfg).unwrap_or(Value::Null));
     let pid = std::process::id();
     let (disk, dbs) = tokio::task::spawn_blocking(move || (disk(&dir), databases(&dir)))
         .await
@@ -144,7 +144,7 @@ async fn info(engine: Arc<Engine>, started: Instant) -> Resp {
         "scripts": engine.instances().len(),
         "disk": disk,
         "databases": dbs,
-        "board": board(&engine),
+        "board": board(&engine, &cfg),
         "config": config,
     }))
 }

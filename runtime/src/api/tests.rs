@@ -59,6 +59,7 @@ const BODY_LIMIT: u64 = 4096;
 struct Api {
     filter: BoxedFilter<(Resp,)>,
     engine: Arc<Engine>,
+    config: Arc<Config>,
     /// A token of each role; requests go as admin unless a test says otherwise.
     tokens: HashMap<Role, String>,
     _dir: TempDir,
@@ -91,9 +92,20 @@ impl Api {
             .into_iter()
             .map(|role| (role, token(&auth, role)))
             .collect();
-        let engine = Engine::new(Arc::new(cfg), store, exe, None, logs, auth);
+        let setup = cfg.integrations_setup();
+        let engine = Engine::new(
+            Arc::new(cfg.engine_config()),
+            setup,
+            store,
+            exe,
+            None,
+            logs,
+            auth,
+        );
+        let config = Arc::new(cfg);
         Api {
-            filter: routes(&services(&engine)),
+            filter: routes(&services(&engine, &config)),
+            config,
             engine,
             tokens,
             _dir: dir,
@@ -196,9 +208,10 @@ impl Reply {
 }
 
 /// The API's services for in-process tests: no jobs service, ready.
-fn services(engine: &Arc<Engine>) -> Services {
+fn services(engine: &Arc<Engine>, config: &Arc<Config>) -> Services {
     Services {
         engine: engine.clone(),
+        config: config.clone(),
         jobs: None,
         started: Instant::now(),
         ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
@@ -206,7 +219,7 @@ fn services(engine: &Arc<Engine>) -> Services {
 }
 
 fn endpoints(api: &Api) -> Vec<Endpoint> {
-    table(&services(&api.engine))
+    table(&services(&api.engine, &api.config))
         .iter()
         .map(|r| r.endpoint)
         .collect()
@@ -1035,7 +1048,7 @@ async fn two_request_types_named_exec_body_are_documented_apart() {
 #[tokio::test]
 async fn health_before_ready_is_a_route_table_entry_and_checks_the_host() {
     let api = Api::new();
-    let mut s = services(&api.engine);
+    let mut s = services(&api.engine, &api.config);
     s.ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let filter = routes(&s);
     let health = |host: &'static str| {

@@ -32,8 +32,9 @@ pub const MAX_ARCHIVE_BYTES: u64 = 32 * 1024 * 1024;
 /// Most hits one search returns.
 const MAX_HITS: u64 = 1000;
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b) = (with_engine(engine), body(engine));
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
+    let (e, b) = (with_engine(engine), body(s));
     vec![
         route::get("/api/script/projects/{project_id}/tree", Role::Viewer)
             .to1(|at| at.and(e.clone()).then(tree)),

@@ -28,8 +28,9 @@ use crate::logs::{ALL, Conn, LineFilter, LogQuery, MAX_LIMIT};
 
 const TEST_PAGE: &str = include_str!("ws_test_page.html");
 
-pub fn routes(engine: &Arc<Engine>) -> Vec<Route> {
-    let (e, b) = (with_engine(engine), body(engine));
+pub fn routes(s: &super::Services) -> Vec<Route> {
+    let engine = &s.engine;
+    let (e, b) = (with_engine(engine), body(s));
     vec![
         // The query is checked before the upgrade, so that a bad one is a 400.
         route::get("/api/script/ws/script-logs", Role::Viewer)

@@ -36,7 +36,7 @@ pub async fn run(a: &mut AttemptRun) -> Outcome {
             a.work_dir.display()
         ));
     }
-    let bash = a.engine.cfg.jobs.job_bash_path.clone();
+    let bash = a.bash.clone();
     let confinement = match confinement(&a.engine.cfg, &a.work_dir, &bash).await {
         Ok(c) => c,
         Err(e) => return Outcome::failed(format!("作业沙箱无法准备: {e}")),
@@ -129,7 +129,7 @@ impl Confinement {
 /// confinement: ruleset, filter, user and process bound (it reads `/proc` to
 /// count the user's tasks, so not on an executor thread).
 async fn confinement(
-    cfg: &std::sync::Arc<crate::config::Config>,
+    cfg: &std::sync::Arc<crate::engine::EngineConfig>,
     work_dir: &Path,
     bash: &str,
 ) -> std::io::Result<Confinement> {

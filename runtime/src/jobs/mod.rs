@@ -18,7 +18,7 @@
 //! (`Engine::fresh_worker`) and confines itself when the `Job` arrives, with the
 //! job's work dir as its one writable folder. A Bash job's process confines
 //! itself before it execs bash, with a profile that lets it start programs
-//! (`bash.rs`, `sandbox::shell`). Both report what held; each attempt records it.
+//! (`bash.rs`, `vwed_sandbox::shell`). Both report what held; each attempt records it.
 
 mod bash;
 mod capture;
@@ -45,7 +45,7 @@ use std::sync::{Arc, Weak};
 pub use danger::Finding;
 pub use model::{ExecStatus, JobRec, JobStatus, Language, TriggerKind};
 pub use ops::{JobInput, TemplateInput, ToJob};
-pub use settings::JobSettings;
+pub use settings::{JobSettings, JobsConfig};
 pub use store::{ExecFilter, JobStoreError};
 pub use triggers::TriggerTap;
 pub use view::{
@@ -57,7 +57,6 @@ use scheduler::Scheduler;
 use store::JobStore;
 use triggers::TriggerSet;
 
-use crate::config::Config;
 use crate::engine::Engine;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +87,7 @@ pub enum JobError {
 
 pub struct Jobs {
     engine: Weak<Engine>,
-    cfg: Arc<Config>,
+    cfg: Arc<JobsConfig>,
     store: JobStore,
     sched: Scheduler,
     triggers: TriggerSet,
@@ -98,7 +97,7 @@ pub struct Jobs {
 
 impl Jobs {
     /// Opens the tables and ships the built-in templates on a new data dir.
-    pub fn open(engine: &Arc<Engine>) -> Result<Arc<Jobs>, JobStoreError> {
+    pub fn open(engine: &Arc<Engine>, cfg: JobsConfig) -> Result<Arc<Jobs>, JobStoreError> {
         let store = JobStore::open(engine.store.db().clone())?;
         if !store.templates()?.iter().any(|t| t.builtin) {
             for t in templates::builtins() {
@@ -107,7 +106,7 @@ impl Jobs {
         }
         Ok(Arc::new(Jobs {
             engine: Arc::downgrade(engine),
-            cfg: engine.cfg.clone(),
+            cfg: Arc::new(cfg),
             store,
             sched: Scheduler::default(),
             triggers: TriggerSet::default(),

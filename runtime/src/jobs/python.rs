@@ -135,12 +135,12 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
 }
 
 fn sandbox_policy(
-    cfg: &crate::config::Config,
+    cfg: &crate::engine::EngineConfig,
     work_dir: &std::path::Path,
 ) -> std::io::Result<vwed_ipc::SandboxPolicy> {
     // Grants of jobs (`[sandbox.projects._jobs]`); the work dir is the one folder
     // a job may write besides them.
-    let mut policy = crate::sandbox::policy(cfg, crate::sandbox::JOB_GRANTS)?;
+    let mut policy = crate::engine::confinement::policy(cfg, vwed_sandbox::JOB_GRANTS)?;
     policy.scratch_dir = std::fs::canonicalize(work_dir)?
         .to_string_lossy()
         .into_owned();

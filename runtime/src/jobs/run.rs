@@ -32,6 +32,8 @@ pub struct AttemptRun {
     pub cancel: watch::Receiver<Option<String>>,
     pub timeout: Duration,
     pub grace: Duration,
+    /// Bash for Bash jobs (`job_bash_path`).
+    pub bash: String,
 }
 
 /// `PATH` of a job: the system's, never the supervisor's.
@@ -168,6 +170,7 @@ impl Jobs {
                     log: log.clone(),
                     cancel,
                     grace: Duration::from_millis(self.cfg.jobs.job_kill_grace_ms),
+                    bash: self.cfg.jobs.job_bash_path.clone(),
                 };
                 let outcome = match run.spec.language {
                     Language::Python => python::run(&mut run).await,
@@ -348,7 +351,7 @@ impl Jobs {
             let root = match language {
                 Language::Python => self.cfg.data_dir.join("jobs").join("work"),
                 Language::Bash => {
-                    crate::sandbox::shell::work_root(&self.cfg).map_err(|e| err(&e))?
+                    vwed_sandbox::job::work_root(&self.cfg.data_dir).map_err(|e| err(&e))?
                 }
             };
             let root = std::fs::canonicalize(root).map_err(|e| err(&e))?;
@@ -399,7 +402,7 @@ impl Jobs {
         };
         super::orphans::sweep(cut_short());
         // Their folders outside the data dir (Bash jobs under a user of their own).
-        if let Ok(root) = crate::sandbox::shell::work_root(&self.cfg) {
+        if let Ok(root) = vwed_sandbox::job::work_root(&self.cfg.data_dir) {
             for id in cut_short() {
                 let _ = std::fs::remove_dir_all(root.join(id));
             }

@@ -1,4 +1,5 @@
-//! The jobs' settings (`job_*`): top-level keys of the runtime's configuration.
+//! The jobs' settings (`job_*`, top-level keys of the runtime's configuration)
+//! and what else of the configuration jobs act on.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,4 +47,16 @@ impl Default for JobSettings {
             job_max_scripts: 1_000,
         }
     }
+}
+
+/// What the jobs service is configured with: its own settings and the parts of
+/// the runtime's configuration a job's run depends on.
+#[derive(Debug, Clone, Default)]
+pub struct JobsConfig {
+    pub jobs: JobSettings,
+    /// Line and output bounds, memory limit and running-script count of workers.
+    pub engine: crate::engine::EngineSettings,
+    pub data_dir: std::path::PathBuf,
+    pub sandbox: vwed_sandbox::SandboxSettings,
+    pub supervision: crate::supervision::SupervisionSettings,
 }

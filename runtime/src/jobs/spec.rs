@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use super::JobsConfig as Config;
 use super::model::{JobSpec, ParamSpec, RetryPolicy, Triggers};
 use super::triggers::{Zone, check_filter};
-use crate::config::Config;
 use crate::cron::Schedule;
 
 /// Longest name of a job or template, in characters.

@@ -130,7 +130,7 @@ pub fn exec(e: &ExecRec, detail: Option<&ExecDetail>) -> Value {
         // What the last attempt's process ran under, with the spawn-time limits.
         "sandbox": last
             .and_then(|a| a.sandbox.as_ref())
-            .map(|r| crate::sandbox::status_json(Some(r))),
+            .map(|r| vwed_sandbox::status_json(Some(r))),
     });
     if let Some(d) = detail {
         v["result"] = d.result.clone().unwrap_or(Value::Null);

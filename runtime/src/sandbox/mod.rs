@@ -1,44 +1,4 @@
-//! `vwed_sandbox` wired into this runtime: the parts of `Config` it is given (the
-//! `[sandbox]` settings, the data dir and its mail outbox, the memory limit of a
-//! worker), so that the crate knows no `Config` and its callers here keep
-//! passing one. The worker applies the policy itself (`vwed_sandbox::worker`,
-//! called by the Python host); spawning sets what does not depend on the
-//! project (`worker/confine.rs`).
-
-use vwed_ipc::SandboxPolicy;
-
-use crate::config::Config;
-
-pub use vwed_sandbox::{JOB_GRANTS, cgroup, host, status_json};
-
-/// Probes the kernel, takes over a delegated cgroup and logs what scripts get;
-/// once, before the first worker is spawned.
-pub fn init(cfg: &Config) -> &'static vwed_sandbox::Host {
-    vwed_sandbox::init(&cfg.sandbox, cfg.engine.worker_memory_limit())
-}
-
-/// The confinement of a script of `project`; makes its scratch folder and the
-/// mail outbox below the data dir.
-pub fn policy(cfg: &Config, project: &str) -> std::io::Result<SandboxPolicy> {
-    let folders = vwed_sandbox::Folders {
-        data_dir: &cfg.data_dir,
-        attachments: crate::integrations::mail::ATTACHMENT_DIR,
-    };
-    Ok(vwed_sandbox::policy(&cfg.sandbox, folders, project)?)
-}
-
-pub mod shell {
-    //! A Bash job's folder, by the runtime's data dir.
-
-    use std::path::PathBuf;
-
-    use crate::config::Config;
-
-    /// Where a Bash job's folder is made (see `vwed_sandbox::job::work_root`).
-    pub fn work_root(cfg: &Config) -> std::io::Result<PathBuf> {
-        vwed_sandbox::job::work_root(&cfg.data_dir)
-    }
-}
+//! The supervisor links no Python: checked against the package graph itself.
 
 #[cfg(test)]
 mod tests {

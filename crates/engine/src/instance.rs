@@ -265,7 +265,7 @@ impl Instance {
             "start_params": self.start_params,
             "heartbeat": self.conn().map(|c| c.last_seen_secs()),
             "busy": self.busy_json(alive, busy_grace_ms),
-            "sandbox": crate::sandbox::status_json(self.sandbox.get()),
+            "sandbox": crate::confinement::status_json(self.sandbox.get()),
             "cpu_percent": if alive { self.cpu.percent(pid) } else { None },
             "cpu_priority": self.cpu_priority(),
             "uptime_s": self.started_mono.elapsed().as_secs(),

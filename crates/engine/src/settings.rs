@@ -1,4 +1,5 @@
-//! The engine's settings: top-level keys of the runtime's configuration.
+//! The engine's settings (top-level keys of the runtime's configuration) and
+//! what else of the configuration it is given.
 
 use serde::{Deserialize, Serialize};
 
@@ -64,4 +65,16 @@ impl EngineSettings {
     pub fn worker_memory_limit(&self) -> Option<u64> {
         (self.worker_memory_mb > 0).then(|| self.worker_memory_mb.saturating_mul(1024 * 1024))
     }
+}
+
+/// What the engine is configured with: its own settings and the parts of the
+/// runtime's configuration it acts on.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    pub engine: EngineSettings,
+    pub data_dir: std::path::PathBuf,
+    pub sandbox: vwed_sandbox::SandboxSettings,
+    pub supervision: crate::supervision::SupervisionSettings,
+    /// `serve --safe`: start without restoring the scripts that ran.
+    pub safe_start: bool,
 }

@@ -113,7 +113,7 @@ fn worker_command(exe: &Path, mode: WorkerMode) -> std::io::Result<(Command, Spa
 }
 
 /// In the forked child: caps heap and anonymous memory at `bytes`.
-pub(crate) fn limit_data_segment(bytes: u64) {
+pub fn limit_data_segment(bytes: u64) {
     let lim = libc::rlimit {
         rlim_cur: bytes,
         rlim_max: bytes,
@@ -126,7 +126,7 @@ pub(crate) fn limit_data_segment(bytes: u64) {
 
 /// In the forked child: if memory runs out all the same, the kernel should take
 /// a worker, not the supervisor that keeps every other script and the API going.
-pub(crate) fn prefer_as_oom_victim() {
+pub fn prefer_as_oom_victim() {
     // SAFETY: open/write/close on a /proc file of our own process.
     unsafe {
         let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);

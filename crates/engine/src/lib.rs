@@ -6,20 +6,35 @@
 //! the script), asks the worker to exit, and kills it after the grace period. A
 //! worker that dies on its own leaves a `crashed` instance behind.
 
+pub mod analyzer;
+pub mod confinement;
 mod dispatch;
 mod error_kinds;
 pub mod events;
 mod hosts;
 mod instance;
+pub mod output;
 mod safe;
+pub mod safe_mode;
 mod settings;
 mod sink;
 mod spare;
 mod start;
 mod stop;
-pub(crate) mod supervise;
+pub mod supervise;
+pub mod supervision;
 mod timers;
 mod watch;
+pub mod worker;
+
+// The crates below, under the names the modules here use.
+use vwed_auth as auth;
+use vwed_base::{clock, cron, fsio, heap, pipe};
+use vwed_integrations as integrations;
+use vwed_io as io;
+use vwed_logs as logs;
+use vwed_registry as registry;
+use vwed_store as store;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
@@ -33,14 +48,13 @@ use serde_json::{Value, json};
 use vwed_ipc::{ScriptError, ScriptErrorKind, ToWorker};
 
 pub use instance::{Instance, State};
-pub use settings::EngineSettings;
+pub use settings::{EngineConfig, EngineSettings};
 pub use sink::{answer_request, log_fields, perform_notified};
 pub use start::{StartError, StartOk, StartRequest};
-pub(crate) use watch::spawn_priority;
+pub use watch::spawn_priority;
 
 use crate::analyzer::Analyzer;
-use crate::config::Config;
-use crate::registry::{self, Wiring};
+use crate::registry::Wiring;
 use crate::store::{RunningSet, ScriptData, ScriptStore};
 use crate::supervision::RestartPolicy;
 use crate::worker::{Answer, CallError, WorkerConn};
@@ -69,7 +83,7 @@ const ENDED_KEEP: usize = 64;
 const ENDED_OUTPUT_BYTES: usize = 16 * 1024;
 
 pub struct Engine {
-    pub cfg: Arc<Config>,
+    pub cfg: Arc<EngineConfig>,
     pub store: ScriptStore,
     pub running_set: RunningSet,
     pub data: ScriptData,
@@ -120,7 +134,8 @@ pub enum FnCallError {
 
 impl Engine {
     pub fn new(
-        cfg: Arc<Config>,
+        cfg: Arc<EngineConfig>,
+        integrations: crate::integrations::Setup,
         store: ScriptStore,
         exe: PathBuf,
         lock: Option<OwnedFd>,
@@ -134,11 +149,7 @@ impl Engine {
             data: ScriptData::new(db),
             registry: Registry::new(cfg.engine.event_queue_len),
             analyzer: Analyzer::new(exe.clone()),
-            integrations: Arc::new(crate::integrations::Setup {
-                settings: cfg.integrations.clone(),
-                tls: cfg.tls.clone(),
-                data_dir: cfg.data_dir.clone(),
-            }),
+            integrations: Arc::new(integrations),
             cfg,
             store,
             exe,

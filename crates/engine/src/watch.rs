@@ -85,7 +85,7 @@ pub(super) async fn watch(engine: Weak<Engine>, inst: Arc<Instance>) {
 /// Every [`PRIORITY_TICK`], one pass over the running workers for their CPU
 /// priority: one wakeup for all of them (a timer per worker cost more than the
 /// sampling itself).
-pub(crate) fn spawn_priority(engine: &Arc<Engine>) {
+pub fn spawn_priority(engine: &Arc<Engine>) {
     let above = engine.cfg.sandbox.idle_above_percent;
     if above == 0 {
         return;

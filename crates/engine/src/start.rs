@@ -25,7 +25,7 @@ pub struct StartRequest {
     pub restart_policy: Option<RestartPolicy>,
     /// An automatic restart continues this supervision (its restarts count on);
     /// any other start begins a new one.
-    pub(crate) resume: Option<Arc<Supervised>>,
+    pub resume: Option<Arc<Supervised>>,
 }
 
 #[derive(Debug, Clone)]
@@ -179,10 +179,10 @@ impl Engine {
                 self.cfg.engine.max_script_bytes
             ))));
         }
-        if let Some(why) = crate::sandbox::host().refusal(&project.project_name) {
+        if let Some(why) = crate::confinement::host().refusal(&project.project_name) {
             return Err(StartError::Sandbox(why));
         }
-        let sandbox = crate::sandbox::policy(&self.cfg, &project.project_name)
+        let sandbox = crate::confinement::policy(&self.cfg, &project.project_name)
             .map_err(|e| StartError::Store(StoreError::Io(e)))?;
         Ok(Source {
             script_path: format!("{}/{}", project.project_name, file.file_path),
@@ -532,10 +532,10 @@ async fn watch_process(
     };
     // Killed by the kernel at its cgroup's memory.max: say so rather than "signal 9".
     if let Some(dir) = inst.cgroup()
-        && crate::sandbox::cgroup::oom_kills(dir) > 0
+        && crate::confinement::cgroup::oom_kills(dir) > 0
     {
         inst.set_end_reason(EndReason::Memory {
-            limit_bytes: crate::sandbox::host().memory_bytes.unwrap_or(0),
+            limit_bytes: crate::confinement::host().memory_bytes.unwrap_or(0),
         });
     }
     match engine.upgrade() {

@@ -7,9 +7,9 @@ pub mod priority;
 mod spawn;
 mod usage;
 
-pub(crate) use confine::{in_child, prepare};
+pub use confine::{in_child, prepare};
 pub use conn::{Answer, CallError, FrameSink, WorkerConn};
 pub use cpu::{clock_ticks_per_s, cpu_ticks};
 pub use spawn::{SpawnedWorker, WorkerMode, rss_bytes, spawn_worker};
-pub(crate) use spawn::{limit_data_segment, prefer_as_oom_victim};
+pub use spawn::{limit_data_segment, prefer_as_oom_victim};
 pub use usage::CpuMeter;
