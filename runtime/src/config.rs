@@ -44,7 +44,7 @@ pub enum ConfigError {
     Sandbox(#[from] vwed_sandbox::SettingsError),
     /// A `[supervision]` setting is not acceptable.
     #[error(transparent)]
-    Supervision(#[from] crate::supervision::SupervisionError),
+    Supervision(#[from] vwed_engine::supervision::SupervisionError),
 }
 
 fn in_file(file: Option<&Path>) -> String {
@@ -63,7 +63,7 @@ pub struct Config {
     /// Where the database, the project sources and the lock file live.
     pub data_dir: PathBuf,
     #[serde(flatten)]
-    pub engine: crate::engine::EngineSettings,
+    pub engine: vwed_engine::EngineSettings,
     /// Largest request body accepted by any endpoint.
     pub max_body_bytes: u64,
     #[serde(flatten)]
@@ -84,7 +84,7 @@ pub struct Config {
     pub server: crate::server::ServerSettings,
     // Jobs: one-shot Python and Bash scripts (runtime/src/jobs, docs/jobs.md).
     #[serde(flatten)]
-    pub jobs: crate::jobs::JobSettings,
+    pub jobs: vwed_jobs::JobSettings,
     // --- access control, TLS and secrets (issue 10) ---
     #[serde(flatten)]
     pub auth: vwed_auth::AuthSettings,
@@ -102,12 +102,12 @@ pub struct Config {
     pub sandbox: vwed_sandbox::SandboxSettings,
     /// Restart policy defaults, busy grace, CPU limit, safe mode (`[supervision]`;
     /// see docs/sandbox.md).
-    pub supervision: crate::supervision::SupervisionSettings,
+    pub supervision: vwed_engine::supervision::SupervisionSettings,
     /// `serve --safe`: start without restoring the scripts that ran before.
     #[serde(skip)]
     pub safe_start: bool,
     /// Fleet sync over MQTT (`[fleet]`, docs/fleet.md); off while `broker_url` is empty.
-    pub fleet: crate::fleet::FleetSettings,
+    pub fleet: vwed_fleet_agent::FleetSettings,
 }
 
 impl Default for Config {
@@ -116,7 +116,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from("./vwed-data"),
-            engine: crate::engine::EngineSettings::default(),
+            engine: vwed_engine::EngineSettings::default(),
             max_body_bytes: 8 * 1024 * 1024,
             integrations: vwed_integrations::IntegrationSettings::default(),
             sample_project: true,
@@ -125,15 +125,15 @@ impl Default for Config {
             logs: vwed_logs::LogSettings::default(),
             executor_threads: 2,
             server: crate::server::ServerSettings::default(),
-            jobs: crate::jobs::JobSettings::default(),
+            jobs: vwed_jobs::JobSettings::default(),
             file_versions_keep: 100,
             file_versions_max_bytes: 64 * 1024 * 1024,
             sandbox: vwed_sandbox::SandboxSettings::default(),
             auth: vwed_auth::AuthSettings::default(),
             tls: vwed_tls::TlsSettings::default(),
-            supervision: crate::supervision::SupervisionSettings::default(),
+            supervision: vwed_engine::supervision::SupervisionSettings::default(),
             safe_start: false,
-            fleet: crate::fleet::FleetSettings::default(),
+            fleet: vwed_fleet_agent::FleetSettings::default(),
         }
     }
 }
@@ -194,8 +194,8 @@ impl Config {
         Ok(cfg)
     }
     /// What the engine is configured with.
-    pub fn engine_config(&self) -> crate::engine::EngineConfig {
-        crate::engine::EngineConfig {
+    pub fn engine_config(&self) -> vwed_engine::EngineConfig {
+        vwed_engine::EngineConfig {
             engine: self.engine.clone(),
             data_dir: self.data_dir.clone(),
             sandbox: self.sandbox.clone(),
@@ -205,8 +205,8 @@ impl Config {
     }
 
     /// What the jobs service is configured with.
-    pub fn jobs_config(&self) -> crate::jobs::JobsConfig {
-        crate::jobs::JobsConfig {
+    pub fn jobs_config(&self) -> vwed_jobs::JobsConfig {
+        vwed_jobs::JobsConfig {
             jobs: self.jobs.clone(),
             engine: self.engine.clone(),
             data_dir: self.data_dir.clone(),
@@ -216,8 +216,8 @@ impl Config {
     }
 
     /// What the services beyond the core (task server, HTTP, mail) are set up with.
-    pub fn integrations_setup(&self) -> crate::integrations::Setup {
-        crate::integrations::Setup {
+    pub fn integrations_setup(&self) -> vwed_integrations::Setup {
+        vwed_integrations::Setup {
             settings: self.integrations.clone(),
             tls: self.tls.clone(),
             data_dir: self.data_dir.clone(),

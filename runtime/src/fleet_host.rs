@@ -6,9 +6,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use vwed_base::sync::Locked;
 
-use crate::auth::audit::Entry;
-use crate::engine::{Engine, Instance, StartError, StartRequest, State};
-use crate::fleet::{Agent, FleetError, HostError, ScriptHost, ScriptStatus, in_projects};
+use vwed_auth::audit::Entry;
+use vwed_engine::{Engine, Instance, StartError, StartRequest, State};
+use vwed_fleet_agent::{Agent, FleetError, HostError, ScriptHost, ScriptStatus, in_projects};
 
 /// The runtime's agent, over its engine, when `[fleet]` is configured.
 pub fn runtime_agent(

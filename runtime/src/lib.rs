@@ -6,26 +6,13 @@ mod api;
 mod archive;
 pub mod config;
 mod fleet_host;
-mod jobs;
 mod sandbox;
 mod sdnotify;
 pub mod secrets;
 mod server;
 
-// The ground floor, under the names the modules above use.
 pub use vwed_auth as auth;
-use vwed_base::{clock, cron, fsio, heap, lock, paths, pipe};
-use vwed_db as db;
-use vwed_engine as engine;
-use vwed_engine::{analyzer, output, supervision, worker};
 pub use vwed_fleet_agent as fleet;
-use vwed_integrations as integrations;
-use vwed_io as io;
-use vwed_logs as logs;
-use vwed_registry as registry;
-use vwed_store as store;
-use vwed_store::sample;
-use vwed_tls as tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,17 +20,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use engine::Engine;
 use sdnotify::Notifier;
+use vwed_engine::Engine;
 
-pub use db::DbError;
-pub use io::IoStartError;
-pub use jobs::JobStoreError;
-pub use lock::LockError;
-pub use logs::LogStoreError;
-pub use paths::PathError;
 pub use server::LimitsError;
-pub use store::StoreError;
+pub use vwed_base::lock::LockError;
+pub use vwed_base::paths::PathError;
+pub use vwed_db::DbError;
+pub use vwed_io::IoStartError;
+pub use vwed_jobs::JobStoreError;
+pub use vwed_logs::LogStoreError;
+pub use vwed_store::StoreError;
 
 /// Why the supervisor could not start; each step of start-up has its own kind.
 #[derive(Debug, thiserror::Error)]
@@ -75,13 +62,13 @@ pub enum ServeError {
     #[error("cannot start the I/O")]
     DeviceIo(#[source] IoStartError),
     #[error("cannot open the jobs tables")]
-    Jobs(#[source] jobs::JobStoreError),
+    Jobs(#[source] vwed_jobs::JobStoreError),
     #[error("invalid server limits")]
     ServerLimits(#[from] LimitsError),
     #[error("cannot start access control")]
     Auth(#[source] auth::AuthError),
     #[error("cannot set up HTTPS")]
-    Tls(#[source] tls::TlsError),
+    Tls(#[source] vwed_tls::TlsError),
     #[error("cannot start fleet sync")]
     Fleet(#[source] fleet::FleetError),
     #[error("cannot listen on {addr}")]
@@ -95,7 +82,7 @@ pub enum ServeError {
 /// Runs the supervisor until SIGTERM or Ctrl-C.
 pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
     let started = Instant::now();
-    heap::fix_thresholds();
+    vwed_base::heap::fix_thresholds();
     let cfg = Arc::new(cfg);
     let (engine, jobs) = open_engine(&cfg).await?;
     // A switch or rollback a power cut interrupted ends before scripts restore.
@@ -148,7 +135,9 @@ pub async fn serve(cfg: config::Config) -> Result<(), ServeError> {
 
 /// The data dir, its lock, the stores and the engine over them, and the device
 /// I/O: everything that must be there before the API answers.
-async fn open_engine(cfg: &config::Config) -> Result<(Arc<Engine>, Arc<jobs::Jobs>), ServeError> {
+async fn open_engine(
+    cfg: &config::Config,
+) -> Result<(Arc<Engine>, Arc<vwed_jobs::Jobs>), ServeError> {
     // Closes the supervisor's /proc entries (environ, memory, fds) to workers.
     // SAFETY: prctl(PR_SET_DUMPABLE) only sets a flag on this process.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
@@ -156,17 +145,18 @@ async fn open_engine(cfg: &config::Config) -> Result<(Arc<Engine>, Arc<jobs::Job
         path: cfg.data_dir.clone(),
         source,
     })?;
-    let lock = lock::acquire(&cfg.data_dir).await?;
-    let auth = auth::Auth::start(&cfg.auth, &cfg.data_dir, tls::enabled(&cfg.tls))
+    let lock = vwed_base::lock::acquire(&cfg.data_dir).await?;
+    let auth = auth::Auth::start(&cfg.auth, &cfg.data_dir, vwed_tls::enabled(&cfg.tls))
         .map_err(ServeError::Auth)?;
     let db_path = cfg.data_dir.join("vwed.redb");
-    let db = db::open(&db_path, cfg.db_cache_bytes).map_err(|source| ServeError::Database {
-        path: db_path,
-        source,
-    })?;
-    let store = store::ScriptStore::new(db, &cfg.data_dir)
+    let db =
+        vwed_db::open(&db_path, cfg.db_cache_bytes).map_err(|source| ServeError::Database {
+            path: db_path,
+            source,
+        })?;
+    let store = vwed_store::ScriptStore::new(db, &cfg.data_dir)
         .map_err(ServeError::Projects)?
-        .with_version_limits(store::VersionLimits {
+        .with_version_limits(vwed_store::VersionLimits {
             keep: cfg.file_versions_keep,
             max_bytes: cfg.file_versions_max_bytes,
         });
@@ -175,26 +165,28 @@ async fn open_engine(cfg: &config::Config) -> Result<(Arc<Engine>, Arc<jobs::Job
         tracing::info!("removed {stale} temporary files left by an interrupted write");
     }
     if cfg.sample_project {
-        sample::ensure(&store).map_err(ServeError::Sample)?;
+        vwed_store::sample::ensure(&store).map_err(ServeError::Sample)?;
     }
     let exe = std::env::current_exe().map_err(ServeError::OwnExecutable)?;
-    let logs =
-        logs::Logs::open(&cfg.logs, &cfg.data_dir, cfg.db_cache_bytes).map_err(ServeError::Logs)?;
+    let logs = vwed_logs::Logs::open(&cfg.logs, &cfg.data_dir, cfg.db_cache_bytes)
+        .map_err(ServeError::Logs)?;
     logs.start_ticker();
     // Before the first worker is spawned: probes the kernel, takes the cgroup.
     let engine_cfg = Arc::new(cfg.engine_config());
-    engine::confinement::init(&engine_cfg);
+    vwed_engine::confinement::init(&engine_cfg);
     let setup = cfg.integrations_setup();
     let engine = Engine::new(engine_cfg, setup, store, exe, Some(lock), logs, auth);
-    engine::spawn_priority(&engine);
+    vwed_engine::spawn_priority(&engine);
     // Before scripts are restored, so that their boot() can already use I/O.
-    if let Some(io) = io::start(&cfg.io, &cfg.data_dir, &engine).map_err(ServeError::DeviceIo)? {
+    if let Some(io) =
+        vwed_io::start(&cfg.io, &cfg.data_dir, &engine).map_err(ServeError::DeviceIo)?
+    {
         let _ = engine.io.set(io);
     }
-    let jobs = jobs::Jobs::open(&engine, cfg.jobs_config()).map_err(ServeError::Jobs)?;
+    let jobs = vwed_jobs::Jobs::open(&engine, cfg.jobs_config()).map_err(ServeError::Jobs)?;
     let _ = engine
         .event_tap
-        .set(Arc::new(jobs::TriggerTap(jobs.clone())));
+        .set(Arc::new(vwed_jobs::TriggerTap(jobs.clone())));
     jobs.start().await;
     Ok((engine, jobs))
 }
@@ -212,7 +204,8 @@ fn https(
     if !ip.is_unspecified() {
         names.push(ip.to_string());
     }
-    let Some(t) = tls::server(&cfg.tls, &cfg.data_dir, &names).map_err(ServeError::Tls)? else {
+    let Some(t) = vwed_tls::server(&cfg.tls, &cfg.data_dir, &names).map_err(ServeError::Tls)?
+    else {
         return Ok(None);
     };
     tracing::info!(
@@ -267,7 +260,7 @@ async fn restore_scripts(engine: &Arc<Engine>, notifier: Option<&Notifier>) {
 
 async fn shut_down(
     engine: &Arc<Engine>,
-    jobs: &jobs::Jobs,
+    jobs: &vwed_jobs::Jobs,
     notifier: Option<&Notifier>,
     server: Server,
 ) {
@@ -293,7 +286,7 @@ async fn shut_down(
 /// promptly, and redb still reads and commits. A runtime that fails either is
 /// restarted by systemd instead of being reported alive.
 fn health_check(
-    db: db::Db,
+    db: vwed_db::Db,
 ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync + 'static
 {
     move || {
@@ -305,7 +298,7 @@ fn health_check(
                 tracing::error!("health: the executor did not run a task within {limit:?}");
                 return false;
             }
-            let store = tokio::task::spawn_blocking(move || db::health_check(&db));
+            let store = tokio::task::spawn_blocking(move || vwed_db::health_check(&db));
             match tokio::time::timeout(limit, store).await {
                 Ok(Ok(Ok(()))) => true,
                 other => {

@@ -28,6 +28,7 @@ mod jobs_run;
 mod jobs_sandbox;
 mod jobs_triggers;
 mod jobs_util;
+mod layers;
 mod lifecycle;
 mod logs_ws;
 mod openapi_client;

@@ -21,7 +21,7 @@ pub fn init(cfg: &EngineConfig) -> &'static vwed_sandbox::Host {
 pub fn policy(cfg: &EngineConfig, project: &str) -> std::io::Result<SandboxPolicy> {
     let folders = vwed_sandbox::Folders {
         data_dir: &cfg.data_dir,
-        attachments: crate::integrations::mail::ATTACHMENT_DIR,
+        attachments: vwed_integrations::mail::ATTACHMENT_DIR,
     };
     Ok(vwed_sandbox::policy(&cfg.sandbox, folders, project)?)
 }

@@ -9,9 +9,9 @@ use vwed_ipc::{JsonText, ModbusArgs, Service, ServiceError, ServiceErrorKind};
 use super::Engine;
 use super::error_kinds::{Failed, Kind};
 use super::instance::Instance;
-use crate::integrations::{self, task_server::Op};
-use crate::io::{IoRuntime, RawArgs, RawOp, Who};
-use crate::store::ScriptData;
+use vwed_integrations::{self as integrations, task_server::Op};
+use vwed_io::{IoRuntime, RawArgs, RawOp, Who};
+use vwed_store::ScriptData;
 
 /// A dynamic argument as a JSON value.
 fn value(t: &JsonText) -> Result<Value, ServiceError> {
@@ -238,7 +238,7 @@ impl Engine {
             .io
             .get()
             .cloned()
-            .ok_or(crate::io::IoOpError::NotConfigured)?;
+            .ok_or(vwed_io::IoOpError::NotConfigured)?;
         Ok((io, Who::Script(inst.script_id.to_string())))
     }
 
@@ -279,7 +279,7 @@ impl Engine {
     async fn data_op(
         &self,
         inst: &Instance,
-        op: impl FnOnce(&ScriptData, &str) -> Result<Value, crate::store::DataError> + Send + 'static,
+        op: impl FnOnce(&ScriptData, &str) -> Result<Value, vwed_store::DataError> + Send + 'static,
     ) -> Result<Value, Failed> {
         let data = self.data.clone();
         let script = inst.script_path.clone();

@@ -6,14 +6,14 @@ use vwed_hal::{ErrorKind as HalKind, HalError};
 use vwed_ipc::{ServiceError, ServiceErrorKind as K};
 
 use super::FnCallError;
-use crate::integrations::http_client::HttpError;
-use crate::integrations::locations::LocationError;
-use crate::integrations::mail::MailError;
-use crate::integrations::task_server::TaskServerError;
-use crate::integrations::task_vars::TaskVarsError;
-use crate::io::IoOpError;
-use crate::registry::RegError;
-use crate::store::DataError;
+use vwed_integrations::http_client::HttpError;
+use vwed_integrations::locations::LocationError;
+use vwed_integrations::mail::MailError;
+use vwed_integrations::task_server::TaskServerError;
+use vwed_integrations::task_vars::TaskVarsError;
+use vwed_io::IoOpError;
+use vwed_registry::RegError;
+use vwed_store::DataError;
 
 /// An error that knows its kind; becomes a [`ServiceError`] with its message.
 pub trait Kind: std::fmt::Display {

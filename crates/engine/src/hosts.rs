@@ -8,8 +8,8 @@ use serde_json::Value;
 use vwed_ipc::Level;
 
 use super::{Engine, FnCallError};
-use crate::integrations::task_block::BlockHost;
-use crate::io::IoHost;
+use vwed_integrations::task_block::BlockHost;
+use vwed_io::IoHost;
 
 impl IoHost for Engine {
     fn is_running(&self, script_id: &str) -> bool {
@@ -30,7 +30,7 @@ impl IoHost for Engine {
         self.logs.hub.has_clients()
     }
 
-    fn audit(&self, entry: crate::auth::audit::Entry) {
+    fn audit(&self, entry: vwed_auth::audit::Entry) {
         self.auth.audit.record_nowait(entry);
     }
 

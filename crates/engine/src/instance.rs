@@ -10,10 +10,10 @@ use vwed_ipc::{BootOutcome, Level, SandboxReport};
 
 use super::Prepared;
 use super::supervise::{EndReason, Supervised};
-use crate::logs::{Logs, ScriptLogger};
 use crate::output::OutputRing;
-use crate::registry::{Counts, RegError};
 use crate::worker::{CpuMeter, WorkerConn, rss_bytes};
+use vwed_logs::{Logs, ScriptLogger};
+use vwed_registry::{Counts, RegError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ExitInfo {
@@ -124,7 +124,7 @@ impl Instance {
             file_id,
             file_name,
             start_params: supervised.start_params.clone(),
-            started_at: crate::clock::local_now(),
+            started_at: vwed_base::clock::local_now(),
             pid: AtomicU32::new(0),
             conn: OnceLock::new(),
             state: Mutex::new(State::Starting),
@@ -288,10 +288,10 @@ impl Instance {
             return Value::Null;
         };
         json!({
-            "since": crate::clock::local_at(b.since_ms),
+            "since": vwed_base::clock::local_at(b.since_ms),
             "work": b.work,
             "timeout_ms": b.timeout_ms,
-            "ended_after": (grace > 0).then(|| crate::clock::local_at(b.since_ms + grace)),
+            "ended_after": (grace > 0).then(|| vwed_base::clock::local_at(b.since_ms + grace)),
         })
     }
 }

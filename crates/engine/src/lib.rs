@@ -27,15 +27,6 @@ mod timers;
 mod watch;
 pub mod worker;
 
-// The crates below, under the names the modules here use.
-use vwed_auth as auth;
-use vwed_base::{clock, cron, fsio, heap, pipe};
-use vwed_integrations as integrations;
-use vwed_io as io;
-use vwed_logs as logs;
-use vwed_registry as registry;
-use vwed_store as store;
-
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -54,10 +45,10 @@ pub use start::{StartError, StartOk, StartRequest};
 pub use watch::spawn_priority;
 
 use crate::analyzer::Analyzer;
-use crate::registry::Wiring;
-use crate::store::{RunningSet, ScriptData, ScriptStore};
 use crate::supervision::RestartPolicy;
 use crate::worker::{Answer, CallError, WorkerConn};
+use vwed_registry::Wiring;
+use vwed_store::{RunningSet, ScriptData, ScriptStore};
 
 /// The registry as the engine fills it: targets answer through worker
 /// connections, listeners are fed through event queues.
@@ -71,11 +62,11 @@ impl Wiring for Wired {
     }
 }
 
-pub type Registry = registry::Registry<Wired>;
-pub type Target = registry::Target<Wired>;
-pub type Prepared = registry::Prepared<Wired>;
-pub type ListenerEntry = registry::ListenerEntry<Wired>;
-pub type TimerEntry = registry::TimerEntry<Wired>;
+pub type Registry = vwed_registry::Registry<Wired>;
+pub type Target = vwed_registry::Target<Wired>;
+pub type Prepared = vwed_registry::Prepared<Wired>;
+pub type ListenerEntry = vwed_registry::ListenerEntry<Wired>;
+pub type TimerEntry = vwed_registry::TimerEntry<Wired>;
 
 /// Ended instances whose output stays queryable.
 const ENDED_KEEP: usize = 64;
@@ -89,18 +80,18 @@ pub struct Engine {
     pub data: ScriptData,
     pub registry: Registry,
     pub analyzer: Analyzer,
-    pub logs: Arc<crate::logs::Logs>,
+    pub logs: Arc<vwed_logs::Logs>,
     /// Accounts, tokens, sessions and the audit log.
-    pub auth: Arc<crate::auth::Auth>,
+    pub auth: Arc<vwed_auth::Auth>,
     /// What the services beyond the core (task server, HTTP, mail) are set up with.
-    pub integrations: Arc<crate::integrations::Setup>,
+    pub integrations: Arc<vwed_integrations::Setup>,
     exe: PathBuf,
     lock: Option<OwnedFd>,
     scripts: Mutex<HashMap<String, Arc<Instance>>>,
     ended: Mutex<VecDeque<Arc<Instance>>>,
     shutting_down: AtomicBool,
     /// The device I/O, when an `io_config` is set; set once at start-up.
-    pub io: std::sync::OnceLock<Arc<crate::io::IoRuntime>>,
+    pub io: std::sync::OnceLock<Arc<vwed_io::IoRuntime>>,
     /// What sees every emitted event besides the listeners (the jobs' event
     /// triggers); set once at start-up.
     pub event_tap: std::sync::OnceLock<Arc<dyn events::EventTap>>,
@@ -135,12 +126,12 @@ pub enum FnCallError {
 impl Engine {
     pub fn new(
         cfg: Arc<EngineConfig>,
-        integrations: crate::integrations::Setup,
+        integrations: vwed_integrations::Setup,
         store: ScriptStore,
         exe: PathBuf,
         lock: Option<OwnedFd>,
-        logs: Arc<crate::logs::Logs>,
-        auth: Arc<crate::auth::Auth>,
+        logs: Arc<vwed_logs::Logs>,
+        auth: Arc<vwed_auth::Auth>,
     ) -> Arc<Engine> {
         let db = store.db().clone();
         let safe_mode = crate::safe_mode::SafeMode::new(&cfg.data_dir);
@@ -210,7 +201,7 @@ impl Engine {
             let store = self.logs.store.clone();
             tokio::spawn(async move {
                 let _ = store.flush().await;
-                let _ = tokio::task::spawn_blocking(crate::heap::give_back_free_pages).await;
+                let _ = tokio::task::spawn_blocking(vwed_base::heap::give_back_free_pages).await;
             });
         }
     }

@@ -99,7 +99,7 @@ impl OutputRing {
         let charge = message.len() + fields.as_ref().map_or(0, json_bytes) + LINE_OVERHEAD;
         let line = OutLine {
             seq: self.next_seq,
-            timestamp: crate::clock::utc_now(),
+            timestamp: vwed_base::clock::utc_now(),
             level: level.as_str(),
             stream,
             message,

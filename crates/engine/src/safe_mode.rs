@@ -17,8 +17,8 @@ use vwed_base::sync::Locked;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::fsio::{self, Dir, FsError};
 use crate::supervision::SupervisionSettings;
+use vwed_base::fsio::{self, Dir, FsError};
 
 const MARKER_FILE: &str = "restore-marker.json";
 
@@ -119,7 +119,7 @@ impl SafeMode {
     /// Scripts are about to be restored.
     pub fn begin_restore(&self) {
         let mut m = self.read();
-        m.restoring_since = Some(crate::clock::local_now());
+        m.restoring_since = Some(vwed_base::clock::local_now());
         self.write(&m);
     }
 
@@ -132,7 +132,7 @@ impl SafeMode {
 
     pub fn hold(&self, reason: String, scripts: Vec<String>) {
         *self.lock() = Some(Held {
-            since: crate::clock::local_now(),
+            since: vwed_base::clock::local_now(),
             reason,
             scripts,
         });

@@ -11,10 +11,10 @@ use super::Engine;
 use super::instance::{BootPhase, ExitInfo, Instance, State};
 use super::sink::ScriptSink;
 use super::supervise::{EndReason, Supervised, permanent};
-use crate::registry::{Counts, RegError};
-use crate::store::{FileRec, RunningRec, StoreError};
 use crate::supervision::RestartPolicy;
 use crate::worker::WorkerConn;
+use vwed_registry::{Counts, RegError};
+use vwed_store::{FileRec, RunningRec, StoreError};
 
 #[derive(Clone, Default)]
 pub struct StartRequest {
@@ -83,7 +83,7 @@ pub enum StartError {
 fn new_script_id(file_name: &str) -> String {
     format!(
         "{file_name}_{}_{:08x}",
-        crate::clock::unix_ms(),
+        vwed_base::clock::unix_ms(),
         rand::random::<u32>()
     )
 }
@@ -551,7 +551,7 @@ async fn watch_process(
 /// (`max_line_bytes`).
 async fn pipe_lines(r: impl AsyncRead + Unpin, inst: Arc<Instance>, stream: Stream, limit: usize) {
     let (level, stream) = stream.logged_as();
-    crate::pipe::read_lines(r, limit, |text| {
+    vwed_base::pipe::read_lines(r, limit, |text| {
         inst.log.script_line(level, stream, text.clone(), None);
         inst.output.locked().push(level, stream, text, None);
     })

@@ -5,7 +5,7 @@ use vwed_ipc::{Level, ToWorker};
 
 use super::instance::{Instance, State};
 use super::{Engine, StartError, StartOk, StartRequest};
-use crate::registry::Counts;
+use vwed_registry::Counts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StopError {

@@ -143,7 +143,7 @@ impl Supervised {
     pub fn on_failure(&self, reason: &EndReason, permanent: bool, now: Instant) -> Decision {
         let mut r = self.record();
         r.last_failure = Some(Failure {
-            at: crate::clock::local_now(),
+            at: vwed_base::clock::local_now(),
             kind: reason.kind(),
             reason: reason.to_string(),
         });
@@ -161,14 +161,14 @@ impl Supervised {
         }
         let earlier = r.restarts.len();
         if permanent || earlier >= self.policy.max_restarts as usize {
-            r.broken_since = Some(crate::clock::local_now());
+            r.broken_since = Some(vwed_base::clock::local_now());
             return Decision::Broken;
         }
         let after = self.policy.backoff(earlier);
         r.restarts.push_back(now);
         r.total += 1;
-        let at = crate::clock::unix_ms().saturating_add(after.as_millis() as u64);
-        r.next_restart_at = crate::clock::local_at(at);
+        let at = vwed_base::clock::unix_ms().saturating_add(after.as_millis() as u64);
+        r.next_restart_at = vwed_base::clock::local_at(at);
         Decision::Restart {
             after,
             attempt: earlier + 1,
@@ -211,7 +211,7 @@ pub fn permanent(e: &StartError) -> bool {
             | StartError::NoBoot
             | StartError::Syntax(_)
             | StartError::BadParams
-            | StartError::Store(crate::store::StoreError::OutsideProject(_))
+            | StartError::Store(vwed_store::StoreError::OutsideProject(_))
     )
 }
 

@@ -10,8 +10,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use vwed_ipc::{TimerSchedule, ToWorker};
 
 use super::TimerEntry;
-use crate::cron::Schedule;
 use crate::worker::Answer;
+use vwed_base::cron::Schedule;
 
 pub fn spawn_timer(entry: &Arc<TimerEntry>, timeout: Duration) {
     tokio::spawn(run(Arc::downgrade(entry), entry.armed.subscribe(), timeout));
@@ -76,7 +76,7 @@ fn note_next(entry: &Weak<TimerEntry>, in_ms: u64) {
     if let Some(e) = entry.upgrade() {
         let at = match in_ms {
             u64::MAX => 0,
-            ms => crate::clock::unix_ms().saturating_add(ms),
+            ms => vwed_base::clock::unix_ms().saturating_add(ms),
         };
         e.next_run_ms.store(at, Ordering::Relaxed);
     }

@@ -179,7 +179,7 @@ async fn still_busy(conn: &WorkerConn, grace: Duration) -> Option<EndReason> {
     } else {
         let ends = busy.since_ms + grace.as_millis() as u64;
         // Even a worker seen late gets a moment to answer.
-        Duration::from_millis(ends.saturating_sub(crate::clock::unix_ms())).max(MIN_PROBE)
+        Duration::from_millis(ends.saturating_sub(vwed_base::clock::unix_ms())).max(MIN_PROBE)
     };
     if conn.ping(wait).await {
         conn.clear_busy(busy);

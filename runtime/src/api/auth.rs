@@ -34,11 +34,11 @@ use super::query::{self, query_u64};
 use super::reply::{ApiError, Envelope, Failure, Resp, fail, finish, ok_data};
 use super::route::{self, Access, Route};
 use crate::api::guard::{addr_text, caller};
-use crate::auth::admin::Command;
-use crate::auth::audit::{Entry, Outcome, Query};
-use crate::auth::checks::{clear_cookie, session_cookie};
-use crate::auth::{Auth, LoginError, LoginOk, Principal, Role, Via};
 use crate::server::client_addr;
+use vwed_auth::admin::Command;
+use vwed_auth::audit::{Entry, Outcome, Query};
+use vwed_auth::checks::{clear_cookie, session_cookie};
+use vwed_auth::{Auth, LoginError, LoginOk, Principal, Role, Via};
 
 /// Auth bodies are a few names and passwords.
 const BODY_LIMIT: u64 = 16 * 1024;
@@ -149,12 +149,12 @@ pub fn routes(auth: &Arc<Auth>) -> Vec<Route> {
 pub struct Doc;
 
 fn iso(ms: Option<u64>) -> Value {
-    ms.map_or(Value::Null, |m| Value::String(crate::clock::iso_utc(m)))
+    ms.map_or(Value::Null, |m| Value::String(vwed_base::clock::iso_utc(m)))
 }
 
 /// The answer to a login: the cookie, and the CSRF token the page must send back.
 fn session_answer(auth: &Auth, ok: &LoginOk) -> Resp {
-    let max_age = ok.expires_ms.saturating_sub(crate::clock::unix_ms()) / 1000;
+    let max_age = ok.expires_ms.saturating_sub(vwed_base::clock::unix_ms()) / 1000;
     let mut r = ok_data(json!({
         "user": ok.user,
         "role": ok.role.as_str(),

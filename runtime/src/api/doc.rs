@@ -19,7 +19,7 @@ use warp::http::{HeaderValue, StatusCode, header};
 
 use super::reply::Resp;
 use super::route::{self, Route};
-use crate::auth::Role;
+use vwed_auth::Role;
 
 const PAGE: &str = include_str!("docs_page.html");
 /// `openapi.json` as a gzip member, made by build.rs.

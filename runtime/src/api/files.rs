@@ -18,10 +18,10 @@ use super::query::{self, query_bool, query_u64};
 use super::reply::{ApiError, Envelope, Failure, Resp, blocking, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
-use crate::auth::Role;
-use crate::engine::Engine;
-use crate::store::{FileQuery, NewFile, StoreError};
+use vwed_auth::Role;
+use vwed_engine::Engine;
 use vwed_ipc::{Analysis, SyntaxError};
+use vwed_store::{FileQuery, NewFile, StoreError};
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
     let engine = &s.engine;
@@ -191,7 +191,7 @@ async fn create_inner(
 ) -> Result<(Value, String, Analysis), ApiError> {
     let file_type = req.file_type.unwrap_or_else(|| "python".into());
     check_file_type(&file_type)?;
-    crate::paths::check_file_name(&req.file_name).map_err(ApiError::bad_request)?;
+    vwed_base::paths::check_file_name(&req.file_name).map_err(ApiError::bad_request)?;
     let content = req.content.unwrap_or_else(|| template(&req.file_name));
     check_size(engine, &content)?;
     super::fleet::writable(engine, req.project_id).await?;

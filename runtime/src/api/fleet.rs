@@ -12,15 +12,15 @@ use super::answers;
 use super::integration::path_param;
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
-use crate::auth::Role;
-use crate::engine::Engine;
-use crate::store::StoreError;
+use vwed_auth::Role;
+use vwed_engine::Engine;
+use vwed_store::StoreError;
 
 /// What the fleet endpoints use: the database and the `[fleet]` settings.
 #[derive(Clone)]
 struct Fleet {
-    db: crate::db::Db,
-    settings: Arc<crate::fleet::FleetSettings>,
+    db: vwed_db::Db,
+    settings: Arc<vwed_fleet_agent::FleetSettings>,
 }
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
@@ -45,7 +45,7 @@ pub fn routes(s: &super::Services) -> Vec<Route> {
 #[openapi(paths(status, detach, attach))]
 pub struct Doc;
 
-fn db_error(e: crate::db::DbError) -> ApiError {
+fn db_error(e: vwed_db::DbError) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e)
 }
 
@@ -55,7 +55,7 @@ pub async fn writable(engine: &Engine, project_id: u64) -> Result<(), ApiError> 
     let store = engine.store.clone();
     let locked = tokio::task::spawn_blocking(move || -> Result<Option<String>, StoreError> {
         let p = store.get_project(project_id)?;
-        Ok(crate::fleet::read_only(store.db(), &p.project_name)?.then_some(p.project_name))
+        Ok(vwed_fleet_agent::read_only(store.db(), &p.project_name)?.then_some(p.project_name))
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
@@ -83,10 +83,11 @@ async fn status(fleet: Fleet) -> Resp {
     finish(
         async {
             let Fleet { db, settings } = fleet;
-            let v = tokio::task::spawn_blocking(move || crate::fleet::local_status(&db, &settings))
-                .await
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?
-                .map_err(db_error)?;
+            let v =
+                tokio::task::spawn_blocking(move || vwed_fleet_agent::local_status(&db, &settings))
+                    .await
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?
+                    .map_err(db_error)?;
             Ok(ok_data(v))
         }
         .await,
@@ -98,7 +99,7 @@ async fn set_detached(name: String, fleet: Fleet, detached: bool) -> Result<Resp
     let Fleet { db, settings } = fleet;
     let project = name.clone();
     let found = tokio::task::spawn_blocking(move || {
-        crate::fleet::set_detached(&db, &settings, &project, detached)
+        vwed_fleet_agent::set_detached(&db, &settings, &project, detached)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?

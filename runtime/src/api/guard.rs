@@ -10,8 +10,8 @@ use warp::http::{HeaderMap, HeaderValue, Method, header};
 use warp::path::FullPath;
 use warp::{Filter, Rejection};
 
-use crate::auth::audit::Entry;
-use crate::auth::{Auth, Denied, Principal, Role};
+use vwed_auth::audit::Entry;
+use vwed_auth::{Auth, Denied, Principal, Role};
 
 /// `METHOD /path`: the audit action of an HTTP call.
 pub fn action(method: &Method, path: &str) -> String {

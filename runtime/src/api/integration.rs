@@ -19,10 +19,10 @@ use super::reply::{ApiError, Envelope, Failure, Resp, finish, json_response, ok_
 use super::route::{self, Route};
 use super::scripts::fn_error_status;
 use super::{body, with_engine};
-use crate::auth::Role;
-use crate::engine::Engine;
-use crate::integrations::task_block::{self, Block, MAX_RETRIES, Mode};
-use crate::integrations::task_vars::{self, TaskVarsError};
+use vwed_auth::Role;
+use vwed_engine::Engine;
+use vwed_integrations::task_block::{self, Block, MAX_RETRIES, Mode};
+use vwed_integrations::task_vars::{self, TaskVarsError};
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
     let engine = &s.engine;
@@ -229,7 +229,7 @@ async fn variables(task_id: String, engine: Arc<Engine>) -> Resp {
     finish(
         async {
             let vars =
-                crate::integrations::task_variables(engine.store.db().clone(), task_id.clone())
+                vwed_integrations::task_variables(engine.store.db().clone(), task_id.clone())
                     .await
                     .map_err(vars_error)?
                     .ok_or_else(|| {
@@ -256,7 +256,7 @@ async fn delete_variables(task_id: String, engine: Arc<Engine>) -> Resp {
     let task_id = path_param(task_id);
     finish(
         async {
-            let store = crate::integrations::task_vars::TaskVars::new(engine.store.db().clone());
+            let store = vwed_integrations::task_vars::TaskVars::new(engine.store.db().clone());
             let id = task_id.clone();
             let existed = tokio::task::spawn_blocking(move || store.delete(&id))
                 .await

@@ -18,9 +18,9 @@ use super::query;
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
-use crate::auth::Role;
-use crate::engine::Engine;
-use crate::io::{IoOpError, IoRuntime, Who};
+use vwed_auth::Role;
+use vwed_engine::Engine;
+use vwed_io::{IoOpError, IoRuntime, Who};
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
     let engine = &s.engine;
@@ -132,7 +132,7 @@ async fn list_points(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
     if let Some(p) = q.get("prefix").filter(|p| !p.is_empty()) {
         snaps.retain(|s| s.tag.starts_with(p.as_str()));
     }
-    let mut r = warp::reply::Response::new(crate::io::points_envelope(&snaps).into());
+    let mut r = warp::reply::Response::new(vwed_io::points_envelope(&snaps).into());
     r.headers_mut().insert(
         warp::http::header::CONTENT_TYPE,
         warp::http::HeaderValue::from_static("application/json; charset=utf-8"),
@@ -177,7 +177,7 @@ async fn read_point(tag: String, engine: Arc<Engine>) -> Resp {
                 .poller()
                 .point(&tag)
                 .ok_or_else(|| io_error(IoOpError::UnknownTag(tag.clone())))?;
-            Ok(ok_data(crate::io::snapshot_json(&snap)))
+            Ok(ok_data(vwed_io::snapshot_json(&snap)))
         }
         .await,
     )

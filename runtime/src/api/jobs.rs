@@ -20,10 +20,10 @@ use super::query::{self, query_u64};
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, json_response, ok_data, ok_message};
 use super::route::{self, Route};
 use crate::api::guard::{addr_text, caller};
-use crate::auth::audit::{AuditLog, Entry};
-use crate::auth::{Principal, Role};
-use crate::engine::Engine;
-use crate::jobs::{
+use vwed_auth::audit::{AuditLog, Entry};
+use vwed_auth::{Principal, Role};
+use vwed_engine::Engine;
+use vwed_jobs::{
     ExecFilter, ExecStatus, JobError, JobInput, JobRec, JobStatus, Jobs, Language, TemplateInput,
     ToJob, TriggerKind,
 };
@@ -302,7 +302,7 @@ async fn create(jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Resp {
         by.audit_ack(&rec, asked).await;
         Ok(ok_message(
             format!("脚本 {} 已创建 (版本 1)", rec.spec.name),
-            Some(crate::jobs::view_job(&rec, true)),
+            Some(vwed_jobs::view_job(&rec, true)),
         ))
     })
     .await
@@ -347,7 +347,7 @@ async fn list(jobs: Option<Arc<Jobs>>, q: HashMap<String, String>) -> Resp {
             .iter()
             .skip(skip)
             .take(limit)
-            .map(|j| crate::jobs::view_job(j, false))
+            .map(|j| vwed_jobs::view_job(j, false))
             .collect();
         Ok(page(items, total, skip, limit))
     })
@@ -378,7 +378,7 @@ fn parse_opt<T>(
 )]
 async fn get(id: u64, jobs: Option<Arc<Jobs>>) -> Resp {
     with_jobs(jobs, |jobs| async move {
-        Ok(ok_data(crate::jobs::view_job(&jobs.job(id).await?, true)))
+        Ok(ok_data(vwed_jobs::view_job(&jobs.job(id).await?, true)))
     })
     .await
 }
@@ -411,7 +411,7 @@ async fn update(id: u64, jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Re
                 rec.version,
                 rec.status.as_str()
             ),
-            Some(crate::jobs::view_job(&rec, true)),
+            Some(vwed_jobs::view_job(&rec, true)),
         ))
     })
     .await
@@ -487,7 +487,7 @@ async fn execute(id: u64, jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> R
         let envelope = Envelope {
             success: true,
             message: Some(format!("执行已排队: {}", rec.id)),
-            data: Some(crate::jobs::view_exec(&rec, None)),
+            data: Some(vwed_jobs::view_exec(&rec, None)),
             error: None,
         };
         Ok(json_response(StatusCode::ACCEPTED, &envelope))
@@ -576,10 +576,7 @@ async fn list_execs(
     let filter = exec_filter(&q, job)?;
     let (skip, limit) = paging(&q)?;
     let (list, total) = jobs.executions(filter, skip, limit).await?;
-    let items = list
-        .iter()
-        .map(|e| crate::jobs::view_exec(e, None))
-        .collect();
+    let items = list.iter().map(|e| vwed_jobs::view_exec(e, None)).collect();
     Ok(page(items, total, skip, limit))
 }
 
@@ -625,7 +622,7 @@ async fn all_executions(jobs: Option<Arc<Jobs>>, q: HashMap<String, String>) -> 
 async fn execution(id: String, jobs: Option<Arc<Jobs>>) -> Resp {
     with_jobs(jobs, |jobs| async move {
         let (rec, detail) = jobs.execution(&id).await?;
-        Ok(ok_data(crate::jobs::view_exec(&rec, Some(&detail))))
+        Ok(ok_data(vwed_jobs::view_exec(&rec, Some(&detail))))
     })
     .await
 }
@@ -648,7 +645,7 @@ async fn cancel(id: String, jobs: Option<Arc<Jobs>>, by: Caller) -> Resp {
         let rec = jobs.cancel(&id, by.name()).await?;
         Ok(ok_message(
             format!("执行 {id} 已取消 ({})", rec.status.as_str()),
-            Some(crate::jobs::view_exec(&rec, None)),
+            Some(vwed_jobs::view_exec(&rec, None)),
         ))
     })
     .await
@@ -674,7 +671,7 @@ async fn versions(id: u64, jobs: Option<Arc<Jobs>>) -> Resp {
             .versions(id)
             .await?
             .iter()
-            .map(|v| crate::jobs::view_version(v, false))
+            .map(|v| vwed_jobs::view_version(v, false))
             .collect();
         Ok(ok_data(json!({"versions": list, "current": current})))
     })
@@ -697,7 +694,7 @@ async fn versions(id: u64, jobs: Option<Arc<Jobs>>) -> Resp {
 )]
 async fn version(id: u64, n: u64, jobs: Option<Arc<Jobs>>) -> Resp {
     with_jobs(jobs, |jobs| async move {
-        Ok(ok_data(crate::jobs::view_version(
+        Ok(ok_data(vwed_jobs::view_version(
             &jobs.version(id, n).await?,
             true,
         )))
@@ -778,7 +775,7 @@ async fn rollback(id: u64, jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> 
         by.audit_ack(&rec, b.acknowledge_danger).await;
         Ok(ok_message(
             format!("已回滚到版本 {} 的内容, 新版本 {}", b.version, rec.version),
-            Some(crate::jobs::view_job(&rec, true)),
+            Some(vwed_jobs::view_job(&rec, true)),
         ))
     })
     .await
@@ -812,7 +809,7 @@ async fn acknowledge(id: u64, jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) 
         by.audit_ack(&rec, true).await;
         Ok(ok_message(
             format!("已确认版本 {} 的危险命令", rec.version),
-            Some(crate::jobs::view_job(&rec, true)),
+            Some(vwed_jobs::view_job(&rec, true)),
         ))
     })
     .await
@@ -833,7 +830,7 @@ async fn templates(jobs: Option<Arc<Jobs>>) -> Resp {
             .templates()
             .await?
             .iter()
-            .map(crate::jobs::view_template)
+            .map(vwed_jobs::view_template)
             .collect();
         Ok(ok_data(json!({"total": list.len(), "items": list})))
     })
@@ -859,7 +856,7 @@ async fn create_template(jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Re
         let t = jobs.create_template(input, by.name()).await?;
         Ok(ok_message(
             format!("模板 {} 已创建", t.name),
-            Some(crate::jobs::view_template(&t)),
+            Some(vwed_jobs::view_template(&t)),
         ))
     })
     .await
@@ -878,9 +875,7 @@ async fn create_template(jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Re
 )]
 async fn template(id: u64, jobs: Option<Arc<Jobs>>) -> Resp {
     with_jobs(jobs, |jobs| async move {
-        Ok(ok_data(crate::jobs::view_template(
-            &jobs.template(id).await?,
-        )))
+        Ok(ok_data(vwed_jobs::view_template(&jobs.template(id).await?)))
     })
     .await
 }
@@ -933,7 +928,7 @@ async fn instantiate(id: u64, jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) 
         by.audit_ack(&rec, asked).await;
         Ok(ok_message(
             format!("已由模板 {id} 创建脚本 {}", rec.spec.name),
-            Some(crate::jobs::view_job(&rec, true)),
+            Some(vwed_jobs::view_job(&rec, true)),
         ))
     })
     .await

@@ -24,9 +24,9 @@ use super::query::{self, names};
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data};
 use super::route::{self, Route};
 use super::with_engine;
-use crate::auth::Role;
-use crate::engine::Engine;
-use crate::logs::{LogQuery, MAX_LIMIT, Order, decode_cursor, encode_cursor};
+use vwed_auth::Role;
+use vwed_engine::Engine;
+use vwed_logs::{LogQuery, MAX_LIMIT, Order, decode_cursor, encode_cursor};
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
     let engine = &s.engine;

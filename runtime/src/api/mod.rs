@@ -46,7 +46,7 @@ pub use reply::Resp;
 use reply::{Envelope, Failure, fail, ok_data};
 use route::{Access, Route};
 
-use crate::engine::Engine;
+use vwed_engine::Engine;
 
 fn with_engine(
     engine: &Arc<Engine>,
@@ -67,7 +67,7 @@ pub struct Services {
     /// `/api/system/info` shows, the fleet and I/O sections.
     pub config: Arc<crate::config::Config>,
     /// The jobs service (`/api/v1/scripts`); None answers 503 there.
-    pub jobs: Option<Arc<crate::jobs::Jobs>>,
+    pub jobs: Option<Arc<vwed_jobs::Jobs>>,
     pub started: Instant,
     /// False while the scripts of the last run are restored: `/health` says 503.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
@@ -167,7 +167,7 @@ async fn health_status(engine: Arc<Engine>, started: Instant) -> Resp {
         "uptime_s": started.elapsed().as_secs(),
         "scripts": engine.instances().len(),
         "pid": std::process::id(),
-        "rss_bytes": crate::worker::rss_bytes(std::process::id()),
+        "rss_bytes": vwed_engine::worker::rss_bytes(std::process::id()),
     });
     if let (Some(d), serde_json::Value::Object(safe)) =
         (data.as_object_mut(), engine.safe_mode.to_json())

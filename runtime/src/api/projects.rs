@@ -16,8 +16,8 @@ use super::query::{self, query_bool};
 use super::reply::{Envelope, Failure, Resp, blocking, finish, json_response, ok_data};
 use super::route::{self, Route};
 use super::{body, with_engine};
-use crate::auth::Role;
-use crate::engine::Engine;
+use vwed_auth::Role;
+use vwed_engine::Engine;
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
     let engine = &s.engine;

@@ -15,10 +15,10 @@ use super::query;
 use super::reply::{Envelope, Resp, ok_data};
 use super::route::{self, Route};
 use super::with_engine;
-use crate::auth::Role;
-use crate::engine::Engine;
-use crate::engine::Registry;
-use crate::registry::Stats;
+use vwed_auth::Role;
+use vwed_engine::Engine;
+use vwed_engine::Registry;
+use vwed_registry::Stats;
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
     let engine = &s.engine;
@@ -144,7 +144,7 @@ fn timers_json(reg: &Registry) -> Map<String, Value> {
                 "name": t.name,
                 "schedule": t.schedule,
                 "skipped_count": t.skipped.load(Relaxed),
-                "next_run": (next > 0).then(|| crate::clock::iso_utc(next)),
+                "next_run": (next > 0).then(|| vwed_base::clock::iso_utc(next)),
             });
             let v = registration(own, &t.target.script_id, &t.registered_at, &t.stats);
             (

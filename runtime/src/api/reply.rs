@@ -126,9 +126,9 @@ impl ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError as E;
+impl From<vwed_store::StoreError> for ApiError {
+    fn from(e: vwed_store::StoreError) -> Self {
+        use vwed_store::StoreError as E;
         let status = match &e {
             E::ProjectNotFound(_) | E::FileNotFound(_) => StatusCode::NOT_FOUND,
             E::ProjectExists(_) | E::FileExists(_) | E::Running(_) | E::VersionConflict { .. } => {
@@ -141,8 +141,8 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-impl From<crate::analyzer::AnalyzerError> for ApiError {
-    fn from(e: crate::analyzer::AnalyzerError) -> Self {
+impl From<vwed_engine::analyzer::AnalyzerError> for ApiError {
+    fn from(e: vwed_engine::analyzer::AnalyzerError) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e)
     }
 }
@@ -154,7 +154,7 @@ pub fn finish(r: Result<Resp, ApiError>) -> Resp {
 
 /// Runs blocking store work off the executor threads.
 pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+    f: impl FnOnce() -> Result<T, vwed_store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     off_thread(f).await
 }

@@ -21,8 +21,8 @@ use warp::{Filter, Rejection};
 
 use super::guard::{self, Need};
 use super::reply::Resp;
-use crate::auth::audit::Entry;
-use crate::auth::{Auth, Principal, Role};
+use vwed_auth::audit::Entry;
+use vwed_auth::{Auth, Principal, Role};
 
 /// The HTTP method an endpoint answers. `Any` is for `/script-api/*`, whose
 /// methods are whatever the scripts registered.

@@ -14,10 +14,10 @@ use warp::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use super::reply::{Failure, Resp, fail, json_response};
 use super::route::{self, Rest, Route};
 use super::{body, with_engine};
-use crate::auth::Role;
-use crate::engine::{Engine, Wired};
-use crate::registry::RouteEntry;
-use crate::worker::{Answer, CallError};
+use vwed_auth::Role;
+use vwed_engine::worker::{Answer, CallError};
+use vwed_engine::{Engine, Wired};
+use vwed_registry::RouteEntry;
 
 /// Header that lets a caller shorten (or lengthen, up to the configured maximum)
 /// the handler timeout of one request.

@@ -19,10 +19,10 @@ use super::query::{self, query_u64};
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, json_response, ok_data};
 use super::route::{self, Route};
 use super::{body, with_engine};
-use crate::auth::Role;
-use crate::engine::{Engine, FnCallError, StartError, StartOk, StartRequest};
-use crate::registry::Counts;
-use crate::supervision::RestartPolicyRequest;
+use vwed_auth::Role;
+use vwed_engine::supervision::RestartPolicyRequest;
+use vwed_engine::{Engine, FnCallError, StartError, StartOk, StartRequest};
+use vwed_registry::Counts;
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
     let engine = &s.engine;
@@ -103,9 +103,9 @@ fn start_error(e: StartError) -> ApiError {
         StartError::Busy(_) | StartError::Sandbox(_) => StatusCode::SERVICE_UNAVAILABLE,
         StartError::Superseded => StatusCode::CONFLICT,
         StartError::Store(
-            crate::store::StoreError::Invalid(_)
-            | crate::store::StoreError::Path(_)
-            | crate::store::StoreError::OutsideProject(_),
+            vwed_store::StoreError::Invalid(_)
+            | vwed_store::StoreError::Path(_)
+            | vwed_store::StoreError::OutsideProject(_),
         ) => StatusCode::BAD_REQUEST,
         StartError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         StartError::BootFailed { .. }

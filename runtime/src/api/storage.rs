@@ -19,9 +19,9 @@ use super::query::{self, query_bool, query_u64};
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use super::{body, with_engine};
-use crate::auth::Role;
-use crate::engine::Engine;
-use crate::integrations::locations::{LocationError, LocationSpec, Locations};
+use vwed_auth::Role;
+use vwed_engine::Engine;
+use vwed_integrations::locations::{LocationError, LocationSpec, Locations};
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
     let engine = &s.engine;

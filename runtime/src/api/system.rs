@@ -15,9 +15,9 @@ use super::answers;
 use super::reply::{Envelope, Resp, ok_data};
 use super::route::{self, Route};
 use super::with_engine;
-use crate::auth::Role;
 use crate::config::Config;
-use crate::engine::Engine;
+use vwed_auth::Role;
+use vwed_engine::Engine;
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
     let e = with_engine(&s.engine);
@@ -140,7 +140,7 @@ async fn info(engine: Arc<Engine>, (cfg, started): (Arc<Config>, Instant)) -> Re
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": started.elapsed().as_secs(),
         "pid": pid,
-        "rss_bytes": crate::worker::rss_bytes(pid),
+        "rss_bytes": vwed_engine::worker::rss_bytes(pid),
         "scripts": engine.instances().len(),
         "disk": disk,
         "databases": dbs,

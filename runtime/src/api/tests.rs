@@ -16,19 +16,19 @@ use warp::ws::Message;
 use super::Services;
 use super::route::{Endpoint, Verb};
 use super::{Resp, doc, routes, table};
-use crate::auth::Role;
 use crate::config::Config;
-use crate::engine::Engine;
+use vwed_auth::Role;
+use vwed_engine::Engine;
 
 /// A new API token of `role`.
-fn token(auth: &crate::auth::Auth, role: Role) -> String {
-    let cmd = crate::auth::admin::Command::TokenCreate {
+fn token(auth: &vwed_auth::Auth, role: Role) -> String {
+    let cmd = vwed_auth::admin::Command::TokenCreate {
         name: format!("test-{}", role.as_str()),
         role,
         expires_days: None,
     };
     let out = auth
-        .execute(cmd, &crate::auth::Principal::cli())
+        .execute(cmd, &vwed_auth::Principal::cli())
         .expect("token");
     out["token"].as_str().expect("token value").to_string()
 }
@@ -79,15 +79,15 @@ impl Api {
         };
         let mut cfg = cfg;
         cfg.engine.spare_worker = false;
-        let db = crate::db::open(&cfg.data_dir.join("vwed.redb"), 1 << 20).expect("db");
-        let store = crate::store::ScriptStore::new(db, &cfg.data_dir).expect("store");
+        let db = vwed_db::open(&cfg.data_dir.join("vwed.redb"), 1 << 20).expect("db");
+        let store = vwed_store::ScriptStore::new(db, &cfg.data_dir).expect("store");
         let logs =
-            crate::logs::Logs::open(&cfg.logs, &cfg.data_dir, cfg.db_cache_bytes).expect("logs");
+            vwed_logs::Logs::open(&cfg.logs, &cfg.data_dir, cfg.db_cache_bytes).expect("logs");
         // Never started: anything that would spawn a worker or the analyzer fails
         // with 503 instead of running this test binary.
         let exe = PathBuf::from("/nonexistent/vwed-edge");
-        let settings = crate::auth::Settings::resolve(&cfg.auth, false);
-        let auth = crate::auth::Auth::open(&cfg.data_dir, settings).expect("auth");
+        let settings = vwed_auth::Settings::resolve(&cfg.auth, false);
+        let auth = vwed_auth::Auth::open(&cfg.data_dir, settings).expect("auth");
         let tokens = Role::ALL
             .into_iter()
             .map(|role| (role, token(&auth, role)))
@@ -525,8 +525,8 @@ async fn every_route_admits_and_refuses_each_role_as_the_table_says() {
         .engine
         .auth
         .audit
-        .query(&crate::auth::audit::Query {
-            outcome: Some(crate::auth::audit::Outcome::Denied),
+        .query(&vwed_auth::audit::Query {
+            outcome: Some(vwed_auth::audit::Outcome::Denied),
             limit: 500,
             ..Default::default()
         })

@@ -22,10 +22,10 @@ use super::reply::{
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::archive::{ArchiveError, Tar};
-use crate::auth::Role;
-use crate::engine::Engine;
-use crate::store::StoreError;
-use crate::store::tree::{Busy, Kind, TreeError};
+use vwed_auth::Role;
+use vwed_engine::Engine;
+use vwed_store::StoreError;
+use vwed_store::tree::{Busy, Kind, TreeError};
 
 /// Largest project archive, in bytes.
 pub const MAX_ARCHIVE_BYTES: u64 = 32 * 1024 * 1024;

@@ -22,9 +22,9 @@ use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_messag
 use super::route::{self, Route};
 use super::{body, with_engine};
 use crate::api::guard::caller;
-use crate::auth::{Principal, Role};
-use crate::engine::Engine;
-use crate::logs::{ALL, Conn, LineFilter, LogQuery, MAX_LIMIT};
+use vwed_auth::{Principal, Role};
+use vwed_engine::Engine;
+use vwed_logs::{ALL, Conn, LineFilter, LogQuery, MAX_LIMIT};
 
 const TEST_PAGE: &str = include_str!("ws_test_page.html");
 
@@ -146,7 +146,7 @@ async fn broadcast_test(engine: Arc<Engine>, body: Bytes) -> Resp {
             json!({
                 "type": "script_log",
                 "script_id": b.script_id,
-                "timestamp": crate::clock::utc_now(),
+                "timestamp": vwed_base::clock::utc_now(),
                 "level": level.as_str(),
                 "message": message,
                 "stream": "test",
@@ -188,7 +188,7 @@ async fn session(
 ) {
     let (mut tx, mut rx) = socket.split();
     let Some(client_id) = q.get("client_id").filter(|s| !s.trim().is_empty()) else {
-        let err = json!({"type": "error", "message": "缺少必填参数 client_id", "timestamp": crate::clock::utc_now()});
+        let err = json!({"type": "error", "message": "缺少必填参数 client_id", "timestamp": vwed_base::clock::utc_now()});
         let _ = tx.send(Message::text(err.to_string())).await;
         let _ = tx
             .send(Message::close_with(1008u16, "client_id is required"))
@@ -205,7 +205,7 @@ async fn session(
     conn.reply(json!({
         "type": "welcome",
         "connection_id": conn.connection_id,
-        "server_time": crate::clock::utc_now(),
+        "server_time": vwed_base::clock::utc_now(),
         "message": "连接建立成功",
     }));
     // The writer owns the socket's send half; the reader below only queues.
@@ -273,7 +273,7 @@ async fn write_out(
 }
 
 async fn on_message(engine: &Arc<Engine>, conn: &Arc<Conn>, text: &str) {
-    let now = crate::clock::utc_now();
+    let now = vwed_base::clock::utc_now();
     let m: ClientMsg = match serde_json::from_str(text) {
         Ok(m) => m,
         Err(e) => {
@@ -391,7 +391,7 @@ fn start_metrics(engine: &Arc<Engine>, conn: &Arc<Conn>) {
             if conn.queued() < METRICS_BACKLOG {
                 conn.reply(json!({
                     "type": "scripts_running",
-                    "timestamp": crate::clock::utc_now(),
+                    "timestamp": vwed_base::clock::utc_now(),
                     "data": engine.running_json(),
                 }));
             }
@@ -459,7 +459,7 @@ async fn send_history(engine: &Arc<Engine>, conn: &Arc<Conn>, filter: LogQuery, 
                 let mut v = json!({
                     "type": "script_log",
                     "script_id": e.script_id,
-                    "timestamp": crate::clock::iso_utc(e.ts_ms),
+                    "timestamp": vwed_base::clock::iso_utc(e.ts_ms),
                     "level": e.level.as_str(),
                     "message": e.message,
                     "seq": e.seq,

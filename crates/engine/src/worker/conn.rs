@@ -121,7 +121,7 @@ impl WorkerConn {
             pending: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(1),
             alive: AtomicBool::new(true),
-            last_seen_ms: AtomicU64::new(crate::clock::unix_ms()),
+            last_seen_ms: AtomicU64::new(vwed_base::clock::unix_ms()),
             busy: Mutex::new(None),
             answered: AtomicU64::new(0),
             overdue: tokio::sync::Notify::new(),
@@ -253,7 +253,7 @@ impl WorkerConn {
         let mut busy = self.busy.locked();
         if busy.is_none() {
             *busy = Some(Busy {
-                since_ms: crate::clock::unix_ms(),
+                since_ms: vwed_base::clock::unix_ms(),
                 work,
                 timeout_ms,
             });
@@ -348,7 +348,7 @@ async fn read_loop(
         };
         dec.commit(n);
         conn.last_seen_ms
-            .store(crate::clock::unix_ms(), Ordering::Relaxed);
+            .store(vwed_base::clock::unix_ms(), Ordering::Relaxed);
         loop {
             match dec.next_frame::<FromWorker>() {
                 Ok(Some(msg)) => match msg {

@@ -5,8 +5,8 @@ use warp::Filter;
 use warp::http::Response;
 
 use super::routes;
-use crate::auth::testing::TestAuth;
-use crate::auth::{Principal, Role};
+use vwed_auth::testing::TestAuth;
+use vwed_auth::{Principal, Role};
 
 fn body(r: &Response<bytes::Bytes>) -> Value {
     serde_json::from_slice(r.body()).expect("JSON envelope")
@@ -163,7 +163,7 @@ async fn login_failures_say_nothing_about_the_user_and_bad_bodies_get_400() {
         .reply(&c.route)
         .await;
     assert_eq!(plain.status(), 415);
-    let page = t.auth.audit.query(&crate::auth::audit::Query {
+    let page = t.auth.audit.query(&vwed_auth::audit::Query {
         action: Some("auth.login".into()),
         limit: 10,
         ..Default::default()

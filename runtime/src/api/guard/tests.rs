@@ -9,9 +9,9 @@ use warp::Filter;
 use warp::http::{HeaderMap, HeaderValue, Method};
 
 use super::*;
-use crate::auth::Via;
-use crate::auth::audit::{Outcome, Query};
-use crate::auth::testing::{TestAuth, addr};
+use vwed_auth::Via;
+use vwed_auth::audit::{Outcome, Query};
+use vwed_auth::testing::{TestAuth, addr};
 
 fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();

@@ -194,7 +194,7 @@ async fn a_project_downloads_as_a_tar_archive() {
     let r = warp::test::request()
         .path(&format!("/api/script/projects/{id}/archive"))
         .header("host", super::HOST)
-        .header("authorization", api.bearer(crate::auth::Role::Viewer))
+        .header("authorization", api.bearer(vwed_auth::Role::Viewer))
         .reply(&api.filter)
         .await;
     assert_eq!(r.status(), 200);

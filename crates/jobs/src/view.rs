@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::danger::{self, Finding};
 use super::model::{ExecDetail, ExecRec, JobRec, Language, TemplateRec, VersionRec};
-use crate::clock::local_at;
+use vwed_base::clock::local_at;
 
 /// Dangerous commands of a Bash job's content (none for Python).
 pub fn findings(language: Language, content: &str) -> Vec<Finding> {

@@ -16,7 +16,7 @@ use super::Jobs;
 use super::model::{
     CronTrigger, EventTrigger, JobRec, JobStatus, MissedRuns, TriggerInfo, TriggerKind,
 };
-use crate::cron::Schedule;
+use vwed_base::cron::Schedule;
 
 /// The time zone of a cron trigger.
 #[derive(Clone, Debug)]
@@ -281,7 +281,7 @@ impl TriggerSet {
 /// The jobs' event triggers as the engine's event tap.
 pub struct TriggerTap(pub Arc<Jobs>);
 
-impl crate::engine::events::EventTap for TriggerTap {
+impl vwed_engine::events::EventTap for TriggerTap {
     fn on_event(&self, name: &str, data: &Value) {
         self.0.on_event(name, data);
     }
@@ -327,7 +327,7 @@ async fn cron_loop(
     zone: Zone,
     fresh: bool,
 ) {
-    let now = crate::clock::unix_ms();
+    let now = vwed_base::clock::unix_ms();
     let Some(j) = jobs.upgrade() else { return };
     let mark = if fresh { None } else { j.cron_mark(job).await };
     let mut last = match mark {
@@ -388,7 +388,7 @@ fn cron_info(trigger: &CronTrigger, due: u64, missed: bool) -> TriggerInfo {
 /// makes it sleep again.
 async fn sleep_until_ms(ms: u64) {
     loop {
-        let now = crate::clock::unix_ms();
+        let now = vwed_base::clock::unix_ms();
         if now >= ms {
             return;
         }

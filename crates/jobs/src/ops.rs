@@ -198,7 +198,7 @@ impl Jobs {
             )));
         }
         self.check_definition(&spec, None).await?;
-        let now = crate::clock::local_now();
+        let now = vwed_base::clock::local_now();
         let mut rec = JobRec {
             id: 0,
             status: JobStatus::Draft,
@@ -248,7 +248,7 @@ impl Jobs {
                 version: rec.version,
                 spec,
                 by: change.by.to_string(),
-                at: crate::clock::local_now(),
+                at: vwed_base::clock::local_now(),
                 note: change.note.clone(),
             })
         } else {
@@ -260,7 +260,7 @@ impl Jobs {
             return Ok(rec);
         }
         rec.updated_by = change.by.to_string();
-        rec.updated_at = crate::clock::local_now();
+        rec.updated_at = vwed_base::clock::local_now();
         let keep = self.cfg.jobs.job_max_versions;
         let saved = rec.clone();
         self.blocking(move |s| s.save_job(&saved, version.as_ref(), keep))
@@ -299,7 +299,7 @@ impl Jobs {
         let ack = Ack {
             version: rec.version,
             by: by.to_string(),
-            at: crate::clock::local_now(),
+            at: vwed_base::clock::local_now(),
             reason: reason.unwrap_or_default(),
             findings,
         };
@@ -333,7 +333,7 @@ impl Jobs {
         }
         self.record_ack(&mut rec, by, reason, found.len());
         rec.updated_by = by.to_string();
-        rec.updated_at = crate::clock::local_now();
+        rec.updated_at = vwed_base::clock::local_now();
         let (saved, keep) = (rec.clone(), self.cfg.jobs.job_max_versions);
         self.blocking(move |s| s.save_job(&saved, None, keep))
             .await?;
@@ -490,7 +490,7 @@ impl Jobs {
             builtin: false,
             usage_count: 0,
             created_by: by.to_string(),
-            created_at: crate::clock::local_now(),
+            created_at: vwed_base::clock::local_now(),
         };
         self.blocking(move |s| s.put_template(rec)).await
     }

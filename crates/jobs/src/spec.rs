@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::JobsConfig as Config;
 use super::model::{JobSpec, ParamSpec, RetryPolicy, Triggers};
 use super::triggers::{Zone, check_filter};
-use crate::cron::Schedule;
+use vwed_base::cron::Schedule;
 
 /// Longest name of a job or template, in characters.
 const MAX_NAME: usize = 100;
@@ -291,7 +291,7 @@ pub fn param_env_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::model::ParamType;
+    use crate::model::ParamType;
     use serde_json::json;
 
     fn p(name: &str, kind: ParamType, required: bool, default: Option<Value>) -> ParamSpec {

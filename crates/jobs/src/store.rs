@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::model::{ExecDetail, ExecRec, JobRec, TemplateRec, VersionRec};
-use crate::db::{self, Db, DbError};
+use vwed_db::{self as db, Db, DbError};
 
 /// job id → [`JobRec`].
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");

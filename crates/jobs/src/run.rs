@@ -16,9 +16,9 @@ use super::model::{Attempt, ExecDetail, ExecRec, ExecStatus, JobSpec, Language};
 use super::process::Outcome;
 use super::scheduler::SHUTDOWN;
 use super::{Jobs, bash, python, spec};
-use crate::engine::Engine;
-use crate::fsio::Dir;
-use crate::logs::ScriptLogger;
+use vwed_base::fsio::Dir;
+use vwed_engine::Engine;
+use vwed_logs::ScriptLogger;
 
 /// What a runner needs for one attempt.
 pub struct AttemptRun {
@@ -135,7 +135,7 @@ impl Jobs {
             capture.push(&format!("—— 第 {n} 次尝试 ——"));
         }
         self.sched.set_capture(id, capture.clone());
-        let now = crate::clock::unix_ms();
+        let now = vwed_base::clock::unix_ms();
         exec.status = ExecStatus::Running;
         exec.started_ms.get_or_insert(now);
         exec.next_attempt_ms = None;
@@ -228,7 +228,7 @@ impl Jobs {
         if let Some(mut exec) = rec {
             exec.status = ExecStatus::Failed;
             exec.error = Some(message);
-            exec.finished_ms = Some(crate::clock::unix_ms());
+            exec.finished_ms = Some(vwed_base::clock::unix_ms());
             self.save(&exec, None).await;
             self.publish(&exec);
         }
@@ -243,7 +243,7 @@ impl Jobs {
         capture: &Capture,
         log: &ScriptLogger,
     ) {
-        let now = crate::clock::unix_ms();
+        let now = vwed_base::clock::unix_ms();
         let cancelled = outcome.status == ExecStatus::Cancelled;
         let shutdown = cancelled && cancelled_by.as_deref() == Some(SHUTDOWN);
         if shutdown {
@@ -378,7 +378,7 @@ impl Jobs {
                 "job_id": exec.job_id,
                 "status": exec.status.as_str(),
                 "attempt": exec.attempts.len(),
-                "timestamp": crate::clock::utc_now(),
+                "timestamp": vwed_base::clock::utc_now(),
             })
         });
     }
@@ -422,8 +422,8 @@ impl Jobs {
                 }
             }
             match exec.next_attempt_ms {
-                Some(at) if at > crate::clock::unix_ms() => {
-                    self.retry_after(exec.id.clone(), at - crate::clock::unix_ms());
+                Some(at) if at > vwed_base::clock::unix_ms() => {
+                    self.retry_after(exec.id.clone(), at - vwed_base::clock::unix_ms());
                 }
                 _ => self.sched.readmit(&exec.id, false),
             }
@@ -434,7 +434,7 @@ impl Jobs {
     }
 
     async fn mark_interrupted(&self, exec: &mut ExecRec, outcome: Outcome, retry: Option<u64>) {
-        let now = crate::clock::unix_ms();
+        let now = vwed_base::clock::unix_ms();
         if let Some(a) = exec.attempts.last_mut() {
             a.status = ExecStatus::Interrupted;
             a.finished_ms.get_or_insert(now);

@@ -17,14 +17,14 @@ use vwed_sandbox::shell::Prepared;
 
 use super::process::{Outcome, conclude, drain, supervise};
 use super::run::AttemptRun;
-use crate::pipe::read_lines;
+use vwed_base::pipe::read_lines;
 
 /// Largest result file (`$VWED_RESULT`) read back.
 const MAX_RESULT_BYTES: u64 = 1024 * 1024;
 
 pub async fn run(a: &mut AttemptRun) -> Outcome {
     // Through the folder's descriptor: `job.sh` is never a link followed elsewhere.
-    let written = crate::fsio::Dir::open(&a.work_dir)
+    let written = vwed_base::fsio::Dir::open(&a.work_dir)
         .map_err(|e| e.to_string())
         .and_then(|d| {
             d.write_atomic("job.sh", a.spec.content.as_bytes())
@@ -129,7 +129,7 @@ impl Confinement {
 /// confinement: ruleset, filter, user and process bound (it reads `/proc` to
 /// count the user's tasks, so not on an executor thread).
 async fn confinement(
-    cfg: &std::sync::Arc<crate::engine::EngineConfig>,
+    cfg: &std::sync::Arc<vwed_engine::EngineConfig>,
     work_dir: &Path,
     bash: &str,
 ) -> std::io::Result<Confinement> {
@@ -167,7 +167,7 @@ fn command(
     let mut cmd = Command::new(bash);
     cmd.arg("job.sh");
     // The spawn-time part of worker confinement: limits, priority, cgroup leaf.
-    let plan = crate::worker::prepare(&mut cmd)?;
+    let plan = vwed_engine::worker::prepare(&mut cmd)?;
     cmd.current_dir(work_dir)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -181,12 +181,12 @@ fn command(
     unsafe {
         cmd.as_std_mut().pre_exec(move || {
             libc::setpgid(0, 0);
-            crate::worker::in_child(&plan)?;
+            vwed_engine::worker::in_child(&plan)?;
             if let Some(bytes) = memory_limit {
-                crate::worker::limit_data_segment(bytes);
+                vwed_engine::worker::limit_data_segment(bytes);
             }
             // While the process may still write its own /proc files.
-            crate::worker::prefer_as_oom_victim();
+            vwed_engine::worker::prefer_as_oom_victim();
             confinement.apply()?;
             // After the change of user, which clears it; a supervisor that ended
             // meanwhile would not send it any more.

@@ -55,8 +55,8 @@ impl Default for JobSettings {
 pub struct JobsConfig {
     pub jobs: JobSettings,
     /// Line and output bounds, memory limit and running-script count of workers.
-    pub engine: crate::engine::EngineSettings,
+    pub engine: vwed_engine::EngineSettings,
     pub data_dir: std::path::PathBuf,
     pub sandbox: vwed_sandbox::SandboxSettings,
-    pub supervision: crate::supervision::SupervisionSettings,
+    pub supervision: vwed_engine::supervision::SupervisionSettings,
 }

@@ -339,7 +339,7 @@ pub struct JobRec {
 impl JobRec {
     pub fn note(&mut self, by: &str, action: &str, detail: String) {
         self.history.push(HistoryEntry {
-            at: crate::clock::local_now(),
+            at: vwed_base::clock::local_now(),
             by: by.to_string(),
             action: action.to_string(),
             detail,

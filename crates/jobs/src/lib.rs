@@ -57,7 +57,7 @@ use scheduler::Scheduler;
 use store::JobStore;
 use triggers::TriggerSet;
 
-use crate::engine::Engine;
+use vwed_engine::Engine;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {

@@ -17,11 +17,11 @@ use super::model::ExecStatus;
 use super::process::{Outcome, conclude, drain, end_group, supervise};
 use super::run::AttemptRun;
 use super::triggers::emitting_from;
-use crate::engine::supervise::Supervised;
-use crate::engine::{Engine, Instance, answer_request, log_fields, perform_notified};
-use crate::pipe::read_lines;
-use crate::supervision::{RestartMode, RestartPolicy};
-use crate::worker::{Answer, FrameSink, WorkerConn};
+use vwed_base::pipe::read_lines;
+use vwed_engine::supervise::Supervised;
+use vwed_engine::supervision::{RestartMode, RestartPolicy};
+use vwed_engine::worker::{Answer, FrameSink, WorkerConn};
+use vwed_engine::{Engine, Instance, answer_request, log_fields, perform_notified};
 
 pub async fn run(a: &mut AttemptRun) -> Outcome {
     let engine = a.engine.clone();
@@ -83,7 +83,7 @@ struct Attached {
     readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker) -> Attached {
+fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: vwed_engine::worker::SpawnedWorker) -> Attached {
     // The job's `VWED.*` calls are served as a script's, under the execution id.
     // A job is never restarted by the service supervision: its retries are its own.
     let policy = RestartPolicy {
@@ -99,7 +99,7 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
         a.exec.id.clone(),
         0,
         "job".to_string(),
-        crate::output::OutputRing::new(
+        vwed_engine::output::OutputRing::new(
             engine.cfg.engine.output_lines,
             engine.cfg.engine.output_max_bytes,
         ),
@@ -135,12 +135,12 @@ fn attach(a: &AttemptRun, engine: &Arc<Engine>, w: crate::worker::SpawnedWorker)
 }
 
 fn sandbox_policy(
-    cfg: &crate::engine::EngineConfig,
+    cfg: &vwed_engine::EngineConfig,
     work_dir: &std::path::Path,
 ) -> std::io::Result<vwed_ipc::SandboxPolicy> {
     // Grants of jobs (`[sandbox.projects._jobs]`); the work dir is the one folder
     // a job may write besides them.
-    let mut policy = crate::engine::confinement::policy(cfg, vwed_sandbox::JOB_GRANTS)?;
+    let mut policy = vwed_engine::confinement::policy(cfg, vwed_sandbox::JOB_GRANTS)?;
     policy.scratch_dir = std::fs::canonicalize(work_dir)?
         .to_string_lossy()
         .into_owned();

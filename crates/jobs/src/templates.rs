@@ -106,7 +106,7 @@ def main(params):
 /// The templates every runtime ships, in id order (1..=4 on a new data dir).
 // long: the four templates' parameters, written out as data.
 pub fn builtins() -> Vec<TemplateRec> {
-    let now = crate::clock::local_now();
+    let now = vwed_base::clock::local_now();
     let t = |name: &str, description: &str, category: &str, language, content: &str| TemplateRec {
         id: 0,
         name: name.to_string(),

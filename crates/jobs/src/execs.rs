@@ -116,7 +116,7 @@ impl Jobs {
             depth: req.depth,
             max_attempts: job.spec.retry_policy.max_retries.saturating_add(1),
             attempts: Vec::new(),
-            queued_ms: crate::clock::unix_ms(),
+            queued_ms: vwed_base::clock::unix_ms(),
             started_ms: None,
             finished_ms: None,
             next_attempt_ms: None,
@@ -152,7 +152,7 @@ impl Jobs {
                 };
                 rec.status = ExecStatus::Failed;
                 rec.error = Some(err.to_string());
-                rec.finished_ms = Some(crate::clock::unix_ms());
+                rec.finished_ms = Some(vwed_base::clock::unix_ms());
                 self.save(&rec, None).await;
                 self.publish(&rec);
                 Err(err)
@@ -169,7 +169,7 @@ impl Jobs {
         let mut rec = self.new_exec(job, &req);
         rec.status = ExecStatus::Failed;
         rec.error = Some(message);
-        rec.finished_ms = Some(crate::clock::unix_ms());
+        rec.finished_ms = Some(vwed_base::clock::unix_ms());
         let (keep, mark) = (
             self.cfg.jobs.job_history_max,
             req.cron_mark.map(|m| (job.id, m)),
@@ -236,7 +236,7 @@ impl Jobs {
         rec.status = ExecStatus::Cancelled;
         rec.cancelled_by = Some(by.to_string());
         rec.next_attempt_ms = None;
-        rec.finished_ms = Some(crate::clock::unix_ms());
+        rec.finished_ms = Some(vwed_base::clock::unix_ms());
         self.save(&rec, None).await;
         self.publish(&rec);
         Ok(rec)
