@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::agent::{Core, Ctx};
 use super::host::ScriptHost;
+use super::shared::{Core, Ctx};
 use super::state::{self, Applied, ApplyRec, ErrorRec, Pending, Step, Target};
 use super::switch;
 use super::{FleetError, blobs::Fetched};

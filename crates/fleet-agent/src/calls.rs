@@ -8,47 +8,13 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::agent::Ctx;
 use super::host::ScriptHost;
+use super::shared::Ctx;
 use super::state::{CALLS, CALLS_AGE, CallRec};
 use vwed_auth::audit::Entry;
 use vwed_db::{self as db, Db, DbError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Method {
-    Execute,
-    Start,
-    Stop,
-    Restart,
-    Status,
-    Logs,
-}
-
-impl Method {
-    pub const ALL: [Method; 6] = [
-        Method::Execute,
-        Method::Start,
-        Method::Stop,
-        Method::Restart,
-        Method::Status,
-        Method::Logs,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Execute => "execute",
-            Method::Start => "start",
-            Method::Stop => "stop",
-            Method::Restart => "restart",
-            Method::Status => "status",
-            Method::Logs => "logs",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Method> {
-        Method::ALL.into_iter().find(|m| m.as_str() == s.trim())
-    }
-}
+pub use super::settings::Method;
 
 /// Answers kept for repeated ids at most.
 const KEEP: u64 = 1_000;

@@ -83,7 +83,7 @@ pub trait ScriptHost: Send + Sync + 'static {
 
 /// Whether `script` runs from one of `projects`.
 pub fn in_projects(script: &str, projects: &[String]) -> bool {
-    crate::switch::in_projects(script, projects.iter().map(String::as_str))
+    crate::state::in_projects(script, projects.iter().map(String::as_str))
 }
 
 /// A host that runs nothing: starts succeed, every started script stays

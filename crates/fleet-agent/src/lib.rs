@@ -17,6 +17,7 @@ pub mod host;
 mod outbox;
 mod report;
 mod settings;
+mod shared;
 mod state;
 mod switch;
 

@@ -6,11 +6,13 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde_json::{Value, json};
 
-use super::state::OUTBOX;
 use vwed_db::{self as db, Db, DbError, META};
 
 const SEQ: &str = "fleet_seq";
 const DROPPED: &str = "fleet_outbox_dropped";
+
+/// sequence number → event (JSON text), until the broker has it.
+pub const OUTBOX: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("fleet_outbox");
 
 /// What every event carries besides its own fields.
 pub struct Stamp<'a> {

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use super::agent::Core;
 use super::host::ScriptHost;
+use super::shared::Core;
 use super::state::{self, ApplyRec};
 use super::{FleetError, outbox};
 use vwed_fleet_proto::manifest::{self, Manifest};

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use vwed_fleet_proto::{BrokerAddr, BrokerLogin, check_name, crypto, read_secret, tls};
 
 use super::FleetError;
-use super::calls::Method;
 
 /// `[fleet]` in the configuration file; `VWED_FLEET__BROKER_URL` and so on in the
 /// environment.
@@ -197,6 +196,43 @@ impl FleetSettings {
 
 fn non_empty(s: &str) -> Option<&Path> {
     (!s.is_empty()).then(|| Path::new(s))
+}
+
+/// A remote call a device may answer (`[fleet] calls` lists the allowed ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Method {
+    Execute,
+    Start,
+    Stop,
+    Restart,
+    Status,
+    Logs,
+}
+
+impl Method {
+    pub const ALL: [Method; 6] = [
+        Method::Execute,
+        Method::Start,
+        Method::Stop,
+        Method::Restart,
+        Method::Status,
+        Method::Logs,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Execute => "execute",
+            Method::Start => "start",
+            Method::Stop => "stop",
+            Method::Restart => "restart",
+            Method::Status => "status",
+            Method::Logs => "logs",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.as_str() == s.trim())
+    }
 }
 
 #[cfg(test)]

@@ -6,12 +6,11 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use vwed_db::{self as db, Db, DbError};
+use vwed_db::{self as db, Db, DbError, RUNNING};
+use vwed_store::RunningRec;
 
 /// "apply" → [`ApplyRec`].
 pub const APPLY: TableDefinition<&str, &[u8]> = TableDefinition::new("fleet_apply");
-/// sequence number → event (JSON text), until the broker has it.
-pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("fleet_outbox");
 /// call id → [`CallRec`].
 pub const CALLS: TableDefinition<&str, &[u8]> = TableDefinition::new("fleet_calls");
 /// (received ms, call id): calls in arrival order, for pruning.
@@ -194,7 +193,7 @@ pub struct CallRec {
 pub fn create_tables(db: &Db) -> Result<(), DbError> {
     let tx = db.begin_write()?;
     tx.open_table(APPLY)?;
-    tx.open_table(OUTBOX)?;
+    tx.open_table(super::outbox::OUTBOX)?;
     tx.open_table(CALLS)?;
     tx.open_table(CALLS_AGE)?;
     tx.open_table(MANAGED)?;
@@ -229,7 +228,7 @@ pub fn save(
     tx.open_table(APPLY)?
         .insert(APPLY_KEY, db::encode(rec)?.as_slice())?;
     if let Some(t) = sets {
-        super::switch::write_sets(&tx, t)?;
+        write_sets(&tx, t)?;
     }
     for e in events {
         super::outbox::append(&tx, e.clone(), out)?;
@@ -294,4 +293,47 @@ pub fn set_detached(
     super::outbox::append(&tx, event, out)?;
     tx.commit()?;
     Ok(true)
+}
+
+/// The running set and the managed set as the target has them, inside the
+/// caller's transaction (which also records the step).
+pub fn write_sets(tx: &redb::WriteTransaction, target: &Target) -> Result<(), DbError> {
+    let names: Vec<&str> = target.projects.iter().map(|p| p.name.as_str()).collect();
+    let mut running = tx.open_table(RUNNING)?;
+    running.retain(|path, _| !in_projects(path, names.iter().copied()))?;
+    let now = vwed_base::clock::local_now();
+    for r in &target.run {
+        let rec = RunningRec {
+            script_id: String::new(),
+            file_id: 0,
+            start_params: r.params.clone(),
+            started_at: now.clone(),
+            restart_policy: None,
+        };
+        running.insert(r.script.as_str(), db::encode(&rec)?.as_slice())?;
+    }
+    let mut managed = tx.open_table(MANAGED)?;
+    for p in &target.projects {
+        if p.managed {
+            if managed.get(p.name.as_str())?.is_none() {
+                let rec = ManagedRec {
+                    detached: false,
+                    since_ms: vwed_base::clock::unix_ms(),
+                };
+                managed.insert(p.name.as_str(), db::encode(&rec)?.as_slice())?;
+            }
+        } else {
+            managed.remove(p.name.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+/// Does `script` run from one of `projects`?
+pub fn in_projects<'a>(script: &str, mut projects: impl Iterator<Item = &'a str>) -> bool {
+    projects.any(|p| {
+        script
+            .strip_prefix(p)
+            .is_some_and(|rest| rest.starts_with('/'))
+    })
 }

@@ -5,14 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redb::ReadableTable;
-
 use super::blobs::BlobStore;
-use super::state::{MANAGED, ManagedRec, Target, TargetFile, TargetProject, TargetRun};
-use vwed_db::{self as db, DbError, RUNNING};
+use super::state::{Target, TargetFile, TargetProject, TargetRun, in_projects};
+use vwed_db::DbError;
 use vwed_fleet_proto::crypto;
 use vwed_fleet_proto::manifest::Manifest;
-use vwed_store::{NewFile, ProjectRec, RunningRec, ScriptStore, StoreError};
+use vwed_store::{NewFile, ProjectRec, ScriptStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchError {
@@ -88,15 +86,6 @@ pub fn plan(m: &Manifest, has_boot: &BTreeMap<String, bool>, previous: &[String]
         })
         .collect();
     Target { projects, run }
-}
-
-/// Does `script` run from one of `projects`?
-pub fn in_projects<'a>(script: &str, mut projects: impl Iterator<Item = &'a str>) -> bool {
-    projects.any(|p| {
-        script
-            .strip_prefix(p)
-            .is_some_and(|rest| rest.starts_with('/'))
-    })
 }
 
 /// How the projects a plan touches are now: their files (kept as blobs), whether
@@ -235,39 +224,5 @@ fn put_file(
         created_by: CREATED_BY,
         has_boot_function: f.has_boot,
     })?;
-    Ok(())
-}
-
-/// The running set and the managed set as the target has them, inside the
-/// caller's transaction (which also records the step).
-pub fn write_sets(tx: &redb::WriteTransaction, target: &Target) -> Result<(), DbError> {
-    let names: Vec<&str> = target.projects.iter().map(|p| p.name.as_str()).collect();
-    let mut running = tx.open_table(RUNNING)?;
-    running.retain(|path, _| !in_projects(path, names.iter().copied()))?;
-    let now = vwed_base::clock::local_now();
-    for r in &target.run {
-        let rec = RunningRec {
-            script_id: String::new(),
-            file_id: 0,
-            start_params: r.params.clone(),
-            started_at: now.clone(),
-            restart_policy: None,
-        };
-        running.insert(r.script.as_str(), db::encode(&rec)?.as_slice())?;
-    }
-    let mut managed = tx.open_table(MANAGED)?;
-    for p in &target.projects {
-        if p.managed {
-            if managed.get(p.name.as_str())?.is_none() {
-                let rec = ManagedRec {
-                    detached: false,
-                    since_ms: vwed_base::clock::unix_ms(),
-                };
-                managed.insert(p.name.as_str(), db::encode(&rec)?.as_slice())?;
-            }
-        } else {
-            managed.remove(p.name.as_str())?;
-        }
-    }
     Ok(())
 }

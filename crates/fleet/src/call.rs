@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use vwed_base::clock;
 use vwed_fleet_proto::check_name;
 
-use crate::cli::{BrokerArgs, CentralError};
+use crate::args::{BrokerArgs, CentralError};
 use crate::session::Session;
 
 #[derive(Debug, Args)]

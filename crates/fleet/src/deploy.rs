@@ -13,7 +13,7 @@ use vwed_fleet_proto::crypto::{self, SigningKey};
 use vwed_fleet_proto::manifest::{self, Envelope, FileSpec, Manifest, ProjectSpec, RunSpec, Scope};
 use vwed_fleet_proto::topics::Topics;
 
-use crate::cli::{BrokerArgs, CentralError, TargetArgs};
+use crate::args::{BrokerArgs, CentralError, TargetArgs};
 use crate::session::Session;
 
 #[derive(Debug, Args)]

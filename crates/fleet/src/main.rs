@@ -5,6 +5,7 @@
 //! agent and stays within its size budget, and this one links no HTTP server,
 //! database or Python (tests/links.rs checks it).
 
+mod args;
 mod call;
 mod cli;
 mod deploy;

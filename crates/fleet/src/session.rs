@@ -12,7 +12,7 @@ use vwed_fleet_proto::link::{Link, LinkEvent, LinkOptions};
 use vwed_fleet_proto::topics::Topics;
 use vwed_fleet_proto::{BrokerAddr, BrokerLogin, read_secret, tls};
 
-use crate::cli::{BrokerArgs, CentralError};
+use crate::args::{BrokerArgs, CentralError};
 
 /// Publishes in flight at once.
 const WINDOW: usize = 16;

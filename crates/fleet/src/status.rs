@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use vwed_fleet_proto::manifest::{Envelope, Manifest};
 
-use crate::cli::{BrokerArgs, CentralError, TargetArgs};
+use crate::args::{BrokerArgs, CentralError, TargetArgs};
 use crate::session::Session;
 
 #[derive(Debug, Args)]

@@ -64,20 +64,20 @@ fn the_device_library_does_not_carry_the_central_side() {
         "vwed-edge depends on vwed-fleet, the central side"
     );
     // The central side lived in the device library as `fleet::central` before
-    // it had a crate of its own.
-    let fleet = format!("{WORKSPACE}/runtime/src/fleet");
-    let module = std::fs::read_to_string(format!("{fleet}/mod.rs")).expect("runtime fleet module");
+    // it had a crate of its own; the device side is now vwed-fleet-agent.
+    let fleet = format!("{WORKSPACE}/crates/fleet-agent/src");
+    let module = std::fs::read_to_string(format!("{fleet}/lib.rs")).expect("fleet agent's lib.rs");
     assert!(
         !module
             .lines()
             .any(|l| l.trim_start().starts_with("pub mod central")
                 || l.trim_start().starts_with("mod central")),
-        "runtime/src/fleet/mod.rs declares a central module again"
+        "crates/fleet-agent/src/lib.rs declares a central module again"
     );
     for leftover in ["central", "central.rs"] {
         assert!(
             !std::path::Path::new(&format!("{fleet}/{leftover}")).exists(),
-            "runtime/src/fleet/{leftover} exists: the central side belongs in crates/fleet"
+            "crates/fleet-agent/src/{leftover} exists: the central side belongs in crates/fleet"
         );
     }
 }

@@ -15,8 +15,8 @@ use tokio::process::Command;
 use vwed_ipc::{Level, SandboxReport};
 use vwed_sandbox::shell::Prepared;
 
+use super::attempt::AttemptRun;
 use super::process::{Outcome, conclude, drain, supervise};
-use super::run::AttemptRun;
 use vwed_base::pipe::read_lines;
 
 /// Largest result file (`$VWED_RESULT`) read back.

@@ -20,6 +20,7 @@
 //! itself before it execs bash, with a profile that lets it start programs
 //! (`bash.rs`, `vwed_sandbox::shell`). Both report what held; each attempt records it.
 
+mod attempt;
 mod bash;
 mod capture;
 mod danger;

@@ -12,10 +12,10 @@ use vwed_ipc::{
     Stream, ToWorker, lines,
 };
 
+use super::attempt::AttemptRun;
 use super::capture::Capture;
 use super::model::ExecStatus;
 use super::process::{Outcome, conclude, drain, end_group, supervise};
-use super::run::AttemptRun;
 use super::triggers::emitting_from;
 use vwed_base::pipe::read_lines;
 use vwed_engine::supervise::Supervised;

@@ -11,30 +11,14 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use vwed_ipc::Level;
 
+use super::attempt::AttemptRun;
 use super::capture::Capture;
 use super::model::{Attempt, ExecDetail, ExecRec, ExecStatus, JobSpec, Language};
 use super::process::Outcome;
 use super::scheduler::SHUTDOWN;
 use super::{Jobs, bash, python, spec};
 use vwed_base::fsio::Dir;
-use vwed_engine::Engine;
 use vwed_logs::ScriptLogger;
-
-/// What a runner needs for one attempt.
-pub struct AttemptRun {
-    pub engine: Arc<Engine>,
-    pub exec: ExecRec,
-    pub spec: JobSpec,
-    pub env: Vec<(String, String)>,
-    pub work_dir: PathBuf,
-    pub capture: Arc<Capture>,
-    pub log: Arc<ScriptLogger>,
-    pub cancel: watch::Receiver<Option<String>>,
-    pub timeout: Duration,
-    pub grace: Duration,
-    /// Bash for Bash jobs (`job_bash_path`).
-    pub bash: String,
-}
 
 /// `PATH` of a job: the system's, never the supervisor's.
 const JOB_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
