@@ -264,13 +264,39 @@ fn defaults() -> toml::Table {
     }
 }
 
-/// The top-level keys of `file` that no setting has (the sections check their
-/// own keys), as serde would have named the first of them.
+/// The first top-level key of `file` that no setting has (the sections check
+/// their own keys), with the setting it was probably meant to be.
 fn unknown_keys(defaults: &toml::Table, file: &toml::Table) -> Result<(), String> {
-    match file.keys().find(|k| !defaults.contains_key(*k)) {
-        Some(k) => Err(format!("unknown field `{k}`")),
-        None => Ok(()),
+    let Some(k) = file.keys().find(|k| !defaults.contains_key(*k)) else {
+        return Ok(());
+    };
+    let near = defaults
+        .keys()
+        .map(|d| (edit_distance(k, d), d))
+        .filter(|(n, d)| *n <= (k.len() / 3).max(1) || d.starts_with(k.as_str()))
+        .min();
+    Err(match near {
+        Some((_, d)) => format!("unknown field `{k}`, did you mean `{d}`?"),
+        None => format!("unknown field `{k}`"),
+    })
+}
+
+/// Levenshtein distance of two setting names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
     }
+    row[b.len()]
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -440,7 +466,17 @@ mod tests {
         let f = dir.join("c.toml");
         std::fs::write(&f, "call_timeout = 5\n").expect("write");
         let err = Config::load(Some(&f), &Overrides::default()).expect_err("must fail");
-        assert!(format!("{err:#}").contains("call_timeout"), "{err:#}");
+        assert!(
+            format!("{err:#}")
+                .contains("unknown field `call_timeout`, did you mean `call_timeout_ms`?"),
+            "{err:#}"
+        );
+        std::fs::write(&f, "zzz = 5\n").expect("write");
+        let err = Config::load(Some(&f), &Overrides::default()).expect_err("must fail");
+        assert!(
+            format!("{err:#}").ends_with("unknown field `zzz`"),
+            "{err:#}"
+        );
     }
 
     fn env_error(var: &str, raw: &str) -> String {
