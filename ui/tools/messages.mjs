@@ -7,7 +7,7 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Where the messages come from, relative to the repository. */
-export const SOURCES = ['runtime/src', 'modules/src', 'modules/python', 'ipc/src'];
+export const SOURCES = ['runtime/src', 'crates', 'modules/src', 'modules/python', 'ipc/src'];
 
 const CJK = /[\u3400-\u9fff\uff00-\uffef]/;
 
