@@ -184,7 +184,7 @@ async fn open_engine(cfg: config::Config) -> Result<(Arc<Engine>, Arc<jobs::Jobs
         logs::Logs::open(&cfg.logs, &cfg.data_dir, cfg.db_cache_bytes).map_err(ServeError::Logs)?;
     logs.start_ticker();
     // Before the first worker is spawned: probes the kernel, takes the cgroup.
-    sandbox::init(&cfg);
+    sandbox::probe(&cfg);
     let cfg = Arc::new(cfg);
     let engine = Engine::new(cfg.clone(), store, exe, Some(lock), logs, auth);
     engine::spawn_priority(&engine);

@@ -179,7 +179,7 @@ impl Engine {
                 self.cfg.max_script_bytes
             ))));
         }
-        if let Some(why) = crate::sandbox::host().refusal(&project.project_name) {
+        if let Some(why) = crate::sandbox::machine().refusal(&project.project_name) {
             return Err(StartError::Sandbox(why));
         }
         let sandbox = crate::sandbox::policy(&self.cfg, &project.project_name)
@@ -532,7 +532,7 @@ async fn watch_process(
         && crate::sandbox::cgroup::oom_kills(dir) > 0
     {
         inst.set_end_reason(EndReason::Memory {
-            limit_bytes: crate::sandbox::host().memory_bytes.unwrap_or(0),
+            limit_bytes: crate::sandbox::machine().memory_bytes.unwrap_or(0),
         });
     }
     match engine.upgrade() {
