@@ -134,6 +134,9 @@ pub struct RouteRequest {
     pub query: Vec<(String, String)>,
     pub path_params: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
+    /// One byte string on the wire (a length, then the bytes), copied in one
+    /// piece; serde's default would write each byte as an element of a sequence.
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
     pub client: String,
 }
@@ -210,6 +213,8 @@ pub struct RouteReply {
     pub req: u64,
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// One byte string on the wire, as [`RouteRequest::body`].
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
@@ -357,5 +362,117 @@ impl Level {
             "ERROR" => Some(Level::Error),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FrameDecoder, encode};
+    use postcard::{de_flavors, ser_flavors};
+
+    fn route_request(body: Vec<u8>) -> RouteRequest {
+        RouteRequest {
+            req: 1,
+            handler: 2,
+            method: "POST".into(),
+            path: "/api/x".into(),
+            query: vec![],
+            path_params: vec![],
+            headers: vec![("content-type".into(), "application/octet-stream".into())],
+            body,
+            client: "127.0.0.1".into(),
+        }
+    }
+
+    fn body_of(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// Counts the bytes postcard writes one at a time; a slice written whole is
+    /// not counted.
+    #[derive(Default)]
+    struct CountPushes(usize);
+
+    impl ser_flavors::Flavor for CountPushes {
+        type Output = usize;
+        fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn try_extend(&mut self, _: &[u8]) -> postcard::Result<()> {
+            Ok(())
+        }
+        fn finalize(self) -> postcard::Result<usize> {
+            Ok(self.0)
+        }
+    }
+
+    /// Counts the bytes postcard reads one at a time.
+    struct CountPops<'de>(de_flavors::Slice<'de>, usize);
+
+    impl<'de> de_flavors::Flavor<'de> for CountPops<'de> {
+        type Remainder = usize;
+        type Source = &'de [u8];
+        fn pop(&mut self) -> postcard::Result<u8> {
+            self.1 += 1;
+            self.0.pop()
+        }
+        fn try_take_n(&mut self, ct: usize) -> postcard::Result<&'de [u8]> {
+            self.0.try_take_n(ct)
+        }
+        fn finalize(self) -> postcard::Result<usize> {
+            Ok(self.1)
+        }
+    }
+
+    #[test]
+    fn a_body_is_one_byte_string() {
+        let len = 64 * 1024;
+        let bare = postcard::to_allocvec(&route_request(Vec::new())).expect("encode");
+        let req = route_request(body_of(len));
+        let full = postcard::to_allocvec(&req).expect("encode");
+        // The bytes, and a length prefix of 3 bytes instead of 1.
+        assert_eq!(full.len() - bare.len(), len + 2);
+        // Postcard writes a `u8` of a sequence as one raw byte too, so the size
+        // alone would not tell a byte string from a sequence; how the body is
+        // written and read does: as one slice, not byte by byte.
+        let pushes = postcard::serialize_with_flavor(&req, CountPushes::default()).expect("count");
+        assert!(pushes < 64, "{pushes} bytes pushed one at a time");
+        let mut de =
+            postcard::Deserializer::from_flavor(CountPops(de_flavors::Slice::new(&full), 0));
+        let back = RouteRequest::deserialize(&mut de).expect("decode");
+        let pops = de.finalize().expect("count");
+        assert_eq!(back, req);
+        assert!(pops < 64, "{pops} bytes read one at a time");
+
+        let reply = RouteReply {
+            req: 1,
+            status: 200,
+            headers: vec![],
+            body: body_of(len),
+        };
+        let pushes =
+            postcard::serialize_with_flavor(&reply, CountPushes::default()).expect("count");
+        assert!(pushes < 64, "{pushes} bytes pushed one at a time");
+        let reply_len = postcard::to_allocvec(&reply).expect("encode").len();
+        assert!(reply_len <= len + 16, "{reply_len}");
+    }
+
+    #[test]
+    fn a_large_body_survives_a_frame() {
+        let big = 8 * 1024 * 1024;
+        let req = ToWorker::Route(route_request(body_of(big)));
+        let reply = FromWorker::RouteReply(RouteReply {
+            req: 1,
+            status: 200,
+            headers: vec![("content-length".into(), (big + 3).to_string())],
+            body: body_of(big + 3),
+        });
+        let mut d = FrameDecoder::new();
+        d.extend(&encode(&req).expect("encode"));
+        assert_eq!(d.next_frame::<ToWorker>().expect("decode"), Some(req));
+        d.extend(&encode(&reply).expect("encode"));
+        assert_eq!(d.next_frame::<FromWorker>().expect("decode"), Some(reply));
     }
 }

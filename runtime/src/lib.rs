@@ -173,7 +173,7 @@ async fn open_engine(
     logs.start_ticker();
     // Before the first worker is spawned: probes the kernel, takes the cgroup.
     let engine_cfg = Arc::new(cfg.engine_config());
-    vwed_engine::confinement::init(&engine_cfg);
+    vwed_engine::confinement::probe(&engine_cfg);
     let setup = cfg.integrations_setup();
     let engine = Engine::new(engine_cfg, setup, store, exe, Some(lock), logs, auth);
     vwed_engine::spawn_priority(&engine);

@@ -8,12 +8,12 @@ use vwed_ipc::SandboxPolicy;
 
 use crate::EngineConfig;
 
-pub use vwed_sandbox::{JOB_GRANTS, cgroup, host, status_json};
+pub use vwed_sandbox::{JOB_GRANTS, cgroup, machine, status_json};
 
 /// Probes the kernel, takes over a delegated cgroup and logs what scripts get;
 /// once, before the first worker is spawned.
-pub fn init(cfg: &EngineConfig) -> &'static vwed_sandbox::Host {
-    vwed_sandbox::init(&cfg.sandbox, cfg.engine.worker_memory_limit())
+pub fn probe(cfg: &EngineConfig) -> &'static vwed_sandbox::Machine {
+    vwed_sandbox::probe(&cfg.sandbox, cfg.engine.worker_memory_limit())
 }
 
 /// The confinement of a script of `project`; makes its scratch folder and the

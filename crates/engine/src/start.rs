@@ -179,7 +179,7 @@ impl Engine {
                 self.cfg.engine.max_script_bytes
             ))));
         }
-        if let Some(why) = crate::confinement::host().refusal(&project.project_name) {
+        if let Some(why) = crate::confinement::machine().refusal(&project.project_name) {
             return Err(StartError::Sandbox(why));
         }
         let sandbox = crate::confinement::policy(&self.cfg, &project.project_name)
@@ -535,7 +535,7 @@ async fn watch_process(
         && crate::confinement::cgroup::oom_kills(dir) > 0
     {
         inst.set_end_reason(EndReason::Memory {
-            limit_bytes: crate::confinement::host().memory_bytes.unwrap_or(0),
+            limit_bytes: crate::confinement::machine().memory_bytes.unwrap_or(0),
         });
     }
     match engine.upgrade() {

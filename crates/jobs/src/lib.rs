@@ -44,8 +44,8 @@ mod view;
 use std::sync::{Arc, Weak};
 
 pub use danger::Finding;
-pub use model::{ExecStatus, JobRec, JobStatus, Language, TriggerKind};
-pub use ops::{JobInput, TemplateInput, ToJob};
+pub use model::{ExecStatus, JobRec, JobStatus, Language, TemplateSpec, TriggerKind};
+pub use ops::{JobInput, ToJob};
 pub use settings::{JobSettings, JobsConfig};
 pub use store::{ExecFilter, JobStoreError};
 pub use triggers::TriggerTap;

@@ -465,9 +465,14 @@ pub struct ExecDetail {
     pub traceback: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct TemplateRec {
-    pub id: u64,
+/// What defines a template: the body of `POST /api/v1/scripts/templates/`, and
+/// the part of a stored [`TemplateRec`] its author wrote. Its `triggers` are the
+/// ones a job made from the template starts with (e.g. a nightly cron). The API
+/// document keeps the request's name and description from before the two were one.
+#[derive(Serialize, Deserialize, Clone, Debug, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = TemplateInput, description = "`POST /api/v1/scripts/templates/`.")]
+pub struct TemplateSpec {
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -477,11 +482,19 @@ pub struct TemplateRec {
     pub content: String,
     #[serde(default)]
     pub parameters: Vec<ParamSpec>,
-    /// Triggers a job made from the template starts with (e.g. a nightly cron).
     #[serde(default)]
     pub triggers: Triggers,
     #[serde(default)]
     pub timeout: Option<f64>,
+}
+
+/// A stored template. Records are JSON in redb; flattening keeps the spec's
+/// fields at the top level, where records written before the split have them.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct TemplateRec {
+    pub id: u64,
+    #[serde(flatten)]
+    pub spec: TemplateSpec,
     pub builtin: bool,
     #[serde(default)]
     pub usage_count: u64,

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use vwed_ipc::Analysis;
 
 use super::model::{
-    Ack, JobRec, JobSpec, JobStatus, Language, ParamSpec, RetryPolicy, TemplateRec, Triggers,
-    VersionRec,
+    Ack, JobRec, JobSpec, JobStatus, Language, ParamSpec, RetryPolicy, TemplateRec, TemplateSpec,
+    Triggers, VersionRec,
 };
 use super::{JobError, Jobs, spec, templates, view};
 
@@ -34,25 +34,6 @@ pub struct JobInput {
     #[serde(default)]
     pub acknowledge_danger: bool,
     pub acknowledge_reason: Option<String>,
-}
-
-/// `POST /api/v1/scripts/templates/`.
-#[derive(Deserialize, Debug, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateInput {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub category: String,
-    pub language: Language,
-    pub content: String,
-    #[serde(default)]
-    pub parameters: Vec<ParamSpec>,
-    #[serde(default)]
-    pub triggers: Triggers,
-    #[serde(default)]
-    pub timeout: Option<f64>,
 }
 
 /// Making a job from a template: its values, and the job's own fields.
@@ -453,7 +434,7 @@ impl Jobs {
 
     pub async fn create_template(
         &self,
-        input: TemplateInput,
+        input: TemplateSpec,
         by: &str,
     ) -> Result<TemplateRec, JobError> {
         spec::check_name(&input.name).map_err(JobError::Invalid)?;
@@ -471,7 +452,12 @@ impl Jobs {
             triggers: input.triggers.clone(),
         };
         spec::check_spec(&as_job, &self.cfg).map_err(JobError::Invalid)?;
-        if self.templates().await?.iter().any(|t| t.name == input.name) {
+        if self
+            .templates()
+            .await?
+            .iter()
+            .any(|t| t.spec.name == input.name)
+        {
             return Err(JobError::Conflict(format!(
                 "模板名称 {} 已存在",
                 input.name
@@ -479,14 +465,7 @@ impl Jobs {
         }
         let rec = TemplateRec {
             id: 0,
-            name: input.name,
-            description: input.description,
-            category: input.category,
-            language: input.language,
-            content: input.content,
-            parameters: input.parameters,
-            triggers: input.triggers,
-            timeout: input.timeout,
+            spec: input,
             builtin: false,
             usage_count: 0,
             created_by: by.to_string(),
@@ -498,7 +477,10 @@ impl Jobs {
     pub async fn delete_template(&self, id: u64) -> Result<TemplateRec, JobError> {
         let t = self.template(id).await?;
         if t.builtin {
-            return Err(JobError::Conflict(format!("内置模板 {} 不能删除", t.name)));
+            return Err(JobError::Conflict(format!(
+                "内置模板 {} 不能删除",
+                t.spec.name
+            )));
         }
         self.blocking(move |s| s.delete_template(id)).await?;
         Ok(t)
@@ -513,25 +495,30 @@ impl Jobs {
     ) -> Result<JobRec, JobError> {
         let t = self.template(template).await?;
         let parameters =
-            templates::with_values(&t.parameters, &req.values).map_err(JobError::Invalid)?;
+            templates::with_values(&t.spec.parameters, &req.values).map_err(JobError::Invalid)?;
         let spec = JobSpec {
-            name: req.name.unwrap_or_else(|| t.name.clone()),
-            description: req.description.unwrap_or_else(|| t.description.clone()),
-            category: req.category.unwrap_or_else(|| t.category.clone()),
+            name: req.name.unwrap_or_else(|| t.spec.name.clone()),
+            description: req
+                .description
+                .unwrap_or_else(|| t.spec.description.clone()),
+            category: req.category.unwrap_or_else(|| t.spec.category.clone()),
             tags: req.tags.unwrap_or_default(),
-            language: t.language,
-            content: t.content.clone(),
-            timeout: req.timeout.or(t.timeout).unwrap_or(self.default_timeout()),
+            language: t.spec.language,
+            content: t.spec.content.clone(),
+            timeout: req
+                .timeout
+                .or(t.spec.timeout)
+                .unwrap_or(self.default_timeout()),
             retry_policy: req.retry_policy.unwrap_or_default(),
             parameters,
-            triggers: req.triggers.unwrap_or_else(|| t.triggers.clone()),
+            triggers: req.triggers.unwrap_or_else(|| t.spec.triggers.clone()),
         };
         let change = Change {
             by,
             status: req.status,
             acknowledge: req.acknowledge_danger,
             reason: req.acknowledge_reason,
-            note: format!("由模板 {} ({}) 创建", t.id, t.name),
+            note: format!("由模板 {} ({}) 创建", t.id, t.spec.name),
             template: Some(t.id),
         };
         self.save_new(spec, change).await

@@ -74,7 +74,7 @@ pub fn overview(
         },
         "templates": templates.iter().map(|t| json!({
             "template_id": t.id,
-            "name": t.name,
+            "name": t.spec.name,
             "builtin": t.builtin,
             "usage_count": t.usage_count,
             "scripts": used_by.get(&t.id).copied().unwrap_or(0),

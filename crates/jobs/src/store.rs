@@ -414,7 +414,7 @@ fn prune_execs(tx: &redb::WriteTransaction, keep: usize) -> Result<(), JobStoreE
 
 #[cfg(test)]
 mod tests {
-    use super::new_execution_id;
+    use super::{TemplateRec, dec, enc, new_execution_id};
 
     #[test]
     fn execution_ids_look_like_uuids() {
@@ -426,5 +426,26 @@ mod tests {
         );
         assert!(parts[2].starts_with('4'));
         assert_ne!(id, new_execution_id());
+    }
+
+    /// A template stored before its spec became a part of the record (the spec's
+    /// fields at the top level) reads back, and is written again byte for byte.
+    #[test]
+    fn a_template_record_keeps_its_stored_layout() {
+        let stored = concat!(
+            r#"{"id":7,"name":"清理","description":"d","category":"maintenance","#,
+            r#""language":"bash","content":"echo hi","#,
+            r#""parameters":[{"name":"dir","type":"string","required":true,"description":""}],"#,
+            r#""triggers":{"events":[]},"timeout":30.0,"builtin":false,"usage_count":3,"#,
+            r#""created_by":"admin","created_at":"2025-01-02 03:04:05"}"#
+        );
+        let rec: TemplateRec = dec(stored.as_bytes()).expect("an old record reads");
+        assert_eq!(rec.id, 7);
+        assert_eq!(rec.spec.name, "清理");
+        assert_eq!(rec.spec.parameters.len(), 1);
+        assert_eq!(rec.spec.timeout, Some(30.0));
+        assert_eq!(rec.usage_count, 3);
+        let again = enc(&rec).expect("encode");
+        assert_eq!(String::from_utf8_lossy(&again), stored);
     }
 }

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::model::{
-    CronTrigger, Language, MissedRuns, ParamSpec, ParamType, TemplateRec, Triggers,
+    CronTrigger, Language, MissedRuns, ParamSpec, ParamType, TemplateRec, TemplateSpec, Triggers,
 };
 
 fn param(
@@ -107,8 +107,7 @@ def main(params):
 // long: the four templates' parameters, written out as data.
 pub fn builtins() -> Vec<TemplateRec> {
     let now = vwed_base::clock::local_now();
-    let t = |name: &str, description: &str, category: &str, language, content: &str| TemplateRec {
-        id: 0,
+    let t = |name: &str, description: &str, category: &str, language, content: &str| TemplateSpec {
         name: name.to_string(),
         description: description.to_string(),
         category: category.to_string(),
@@ -117,10 +116,6 @@ pub fn builtins() -> Vec<TemplateRec> {
         parameters: Vec::new(),
         triggers: Triggers::default(),
         timeout: None,
-        builtin: true,
-        usage_count: 0,
-        created_by: "system".to_string(),
-        created_at: now.clone(),
     };
     let mut modbus = t(
         "Modbus 读取并记录",
@@ -258,7 +253,17 @@ pub fn builtins() -> Vec<TemplateRec> {
         events: Vec::new(),
     };
     report.timeout = Some(120.0);
-    vec![modbus, http, cleanup, report]
+    [modbus, http, cleanup, report]
+        .into_iter()
+        .map(|spec| TemplateRec {
+            id: 0,
+            spec,
+            builtin: true,
+            usage_count: 0,
+            created_by: "system".to_string(),
+            created_at: now.clone(),
+        })
+        .collect()
 }
 
 /// The parameters of a job made from a template: the template's, with `values`
@@ -297,7 +302,7 @@ mod tests {
     fn builtin_templates_are_valid_and_safe() {
         let all = builtins();
         assert_eq!(all.len(), 4);
-        for t in &all {
+        for t in all.iter().map(|t| &t.spec) {
             super::super::spec::check_params(&t.parameters).expect("parameters");
             if t.language == Language::Bash {
                 let found = super::super::danger::check(&t.content);
@@ -308,7 +313,7 @@ mod tests {
 
     #[test]
     fn values_become_defaults_and_are_checked() {
-        let t = &builtins()[2];
+        let t = &builtins()[2].spec;
         let p = with_values(
             &t.parameters,
             &json!({"directory": "/var/log/app", "max_age_days": 3}),

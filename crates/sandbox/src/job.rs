@@ -16,7 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::JOB_GRANTS;
-use crate::host::{Host, host};
+use crate::machine::{Machine, machine};
 use crate::settings::{ProjectGrant, SandboxSettings};
 use crate::shell::{JobUser, ShellPolicy, TaskLimit};
 
@@ -125,12 +125,12 @@ fn threads_of(status: &str, uid: u32) -> Option<u64> {
 }
 
 /// How the processes of a job that runs as `uid` are bounded here.
-pub fn task_limit(host: &Host, uid: u32) -> TaskLimit {
-    let allowance = host.settings.max_threads;
+pub fn task_limit(machine: &Machine, uid: u32) -> TaskLimit {
+    let allowance = machine.settings.max_threads;
     if allowance == 0 {
         return TaskLimit::Unbounded("sandbox.max_threads = 0".into());
     }
-    if let Ok(cg) = &host.cgroup
+    if let Ok(cg) = &machine.cgroup
         && let Some(n) = cg.max_tasks()
     {
         return TaskLimit::Cgroup(n);
@@ -143,7 +143,7 @@ pub fn task_limit(host: &Host, uid: u32) -> TaskLimit {
             allowance,
         };
     }
-    let why = match &host.job_user {
+    let why = match &machine.job_user {
         Err(e) => e.to_string(),
         Ok(_) => "the runtime runs as root".into(),
     };
@@ -157,7 +157,7 @@ pub fn task_limit(host: &Host, uid: u32) -> TaskLimit {
 /// `<tmp>/vwed-edge-jobs`, which only the runtime's user may write and nobody
 /// may list. Folders are named by execution id, unique across runtimes.
 pub fn work_root(data_dir: &Path) -> io::Result<PathBuf> {
-    if !matches!(host().job_user, Ok(Some(_))) {
+    if !matches!(machine().job_user, Ok(Some(_))) {
         return Ok(data_dir.join("jobs").join("work"));
     }
     let root = std::env::temp_dir().join("vwed-edge-jobs");
@@ -189,7 +189,7 @@ fn private_dir(dir: &Path) -> io::Result<()> {
 /// Hands the job's folder and what is in it (its script) to the user it runs
 /// as; nobody else may enter the folder.
 pub fn give_work_dir(dir: &Path) -> io::Result<()> {
-    let Ok(Some(u)) = &host().job_user else {
+    let Ok(Some(u)) = &machine().job_user else {
         return Ok(());
     };
     for entry in std::fs::read_dir(dir)? {
@@ -207,13 +207,13 @@ pub fn policy(
     work_dir: &Path,
     program: &Path,
 ) -> io::Result<ShellPolicy> {
-    let host = host();
+    let machine = machine();
     let grant = settings.projects.get(JOB_GRANTS);
     let paths =
         |f: fn(&ProjectGrant) -> &Vec<PathBuf>| grant.map(|g| f(g).clone()).unwrap_or_default();
     let mut protect = vec![std::fs::canonicalize(data_dir)?];
     protect.extend(settings.config_file.clone());
-    let user = host.job_user.as_ref().ok().and_then(Clone::clone);
+    let user = machine.job_user.as_ref().ok().and_then(Clone::clone);
     // SAFETY: geteuid has no preconditions.
     let uid = user.as_ref().map_or(unsafe { libc::geteuid() }, |u| u.uid);
     // SAFETY: getpgrp has no preconditions.
@@ -225,7 +225,7 @@ pub fn policy(
         write: paths(|g| &g.write),
         protect,
         network: settings.network(JOB_GRANTS),
-        tasks: task_limit(host, uid),
+        tasks: task_limit(machine, uid),
         user,
         supervisor: std::process::id(),
         supervisor_group: u32::try_from(group).unwrap_or(0),

@@ -10,10 +10,10 @@
 
 mod bpf;
 pub mod cgroup;
-mod host;
 pub mod job;
 mod kernel;
 mod landlock_rules;
+mod machine;
 mod policy;
 mod privileges;
 mod seccomp;
@@ -21,8 +21,8 @@ pub mod settings;
 pub mod shell;
 pub mod worker;
 
-pub use host::{Host, host, init, status_json};
 pub use kernel::KernelSupport;
+pub use machine::{Machine, machine, probe, status_json};
 pub use policy::{Folders, PolicyError, policy, scratch_dir};
 pub use settings::{SandboxSettings, SettingsError};
 pub use worker::off;

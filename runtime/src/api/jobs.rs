@@ -24,7 +24,7 @@ use vwed_auth::audit::{AuditLog, Entry};
 use vwed_auth::{Principal, Role};
 use vwed_engine::Engine;
 use vwed_jobs::{
-    ExecFilter, ExecStatus, JobError, JobInput, JobRec, JobStatus, Jobs, Language, TemplateInput,
+    ExecFilter, ExecStatus, JobError, JobInput, JobRec, JobStatus, Jobs, Language, TemplateSpec,
     ToJob, TriggerKind,
 };
 
@@ -843,7 +843,7 @@ async fn templates(jobs: Option<Arc<Jobs>>) -> Resp {
     post,
     path = "/api/v1/scripts/templates",
     tag = "jobs",
-    request_body(content = TemplateInput, description = "模板定义"),
+    request_body(content = TemplateSpec, description = "模板定义"),
     responses(
         (status = 200, description = "message, data: the template", body = Envelope<answers::TemplateView>),
         (status = 400, description = "定义无效", body = Failure),
@@ -852,10 +852,10 @@ async fn templates(jobs: Option<Arc<Jobs>>) -> Resp {
 )]
 async fn create_template(jobs: Option<Arc<Jobs>>, body: Bytes, by: Caller) -> Resp {
     with_jobs(jobs, |jobs| async move {
-        let input: TemplateInput = body_of(&body)?;
+        let input: TemplateSpec = body_of(&body)?;
         let t = jobs.create_template(input, by.name()).await?;
         Ok(ok_message(
-            format!("模板 {} 已创建", t.name),
+            format!("模板 {} 已创建", t.spec.name),
             Some(vwed_jobs::view_template(&t)),
         ))
     })
@@ -896,7 +896,7 @@ async fn delete_template(id: u64, jobs: Option<Arc<Jobs>>) -> Resp {
     with_jobs(jobs, |jobs| async move {
         let t = jobs.delete_template(id).await?;
         Ok(ok_message(
-            format!("模板 {} 已删除", t.name),
+            format!("模板 {} 已删除", t.spec.name),
             Some(json!({"id": id})),
         ))
     })

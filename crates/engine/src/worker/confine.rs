@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use tokio::process::Command;
 
-use vwed_sandbox::host;
+use vwed_sandbox::machine;
 
 /// Variables a worker keeps from the supervisor's environment: where Python is (an
 /// embedded interpreter without PYTHONHOME finds its prefix through PATH), and the
@@ -41,8 +41,8 @@ pub struct SpawnPlan {
 
 /// Sets the environment and working directory of `cmd` and prepares the rest.
 pub fn prepare(cmd: &mut Command) -> io::Result<SpawnPlan> {
-    let host = host();
-    let s = &host.settings;
+    let machine = machine();
+    let s = &machine.settings;
     cmd.env_clear().current_dir("/");
     for name in KEPT {
         if let Some(v) = std::env::var_os(name) {
@@ -54,7 +54,7 @@ pub fn prepare(cmd: &mut Command) -> io::Result<SpawnPlan> {
     if !s.enabled {
         cmd.env(vwed_sandbox::OFF_ENV, "1");
     }
-    let procs = match &host.cgroup {
+    let procs = match &machine.cgroup {
         Ok(cg) => Some(cg.leaf()?),
         Err(_) => None,
     };

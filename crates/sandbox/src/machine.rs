@@ -1,4 +1,4 @@
-//! Facts about this process and kernel, fixed for the life of the supervisor:
+//! This machine as the supervisor found it, fixed for its life:
 //! what the kernel offers (probed once at start and logged), the delegated cgroup
 //! if there is one, the user Bash jobs run as, and the limits every worker gets
 //! at spawn. From them, the `sandbox` entry of a running script.
@@ -12,8 +12,9 @@ use crate::cgroup::{self, CgroupError};
 use crate::job::{self, JobUserError};
 use crate::{KernelSupport, SandboxSettings, shell};
 
-/// Facts about this process and kernel, fixed for the life of the runtime.
-pub struct Host {
+/// This machine as the supervisor found it at start: what the kernel offers, the
+/// delegated cgroup, the Bash jobs' user, and the limits every worker gets.
+pub struct Machine {
     pub kernel: KernelSupport,
     pub cgroup: Result<cgroup::Cgroup, CgroupError>,
     /// The spawn-time limits (what the binary's `worker/confine.rs` sets).
@@ -23,14 +24,14 @@ pub struct Host {
     pub job_user: Result<Option<shell::JobUser>, JobUserError>,
 }
 
-static HOST: OnceLock<Host> = OnceLock::new();
+static MACHINE: OnceLock<Machine> = OnceLock::new();
 
 /// Probes the kernel, takes over a delegated cgroup, and logs what confinement
 /// scripts will get. Called once, before the first worker is spawned, with the
 /// `[sandbox]` settings and the memory limit of one worker (`worker_memory_mb`,
 /// a setting of the supervisor's: it also bounds workers without a cgroup).
-pub fn init(settings: &SandboxSettings, memory_bytes: Option<u64>) -> &'static Host {
-    HOST.get_or_init(|| {
+pub fn probe(settings: &SandboxSettings, memory_bytes: Option<u64>) -> &'static Machine {
+    MACHINE.get_or_init(|| {
         let kernel = KernelSupport::probe();
         let limits = cgroup::Limits {
             cpu_percent: settings.cpu_percent,
@@ -39,22 +40,22 @@ pub fn init(settings: &SandboxSettings, memory_bytes: Option<u64>) -> &'static H
         };
         let cgroup = cgroup::detect()
             .and_then(|dir| cgroup::Cgroup::setup(&dir, limits).map_err(CgroupError::Setup));
-        let host = Host {
+        let machine = Machine {
             kernel,
             cgroup,
             job_user: job::job_user(settings),
             settings: settings.clone(),
             memory_bytes,
         };
-        host.log();
-        host
+        machine.log();
+        machine
     })
 }
 
-/// The host facts; a process that never called [`init`] (unit tests, tools) gets
+/// The machine as probed; a process that never called [`probe`] (unit tests, tools) gets
 /// the defaults without a cgroup.
-pub fn host() -> &'static Host {
-    HOST.get_or_init(|| Host {
+pub fn machine() -> &'static Machine {
+    MACHINE.get_or_init(|| Machine {
         kernel: KernelSupport::probe(),
         cgroup: Err(CgroupError::NotSetUp),
         settings: SandboxSettings::default(),
@@ -63,7 +64,7 @@ pub fn host() -> &'static Host {
     })
 }
 
-impl Host {
+impl Machine {
     fn log(&self) {
         let s = &self.settings;
         if !s.enabled {
@@ -124,8 +125,8 @@ impl Host {
 /// The `sandbox` entry of a running script: what its worker reported, plus the
 /// limits the supervisor set when it spawned it.
 pub fn status_json(report: Option<&SandboxReport>) -> Value {
-    let host = host();
-    let s = &host.settings;
+    let machine = machine();
+    let s = &machine.settings;
     let mut v = match report {
         Some(r) => json!({
             "filesystem": r.filesystem,
@@ -138,8 +139,8 @@ pub fn status_json(report: Option<&SandboxReport>) -> Value {
         }),
         None => json!({"complete": false, "missing": ["not reported yet"]}),
     };
-    v["cpu"] = json!(host.cpu());
-    v["memory_bytes"] = json!(host.memory_bytes);
+    v["cpu"] = json!(machine.cpu());
+    v["memory_bytes"] = json!(machine.memory_bytes);
     v["open_files"] = json!((s.open_files > 0).then_some(s.open_files));
     v["file_size_bytes"] = json!(s.file_size_bytes());
     v
