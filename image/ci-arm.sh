@@ -6,7 +6,7 @@
 # (a) installs the cross toolchain (idempotent; cached in $VWED_CROSS_CACHE,
 #     default /var/cache/vwed-cross, and the cargo target dir, default target-arm/),
 # (b) builds the bundle (target-arm/dist/vwed-edge-<version>-<arch>.tar.gz) and fails
-#     when its stripped binary is over the budget of 15,000,000 bytes,
+#     when its stripped binary is over the budget of 15,500,000 bytes,
 # (c) installs it into a scratch root with the bundle's own install.sh and runs
 #     image/smoke.py against it under qemu-user, with a library root holding only
 #     glibc, on a free loopback port and a temporary data dir,
@@ -62,7 +62,7 @@ bundle_dir=$(echo "$scratch"/vwed-edge-*)
 
 # The size budget is an architecture rule (image/README.md, "Binary size"): a bundle
 # whose stripped binary exceeds it fails the stage before anything else is tested.
-budget=15000000
+budget=15500000
 bin_bytes=$(stat -c %s "$bundle_dir/bin/vwed-edge")
 if [ "$bin_bytes" -gt "$budget" ]; then
     log "FAILED: the stripped binary is $bin_bytes bytes, $((bin_bytes - budget)) over the budget of $budget bytes"
