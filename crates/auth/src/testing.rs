@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use http::{HeaderMap, HeaderValue};
+
 use super::admin::Command;
 use super::{Auth, AuthSettings, Principal, Role, Settings};
 
@@ -73,4 +75,19 @@ impl Drop for TestAuth {
 
 pub fn addr() -> Option<SocketAddr> {
     Some(SocketAddr::from(([127, 0, 0, 1], 40000)))
+}
+
+/// Request headers with the Host the checks want, plus `pairs`.
+pub fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("host", HeaderValue::from_static("127.0.0.1:8000"));
+    for (k, v) in pairs {
+        h.insert(*k, HeaderValue::from_str(v).expect("value"));
+    }
+    h
+}
+
+/// `Authorization` of a token.
+pub fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
 }

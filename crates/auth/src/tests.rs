@@ -5,26 +5,13 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 
 use super::admin::Command;
 use super::audit::{Entry, Outcome, Query};
 use super::store::NewToken;
 use super::*;
-use crate::testing::{TestAuth, addr};
-
-fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert("host", HeaderValue::from_static("127.0.0.1:8000"));
-    for (k, v) in pairs {
-        h.insert(*k, HeaderValue::from_str(v).expect("value"));
-    }
-    h
-}
-
-fn bearer(t: &str) -> String {
-    format!("Bearer {t}")
-}
+use crate::testing::{TestAuth, addr, bearer, headers};
 
 #[test]
 fn token_authenticates_with_its_role_until_revoked() {

@@ -6,25 +6,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use warp::Filter;
-use warp::http::{HeaderMap, HeaderValue, Method};
+use warp::http::{HeaderValue, Method};
 
 use super::*;
 use vwed_auth::Via;
 use vwed_auth::audit::{Outcome, Query};
-use vwed_auth::testing::{TestAuth, addr};
-
-fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert("host", HeaderValue::from_static("127.0.0.1:8000"));
-    for (k, v) in pairs {
-        h.insert(*k, HeaderValue::from_str(v).expect("value"));
-    }
-    h
-}
-
-fn bearer(t: &str) -> String {
-    format!("Bearer {t}")
-}
+use vwed_auth::testing::{TestAuth, addr, bearer, headers};
 
 fn operator_route(auth: Arc<Auth>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     guard(auth, Role::Operator, true)
