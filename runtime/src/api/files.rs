@@ -194,7 +194,7 @@ async fn create_inner(
     vwed_base::paths::check_file_name(&req.file_name).map_err(ApiError::bad_request)?;
     let content = req.content.unwrap_or_else(|| template(&req.file_name));
     check_size(engine, &content)?;
-    super::fleet::writable(engine, req.project_id).await?;
+    super::fleet::writable(&engine.store, req.project_id).await?;
     let checked = check_saved(engine, &file_type, &content).await?;
     let boot = checked.has_boot_function;
     let store = engine.store.clone();
@@ -345,7 +345,7 @@ async fn update(id: u64, engine: Arc<Engine>, body: Bytes, if_match: Option<Stri
             check_size(&engine, &req.content)?;
             let store = engine.store.clone();
             let current = blocking(move || store.get_file(id)).await?;
-            super::fleet::writable(&engine, current.project_id).await?;
+            super::fleet::writable(&engine.store, current.project_id).await?;
             let checked = check_saved(&engine, &current.file_type, &req.content).await?;
             let boot = checked.has_boot_function;
             let store = engine.store.clone();
@@ -411,7 +411,7 @@ async fn delete(id: u64, engine: Arc<Engine>) -> Resp {
         async {
             let store = engine.store.clone();
             let rec = blocking(move || store.get_file(id)).await?;
-            super::fleet::writable(&engine, rec.project_id).await?;
+            super::fleet::writable(&engine.store, rec.project_id).await?;
             if let Some(i) = engine
                 .instances()
                 .into_iter()

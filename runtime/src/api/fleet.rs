@@ -13,7 +13,7 @@ use super::integration::path_param;
 use super::reply::{ApiError, Envelope, Failure, Resp, finish, ok_data, ok_message};
 use super::route::{self, Route};
 use vwed_auth::Role;
-use vwed_engine::Engine;
+use vwed_store::ScriptStore;
 use vwed_store::StoreError;
 
 /// What the fleet endpoints use: the database and the `[fleet]` settings.
@@ -51,8 +51,8 @@ fn db_error(e: vwed_db::DbError) -> ApiError {
 
 /// 409 while fleet sync owns the project: called by every handler that changes a
 /// project's files, before it changes anything.
-pub async fn writable(engine: &Engine, project_id: u64) -> Result<(), ApiError> {
-    let store = engine.store.clone();
+pub async fn writable(store: &ScriptStore, project_id: u64) -> Result<(), ApiError> {
+    let store = store.clone();
     let locked = tokio::task::spawn_blocking(move || -> Result<Option<String>, StoreError> {
         let p = store.get_project(project_id)?;
         Ok(vwed_fleet_agent::read_only(store.db(), &p.project_name)?.then_some(p.project_name))

@@ -1,7 +1,6 @@
 //! `/api/script/projects`: projects group a script's files (seed 001 §1).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -11,17 +10,18 @@ use warp::Filter;
 use warp::http::StatusCode;
 
 use super::answers;
+use super::body;
 use super::body::parse_json;
 use super::query::{self, query_bool};
 use super::reply::{Envelope, Failure, Resp, blocking, finish, json_response, ok_data};
 use super::route::{self, Route};
-use super::{body, with_engine};
 use vwed_auth::Role;
-use vwed_engine::Engine;
+use vwed_store::ScriptStore;
 
 pub fn routes(s: &super::Services) -> Vec<Route> {
-    let engine = &s.engine;
-    let (e, b) = (with_engine(engine), body(s));
+    // The project store is all these handlers use.
+    let store = s.engine.store.clone();
+    let (e, b) = (warp::any().map(move || store.clone()), body(s));
     vec![
         route::post("/api/script/projects", Role::Engineer)
             .to(|at| at.and(e.clone()).and(b).then(create)),
@@ -78,11 +78,10 @@ struct FilesQuery {
         (status = 409, description = "项目已存在", body = Failure),
     )
 )]
-async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
+async fn create(store: ScriptStore, body: Bytes) -> Resp {
     finish(
         async {
             let req: CreateProject = parse_json(&body)?;
-            let store = engine.store.clone();
             let p = blocking(move || {
                 store.create_project(
                     req.project_name.trim(),
@@ -112,11 +111,10 @@ async fn create(engine: Arc<Engine>, body: Bytes) -> Resp {
     params(ListQuery),
     responses((status = 200, description = "data: list of projects", body = Envelope<Vec<answers::ProjectView>>))
 )]
-async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
+async fn list(store: ScriptStore, q: HashMap<String, String>) -> Resp {
     finish(
         async {
             let status = q.get("status").cloned().unwrap_or_else(|| "active".into());
-            let store = engine.store.clone();
             let list = blocking(move || store.list_projects(Some(&status))).await?;
             Ok(ok_data(json!(
                 list.iter().map(|p| p.to_json()).collect::<Vec<_>>()
@@ -137,11 +135,10 @@ async fn list(engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
         (status = 404, description = "项目不存在", body = Failure),
     )
 )]
-async fn files(id: u64, engine: Arc<Engine>, q: HashMap<String, String>) -> Resp {
+async fn files(id: u64, store: ScriptStore, q: HashMap<String, String>) -> Resp {
     finish(
         async {
             let include = query_bool(&q, "include_content")?.unwrap_or(false);
-            let store = engine.store.clone();
             let (project, files) = blocking(move || {
                 let (project, files) = store.project_files(id)?;
                 let mut out = Vec::with_capacity(files.len());

@@ -153,7 +153,7 @@ async fn make_dir(project_id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let b: DirBody = parse_json(&body)?;
-            super::fleet::writable(&engine, project_id).await?;
+            super::fleet::writable(&engine.store, project_id).await?;
             let store = engine.store.clone();
             let path = b.path.clone();
             run(move || store.make_dir(project_id, &path)).await?;
@@ -197,7 +197,7 @@ async fn remove_dir(project_id: u64, engine: Arc<Engine>, q: HashMap<String, Str
                 .cloned()
                 .ok_or_else(|| ApiError::bad_request("缺少必填参数 path"))?;
             let recursive = query_bool(&q, "recursive")?.unwrap_or(false);
-            super::fleet::writable(&engine, project_id).await?;
+            super::fleet::writable(&engine.store, project_id).await?;
             let (store, busy, p) = (engine.store.clone(), busy(&engine), path.clone());
             let n = run(move || store.remove_dir(project_id, &p, recursive, &busy)).await?;
             Ok(ok_message(
@@ -236,7 +236,7 @@ async fn move_path(project_id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
     finish(
         async {
             let b: MoveBody = parse_json(&body)?;
-            super::fleet::writable(&engine, project_id).await?;
+            super::fleet::writable(&engine.store, project_id).await?;
             let (store, busy) = (engine.store.clone(), busy(&engine));
             let (from, to) = (b.from.clone(), b.to.clone());
             let n = run(move || store.move_path(project_id, &from, &to, &busy)).await?;
@@ -282,7 +282,7 @@ async fn copy_path(project_id: u64, engine: Arc<Engine>, body: Bytes) -> Resp {
             let b: CopyBody = parse_json(&body)?;
             let to_project = b.to_project_id.unwrap_or(project_id);
             // Copying out of a fleet project is reading it; into one is changing it.
-            super::fleet::writable(&engine, to_project).await?;
+            super::fleet::writable(&engine.store, to_project).await?;
             let store = engine.store.clone();
             let (from, to) = (b.from.clone(), b.to.clone());
             let n = run(move || store.copy_path(project_id, &from, to_project, &to)).await?;
