@@ -1,6 +1,8 @@
-//! The VWED Edge runtime as a library: the supervisor (HTTP/WebSocket API, storage,
-//! scheduling, device I/O) and everything it owns. The `vwed-edge` binary is a thin
-//! command line over [`serve`] and the worker entry of `vwed-pyhost`.
+//! The supervisor as the crates below wire it: the configuration assembled from
+//! their settings (`config`), the HTTP/WebSocket API and its accept loop (`api`,
+//! `server`), the engine as the fleet agent's host (`fleet_host`), and [`serve`],
+//! start-up in steps. The `vwed-edge` binary is a thin command line over
+//! [`serve`] and the worker entry of `vwed-pyhost`.
 
 mod api;
 mod archive;
@@ -11,6 +13,7 @@ mod sdnotify;
 pub mod secrets;
 mod server;
 
+// For the binary's commands and the fleet benchmark (examples/).
 pub use vwed_auth as auth;
 pub use vwed_fleet_agent as fleet;
 
