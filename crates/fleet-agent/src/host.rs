@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 use vwed_auth::audit::Entry;
 
+use crate::state::in_projects;
+
 /// How one script is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptStatus {
@@ -79,11 +81,6 @@ pub trait ScriptHost: Send + Sync + 'static {
     fn logs(&self, script: &str, lines: usize) -> Result<Vec<Value>, HostError>;
     /// Records a remote call in the audit log; done once it is durable.
     fn audit(&self, entry: Entry) -> impl Future<Output = ()> + Send;
-}
-
-/// Whether `script` runs from one of `projects`.
-pub fn in_projects(script: &str, projects: &[String]) -> bool {
-    crate::state::in_projects(script, projects.iter().map(String::as_str))
 }
 
 /// A host that runs nothing: starts succeed, every started script stays

@@ -27,8 +27,9 @@ use serde_json::{Value, json};
 use vwed_fleet_proto::manifest;
 
 pub use agent::{Agent, AgentHandle, CRASH_AT_ENV};
-pub use host::{HostError, NullHost, ScriptHost, ScriptStatus, in_projects};
+pub use host::{HostError, NullHost, ScriptHost, ScriptStatus};
 pub use settings::{FleetSettings, Settings};
+pub use state::in_projects;
 
 use vwed_db::{Db, DbError};
 

@@ -300,7 +300,7 @@ pub fn set_detached(
 pub fn write_sets(tx: &redb::WriteTransaction, target: &Target) -> Result<(), DbError> {
     let names: Vec<&str> = target.projects.iter().map(|p| p.name.as_str()).collect();
     let mut running = tx.open_table(RUNNING)?;
-    running.retain(|path, _| !in_projects(path, names.iter().copied()))?;
+    running.retain(|path, _| !in_projects(path, &names))?;
     let now = vwed_base::clock::local_now();
     for r in &target.run {
         let rec = RunningRec {
@@ -330,10 +330,10 @@ pub fn write_sets(tx: &redb::WriteTransaction, target: &Target) -> Result<(), Db
 }
 
 /// Does `script` run from one of `projects`?
-pub fn in_projects<'a>(script: &str, mut projects: impl Iterator<Item = &'a str>) -> bool {
-    projects.any(|p| {
+pub fn in_projects<S: AsRef<str>>(script: &str, projects: &[S]) -> bool {
+    projects.iter().any(|p| {
         script
-            .strip_prefix(p)
+            .strip_prefix(p.as_ref())
             .is_some_and(|rest| rest.starts_with('/'))
     })
 }

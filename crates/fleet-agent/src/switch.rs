@@ -132,7 +132,7 @@ pub fn snapshot(
     let run = vwed_store::RunningSet::new(store.db().clone())
         .all()?
         .into_iter()
-        .filter(|(path, _)| in_projects(path, names.iter().map(String::as_str)))
+        .filter(|(path, _)| in_projects(path, names))
         .map(|(script, rec)| TargetRun {
             script,
             params: rec.start_params,
