@@ -204,17 +204,6 @@ impl Config {
         }
     }
 
-    /// What the jobs service is configured with.
-    pub fn jobs_config(&self) -> vwed_jobs::JobsConfig {
-        vwed_jobs::JobsConfig {
-            jobs: self.jobs.clone(),
-            engine: self.engine.clone(),
-            data_dir: self.data_dir.clone(),
-            sandbox: self.sandbox.clone(),
-            supervision: self.supervision.clone(),
-        }
-    }
-
     /// What the services beyond the core (task server, HTTP, mail) are set up with.
     pub fn integrations_setup(&self) -> vwed_integrations::Setup {
         vwed_integrations::Setup {

@@ -186,7 +186,7 @@ async fn open_engine(
     {
         let _ = engine.io.set(io);
     }
-    let jobs = vwed_jobs::Jobs::open(&engine, cfg.jobs_config()).map_err(ServeError::Jobs)?;
+    let jobs = vwed_jobs::Jobs::open(&engine, cfg.jobs.clone()).map_err(ServeError::Jobs)?;
     let _ = engine
         .event_tap
         .set(Arc::new(vwed_jobs::TriggerTap(jobs.clone())));

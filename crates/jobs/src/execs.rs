@@ -130,13 +130,13 @@ impl Jobs {
     async fn enqueue(self: &Arc<Self>, job: &JobRec, req: Request) -> Result<ExecRec, JobError> {
         let rec = self.new_exec(job, &req);
         let (keep, mark) = (
-            self.cfg.jobs.job_history_max,
+            self.settings.job_history_max,
             req.cron_mark.map(|m| (job.id, m)),
         );
         let mut rec = self
             .blocking(move |s| s.insert_exec(rec, mark, keep))
             .await?;
-        match self.sched.admit(&rec.id, self.cfg.jobs.job_queue_len) {
+        match self.sched.admit(&rec.id, self.settings.job_queue_len) {
             Ok(()) => {
                 self.publish(&rec);
                 self.pump();
@@ -171,7 +171,7 @@ impl Jobs {
         rec.error = Some(message);
         rec.finished_ms = Some(vwed_base::clock::unix_ms());
         let (keep, mark) = (
-            self.cfg.jobs.job_history_max,
+            self.settings.job_history_max,
             req.cron_mark.map(|m| (job.id, m)),
         );
         self.blocking(move |s| s.insert_exec(rec, mark, keep)).await
@@ -221,7 +221,7 @@ impl Jobs {
             )));
         }
         if self.sched.cancel(id, by) == Found::Running {
-            let limit = Duration::from_millis(self.cfg.jobs.job_kill_grace_ms + 10_000);
+            let limit = Duration::from_millis(self.settings.job_kill_grace_ms + 10_000);
             let t0 = std::time::Instant::now();
             while t0.elapsed() < limit {
                 tokio::time::sleep(Duration::from_millis(20)).await;

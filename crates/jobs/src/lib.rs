@@ -46,7 +46,7 @@ use std::sync::{Arc, Weak};
 pub use danger::Finding;
 pub use model::{ExecStatus, JobRec, JobStatus, Language, TemplateSpec, TriggerKind};
 pub use ops::{JobInput, ToJob};
-pub use settings::{JobSettings, JobsConfig};
+pub use settings::JobSettings;
 pub use store::{ExecFilter, JobStoreError};
 pub use triggers::TriggerTap;
 pub use view::{
@@ -88,7 +88,10 @@ pub enum JobError {
 
 pub struct Jobs {
     engine: Weak<Engine>,
-    cfg: Arc<JobsConfig>,
+    settings: JobSettings,
+    /// The engine's configuration (line and output bounds, data dir, sandbox),
+    /// which a job's run shares with scripts.
+    engine_cfg: Arc<vwed_engine::EngineConfig>,
     store: JobStore,
     sched: Scheduler,
     triggers: TriggerSet,
@@ -98,7 +101,7 @@ pub struct Jobs {
 
 impl Jobs {
     /// Opens the tables and ships the built-in templates on a new data dir.
-    pub fn open(engine: &Arc<Engine>, cfg: JobsConfig) -> Result<Arc<Jobs>, JobStoreError> {
+    pub fn open(engine: &Arc<Engine>, settings: JobSettings) -> Result<Arc<Jobs>, JobStoreError> {
         let store = JobStore::open(engine.store.db().clone())?;
         if !store.templates()?.iter().any(|t| t.builtin) {
             for t in templates::builtins() {
@@ -107,7 +110,8 @@ impl Jobs {
         }
         Ok(Arc::new(Jobs {
             engine: Arc::downgrade(engine),
-            cfg: Arc::new(cfg),
+            settings,
+            engine_cfg: engine.cfg.clone(),
             store,
             sched: Scheduler::default(),
             triggers: TriggerSet::default(),
@@ -120,7 +124,7 @@ impl Jobs {
     /// while service scripts hold the shared worker budget.
     pub async fn start(self: &Arc<Self>) {
         let queued = self.recover().await;
-        let _ = std::fs::remove_dir_all(self.cfg.data_dir.join("jobs").join("work"));
+        let _ = std::fs::remove_dir_all(self.engine_cfg.data_dir.join("jobs").join("work"));
         match self.blocking(|s| s.jobs()).await {
             Ok(all) => {
                 for rec in &all {
@@ -152,7 +156,7 @@ impl Jobs {
         if self.sched.stop() == 0 {
             return;
         }
-        let limit = std::time::Duration::from_millis(self.cfg.jobs.job_kill_grace_ms + 5_000);
+        let limit = std::time::Duration::from_millis(self.settings.job_kill_grace_ms + 5_000);
         let t0 = std::time::Instant::now();
         while self.sched.running() > 0 && t0.elapsed() < limit {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

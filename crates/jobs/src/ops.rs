@@ -111,7 +111,7 @@ struct Change<'a> {
 
 impl Jobs {
     fn default_timeout(&self) -> f64 {
-        self.cfg.jobs.job_default_timeout_s as f64
+        self.settings.job_default_timeout_s as f64
     }
 
     pub async fn create(self: &Arc<Self>, input: JobInput, by: &str) -> Result<JobRec, JobError> {
@@ -172,10 +172,10 @@ impl Jobs {
     ) -> Result<JobRec, JobError> {
         let _edit = self.edits.lock().await;
         let count = self.blocking(|s| s.job_count()).await?;
-        if count >= self.cfg.jobs.job_max_scripts as u64 {
+        if count >= self.settings.job_max_scripts as u64 {
             return Err(JobError::Conflict(format!(
                 "脚本数量已达上限 {}",
-                self.cfg.jobs.job_max_scripts
+                self.settings.job_max_scripts
             )));
         }
         self.check_definition(&spec, None).await?;
@@ -242,7 +242,7 @@ impl Jobs {
         }
         rec.updated_by = change.by.to_string();
         rec.updated_at = vwed_base::clock::local_now();
-        let keep = self.cfg.jobs.job_max_versions;
+        let keep = self.settings.job_max_versions;
         let saved = rec.clone();
         self.blocking(move |s| s.save_job(&saved, version.as_ref(), keep))
             .await?;
@@ -315,7 +315,7 @@ impl Jobs {
         self.record_ack(&mut rec, by, reason, found.len());
         rec.updated_by = by.to_string();
         rec.updated_at = vwed_base::clock::local_now();
-        let (saved, keep) = (rec.clone(), self.cfg.jobs.job_max_versions);
+        let (saved, keep) = (rec.clone(), self.settings.job_max_versions);
         self.blocking(move |s| s.save_job(&saved, None, keep))
             .await?;
         Ok(rec)
@@ -323,7 +323,12 @@ impl Jobs {
 
     /// Valid, with a unique name, and (Python) compiles / (Bash) parses.
     async fn check_definition(&self, spec: &JobSpec, own_id: Option<u64>) -> Result<(), JobError> {
-        spec::check_spec(spec, &self.cfg).map_err(JobError::Invalid)?;
+        spec::check_spec(
+            spec,
+            &self.settings,
+            self.engine_cfg.engine.max_script_bytes,
+        )
+        .map_err(JobError::Invalid)?;
         let name = spec.name.trim().to_string();
         let taken = self
             .jobs()
@@ -336,7 +341,7 @@ impl Jobs {
         match spec.language {
             Language::Python => self.check_python(&spec.content).await,
             Language::Bash => {
-                super::bash::check_syntax(&self.cfg.jobs.job_bash_path, &spec.content)
+                super::bash::check_syntax(&self.settings.job_bash_path, &spec.content)
                     .await
                     .map_err(JobError::Invalid)
             }
@@ -414,7 +419,7 @@ impl Jobs {
             "rollback",
             format!("回滚到版本 {version}, 新版本 {}", rec.version),
         );
-        let (saved, keep) = (rec.clone(), self.cfg.jobs.job_max_versions);
+        let (saved, keep) = (rec.clone(), self.settings.job_max_versions);
         self.blocking(move |s| s.save_job(&saved, None, keep))
             .await?;
         Ok(rec)
@@ -451,7 +456,12 @@ impl Jobs {
             parameters: input.parameters.clone(),
             triggers: input.triggers.clone(),
         };
-        spec::check_spec(&as_job, &self.cfg).map_err(JobError::Invalid)?;
+        spec::check_spec(
+            &as_job,
+            &self.settings,
+            self.engine_cfg.engine.max_script_bytes,
+        )
+        .map_err(JobError::Invalid)?;
         if self
             .templates()
             .await?

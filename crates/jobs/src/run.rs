@@ -81,9 +81,9 @@ impl Jobs {
             .filter(|i| i.state().occupies_path())
             .count();
         let ready = self.sched.take_ready(
-            self.cfg.jobs.job_max_concurrent.max(1),
+            self.settings.job_max_concurrent.max(1),
             services,
-            self.cfg.engine.max_running_scripts,
+            self.engine_cfg.engine.max_running_scripts,
         );
         for (id, cancel) in ready {
             let jobs = self.clone();
@@ -111,7 +111,7 @@ impl Jobs {
         };
         let n = exec.attempts.len() as u32 + 1;
         let capture = Arc::new(Capture::new(
-            self.cfg.jobs.job_output_bytes as usize,
+            self.settings.job_output_bytes as usize,
             &detail.output,
             detail.output_cut_bytes,
         ));
@@ -153,8 +153,8 @@ impl Jobs {
                     capture: capture.clone(),
                     log: log.clone(),
                     cancel,
-                    grace: Duration::from_millis(self.cfg.jobs.job_kill_grace_ms),
-                    bash: self.cfg.jobs.job_bash_path.clone(),
+                    grace: Duration::from_millis(self.settings.job_kill_grace_ms),
+                    bash: self.settings.job_bash_path.clone(),
                 };
                 let outcome = match run.spec.language {
                     Language::Python => python::run(&mut run).await,
@@ -330,12 +330,12 @@ impl Jobs {
             let err = |e: &dyn std::fmt::Display| e.to_string();
             // `<data-dir>/jobs/work`, made: every Python job's root, and a Bash
             // job's unless it runs as a user of its own.
-            let data = Dir::open(&self.cfg.data_dir).map_err(|e| err(&e))?;
+            let data = Dir::open(&self.engine_cfg.data_dir).map_err(|e| err(&e))?;
             data.walk(["jobs", "work"], true).map_err(|e| err(&e))?;
             let root = match language {
-                Language::Python => self.cfg.data_dir.join("jobs").join("work"),
+                Language::Python => self.engine_cfg.data_dir.join("jobs").join("work"),
                 Language::Bash => {
-                    vwed_sandbox::job::work_root(&self.cfg.data_dir).map_err(|e| err(&e))?
+                    vwed_sandbox::job::work_root(&self.engine_cfg.data_dir).map_err(|e| err(&e))?
                 }
             };
             let root = std::fs::canonicalize(root).map_err(|e| err(&e))?;
@@ -386,7 +386,7 @@ impl Jobs {
         };
         super::orphans::sweep(cut_short());
         // Their folders outside the data dir (Bash jobs under a user of their own).
-        if let Ok(root) = vwed_sandbox::job::work_root(&self.cfg.data_dir) {
+        if let Ok(root) = vwed_sandbox::job::work_root(&self.engine_cfg.data_dir) {
             for id in cut_short() {
                 let _ = std::fs::remove_dir_all(root.join(id));
             }

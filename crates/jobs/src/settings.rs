@@ -1,5 +1,4 @@
-//! The jobs' settings (`job_*`, top-level keys of the runtime's configuration)
-//! and what else of the configuration jobs act on.
+//! The jobs' settings (`job_*`): top-level keys of the runtime's configuration.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,16 +46,4 @@ impl Default for JobSettings {
             job_max_scripts: 1_000,
         }
     }
-}
-
-/// What the jobs service is configured with: its own settings and the parts of
-/// the runtime's configuration a job's run depends on.
-#[derive(Debug, Clone, Default)]
-pub struct JobsConfig {
-    pub jobs: JobSettings,
-    /// Line and output bounds, memory limit and running-script count of workers.
-    pub engine: vwed_engine::EngineSettings,
-    pub data_dir: std::path::PathBuf,
-    pub sandbox: vwed_sandbox::SandboxSettings,
-    pub supervision: vwed_engine::supervision::SupervisionSettings,
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::JobsConfig as Config;
+use super::JobSettings;
 use super::model::{JobSpec, ParamSpec, RetryPolicy, Triggers};
 use super::triggers::{Zone, check_filter};
 use vwed_base::cron::Schedule;
@@ -44,7 +44,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// The whole definition, as it would be saved.
-pub fn check_spec(spec: &JobSpec, cfg: &Config) -> Result<(), String> {
+pub fn check_spec(spec: &JobSpec, cfg: &JobSettings, max_script_bytes: u64) -> Result<(), String> {
     check_name(&spec.name)?;
     if spec.description.chars().count() > MAX_DESCRIPTION {
         return Err(format!("description 最多 {MAX_DESCRIPTION} 个字符"));
@@ -65,17 +65,17 @@ pub fn check_spec(spec: &JobSpec, cfg: &Config) -> Result<(), String> {
     if spec.content.trim().is_empty() {
         return Err("content 不能为空".into());
     }
-    if spec.content.len() as u64 > cfg.engine.max_script_bytes {
+    if spec.content.len() as u64 > max_script_bytes {
         return Err(format!(
             "content 过大: {} 字节, 上限 {} 字节",
             spec.content.len(),
-            cfg.engine.max_script_bytes
+            max_script_bytes
         ));
     }
     if spec.content.contains('\0') {
         return Err("content 不能包含 NUL 字符".into());
     }
-    let max = cfg.jobs.job_max_timeout_s as f64;
+    let max = cfg.job_max_timeout_s as f64;
     if !(spec.timeout.is_finite() && spec.timeout >= 0.1 && spec.timeout <= max) {
         return Err(format!(
             "timeout 必须在 0.1 到 {max} 秒之间, 得到 {}",
@@ -87,11 +87,11 @@ pub fn check_spec(spec: &JobSpec, cfg: &Config) -> Result<(), String> {
     check_triggers(&spec.triggers)
 }
 
-fn check_retry(r: &RetryPolicy, cfg: &Config) -> Result<(), String> {
-    if r.max_retries > cfg.jobs.job_max_retries {
+fn check_retry(r: &RetryPolicy, cfg: &JobSettings) -> Result<(), String> {
+    if r.max_retries > cfg.job_max_retries {
         return Err(format!(
             "retry_policy.max_retries 最多 {}, 得到 {}",
-            cfg.jobs.job_max_retries, r.max_retries
+            cfg.job_max_retries, r.max_retries
         ));
     }
     let in_range = |v: f64, lo: f64, hi: f64| v.is_finite() && v >= lo && v <= hi;
